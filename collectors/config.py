@@ -1,0 +1,362 @@
+"""Effective configuration: a TOML file, then environment variables on top.
+
+Both halves of eventscope (collectors and console) read the same settings, so they live
+in the lower layer. Every key is validated here; a bad key raises `ConfigError` naming
+it, which the CLI turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+DEFAULT_CONFIG_FILE = "eventscope.toml"
+DEFAULT_INDEX_URL = "sqlite:///eventscope.db"
+DEFAULT_CLUSTER = "default"
+
+SECRET_WORDS = ("password", "secret", "token", "key_pem")
+
+
+class ConfigError(ValueError):
+    """Invalid configuration; `key` is the dotted name of the offending setting."""
+
+    def __init__(self, key: str, message: str) -> None:
+        super().__init__(f"{key}: {message}")
+        self.key = key
+        self.message = message
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    name: str
+    bootstrap: str
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str | None = None
+    sasl_username: str | None = None
+    sasl_password: str | None = None
+    ssl_cafile: str | None = None
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
+    include: tuple[str, ...] = (".*",)
+    exclude: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8600
+    auth: str = "on"
+    external_url: str | None = None
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    url: str = DEFAULT_INDEX_URL
+
+
+@dataclass(frozen=True)
+class CollectorConfig:
+    value_cap: int = 1_048_576
+    batch_max_records: int = 5_000
+    batch_max_wait_ms: int = 200
+    group_id: str = "eventscope-collector"
+
+
+@dataclass(frozen=True)
+class LagConfig:
+    interval_s: float = 10.0
+    window: int = 10
+    allowed_lag: int = 0
+    raw_retention_s: float = 86_400.0
+    rollup_retention_s: float = 30 * 86_400.0
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    index: IndexConfig = field(default_factory=IndexConfig)
+    collector: CollectorConfig = field(default_factory=CollectorConfig)
+    lag: LagConfig = field(default_factory=LagConfig)
+    clusters: tuple[ClusterConfig, ...] = ()
+    conventions: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    def cluster(self, name: str) -> ClusterConfig:
+        for cluster in self.clusters:
+            if cluster.name == name:
+                return cluster
+        raise KeyError(name)
+
+
+SectionT = TypeVar("SectionT")
+
+SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512")
+
+
+def load_settings(
+    config_path: str | os.PathLike[str] | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Read the TOML file (explicit path, else ./eventscope.toml if present) and the environment."""
+    env = os.environ if environ is None else environ
+    raw: dict[str, Any] = {}
+    source: str | None = None
+    if config_path is None and env.get("EVENTSCOPE_CONFIG"):
+        config_path = env["EVENTSCOPE_CONFIG"]
+    if config_path is not None:
+        path = Path(config_path)
+        if not path.is_file():
+            raise ConfigError("--config", f"file not found: {path}")
+        raw, source = _read_toml(path), str(path)
+    elif Path(DEFAULT_CONFIG_FILE).is_file():
+        raw, source = _read_toml(Path(DEFAULT_CONFIG_FILE)), DEFAULT_CONFIG_FILE
+    settings = settings_from_mapping(raw)
+    settings = _apply_environment(settings, env)
+    _check_combinations(settings, env)
+    return replace(settings, source=source)
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(str(path), f"not valid TOML: {exc}") from exc
+    except OSError as exc:
+        raise ConfigError(str(path), f"cannot read: {exc}") from exc
+
+
+def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
+    known = {"server", "index", "collector", "lag", "clusters", "conventions"}
+    for key in raw:
+        if key not in known:
+            raise ConfigError(key, f"unknown section (known: {', '.join(sorted(known))})")
+    clusters_raw = raw.get("clusters", {})
+    if not isinstance(clusters_raw, Mapping):
+        raise ConfigError("clusters", "must be a table of named clusters")
+    clusters = tuple(_cluster_from_mapping(name, body) for name, body in clusters_raw.items())
+    conventions = raw.get("conventions", {})
+    if not isinstance(conventions, Mapping):
+        raise ConfigError("conventions", "must be a table")
+    settings = Settings(
+        server=_section(ServerConfig, "server", raw.get("server", {})),
+        index=_section(IndexConfig, "index", raw.get("index", {})),
+        collector=_section(CollectorConfig, "collector", raw.get("collector", {})),
+        lag=_section(LagConfig, "lag", raw.get("lag", {})),
+        clusters=clusters,
+        conventions=dict(conventions),
+    )
+    _validate(settings)
+    return settings
+
+
+def _section(
+    cls: type[SectionT], prefix: str, body: Any, fixed: Mapping[str, Any] | None = None
+) -> SectionT:
+    if not isinstance(body, Mapping):
+        raise ConfigError(prefix, "must be a table")
+    allowed = {f.name: f for f in fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in body.items():
+        if key not in allowed or key == "name":
+            raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {', '.join(allowed)})")
+        values[key] = _coerce(f"{prefix}.{key}", allowed[key].type, value)
+    return cls(**values, **(fixed or {}))
+
+
+def _cluster_from_mapping(name: str, body: Any) -> ClusterConfig:
+    prefix = f"clusters.{name}"
+    if not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise ConfigError(prefix, "cluster names use letters, digits, '-' and '_'")
+    if not isinstance(body, Mapping):
+        raise ConfigError(prefix, "must be a table")
+    if "bootstrap" not in body:
+        raise ConfigError(f"{prefix}.bootstrap", "missing (host:port[,host:port...])")
+    return _section(ClusterConfig, prefix, body, fixed={"name": name})
+
+
+def _coerce(key: str, annotation: Any, value: Any) -> Any:
+    text = str(annotation)
+    if "tuple" in text:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(key, "must be a list of strings")
+        return tuple(value)
+    if text.startswith("int"):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(key, f"must be an integer, got {value!r}")
+        return value
+    if text.startswith("float"):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(key, f"must be a number, got {value!r}")
+        return float(value)
+    if text.startswith("str"):
+        if value is None and "None" in text:
+            return None
+        if not isinstance(value, str):
+            raise ConfigError(key, f"must be a string, got {value!r}")
+        return value
+    return value
+
+
+def _validate(settings: Settings) -> None:
+    server = settings.server
+    if not 0 < server.port < 65536:
+        raise ConfigError("server.port", f"must be 1-65535, got {server.port}")
+    if server.auth not in ("on", "off"):
+        raise ConfigError("server.auth", f"must be 'on' or 'off', got {server.auth!r}")
+    url = settings.index.url
+    if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
+        raise ConfigError("index.url", "must start with sqlite:/// or postgresql+psycopg://")
+    collector = settings.collector
+    if collector.value_cap < 0:
+        raise ConfigError("collector.value_cap", "must be >= 0")
+    if collector.batch_max_records < 1:
+        raise ConfigError("collector.batch_max_records", "must be >= 1")
+    if settings.lag.interval_s <= 0:
+        raise ConfigError("lag.interval_s", "must be > 0")
+    if settings.lag.window < 2:
+        raise ConfigError("lag.window", "must be >= 2")
+    seen: set[str] = set()
+    for cluster in settings.clusters:
+        prefix = f"clusters.{cluster.name}"
+        if cluster.name in seen:
+            raise ConfigError(prefix, "defined twice")
+        seen.add(cluster.name)
+        _check_bootstrap(f"{prefix}.bootstrap", cluster.bootstrap)
+        if cluster.security_protocol not in SECURITY_PROTOCOLS:
+            raise ConfigError(
+                f"{prefix}.security_protocol", f"must be one of {', '.join(SECURITY_PROTOCOLS)}"
+            )
+        if cluster.security_protocol.startswith("SASL"):
+            if cluster.sasl_mechanism not in SASL_MECHANISMS:
+                raise ConfigError(
+                    f"{prefix}.sasl_mechanism", f"must be one of {', '.join(SASL_MECHANISMS)}"
+                )
+            if not cluster.sasl_username or cluster.sasl_password is None:
+                raise ConfigError(f"{prefix}.sasl_username", "SASL needs a username and password")
+
+
+def _check_bootstrap(key: str, bootstrap: str) -> None:
+    for server in bootstrap.split(","):
+        host, _, port = server.strip().rpartition(":")
+        if not host or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ConfigError(key, f"expected host:port[,host:port...], got {bootstrap!r}")
+
+
+def _apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
+    server = settings.server
+    if "EVENTSCOPE_HOST" in env:
+        server = replace(server, host=env["EVENTSCOPE_HOST"])
+    if "EVENTSCOPE_PORT" in env:
+        raw_port = env["EVENTSCOPE_PORT"]
+        if not raw_port.isdigit():
+            raise ConfigError("EVENTSCOPE_PORT", f"must be an integer, got {raw_port!r}")
+        server = replace(server, port=int(raw_port))
+    if "EVENTSCOPE_AUTH" in env:
+        server = replace(server, auth=env["EVENTSCOPE_AUTH"].strip().lower())
+    if "EVENTSCOPE_EXTERNAL_URL" in env:
+        server = replace(server, external_url=env["EVENTSCOPE_EXTERNAL_URL"])
+    index = settings.index
+    if env.get("EVENTSCOPE_INDEX_URL"):
+        index = replace(index, url=env["EVENTSCOPE_INDEX_URL"])
+    clusters = list(settings.clusters)
+    bootstrap = env.get("EVENTSCOPE_KAFKA_BOOTSTRAP")
+    if bootstrap:
+        # One variable for the common single-cluster case: it overrides the first configured
+        # cluster, or defines the cluster "default" when the file names none.
+        if clusters:
+            clusters[0] = replace(clusters[0], bootstrap=bootstrap)
+        else:
+            clusters.append(ClusterConfig(name=DEFAULT_CLUSTER, bootstrap=bootstrap))
+    settings = replace(settings, server=server, index=index, clusters=tuple(clusters))
+    try:
+        _validate(settings)
+    except ConfigError as exc:
+        raise _name_environment_variable(exc, env) from None
+    return settings
+
+
+ENV_FOR_KEY = {
+    "server.host": "EVENTSCOPE_HOST",
+    "server.port": "EVENTSCOPE_PORT",
+    "server.auth": "EVENTSCOPE_AUTH",
+    "index.url": "EVENTSCOPE_INDEX_URL",
+}
+
+
+def _name_environment_variable(exc: ConfigError, env: Mapping[str, str]) -> ConfigError:
+    """Blame the environment variable when it is what set the bad value."""
+    variable = ENV_FOR_KEY.get(exc.key)
+    if variable is None and exc.key.endswith(".bootstrap"):
+        variable = "EVENTSCOPE_KAFKA_BOOTSTRAP"
+    if variable and env.get(variable):
+        return ConfigError(variable, exc.message)
+    return exc
+
+
+def _check_combinations(settings: Settings, env: Mapping[str, str]) -> None:
+    if settings.server.auth == "off" and not is_loopback(settings.server.host):
+        raise ConfigError(
+            "EVENTSCOPE_AUTH" if env.get("EVENTSCOPE_AUTH") else "server.auth",
+            "'off' is allowed only when bound to loopback "
+            f"(server.host is {settings.server.host!r})",
+        )
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective configuration as plain data, with every secret replaced by '***'."""
+
+    def scrub(name: str, value: Any) -> Any:
+        if value is None:
+            return None
+        if any(word in name for word in SECRET_WORDS):
+            return "***"
+        if name == "url" and isinstance(value, str):
+            return redact_url(value)
+        if isinstance(value, tuple):
+            return list(value)
+        return value
+
+    def table(obj: Any) -> dict[str, Any]:
+        return {f.name: scrub(f.name, getattr(obj, f.name)) for f in fields(obj)}
+
+    clusters: dict[str, Any] = {}
+    for cluster in settings.clusters:
+        body = table(cluster)
+        body.pop("name")
+        clusters[cluster.name] = body
+    return {
+        "source": settings.source or "(defaults and environment)",
+        "server": table(settings.server),
+        "index": table(settings.index),
+        "collector": table(settings.collector),
+        "lag": table(settings.lag),
+        "clusters": clusters,
+        "conventions": dict(settings.conventions),
+    }
+
+
+def redact_url(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urlunsplit(parts._replace(netloc=netloc))

@@ -1,0 +1,22 @@
+"""Alembic environment: the engine comes from the caller (collectors.index.migrate)."""
+
+from alembic import context
+from sqlmodel import SQLModel
+
+import collectors.index.models  # noqa: F401  (registers the tables)
+
+config = context.config
+engine = config.attributes.get("engine")
+if engine is None:
+    from sqlalchemy import create_engine
+
+    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+
+with engine.begin() as connection:
+    context.configure(
+        connection=connection,
+        target_metadata=SQLModel.metadata,
+        render_as_batch=connection.dialect.name == "sqlite",
+    )
+    with context.begin_transaction():
+        context.run_migrations()

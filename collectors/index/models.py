@@ -1,0 +1,98 @@
+"""The index tables.
+
+`events` is append-mostly: one row per Kafka record, written in batches with SQLAlchemy
+Core (never one ORM object per record). Secondary indexes exist only for what the console
+looks up; identity indexes are partial (WHERE col IS NOT NULL) because most records carry
+only some of the identity fields, which keeps both ingest and the indexes small.
+
+Every change here needs a migration in `migrations/versions/`.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, text
+from sqlmodel import Field, SQLModel
+
+# BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the fast rowid alias.
+ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Event(SQLModel, table=True):
+    __tablename__ = "events"
+
+    id: int | None = Field(
+        default=None,
+        sa_column=Column(ROW_ID, primary_key=True, autoincrement=True),
+    )
+    cluster: str = Field(sa_column=Column(Text, nullable=False))
+    topic: str = Field(sa_column=Column(Text, nullable=False))
+    partition: int = Field(nullable=False)
+    offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    timestamp_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    indexed_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+    key: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    key_hash: int | None = Field(default=None, sa_column=Column(BigInteger))
+    value: bytes | None = Field(default=None, sa_column=Column(LargeBinary))
+    value_size: int = Field(default=-1)
+    value_truncated: bool = Field(default=False)
+    is_tombstone: bool = Field(default=False)
+    content_type: str = Field(default="binary", sa_column=Column(Text, nullable=False))
+    schema_id: int | None = Field(default=None)
+    headers: str = Field(default="[]", sa_column=Column(Text, nullable=False))
+
+    event_id: str | None = Field(default=None, sa_column=Column(Text))
+    event_type: str | None = Field(default=None, sa_column=Column(Text))
+    source: str | None = Field(default=None, sa_column=Column(Text))
+    correlation_id: str | None = Field(default=None, sa_column=Column(Text))
+    causation_id: str | None = Field(default=None, sa_column=Column(Text))
+    trace_id: str | None = Field(default=None, sa_column=Column(Text))
+    span_id: str | None = Field(default=None, sa_column=Column(Text))
+    saga_id: str | None = Field(default=None, sa_column=Column(Text))
+
+    is_dlq: bool = Field(default=False)
+    dlq_original_topic: str | None = Field(default=None, sa_column=Column(Text))
+    dlq_original_partition: int | None = Field(default=None)
+    dlq_original_offset: int | None = Field(default=None, sa_column=Column(BigInteger))
+    dlq_error_class: str | None = Field(default=None, sa_column=Column(Text))
+    dlq_error_message: str | None = Field(default=None, sa_column=Column(Text))
+    dlq_stacktrace: str | None = Field(default=None, sa_column=Column(Text))
+    dlq_attempts: int | None = Field(default=None)
+    dlq_format: str | None = Field(default=None, sa_column=Column(Text))
+
+    __table_args__ = (
+        Index("ux_events_coordinates", "cluster", "topic", "partition", "offset", unique=True),
+        Index("ix_events_timestamp", "timestamp_ms"),
+        Index("ix_events_key_hash", "key_hash", sqlite_where=text("key_hash IS NOT NULL"),
+              postgresql_where=text("key_hash IS NOT NULL")),
+        Index("ix_events_event_id", "event_id", sqlite_where=text("event_id IS NOT NULL"),
+              postgresql_where=text("event_id IS NOT NULL")),
+        Index("ix_events_correlation_id", "correlation_id",
+              sqlite_where=text("correlation_id IS NOT NULL"),
+              postgresql_where=text("correlation_id IS NOT NULL")),
+        Index("ix_events_causation_id", "causation_id",
+              sqlite_where=text("causation_id IS NOT NULL"),
+              postgresql_where=text("causation_id IS NOT NULL")),
+        Index("ix_events_trace_id", "trace_id", sqlite_where=text("trace_id IS NOT NULL"),
+              postgresql_where=text("trace_id IS NOT NULL")),
+        Index("ix_events_saga_id", "saga_id", sqlite_where=text("saga_id IS NOT NULL"),
+              postgresql_where=text("saga_id IS NOT NULL")),
+        Index("ix_events_dlq", "is_dlq", "timestamp_ms", sqlite_where=text("is_dlq"),
+              postgresql_where=text("is_dlq")),
+    )  # fmt: skip
+
+
+class Position(SQLModel, table=True):
+    """Where the collector resumes: written in the same transaction as the rows it covers."""
+
+    __tablename__ = "positions"
+
+    cluster: str = Field(sa_column=Column(Text, primary_key=True))
+    topic: str = Field(sa_column=Column(Text, primary_key=True))
+    partition: int = Field(primary_key=True)
+    next_offset: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+events_table = Event.__table__  # type: ignore[attr-defined]
+positions_table = Position.__table__  # type: ignore[attr-defined]

@@ -1,0 +1,381 @@
+"""A local Apache Kafka broker for trying eventscope out, for the demo and for the tests.
+
+It is Kafka's own broker, a single KRaft node (broker and controller in one process) bound
+to 127.0.0.1. The jars of `org.apache.kafka:kafka_2.13` and its runtime dependencies are
+resolved from Maven Central with Maven into a cache folder on first use; the storage is
+formatted once per data directory; the process runs detached with its pid in the data
+directory so that `eventscope kafka stop` can find it from another shell.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = os.environ.get("EVENTSCOPE_KAFKA_VERSION", "4.1.1")
+SLF4J_BINDING = "org.apache.logging.log4j:log4j-slf4j-impl:2.24.3"
+DEFAULT_PORT = 9092
+READY_TIMEOUT_S = 90.0
+
+
+class BrokerError(RuntimeError):
+    """A problem the user can act on; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class LocalBroker:
+    data_dir: Path
+    port: int = DEFAULT_PORT
+
+    @property
+    def controller_port(self) -> int:
+        return self.port + 1
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.data_dir / "kafka.pid"
+
+    @property
+    def log_file(self) -> Path:
+        return self.data_dir / "kafka.log"
+
+    @property
+    def properties_file(self) -> Path:
+        return self.data_dir / "server.properties"
+
+
+def cache_dir() -> Path:
+    base = os.environ.get("EVENTSCOPE_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eventscope"
+    )
+    return Path(base)
+
+
+def default_data_dir() -> Path:
+    return Path(".eventscope") / "kafka"
+
+
+# --- resolving the jars -----------------------------------------------------------------
+
+
+def java_major_version() -> int:
+    java = shutil.which("java")
+    if java is None:
+        raise BrokerError("Java is not installed: Kafka 4 needs Java 17 or newer on PATH.")
+    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
+    if not match:
+        raise BrokerError(f"Cannot tell the Java version from: {result.stderr.strip()!r}")
+    major = int(match.group(1))
+    return int(match.group(2) or 0) if major == 1 else major
+
+
+def resolve_jars(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
+    """Return the folder holding the broker's jars, downloading them with Maven if needed."""
+    libs = cache_dir() / f"kafka_2.13-{version}" / "libs"
+    marker = libs / ".complete"
+    if marker.is_file():
+        return libs
+    mvn = shutil.which("mvn")
+    if mvn is None:
+        raise BrokerError(
+            "Maven is not installed: it is needed once to fetch Apache Kafka's jars "
+            f"(org.apache.kafka:kafka_2.13:{version}). Install Maven (package 'maven')."
+        )
+    libs.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=libs.parent) as work:
+        pom = Path(work) / "pom.xml"
+        pom.write_text(_pom(version), encoding="utf-8")
+        staging = Path(work) / "libs"
+        if not quiet:
+            print(f"Resolving Apache Kafka {version} from Maven Central (first use only)...")
+        result = subprocess.run(
+            [
+                mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
+                f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
+            ],
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
+            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
+            raise BrokerError(f"Maven could not resolve Kafka {version}:\n{tail}")
+        (staging / ".complete").write_text(version, encoding="utf-8")
+        if libs.exists():
+            shutil.rmtree(libs)
+        staging.rename(libs)
+    return libs
+
+
+def _pom(version: str) -> str:
+    group, artifact, binding_version = SLF4J_BINDING.split(":")
+    return f"""<project xmlns="http://maven.apache.org/POM/4.0.0">
+  <modelVersion>4.0.0</modelVersion>
+  <groupId>eventscope.local</groupId>
+  <artifactId>kafka-runtime</artifactId>
+  <version>1</version>
+  <packaging>pom</packaging>
+  <dependencies>
+    <dependency>
+      <groupId>org.apache.kafka</groupId><artifactId>kafka_2.13</artifactId>
+      <version>{version}</version>
+    </dependency>
+    <dependency>
+      <groupId>{group}</groupId><artifactId>{artifact}</artifactId>
+      <version>{binding_version}</version>
+    </dependency>
+  </dependencies>
+</project>
+"""
+
+
+# --- configuration and storage ----------------------------------------------------------
+
+
+def _server_properties(broker: LocalBroker, extra: dict[str, str] | None = None) -> str:
+    data = broker.data_dir.resolve()
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": "1",
+        "controller.quorum.voters": f"1@127.0.0.1:{broker.controller_port}",
+        "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},"
+        f"CONTROLLER://127.0.0.1:{broker.controller_port}",
+        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker.port}",
+        "controller.listener.names": "CONTROLLER",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "log.dirs": str(data / "logs"),
+        "num.partitions": "1",
+        "offsets.topic.replication.factor": "1",
+        "offsets.topic.num.partitions": "10",
+        "transaction.state.log.replication.factor": "1",
+        "transaction.state.log.min.isr": "1",
+        "transaction.state.log.num.partitions": "4",
+        "share.coordinator.state.topic.replication.factor": "1",
+        "share.coordinator.state.topic.min.isr": "1",
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "true",
+        "log.retention.hours": "168",
+    }
+    props.update(extra or {})
+    return "".join(f"{key}={value}\n" for key, value in props.items())
+
+
+LOG4J2_PROPERTIES = """status = warn
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+rootLogger.level = warn
+rootLogger.appenderRef.out.ref = OUT
+logger.server.name = kafka.server.KafkaRaftServer
+logger.server.level = info
+"""
+
+
+def _java_command(libs: Path, main_class: str, *args: str, heap: str = "512m") -> list[str]:
+    java = shutil.which("java") or "java"
+    log4j_config = libs.parent / "log4j2.properties"
+    return [
+        java, f"-Xmx{heap}", "-Xms128m", "-XX:+UseSerialGC", "-Djava.awt.headless=true",
+        f"-Dlog4j2.configurationFile={log4j_config}", "-cp", f"{libs}/*", main_class, *args,
+    ]  # fmt: skip
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def format_storage(broker: LocalBroker, libs: Path) -> None:
+    """Format KRaft storage once; a data directory keeps its cluster id across restarts."""
+    if (broker.data_dir / "logs" / "meta.properties").is_file():
+        return
+    (broker.data_dir / "logs").mkdir(parents=True, exist_ok=True)
+    cluster_id_file = broker.data_dir / "cluster.id"
+    if not cluster_id_file.is_file():
+        result = subprocess.run(
+            _java_command(libs, "kafka.tools.StorageTool", "random-uuid", heap="128m"),
+            capture_output=True, text=True, check=False,
+        )  # fmt: skip
+        lines = [line for line in result.stdout.split() if re.fullmatch(r"[\w-]{22}", line)]
+        if result.returncode != 0 or not lines:
+            raise BrokerError(f"Kafka's StorageTool failed: {result.stderr.strip()[-500:]}")
+        cluster_id_file.write_text(lines[-1], encoding="utf-8")
+    cluster_id = cluster_id_file.read_text(encoding="utf-8").strip()
+    result = subprocess.run(
+        _java_command(
+            libs, "kafka.tools.StorageTool", "format", "-t", cluster_id,
+            "-c", str(broker.properties_file), heap="256m",
+        ),
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if result.returncode != 0:
+        raise BrokerError(f"Formatting Kafka storage failed: {result.stderr.strip()[-800:]}")
+
+
+# --- lifecycle --------------------------------------------------------------------------
+
+
+def running_pid(broker: LocalBroker) -> int | None:
+    try:
+        pid = int(broker.pid_file.read_text(encoding="utf-8").strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"kafka.Kafka" not in cmdline.read_bytes():
+        return None  # the pid was reused by another program
+    return pid
+
+
+def start(
+    broker: LocalBroker,
+    *,
+    extra_properties: dict[str, str] | None = None,
+    timeout_s: float = READY_TIMEOUT_S,
+    quiet: bool = False,
+) -> int:
+    """Start the broker (or find it running) and wait until it serves metadata; return its pid."""
+    pid = running_pid(broker)
+    if pid is not None:
+        wait_until_ready(broker.bootstrap, timeout_s)
+        return pid
+    major = java_major_version()
+    if major < 17:
+        raise BrokerError(f"Kafka 4 needs Java 17 or newer; found Java {major}.")
+    for port in (broker.port, broker.controller_port):
+        if not port_is_free(port):
+            raise BrokerError(
+                f"Port {port} on 127.0.0.1 is already in use; choose another with --port "
+                f"(the controller uses --port + 1)."
+            )
+    libs = resolve_jars(quiet=quiet)
+    (libs.parent / "log4j2.properties").write_text(LOG4J2_PROPERTIES, encoding="utf-8")
+    broker.data_dir.mkdir(parents=True, exist_ok=True)
+    broker.properties_file.write_text(
+        _server_properties(broker, extra_properties), encoding="utf-8"
+    )
+    format_storage(broker, libs)
+    with broker.log_file.open("ab") as log:
+        process = subprocess.Popen(
+            _java_command(libs, "kafka.Kafka", str(broker.properties_file)),
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True, cwd=broker.data_dir,
+        )  # fmt: skip
+    broker.pid_file.write_text(str(process.pid), encoding="utf-8")
+    try:
+        wait_until_ready(broker.bootstrap, timeout_s, process=process)
+    except BrokerError:
+        stop(broker)
+        raise
+    return process.pid
+
+
+def wait_until_ready(
+    bootstrap: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    last_error = "no answer"
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise BrokerError(
+                f"Kafka exited with code {process.returncode} while starting; see its log."
+            )
+        try:
+            if asyncio.run(_serves_metadata(bootstrap)):
+                return
+        except Exception as exc:  # any failure here just means "not yet"
+            last_error = f"{type(exc).__name__}: {exc}"
+        time.sleep(0.5)
+    raise BrokerError(
+        f"Kafka at {bootstrap} did not serve metadata in {timeout_s:.0f}s ({last_error})"
+    )
+
+
+async def _serves_metadata(bootstrap: str) -> bool:
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    try:
+        await asyncio.wait_for(admin.start(), 5)
+        cluster = await asyncio.wait_for(admin.describe_cluster(), 5)
+        return bool(cluster.get("brokers"))
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
+
+
+def stop(broker: LocalBroker, timeout_s: float = 30.0) -> bool:
+    """Stop the broker cleanly (SIGTERM, then SIGKILL after timeout_s); False if not running."""
+    pid = running_pid(broker)
+    if pid is None:
+        broker.pid_file.unlink(missing_ok=True)
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and _alive(pid):
+        time.sleep(0.2)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        while _alive(pid):
+            time.sleep(0.1)
+    broker.pid_file.unlink(missing_ok=True)
+    return True
+
+
+def _alive(pid: int) -> bool:
+    with contextlib.suppress(ChildProcessError):
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")
+    with contextlib.suppress(OSError):
+        if stat.read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
+def status(broker: LocalBroker) -> dict[str, object]:
+    pid = running_pid(broker)
+    ready = False
+    if pid is not None:
+        with contextlib.suppress(Exception):
+            ready = asyncio.run(_serves_metadata(broker.bootstrap))
+    return {
+        "running": pid is not None,
+        "pid": pid,
+        "ready": ready,
+        "bootstrap": broker.bootstrap,
+        "data_dir": str(broker.data_dir),
+        "version": KAFKA_VERSION,
+    }

@@ -1,0 +1,90 @@
+"""The Starlette application factory.
+
+`mode` decides what runs in this process: "all" (web app and background services, the
+embedded default), "console" (web app only) or "collect" (background services only,
+served by a minimal app with the health endpoints).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+
+from sqlalchemy import Engine
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+
+from collectors.config import Settings
+from collectors.index import migrate
+from collectors.index.engine import create_index_engine
+from console.services import Service, ServiceGroup
+from console.state import AppState, app_state
+from console.templating import STATIC_DIR, make_templates
+from console.views import clusters, health
+
+log = logging.getLogger("eventscope")
+
+MODES = ("all", "console", "collect")
+
+
+ServiceFactory = Callable[[AppState], Sequence[Service]]
+
+
+def background_services(state: AppState) -> list[Service]:
+    """The services that run beside the web app; filled in as collectors are added."""
+    return []
+
+
+def create_app(
+    settings: Settings,
+    mode: str = "all",
+    *,
+    engine: Engine | None = None,
+    service_factory: ServiceFactory = background_services,
+) -> Starlette:
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}")
+    engine = engine or create_index_engine(settings.index.url)
+    state = AppState(settings=settings, engine=engine, templates=make_templates(), mode=mode)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        migrate.upgrade(engine)
+        if mode in ("all", "collect"):
+            state.services = ServiceGroup(service_factory(state))
+            await state.services.start()
+        try:
+            yield
+        finally:
+            await state.services.stop()
+
+    routes: list[BaseRoute] = list(health.routes)
+    if mode != "collect":
+        routes += clusters.routes
+        routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"))
+    app = Starlette(
+        routes=routes,
+        lifespan=lifespan,
+        exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
+    )
+    app.state.eventscope = state
+    return app
+
+
+def wants_json(request: Request) -> bool:
+    return request.url.path.startswith("/api/") or request.url.path in ("/healthz", "/readyz")
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    if wants_json(request):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    state = app_state(request)
+    return state.templates.TemplateResponse(
+        request, "error.html", {"status": exc.status_code, "detail": exc.detail},
+        status_code=exc.status_code,
+    )  # fmt: skip

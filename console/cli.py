@@ -1,0 +1,202 @@
+"""The `eventscope` command.
+
+eventscope serve            web console and collectors in one process (embedded default)
+eventscope console          web console only (shared PostgreSQL index)
+eventscope collect          collectors only (shared PostgreSQL index)
+eventscope kafka start|stop|status
+eventscope config check
+eventscope index upgrade|status
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from collectors.config import ConfigError, Settings, is_loopback, load_settings, redacted
+from collectors.kafka.local_broker import LocalBroker, default_data_dir
+
+EXIT_CONFIG = 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        result: int = args.handler(args)
+        return result
+    except ConfigError as exc:
+        print(f"eventscope: invalid configuration: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="eventscope", description="Operations console for event-driven systems on Kafka."
+    )
+    parser.add_argument("--config", help="TOML file (default: ./eventscope.toml if present)")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    commands = parser.add_subparsers(title="commands")
+
+    for name, mode, text in (
+        ("serve", "all", "run the web console and the collectors in one process"),
+        ("console", "console", "run the web console only"),
+        ("collect", "collect", "run the collectors only"),
+    ):
+        command = commands.add_parser(name, help=text, description=text)
+        command.add_argument("--host", help="override server.host")
+        command.add_argument("--port", type=int, help="override server.port")
+        command.set_defaults(handler=run_server, mode=mode)
+
+    kafka = commands.add_parser("kafka", help="a local Apache Kafka broker for trying things out")
+    kafka_commands = kafka.add_subparsers(title="kafka commands", required=True)
+    for name, handler, text in (
+        ("start", kafka_start, "resolve, format and start a single-node KRaft broker"),
+        ("stop", kafka_stop, "stop the local broker"),
+        ("status", kafka_status, "is the local broker running and serving metadata?"),
+    ):
+        sub = kafka_commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
+        sub.add_argument("--data-dir", default=None, help="default: ./.eventscope/kafka")
+        sub.set_defaults(handler=handler)
+
+    config = commands.add_parser("config", help="configuration")
+    config_commands = config.add_subparsers(title="config commands", required=True)
+    check = config_commands.add_parser("check", help="print the effective configuration")
+    check.set_defaults(handler=config_check)
+
+    index = commands.add_parser("index", help="the index database")
+    index_commands = index.add_subparsers(title="index commands", required=True)
+    upgrade = index_commands.add_parser("upgrade", help="apply pending migrations")
+    upgrade.set_defaults(handler=index_upgrade)
+    status = index_commands.add_parser("status", help="show the schema revision")
+    status.set_defaults(handler=index_status)
+    return parser
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load_settings(args.config)
+
+
+def run_server(args: argparse.Namespace) -> int:
+    import os
+
+    import uvicorn
+
+    env = dict(os.environ)
+    if args.host:
+        env["EVENTSCOPE_HOST"] = args.host
+    if args.port:
+        env["EVENTSCOPE_PORT"] = str(args.port)
+    settings = load_settings(args.config, env)
+    if args.mode in ("console", "collect") and settings.index.url.startswith("sqlite"):
+        logging.getLogger("eventscope").warning(
+            "%s runs half of eventscope; the other half must share its index, "
+            "which is normally PostgreSQL (index.url is %s)",
+            args.mode,
+            settings.index.url,
+        )
+    if not is_loopback(settings.server.host):
+        # Until access control lands, the console must not be reachable by others.
+        raise ConfigError(
+            "server.host",
+            "this version has no access control yet, so it binds to loopback only "
+            f"(got {settings.server.host!r})",
+        )
+    from console.app import create_app
+
+    app = create_app(settings, mode=args.mode)
+    print(f"eventscope {args.mode}: http://{settings.server.host}:{settings.server.port}/")
+    config = uvicorn.Config(
+        app,
+        host=settings.server.host,
+        port=settings.server.port,
+        log_level="info" if args.verbose else "warning",
+        proxy_headers=False,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def _broker(args: argparse.Namespace) -> LocalBroker:
+
+    data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
+    return LocalBroker(data_dir=data_dir, port=args.port)
+
+
+def kafka_start(args: argparse.Namespace) -> int:
+    from collectors.kafka.local_broker import BrokerError, start
+
+    broker = _broker(args)
+    try:
+        pid = start(broker)
+    except BrokerError as exc:
+        print(f"eventscope kafka: {exc}", file=sys.stderr)
+        return 1
+    print(f"Kafka is ready at {broker.bootstrap} (pid {pid}, data in {broker.data_dir})")
+    print(f"  export EVENTSCOPE_KAFKA_BOOTSTRAP={broker.bootstrap}")
+    return 0
+
+
+def kafka_stop(args: argparse.Namespace) -> int:
+    from collectors.kafka.local_broker import stop
+
+    broker = _broker(args)
+    if stop(broker):
+        print(f"Kafka at {broker.bootstrap} stopped")
+    else:
+        print(f"No local Kafka is running for {broker.data_dir}")
+    return 0
+
+
+def kafka_status(args: argparse.Namespace) -> int:
+    from collectors.kafka.local_broker import status
+
+    state = status(_broker(args))
+    print(json.dumps(state, indent=2))
+    return 0 if state["ready"] else 1
+
+
+def config_check(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    print(json.dumps(redacted(settings), indent=2))
+    return 0
+
+
+def index_upgrade(args: argparse.Namespace) -> int:
+    from collectors.index import migrate
+    from collectors.index.engine import create_index_engine
+
+    settings = _settings(args)
+    engine = create_index_engine(settings.index.url)
+    migrate.upgrade(engine)
+    print(f"index at revision {migrate.current_revision(engine)}")
+    return 0
+
+
+def index_status(args: argparse.Namespace) -> int:
+    from collectors.index import migrate
+    from collectors.index.engine import create_index_engine
+
+    settings = _settings(args)
+    engine = create_index_engine(settings.index.url)
+    current, head = migrate.current_revision(engine), migrate.head_revision()
+    print(json.dumps({"current": current, "head": head, "up_to_date": current == head}))
+    return 0 if current == head else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

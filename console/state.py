@@ -1,0 +1,26 @@
+"""What every request handler needs: settings, the index engine, templates, services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.templating import Jinja2Templates
+
+from collectors.config import Settings
+from console.services import ServiceGroup
+
+
+@dataclass
+class AppState:
+    settings: Settings
+    engine: Engine
+    templates: Jinja2Templates
+    mode: str
+    services: ServiceGroup = field(default_factory=lambda: ServiceGroup([]))
+
+
+def app_state(request: Request) -> AppState:
+    state: AppState = request.app.state.eventscope
+    return state

@@ -1,0 +1,69 @@
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from collectors.kafka import local_broker
+from collectors.kafka.admin import cluster_overview
+from collectors.kafka.local_broker import BrokerError, LocalBroker
+from tests.kafka_helpers import create_topic, produce
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+async def test_the_session_broker_serves_metadata(kafka_cluster) -> None:
+    overview = await cluster_overview(kafka_cluster)
+    assert overview.brokers and overview.cluster_id
+
+
+async def test_topics_created_with_aiokafka_show_offsets_and_sizes(
+    kafka_cluster, unique_topic
+) -> None:
+    await create_topic(kafka_cluster.bootstrap, unique_topic, partitions=3)
+    for partition in (0, 1, 2, 0, 1):
+        await produce(kafka_cluster.bootstrap, unique_topic, [(None, b"x" * 100, [])], partition)
+    overview = await cluster_overview(kafka_cluster)
+    topic = next(t for t in overview.topics if t.name == unique_topic)
+    assert [p.end_offset for p in topic.partitions] == [2, 2, 1]
+    assert topic.messages == 5
+    assert topic.size_bytes and topic.size_bytes > 500
+
+
+def test_start_refuses_a_taken_port(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        with pytest.raises(BrokerError, match=f"Port {port}"):
+            local_broker.start(LocalBroker(data_dir=tmp_path, port=port), quiet=True)
+
+
+def test_missing_java_is_a_clear_error(monkeypatch) -> None:
+    monkeypatch.setattr(local_broker.shutil, "which", lambda name: None)
+    with pytest.raises(BrokerError, match="Java is not installed"):
+        local_broker.java_major_version()
+
+
+def test_missing_maven_is_a_clear_error(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("EVENTSCOPE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(local_broker.shutil, "which", lambda name: None)
+    with pytest.raises(BrokerError, match="Maven is not installed"):
+        local_broker.resolve_jars("4.1.1", quiet=True)
+
+
+def test_status_and_stop_of_a_broker_that_is_not_running(tmp_path: Path) -> None:
+    args = ["--port", "1", "--data-dir", str(tmp_path)]
+    status = subprocess.run(
+        [sys.executable, "-m", "console.cli", "kafka", "status", *args],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert status.returncode == 1
+    assert '"running": false' in status.stdout
+    stop = subprocess.run(
+        [sys.executable, "-m", "console.cli", "kafka", "stop", *args],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert stop.returncode == 0
+    assert "No local Kafka is running" in stop.stdout

@@ -1,0 +1,125 @@
+from pathlib import Path
+
+import pytest
+
+from collectors.config import ConfigError, load_settings, redacted, settings_from_mapping
+
+
+def test_defaults_without_file_or_environment(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={})
+    assert settings.server.host == "127.0.0.1"
+    assert settings.server.port == 8600
+    assert settings.index.url == "sqlite:///eventscope.db"
+    assert settings.clusters == ()
+
+
+def test_default_file_is_read_and_environment_overrides_it(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "eventscope.toml").write_text(
+        '[server]\nport = 9000\n[clusters.prod]\nbootstrap = "k1:9092,k2:9092"\n'
+        '[clusters.staging]\nbootstrap = "s1:9092"\n'
+    )
+    settings = load_settings(
+        environ={"EVENTSCOPE_PORT": "9100", "EVENTSCOPE_INDEX_URL": "postgresql+psycopg://h/db"}
+    )
+    assert settings.server.port == 9100
+    assert settings.index.url == "postgresql+psycopg://h/db"
+    assert [c.name for c in settings.clusters] == ["prod", "staging"]
+    assert settings.source == "eventscope.toml"
+
+
+def test_kafka_bootstrap_variable_defines_or_overrides_the_first_cluster(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = load_settings(environ={"EVENTSCOPE_KAFKA_BOOTSTRAP": "127.0.0.1:9092"})
+    assert [(c.name, c.bootstrap) for c in settings.clusters] == [("default", "127.0.0.1:9092")]
+    config = tmp_path / "c.toml"
+    config.write_text('[clusters.prod]\nbootstrap = "k1:9092"\n')
+    settings = load_settings(config, {"EVENTSCOPE_KAFKA_BOOTSTRAP": "k9:9093"})
+    assert settings.cluster("prod").bootstrap == "k9:9093"
+
+
+@pytest.mark.parametrize(
+    ("toml", "key"),
+    [
+        ("[server]\nport = 99999\n", "server.port"),
+        ("[server]\nprot = 1\n", "server.prot"),
+        ("[sever]\n", "sever"),
+        ('[index]\nurl = "mysql://x"\n', "index.url"),
+        ("[clusters.a]\nsecurity_protocol = 'SSL'\n", "clusters.a.bootstrap"),
+        ('[clusters.a]\nbootstrap = "nohostport"\n', "clusters.a.bootstrap"),
+        (
+            '[clusters.a]\nbootstrap = "h:1"\nsecurity_protocol = "SASL_PLAINTEXT"\n',
+            "clusters.a.sasl_mechanism",
+        ),
+        ('[collector]\nvalue_cap = "big"\n', "collector.value_cap"),
+        ("[lag]\nwindow = 1\n", "lag.window"),
+    ],
+)
+def test_invalid_configuration_names_the_bad_key(tmp_path: Path, toml: str, key: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(toml)
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, {})
+    assert error.value.key == key
+
+
+def test_broken_toml_and_missing_file_are_config_errors(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[server\n")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_settings(broken, {})
+    with pytest.raises(ConfigError, match="file not found"):
+        load_settings(tmp_path / "missing.toml", {})
+
+
+def test_environment_errors_name_the_variable(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    for variable, value in (
+        ("EVENTSCOPE_PORT", "eighty"),
+        ("EVENTSCOPE_PORT", "70000"),
+        ("EVENTSCOPE_INDEX_URL", "oracle://x"),
+        ("EVENTSCOPE_KAFKA_BOOTSTRAP", "no-port"),
+        ("EVENTSCOPE_AUTH", "maybe"),
+    ):
+        with pytest.raises(ConfigError) as error:
+            load_settings(config, {variable: value})
+        assert error.value.key == variable
+
+
+def test_auth_off_only_on_loopback(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("")
+    assert load_settings(config, {"EVENTSCOPE_AUTH": "off"}).server.auth == "off"
+    assert (
+        load_settings(config, {"EVENTSCOPE_AUTH": "off", "EVENTSCOPE_HOST": "::1"}).server.auth
+        == "off"
+    )
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, {"EVENTSCOPE_AUTH": "off", "EVENTSCOPE_HOST": "0.0.0.0"})
+    assert error.value.key == "EVENTSCOPE_AUTH"
+
+
+def test_redacted_configuration_hides_secrets() -> None:
+    settings = settings_from_mapping(
+        {
+            "index": {"url": "postgresql+psycopg://es:hunter2@db/es"},
+            "clusters": {
+                "prod": {
+                    "bootstrap": "k:9092",
+                    "security_protocol": "SASL_SSL",
+                    "sasl_mechanism": "SCRAM-SHA-512",
+                    "sasl_username": "es",
+                    "sasl_password": "hunter2",
+                }
+            },
+        }
+    )
+    shown = redacted(settings)
+    text = repr(shown)
+    assert "hunter2" not in text
+    assert shown["clusters"]["prod"]["sasl_password"] == "***"
+    assert shown["index"]["url"] == "postgresql+psycopg://es:***@db/es"

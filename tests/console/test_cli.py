@@ -1,0 +1,42 @@
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def run(*args: str, env: dict[str, str] | None = None, cwd: Path = ROOT):
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", *args],
+        capture_output=True, text=True, cwd=cwd, env=env, check=False,
+    )  # fmt: skip
+
+
+def test_config_check_prints_effective_configuration_with_secrets_redacted(tmp_path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[clusters.prod]\nbootstrap = "k:9092"\nsecurity_protocol = "SASL_PLAINTEXT"\n'
+        'sasl_mechanism = "PLAIN"\nsasl_username = "u"\nsasl_password = "s3cret"\n'
+    )
+    result = run("--config", str(config), "config", "check", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert '"sasl_password": "***"' in result.stdout
+    assert "s3cret" not in result.stdout
+
+
+def test_invalid_configuration_exits_2_naming_the_key(tmp_path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text("[server]\nport = 0\n")
+    result = run("--config", str(config), "config", "check", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "server.port" in result.stderr
+
+
+def test_serve_refuses_auth_off_beyond_loopback(tmp_path) -> None:
+    result = run(
+        "serve", cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin", "EVENTSCOPE_AUTH": "off", "EVENTSCOPE_HOST": "0.0.0.0",
+             "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    assert result.returncode == 2
+    assert "EVENTSCOPE_AUTH" in result.stderr

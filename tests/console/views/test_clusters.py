@@ -1,0 +1,55 @@
+import httpx
+import pytest
+
+from tests.kafka_helpers import create_topic
+
+
+def test_health_and_readiness(live_server) -> None:
+    assert httpx.get(f"{live_server.url}/healthz").json() == {"status": "ok"}
+    ready = httpx.get(f"{live_server.url}/readyz", timeout=20)
+    assert ready.status_code == 200
+    body = ready.json()
+    assert body["ready"] is True
+    assert body["index"] == {"ready": True, "error": None, "backend": "sqlite"}
+    assert body["clusters"]["local"]["ready"] is True
+
+
+async def test_topics_api_lists_partitions_and_offsets(
+    live_server, kafka_bootstrap, unique_topic
+) -> None:
+    await create_topic(kafka_bootstrap, unique_topic, partitions=4)
+    body = httpx.get(f"{live_server.url}/api/clusters/local", timeout=20).json()
+    topic = next(t for t in body["topics"] if t["name"] == unique_topic)
+    assert topic["partition_count"] == 4
+    assert [p["end_offset"] for p in topic["partitions"]] == [0, 0, 0, 0]
+    detail = httpx.get(f"{live_server.url}/api/clusters/local/topics/{unique_topic}", timeout=20)
+    assert detail.json()["name"] == unique_topic
+
+
+def test_unknown_cluster_and_topic_are_404_with_a_message(live_server) -> None:
+    response = httpx.get(f"{live_server.url}/api/clusters/nope")
+    assert response.status_code == 404
+    assert "nope" in response.json()["error"]
+    response = httpx.get(f"{live_server.url}/api/clusters/local/topics/no-such-topic", timeout=20)
+    assert response.status_code == 404
+    page = httpx.get(f"{live_server.url}/clusters/nope")
+    assert page.status_code == 404
+    assert "text/html" in page.headers["content-type"]
+
+
+@pytest.mark.browser
+async def test_a_topic_created_with_aiokafka_appears_on_the_topics_page(
+    live_server, kafka_bootstrap, unique_topic, page
+) -> None:
+    await create_topic(kafka_bootstrap, unique_topic, partitions=2)
+    await page.goto(f"{live_server.url}/")
+    await page.get_by_role("link", name="local").click()
+    row = page.locator(f'tr[data-topic="{unique_topic}"]')
+    await row.wait_for()
+    assert await row.locator("td").nth(1).inner_text() == "2"
+    await page.fill("#topic-query", unique_topic)
+    await page.wait_for_function("() => document.querySelectorAll('#topics tbody tr').length === 1")
+    await row.get_by_role("link", name=unique_topic).click()
+    await page.wait_for_url(f"**/topics/{unique_topic}")
+    assert await page.locator("#partitions tbody tr").count() == 2
+    assert page.problems == []

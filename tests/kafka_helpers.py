@@ -1,0 +1,39 @@
+"""Small helpers for tests that talk to the real broker."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+Header = tuple[str, bytes]
+
+
+async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+async def produce(
+    bootstrap: str,
+    topic: str,
+    records: Iterable[tuple[bytes | None, bytes | None, Sequence[Header]]],
+    partition: int | None = None,
+) -> list[tuple[int, int]]:
+    """Send (key, value, headers) records in order; return their (partition, offset)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_request_size=8 * 1024 * 1024)
+    await producer.start()
+    try:
+        futures = [
+            await producer.send(topic, value, key=key, headers=list(headers), partition=partition)
+            for key, value, headers in records
+        ]
+        results = [await future for future in futures]
+    finally:
+        await producer.stop()
+    return [(r.partition, r.offset) for r in results]
