@@ -217,10 +217,11 @@ def _validate(settings: Settings) -> None:
     if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
         raise ConfigError("index.url", "must start with sqlite:/// or postgresql+psycopg://")
     collector = settings.collector
-    if collector.value_cap < 0:
-        raise ConfigError("collector.value_cap", "must be >= 0")
+    if collector.value_cap < 1:
+        raise ConfigError("collector.value_cap", "must be >= 1")
     if collector.batch_max_records < 1:
         raise ConfigError("collector.batch_max_records", "must be >= 1")
+    _check_conventions(settings.conventions)
     if settings.lag.interval_s <= 0:
         raise ConfigError("lag.interval_s", "must be > 0")
     if settings.lag.window < 2:
@@ -243,6 +244,15 @@ def _validate(settings: Settings) -> None:
                 )
             if not cluster.sasl_username or cluster.sasl_password is None:
                 raise ConfigError(f"{prefix}.sasl_username", "SASL needs a username and password")
+
+
+def _check_conventions(conventions: Mapping[str, Any]) -> None:
+    from collectors.conventions import Conventions
+
+    try:
+        Conventions.from_mapping(conventions)
+    except ValueError as exc:
+        raise ConfigError("conventions", str(exc)) from None
 
 
 def _check_bootstrap(key: str, bootstrap: str) -> None:

@@ -20,12 +20,14 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from collectors.config import Settings
+from collectors.conventions import Conventions
 from collectors.index import migrate
 from collectors.index.engine import create_index_engine
+from collectors.kafka.tap import Tap
 from console.services import Service, ServiceGroup
 from console.state import AppState, app_state
 from console.templating import STATIC_DIR, make_templates
-from console.views import clusters, health
+from console.views import clusters, events, health
 
 log = logging.getLogger("eventscope")
 
@@ -36,8 +38,14 @@ ServiceFactory = Callable[[AppState], Sequence[Service]]
 
 
 def background_services(state: AppState) -> list[Service]:
-    """The services that run beside the web app; filled in as collectors are added."""
-    return []
+    """The services that run beside the web app, in start order."""
+    settings = state.settings
+    conventions = Conventions.from_mapping(
+        {**settings.conventions, "value_cap": settings.collector.value_cap}
+    )
+    return [
+        Tap(cluster, state.engine, conventions, settings.collector) for cluster in settings.clusters
+    ]
 
 
 def create_app(
@@ -65,7 +73,7 @@ def create_app(
 
     routes: list[BaseRoute] = list(health.routes)
     if mode != "collect":
-        routes += clusters.routes
+        routes += clusters.routes + events.routes
         routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"))
     app = Starlette(
         routes=routes,

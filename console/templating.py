@@ -15,7 +15,7 @@ MISSING = "\u2013"  # an en dash stands for "unknown" in tables
 
 NAVIGATION = (
     # (label, path, built) — areas not built yet are shown, but disabled.
-    ("Events", "/events", False),
+    ("Events", "/events", True),
     ("Trace", "/trace", False),
     ("Lineage", "/lineage", False),
     ("Topology", "/topology", False),

@@ -132,7 +132,7 @@ class IndexDatabase:
     backend: str
 
 
-def _fresh_postgres_database(server_url: str) -> tuple[str, str]:
+def fresh_postgres_database(server_url: str) -> tuple[str, str]:
     name = f"es_test_{uuid.uuid4().hex[:12]}"
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
@@ -160,7 +160,7 @@ def index_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexDa
         engine.dispose()
         return
     server_url = request.getfixturevalue("postgres_url")
-    url, name = _fresh_postgres_database(server_url)
+    url, name = fresh_postgres_database(server_url)
     engine = create_index_engine(url)
     migrate.upgrade(engine)
     try:

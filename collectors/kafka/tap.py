@@ -1,0 +1,247 @@
+"""The tap: consume every record of every selected topic and write it to the index.
+
+One aiokafka consumer per cluster, in eventscope's own consumer group (so several
+collector processes split the partitions and the applications' groups are never touched).
+Offsets are not committed to Kafka: the positions live in the index, written in the same
+transaction as the rows (see collectors/index/writer.py), and the consumer seeks to them
+whenever it is assigned a partition. That makes ingest exactly-once even after kill -9.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
+from sqlalchemy import Engine
+
+from collectors.config import ClusterConfig, CollectorConfig
+from collectors.conventions import Conventions, NormalizedEvent, RawRecord, normalize
+from collectors.index.writer import PositionKey, key_hash, read_positions, write_batch
+from collectors.kafka.admin import client_options
+
+log = logging.getLogger("eventscope.tap")
+
+# Topics no one wants indexed: Kafka's own, schema registries', Connect's, and ours.
+INTERNAL_TOPIC_PATTERNS = (
+    r"__.*",
+    r"_schemas",
+    r"_confluent.*",
+    r"connect-(configs|offsets|status)",
+    r"eventscope-internal.*",
+)
+METADATA_REFRESH_MS = 3_000  # new topics are picked up within a few seconds
+WRITE_RETRY_MAX_S = 30.0
+
+
+def subscription_pattern(include: Iterable[str], exclude: Iterable[str]) -> re.Pattern[str]:
+    """One regex for aiokafka's pattern subscription: include minus exclude minus internal."""
+    excluded = "|".join(f"(?:{p})" for p in (*INTERNAL_TOPIC_PATTERNS, *exclude))
+    included = "|".join(f"(?:{p})" for p in include) or "(?!)"
+    return re.compile(f"^(?!(?:{excluded})$)(?:{included})$")
+
+
+def to_row(cluster: str, event: NormalizedEvent, now_ms: int) -> dict[str, Any]:
+    return {
+        "cluster": cluster,
+        "topic": event.topic,
+        "partition": event.partition,
+        "offset": event.offset,
+        "timestamp_ms": event.timestamp_ms,
+        "indexed_at_ms": now_ms,
+        "key": event.key,
+        "key_hash": key_hash(event.key),
+        "value": event.value,
+        "value_size": event.value_size,
+        "value_truncated": event.value_truncated,
+        "is_tombstone": event.is_tombstone,
+        "content_type": event.content_type,
+        "schema_id": event.schema_id,
+        "headers": event.headers_json,
+        "event_id": event.event_id,
+        "event_type": event.event_type,
+        "source": event.source,
+        "correlation_id": event.correlation_id,
+        "causation_id": event.causation_id,
+        "trace_id": event.trace_id,
+        "span_id": event.span_id,
+        "saga_id": event.saga_id,
+        "is_dlq": event.is_dlq,
+        "dlq_original_topic": event.dlq_original_topic,
+        "dlq_original_partition": event.dlq_original_partition,
+        "dlq_original_offset": event.dlq_original_offset,
+        "dlq_error_class": event.dlq_error_class,
+        "dlq_error_message": event.dlq_error_message,
+        "dlq_stacktrace": event.dlq_stacktrace,
+        "dlq_attempts": event.dlq_attempts,
+        "dlq_format": event.dlq_format,
+    }
+
+
+def normalize_batch(
+    cluster: str, records: Sequence[Any], conventions: Conventions, now_ms: int
+) -> tuple[list[dict[str, Any]], dict[PositionKey, int]]:
+    """Rows for the index and the next offset per partition after them."""
+    rows: list[dict[str, Any]] = []
+    next_offsets: dict[PositionKey, int] = {}
+    for record in records:
+        raw = RawRecord(
+            topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            timestamp_ms=record.timestamp,
+            key=record.key,
+            value=record.value,
+            headers=record.headers or (),
+        )
+        rows.append(to_row(cluster, normalize(raw, conventions), now_ms))
+        position = (record.topic, record.partition)
+        next_offsets[position] = max(next_offsets.get(position, 0), record.offset + 1)
+    return rows, next_offsets
+
+
+@dataclass
+class TapStats:
+    records_indexed: int = 0
+    batches: int = 0
+    last_batch_at: float | None = None
+    last_record_timestamp_ms: int | None = None
+    write_errors: int = 0
+    last_error: str | None = None
+    assigned: list[str] = field(default_factory=list)
+
+
+class _SeekToStoredPositions(ConsumerRebalanceListener):
+    def __init__(self, tap: Tap) -> None:
+        self.tap = tap
+
+    async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+        # Let the batch in flight commit before another collector takes its partitions.
+        async with self.tap.write_lock:
+            pass
+
+    async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
+        await self.tap.seek_to_stored_positions(list(assigned))
+
+
+class Tap:
+    """A background service (start/stop) that indexes one cluster."""
+
+    def __init__(
+        self,
+        cluster: ClusterConfig,
+        engine: Engine,
+        conventions: Conventions,
+        settings: CollectorConfig,
+    ) -> None:
+        self.name = f"tap[{cluster.name}]"
+        self.cluster = cluster
+        self.engine = engine
+        self.conventions = conventions
+        self.settings = settings
+        self.stats = TapStats()
+        self.write_lock = asyncio.Lock()
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        consumer = AIOKafkaConsumer(
+            group_id=self.settings.group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            metadata_max_age_ms=METADATA_REFRESH_MS,
+            isolation_level="read_committed",
+            max_partition_fetch_bytes=4 * 1024 * 1024,
+            fetch_max_bytes=64 * 1024 * 1024,
+            **client_options(self.cluster),
+        )
+        pattern = subscription_pattern(self.cluster.include, self.cluster.exclude)
+        consumer.subscribe(pattern=pattern.pattern, listener=_SeekToStoredPositions(self))
+        self._consumer = consumer
+        self._stopping.clear()
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            # Let the batch in hand commit; the loop wakes at least every batch_max_wait_ms.
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=15)
+            except (TimeoutError, Exception):
+                self._task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await self._task
+        if self._consumer is not None:
+            with contextlib.suppress(Exception):
+                await self._consumer.stop()
+
+    async def seek_to_stored_positions(self, assigned: list[TopicPartition]) -> None:
+        consumer = self._consumer
+        if consumer is None or not assigned:
+            return
+        keys = [(tp.topic, tp.partition) for tp in assigned]
+        stored = await asyncio.to_thread(read_positions, self.engine, self.cluster.name, keys)
+        fresh = []
+        for tp in assigned:
+            offset = stored.get((tp.topic, tp.partition))
+            if offset is None:
+                fresh.append(tp)
+            else:
+                consumer.seek(tp, offset)
+        if fresh:
+            await consumer.seek_to_beginning(*fresh)
+        self.stats.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
+        log.info("%s assigned %d partitions (%d new)", self.name, len(assigned), len(fresh))
+
+    async def _run(self) -> None:
+        consumer = self._consumer
+        assert consumer is not None
+        backoff = 1.0
+        while not self._stopping.is_set():
+            try:
+                await consumer.start()
+                break
+            except Exception as exc:  # the cluster may be down at start: keep trying
+                self.stats.last_error = f"cannot connect: {type(exc).__name__}: {exc}"
+                log.warning("%s %s", self.name, self.stats.last_error)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 30.0)
+        while not self._stopping.is_set():
+            batches = await consumer.getmany(
+                timeout_ms=self.settings.batch_max_wait_ms,
+                max_records=self.settings.batch_max_records,
+            )
+            records = [record for partition in batches.values() for record in partition]
+            if records:
+                async with self.write_lock:
+                    await self._write(records)
+
+    async def _write(self, records: list[Any]) -> None:
+        """Write one batch, retrying until it commits: a batch is never dropped."""
+        delay = 0.5
+        while True:
+            try:
+                now_ms = int(time.time() * 1000)
+                inserted = await asyncio.to_thread(self._normalize_and_write, records, now_ms)
+                break
+            except Exception as exc:
+                self.stats.write_errors += 1
+                self.stats.last_error = f"index write failed: {type(exc).__name__}: {exc}"[:500]
+                log.warning("%s %s (retrying in %.1fs)", self.name, self.stats.last_error, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, WRITE_RETRY_MAX_S)
+        self.stats.records_indexed += inserted
+        self.stats.batches += 1
+        self.stats.last_batch_at = time.time()
+        self.stats.last_record_timestamp_ms = max(r.timestamp for r in records)
+
+    def _normalize_and_write(self, records: list[Any], now_ms: int) -> int:
+        rows, next_offsets = normalize_batch(self.cluster.name, records, self.conventions, now_ms)
+        return write_batch(self.engine, self.cluster.name, rows, next_offsets, now_ms)

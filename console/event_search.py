@@ -1,0 +1,337 @@
+"""Searching the events of the index: filters, newest-first order, cursor pagination.
+
+Look-ups by identity (correlation id, event id, trace id, key) use their indexes and stay
+fast at tens of millions of rows. Payload text and header filters have no index: they scan
+at most `text_scan_rows` of the newest events, and the result says so, so the user always
+sees the cap that applied.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, replace
+from typing import Any
+
+from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from collectors.index.models import events_table as events
+from collectors.index.writer import key_hash
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 500
+TEXT_SCAN_ROWS = 1_000_000
+MAX_FILTER_CHARS = 1_000
+
+# The list view leaves out the bulky columns; the detail view reads the whole row.
+LIST_COLUMNS = [c for c in events.c if c.name not in ("value", "dlq_stacktrace", "headers")]
+
+
+class SearchError(ValueError):
+    """A filter the user gave is not valid; the message names it."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    cluster: str | None = None
+    topics: tuple[str, ...] = ()
+    partition: int | None = None
+    time_from_ms: int | None = None
+    time_to_ms: int | None = None
+    offset_from: int | None = None
+    offset_to: int | None = None
+    key: str | None = None
+    event_type: str | None = None
+    source: str | None = None
+    header_name: str | None = None
+    header_value: str | None = None
+    correlation_id: str | None = None
+    event_id: str | None = None
+    trace_id: str | None = None
+    text: str | None = None
+    dlq_only: bool = False
+    limit: int = DEFAULT_LIMIT
+    cursor: str | None = None
+
+    def query_args(self) -> dict[str, str]:
+        """The filter as URL query parameters (for links and the next page)."""
+        args: dict[str, str] = {}
+        for name, value in asdict(self).items():
+            if value in (None, (), False) or name in ("cursor",):
+                continue
+            if name == "limit" and value == DEFAULT_LIMIT:
+                continue
+            if name == "topics":
+                args["topic"] = ",".join(value)
+            elif name in ("time_from_ms", "time_to_ms"):
+                args[name.removesuffix("_ms")] = format_time(value)
+            else:
+                args[name] = "1" if value is True else str(value)
+        return args
+
+    @property
+    def needs_scan(self) -> bool:
+        return bool(self.text or self.header_name)
+
+
+def format_time(ms: int) -> str:
+    moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def parse_time(field: str, raw: str) -> int:
+    """ISO 8601 (UTC unless an offset is given) or milliseconds since the epoch."""
+    text = raw.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise SearchError(field, f"not a time: {raw!r} (use ISO 8601 or epoch ms)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return int(moment.timestamp() * 1000)
+
+
+def parse_filter(params: Mapping[str, str]) -> EventFilter:
+    """Build a filter from query parameters; every bad value raises SearchError naming it."""
+
+    def text(name: str) -> str | None:
+        value = params.get(name)
+        if value is None or not value.strip():
+            return None
+        if len(value) > MAX_FILTER_CHARS:
+            raise SearchError(name, f"longer than {MAX_FILTER_CHARS} characters")
+        if "\x00" in value:
+            raise SearchError(name, "contains a NUL character")
+        return value.strip()
+
+    def integer(name: str, minimum: int = 0) -> int | None:
+        value = text(name)
+        if value is None:
+            return None
+        try:
+            number = int(value)
+        except ValueError:
+            raise SearchError(name, f"not an integer: {value!r}") from None
+        if number < minimum or number > 2**63 - 1:
+            raise SearchError(name, f"out of range: {value}")
+        return number
+
+    def time(name: str) -> int | None:
+        value = text(name)
+        return None if value is None else parse_time(name, value)
+
+    topics_raw = text("topic")
+    topics = tuple(t.strip() for t in topics_raw.split(",") if t.strip()) if topics_raw else ()
+    limit = integer("limit", minimum=1) or DEFAULT_LIMIT
+    if limit > MAX_LIMIT:
+        raise SearchError("limit", f"at most {MAX_LIMIT}")
+    cursor = text("cursor")
+    if cursor is not None:
+        decode_cursor(cursor)
+    trace_id = text("trace_id")
+    return EventFilter(
+        cluster=text("cluster"),
+        topics=topics,
+        partition=integer("partition"),
+        time_from_ms=time("time_from"),
+        time_to_ms=time("time_to"),
+        offset_from=integer("offset_from"),
+        offset_to=integer("offset_to"),
+        key=params.get("key") or None,
+        event_type=text("event_type"),
+        source=text("source"),
+        header_name=text("header_name"),
+        header_value=text("header_value"),
+        correlation_id=text("correlation_id"),
+        event_id=text("event_id"),
+        trace_id=trace_id.lower() if trace_id else None,
+        text=text("text"),
+        dlq_only=params.get("dlq_only") in ("1", "true", "on"),
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+def encode_cursor(timestamp_ms: int, row_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{timestamp_ms}:{row_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        timestamp, row_id = base64.urlsafe_b64decode(padded).decode().split(":")
+        return int(timestamp), int(row_id)
+    except (ValueError, UnicodeDecodeError):
+        raise SearchError("cursor", "not a cursor this server made") from None
+
+
+def _like_escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
+    c = events.c
+    conditions: list[ColumnElement[bool]] = []
+    if f.cluster:
+        conditions.append(c.cluster == f.cluster)
+    if f.topics:
+        conditions.append(c.topic.in_(f.topics))
+    if f.partition is not None:
+        conditions.append(c.partition == f.partition)
+    if f.time_from_ms is not None:
+        conditions.append(c.timestamp_ms >= f.time_from_ms)
+    if f.time_to_ms is not None:
+        conditions.append(c.timestamp_ms <= f.time_to_ms)
+    if f.offset_from is not None:
+        conditions.append(c.offset >= f.offset_from)
+    if f.offset_to is not None:
+        conditions.append(c.offset <= f.offset_to)
+    if f.key is not None:
+        raw_key = f.key.encode("utf-8")
+        conditions += [c.key_hash == key_hash(raw_key), c.key == raw_key]
+    for column, value in (
+        (c.event_type, f.event_type),
+        (c.source, f.source),
+        (c.correlation_id, f.correlation_id),
+        (c.event_id, f.event_id),
+        (c.trace_id, f.trace_id),
+    ):
+        if value is not None:
+            conditions.append(column == value)
+    if f.dlq_only:
+        conditions.append(c.is_dlq.is_(True))
+    if f.text:
+        value_pattern = f"%{_like_escape(f.text)}%".encode()
+        conditions.append(c.value.like(value_pattern, escape="\\"))
+    if f.header_name:
+        name_json = json.dumps(f.header_name, ensure_ascii=False)
+        pattern = f"%[{_like_escape(name_json)},%"
+        if engine.dialect.name == "postgresql":
+            conditions.append(c.headers.ilike(pattern, escape="\\"))
+        else:
+            conditions.append(c.headers.like(pattern, escape="\\"))
+    return conditions
+
+
+def _header_matches(headers_json: str, name: str, value: str | None) -> bool:
+    try:
+        headers = json.loads(headers_json)
+    except ValueError:
+        return False
+    wanted = name.lower()
+    for entry in headers:
+        if not isinstance(entry, list) or len(entry) != 2 or not isinstance(entry[0], str):
+            continue
+        if entry[0].lower() != wanted:
+            continue
+        if value is None:
+            return True
+        shown = entry[1] if isinstance(entry[1], str) else None
+        if shown is not None and value in shown:
+            return True
+    return False
+
+
+@dataclass
+class SearchResult:
+    events: list[dict[str, Any]]
+    next_cursor: str | None
+    limit: int
+    scan_capped_at: int | None  # set when a text/header filter scanned only the newest rows
+
+
+def search_events(
+    engine: Engine, f: EventFilter, *, text_scan_rows: int = TEXT_SCAN_ROWS
+) -> SearchResult:
+    c = events.c
+    scan_cap: int | None = None
+    base = _conditions(replace(f, cursor=None), engine)
+    with engine.connect() as connection:
+        if f.needs_scan:
+            newest = connection.execute(select(func.max(c.id))).scalar() or 0
+            if newest > text_scan_rows:
+                scan_cap = text_scan_rows
+                base.append(c.id > newest - text_scan_rows)
+        post_filter = f.header_name is not None and f.header_value is not None
+        columns = [*LIST_COLUMNS, c.headers] if post_filter else LIST_COLUMNS
+        page_size = f.limit + 1 if not post_filter else max(200, (f.limit + 1) * 4)
+        matches: list[dict[str, Any]] = []
+        cursor = f.cursor
+        # Header values are checked in Python (they are JSON inside a text column), so a
+        # page may yield fewer matches than asked: read further pages, a bounded number.
+        for _ in range(1 if not post_filter else 25):
+            conditions = list(base)
+            if cursor:
+                timestamp, row_id = decode_cursor(cursor)
+                conditions.append(
+                    or_(
+                        c.timestamp_ms < timestamp, and_(c.timestamp_ms == timestamp, c.id < row_id)
+                    )
+                )
+            query = (
+                select(*columns)
+                .where(*conditions)
+                .order_by(c.timestamp_ms.desc(), c.id.desc())
+                .limit(page_size)
+            )
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+            for row in rows:
+                if post_filter and not _header_matches(
+                    row.pop("headers"), f.header_name or "", f.header_value
+                ):
+                    continue
+                matches.append(row)
+            if len(matches) > f.limit or len(rows) < page_size:
+                break
+            cursor = encode_cursor(rows[-1]["timestamp_ms"], rows[-1]["id"])
+    more = len(matches) > f.limit
+    matches = matches[: f.limit]
+    next_cursor = encode_cursor(matches[-1]["timestamp_ms"], matches[-1]["id"]) if more else None
+    return SearchResult(matches, next_cursor, f.limit, scan_cap)
+
+
+def get_event(
+    engine: Engine, cluster: str, topic: str, partition: int, offset: int
+) -> dict[str, Any] | None:
+    c = events.c
+    query = select(events).where(
+        c.cluster == cluster, c.topic == topic, c.partition == partition, c.offset == offset
+    )
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def newer_than(
+    engine: Engine, f: EventFilter, after_id: int, limit: int = 200
+) -> list[dict[str, Any]]:
+    """Rows inserted after `after_id` that match (for the live tail), oldest first."""
+    c = events.c
+    conditions = [*_conditions(replace(f, cursor=None), engine), c.id > after_id]
+    post_filter = f.header_name is not None and f.header_value is not None
+    columns = [*LIST_COLUMNS, c.headers] if post_filter else LIST_COLUMNS
+    query = select(*columns).where(*conditions).order_by(c.id).limit(limit)
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    if post_filter:
+        rows = [
+            r
+            for r in rows
+            if _header_matches(r.pop("headers"), f.header_name or "", f.header_value)
+        ]
+    return rows
+
+
+def max_event_id(engine: Engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(select(func.max(events.c.id))).scalar() or 0

@@ -1,0 +1,272 @@
+"""The tap against the real broker, writing to SQLite and to PostgreSQL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from collectors.config import ClusterConfig, CollectorConfig
+from collectors.conventions import Conventions
+from collectors.index.engine import create_index_engine
+from collectors.index.models import events_table, positions_table
+from collectors.kafka.tap import Tap, subscription_pattern
+from tests.conftest import free_port, fresh_postgres_database
+from tests.kafka_helpers import create_topic, produce
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def count_rows(engine, topic: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(events_table).where(events_table.c.topic == topic)
+        ).scalar_one()
+
+
+def rows_of(engine, topic: str) -> list[dict]:
+    with engine.connect() as connection:
+        result = connection.execute(
+            select(events_table)
+            .where(events_table.c.topic == topic)
+            .order_by(events_table.c.partition, events_table.c.offset)
+        )
+        return [dict(r._mapping) for r in result]
+
+
+async def wait_for_rows(engine, topic: str, expected: int, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if await asyncio.to_thread(count_rows, engine, topic) >= expected:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{count_rows(engine, topic)} of {expected} rows indexed in {topic}")
+
+
+def tap_for(bootstrap: str, engine, include: list[str], value_cap: int = 1_048_576) -> Tap:
+    cluster = ClusterConfig(name="local", bootstrap=bootstrap, include=tuple(include))
+    settings = CollectorConfig(
+        group_id=f"eventscope-test-{uuid.uuid4().hex[:8]}", value_cap=value_cap
+    )
+    return Tap(cluster, engine, Conventions(value_cap=value_cap), settings)
+
+
+def test_subscription_pattern_excludes_internal_topics() -> None:
+    pattern = subscription_pattern([".*"], ["secret-.*"])
+    assert pattern.match("orders")
+    assert pattern.match("orders.DLT")
+    for topic in (
+        "__consumer_offsets",
+        "__transaction_state",
+        "_schemas",
+        "secret-x",
+        "connect-offsets",
+        "eventscope-internal-jobs",
+    ):
+        assert not pattern.match(topic), topic
+    only = subscription_pattern(["orders", "payments.*"], [])
+    assert only.match("payments-v2") and not only.match("shipping")
+
+
+async def test_records_are_indexed_with_headers_identity_and_positions(
+    index_db, kafka_bootstrap, unique_topic
+) -> None:
+    await create_topic(kafka_bootstrap, unique_topic, partitions=2)
+    tap = tap_for(kafka_bootstrap, index_db.engine, [re.escape(unique_topic)])
+    await tap.start()
+    try:
+        await produce(
+            kafka_bootstrap,
+            unique_topic,
+            [
+                (
+                    b"order-1",
+                    b'{"orderId": 1}',
+                    [
+                        ("ce_id", b"evt-1"),
+                        ("ce_type", b"OrderPlaced"),
+                        ("ce_source", b"shop"),
+                        ("x-correlation-id", b"corr-42"),
+                        ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                        ("dup", b"first"),
+                        ("dup", b"second"),
+                    ],
+                ),
+            ],
+            partition=0,
+        )
+        await produce(kafka_bootstrap, unique_topic, [(b"k", b"plain", [])], partition=1)
+        await wait_for_rows(index_db.engine, unique_topic, 2)
+    finally:
+        await tap.stop()
+    first, second = rows_of(index_db.engine, unique_topic)
+    assert (first["partition"], first["offset"], first["key"]) == (0, 0, b"order-1")
+    assert first["event_id"] == "evt-1" and first["event_type"] == "OrderPlaced"
+    assert first["source"] == "shop" and first["correlation_id"] == "corr-42"
+    assert first["trace_id"] == "0af7651916cd43dd8448eb211c80319c"
+    assert first["content_type"] == "json"
+    assert json.loads(first["headers"])[-2:] == [["dup", "first"], ["dup", "second"]]
+    assert second["value"] == b"plain" and second["event_type"] == unique_topic
+    with index_db.engine.connect() as connection:
+        positions = dict(
+            (r.partition, r.next_offset)
+            for r in connection.execute(
+                select(positions_table).where(positions_table.c.topic == unique_topic)
+            )
+        )
+    assert positions == {0: 1, 1: 1}
+
+
+async def test_restart_resumes_from_stored_positions_without_duplicates(
+    index_db, kafka_bootstrap, unique_topic
+) -> None:
+    await create_topic(kafka_bootstrap, unique_topic)
+    include = [re.escape(unique_topic)]
+    await produce(kafka_bootstrap, unique_topic, [(None, b"%d" % i, []) for i in range(100)])
+    tap = tap_for(kafka_bootstrap, index_db.engine, include)
+    await tap.start()
+    await wait_for_rows(index_db.engine, unique_topic, 100)
+    await tap.stop()
+    await produce(kafka_bootstrap, unique_topic, [(None, b"%d" % i, []) for i in range(100, 150)])
+    # A different consumer group: only the positions in the index say where to resume.
+    tap = tap_for(kafka_bootstrap, index_db.engine, include)
+    await tap.start()
+    try:
+        await wait_for_rows(index_db.engine, unique_topic, 150)
+        await asyncio.sleep(1.0)
+    finally:
+        await tap.stop()
+    offsets = [r["offset"] for r in rows_of(index_db.engine, unique_topic)]
+    assert offsets == list(range(150))
+
+
+HOSTILE_RECORDS = [
+    (b"\xff\xfe\x00key", b'{"broken json', [("x-correlation-id", b"\xc3\x28bad-utf8")]),
+    (b"tomb", None, [("traceparent", b"00-zzzz-nothex-01")]),
+    (None, b"no key", [("x-request-id", None)]),
+    (b"nul\x00key", b"\x01\x00\x02binary\xff", [("\xe9t\xe9", b"\xff\xff")]),
+    (b"big-header", b"{}", [("huge", b"h" * 1_000_000)]),
+    (b"many-headers", b"{}", [(f"h{i}", b"v") for i in range(3000)]),
+    (b"over-cap", b'{"pad": "' + b"x" * 300_000 + b'"}', []),
+    (
+        b"rtl",
+        "\u202egnp.exe <script>alert(1)</script>".encode(),
+        [("ce_type", "\u202eevil".encode())],
+    ),
+    (b"after", b'{"ok": true}', [("ce_id", b"after-bad-ones")]),
+]
+
+
+async def test_hostile_records_never_block_the_partition(
+    index_db, kafka_bootstrap, unique_topic
+) -> None:
+    await create_topic(kafka_bootstrap, unique_topic)
+    tap = tap_for(kafka_bootstrap, index_db.engine, [re.escape(unique_topic)], value_cap=65_536)
+    await tap.start()
+    try:
+        await produce(kafka_bootstrap, unique_topic, HOSTILE_RECORDS, partition=0)
+        await wait_for_rows(index_db.engine, unique_topic, len(HOSTILE_RECORDS))
+    finally:
+        await tap.stop()
+    rows = rows_of(index_db.engine, unique_topic)
+    assert [r["offset"] for r in rows] == list(range(len(HOSTILE_RECORDS)))
+    by_key = {r["key"]: r for r in rows}
+    assert by_key[b"\xff\xfe\x00key"]["content_type"] in ("text", "binary")
+    tombstone = by_key[b"tomb"]
+    assert tombstone["is_tombstone"] and tombstone["trace_id"] is None
+    assert json.loads(by_key[None]["headers"]) == [["x-request-id", None]]
+    assert by_key[b"nul\x00key"]["content_type"] == "binary"
+    huge = json.loads(by_key[b"big-header"]["headers"])[0][1]
+    assert huge["truncated"] is True and huge["size"] == 1_000_000
+    many = json.loads(by_key[b"many-headers"]["headers"])
+    assert len(many) == 1001 and many[-1][1] == "2000 more headers"
+    capped = by_key[b"over-cap"]
+    assert capped["value_truncated"] and len(capped["value"]) == 65_536
+    assert capped["value_size"] > 300_000
+    assert by_key[b"after"]["event_id"] == "after-bad-ones"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
+    backend, kafka_bootstrap, unique_topic, tmp_path, request
+) -> None:
+    """A real `eventscope collect` process is killed mid-ingest and started again."""
+    total = 60_000
+    await create_topic(kafka_bootstrap, unique_topic, partitions=3)
+    payload = b'{"n": %d, "pad": "' + b"p" * 200 + b'"}'
+    await produce(
+        kafka_bootstrap,
+        unique_topic,
+        [(b"k%d" % i, payload % i, [("ce_id", b"id-%d" % i)]) for i in range(total)],
+    )
+    if backend == "sqlite":
+        index_url = f"sqlite:///{tmp_path / 'crash.db'}"
+    else:
+        index_url, _ = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    config = tmp_path / "eventscope.toml"
+    config.write_text(
+        f'[clusters.local]\nbootstrap = "{kafka_bootstrap}"\n'
+        f"include = ['{re.escape(unique_topic)}']\n"
+        f'[collector]\ngroup_id = "crash-{uuid.uuid4().hex[:8]}"\nbatch_max_records = 2000\n'
+        f'[index]\nurl = "{index_url}"\n'
+    )
+    env = {**os.environ, "EVENTSCOPE_PORT": str(free_port())}
+    command = [sys.executable, "-m", "console.cli", "--config", str(config), "collect"]
+    engine = create_index_engine(index_url)
+
+    log = (tmp_path / "collector.log").open("ab")
+
+    def start_collector() -> subprocess.Popen:
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+    kills = 0
+    collector = start_collector()
+    try:
+        for threshold in (5_000, 25_000, 45_000):
+            deadline = time.monotonic() + 120
+            while time.monotonic() < deadline:
+                try:
+                    if count_rows(engine, unique_topic) >= threshold:
+                        break
+                except Exception:
+                    pass  # the tables may not exist yet
+                await asyncio.sleep(0.05)
+            if count_rows(engine, unique_topic) >= total:
+                break
+            collector.send_signal(signal.SIGKILL)
+            collector.wait()
+            kills += 1
+            collector = start_collector()
+        await wait_for_rows(engine, unique_topic, total, timeout_s=180)
+        await asyncio.sleep(1.5)  # anything duplicated would arrive now
+    finally:
+        collector.send_signal(signal.SIGKILL)
+        collector.wait()
+    log.close()
+    assert kills >= 1, (tmp_path / "collector.log").read_text()[-2000:]
+    with engine.connect() as connection:
+        stats = connection.execute(
+            select(
+                events_table.c.partition,
+                func.count(),
+                func.min(events_table.c.offset),
+                func.max(events_table.c.offset),
+                func.count(func.distinct(events_table.c.event_id)),
+            )
+            .where(events_table.c.topic == unique_topic)
+            .group_by(events_table.c.partition)
+        ).all()
+    assert sum(s[1] for s in stats) == total
+    assert sum(s[4] for s in stats) == total
+    for _partition, count, low, high, _distinct in stats:
+        assert (low, high) == (0, count - 1)  # no gap, no duplicate
