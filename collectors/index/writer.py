@@ -10,15 +10,19 @@ position only ever moves forward.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collectors.index.models import events_table, positions_table
 
 PositionKey = tuple[str, int]  # (topic, partition)
+
+# Work derived from a batch (saga state, lineage edges, ...) that must commit with it:
+# called inside the batch's transaction with the cluster name and the new rows.
+BatchHook = Callable[[Connection, str, Sequence[Mapping[str, Any]]], None]
 
 # SQLite caps the number of bound parameters per statement; executemany binds per row,
 # so only the chunk size for memory matters here.
@@ -44,8 +48,9 @@ def write_batch(
     rows: Sequence[Mapping[str, Any]],
     next_offsets: Mapping[PositionKey, int],
     now_ms: int,
+    hooks: Sequence[BatchHook] = (),
 ) -> int:
-    """Insert `rows` and advance positions atomically; return how many rows were new."""
+    """Insert `rows`, run the hooks and advance positions atomically; return new rows."""
     inserted = 0
     events_insert = _insert(engine, events_table).on_conflict_do_nothing(
         index_elements=["cluster", "topic", "partition", "offset"]
@@ -65,6 +70,8 @@ def write_batch(
         for start in range(0, len(rows), CHUNK_ROWS):
             result = connection.execute(events_insert, list(rows[start : start + CHUNK_ROWS]))
             inserted += max(result.rowcount, 0)
+        for hook in hooks:
+            hook(connection, cluster, rows)
         if next_offsets:
             connection.execute(
                 position_upsert,

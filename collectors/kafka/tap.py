@@ -23,7 +23,13 @@ from sqlalchemy import Engine
 
 from collectors.config import ClusterConfig, CollectorConfig
 from collectors.conventions import Conventions, NormalizedEvent, RawRecord, normalize
-from collectors.index.writer import PositionKey, key_hash, read_positions, write_batch
+from collectors.index.writer import (
+    BatchHook,
+    PositionKey,
+    key_hash,
+    read_positions,
+    write_batch,
+)
 from collectors.kafka.admin import client_options
 
 log = logging.getLogger("eventscope.tap")
@@ -139,8 +145,10 @@ class Tap:
         engine: Engine,
         conventions: Conventions,
         settings: CollectorConfig,
+        hooks: Sequence[BatchHook] = (),
     ) -> None:
         self.name = f"tap[{cluster.name}]"
+        self.hooks = list(hooks)
         self.cluster = cluster
         self.engine = engine
         self.conventions = conventions
@@ -244,4 +252,6 @@ class Tap:
 
     def _normalize_and_write(self, records: list[Any], now_ms: int) -> int:
         rows, next_offsets = normalize_batch(self.cluster.name, records, self.conventions, now_ms)
-        return write_batch(self.engine, self.cluster.name, rows, next_offsets, now_ms)
+        return write_batch(
+            self.engine, self.cluster.name, rows, next_offsets, now_ms, hooks=self.hooks
+        )

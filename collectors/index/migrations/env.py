@@ -1,9 +1,8 @@
 """Alembic environment: the engine comes from the caller (collectors.index.migrate)."""
 
 from alembic import context
-from sqlmodel import SQLModel
 
-import collectors.index.models  # noqa: F401  (registers the tables)
+from collectors.index.tables import load_all
 
 config = context.config
 engine = config.attributes.get("engine")
@@ -15,7 +14,7 @@ if engine is None:
 with engine.begin() as connection:
     context.configure(
         connection=connection,
-        target_metadata=SQLModel.metadata,
+        target_metadata=load_all(),
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():

@@ -1,18 +1,18 @@
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import insert, select
-from sqlmodel import SQLModel
 
 from collectors.index import migrate
 from collectors.index.engine import create_index_engine
 from collectors.index.models import positions_table
+from collectors.index.tables import load_all
 
 
 def test_migrations_build_exactly_the_declared_tables(index_db) -> None:
     """The models and the migrations agree, so a fresh index and an upgraded one are alike."""
     with index_db.engine.connect() as connection:
         context = MigrationContext.configure(connection)
-        differences = compare_metadata(context, SQLModel.metadata)
+        differences = compare_metadata(context, load_all())
     assert differences == []
     assert migrate.current_revision(index_db.engine) == migrate.head_revision()
 
