@@ -66,6 +66,8 @@ class CollectorConfig:
     batch_max_records: int = 5_000
     batch_max_wait_ms: int = 200
     group_id: str = "eventscope-collector"
+    retention_max_age_s: float = 7 * 86_400.0  # 0 keeps events forever
+    retention_max_bytes: int = 0  # 0 means no size cap
 
 
 @dataclass(frozen=True)
@@ -219,6 +221,8 @@ def _validate(settings: Settings) -> None:
     collector = settings.collector
     if collector.value_cap < 1:
         raise ConfigError("collector.value_cap", "must be >= 1")
+    if collector.retention_max_age_s < 0 or collector.retention_max_bytes < 0:
+        raise ConfigError("collector.retention_max_age_s", "retention limits must be >= 0")
     if collector.batch_max_records < 1:
         raise ConfigError("collector.batch_max_records", "must be >= 1")
     _check_conventions(settings.conventions)

@@ -23,6 +23,7 @@ from collectors.config import Settings
 from collectors.conventions import Conventions
 from collectors.index import migrate
 from collectors.index.engine import create_index_engine
+from collectors.index.retention import RetentionPolicy, RetentionService
 from collectors.kafka.tap import Tap
 from console.services import Service, ServiceGroup
 from console.state import AppState, app_state
@@ -43,9 +44,19 @@ def background_services(state: AppState) -> list[Service]:
     conventions = Conventions.from_mapping(
         {**settings.conventions, "value_cap": settings.collector.value_cap}
     )
-    return [
+    services: list[Service] = [
         Tap(cluster, state.engine, conventions, settings.collector) for cluster in settings.clusters
     ]
+    services.append(RetentionService(state.engine, retention_policy(settings)))
+    return services
+
+
+def retention_policy(settings: Settings) -> RetentionPolicy:
+    collector = settings.collector
+    return RetentionPolicy(
+        max_age_s=collector.retention_max_age_s or None,
+        max_bytes=collector.retention_max_bytes or None,
+    )
 
 
 def create_app(

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Engine, LargeBinary, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
 from collectors.index.models import events_table as events
@@ -211,8 +211,7 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
     if f.dlq_only:
         conditions.append(c.is_dlq.is_(True))
     if f.text:
-        value_pattern = f"%{_like_escape(f.text)}%".encode()
-        conditions.append(c.value.like(value_pattern, escape="\\"))
+        conditions.append(_value_contains(engine, f.text.encode("utf-8")))
     if f.header_name:
         name_json = json.dumps(f.header_name, ensure_ascii=False)
         pattern = f"%[{_like_escape(name_json)},%"
@@ -221,6 +220,14 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
         else:
             conditions.append(c.headers.like(pattern, escape="\\"))
     return conditions
+
+
+def _value_contains(engine: Engine, needle: bytes) -> ColumnElement[bool]:
+    """Byte-wise, case-sensitive substring test on the stored value (no LIKE on blobs)."""
+    if engine.dialect.name == "postgresql":
+        clause = text("position(CAST(:needle AS bytea) IN events.value) > 0")
+        return clause.bindparams(bindparam("needle", needle, type_=LargeBinary))  # type: ignore[return-value]
+    return func.instr(events.c.value, literal(needle, LargeBinary)) > 0
 
 
 def _header_matches(headers_json: str, name: str, value: str | None) -> bool:

@@ -198,7 +198,12 @@ class _ThreadedServer(uvicorn.Server):
 def live_server(kafka_cluster: ClusterConfig, session_dir: Path) -> Iterator[LiveServer]:
     from console.app import create_app
 
-    settings = make_settings(kafka_cluster, f"sqlite:///{session_dir / 'live.db'}")
+    settings = make_settings(
+        kafka_cluster,
+        f"sqlite:///{session_dir / 'live.db'}",
+        # Its own group, so that test sessions sharing a broker never split partitions.
+        collector={"group_id": f"eventscope-live-{uuid.uuid4().hex[:8]}"},
+    )
     engine = create_index_engine(settings.index.url)
     app = create_app(settings, mode="all", engine=engine)
     port = free_port()

@@ -1,0 +1,196 @@
+"""Event search on both index backends (rows written the way the tap writes them)."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors.conventions import Conventions, RawRecord, normalize
+from collectors.index.writer import write_batch
+from collectors.kafka.tap import to_row
+from console.event_search import (
+    EventFilter,
+    SearchError,
+    get_event,
+    newer_than,
+    parse_filter,
+    search_events,
+)
+
+CONVENTIONS = Conventions()
+
+
+def index_records(engine, topic: str, records: list[tuple]) -> None:
+    """records: (partition, offset, timestamp_ms, key, value, headers)."""
+    rows = [
+        to_row("local", normalize(RawRecord(topic, p, o, ts, k, v, h), CONVENTIONS), ts)
+        for p, o, ts, k, v, h in records
+    ]
+    write_batch(engine, "local", rows, {}, 0)
+
+
+@pytest.fixture
+def populated(index_db):
+    index_records(
+        index_db.engine,
+        "orders",
+        [
+            (
+                0,
+                0,
+                1_000,
+                b"order-1",
+                b'{"orderId": 1, "note": "gift wrap"}',
+                [("x-correlation-id", b"corr-1"), ("ce_type", b"OrderPlaced"), ("tenant", b"acme")],
+            ),
+            (
+                0,
+                1,
+                2_000,
+                b"order-2",
+                b'{"orderId": 2}',
+                [
+                    ("x-correlation-id", b"corr-2"),
+                    ("ce_type", b"OrderPlaced"),
+                    ("tenant", b"globex"),
+                ],
+            ),
+            (
+                1,
+                0,
+                3_000,
+                b"order-1",
+                b'{"orderId": 1, "status": "paid"}',
+                [
+                    ("x-correlation-id", b"corr-1"),
+                    ("ce_type", b"OrderPaid"),
+                    ("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"),
+                ],
+            ),
+        ],
+    )
+    index_records(
+        index_db.engine,
+        "payments",
+        [
+            (
+                0,
+                0,
+                2_500,
+                b"pay-1",
+                b'{"amount": 10}',
+                [
+                    ("x-correlation-id", b"corr-1"),
+                    ("ce_id", b"evt-pay-1"),
+                    ("ce_source", b"billing"),
+                ],
+            ),
+        ],
+    )
+    index_records(
+        index_db.engine,
+        "orders.DLT",
+        [
+            (0, 0, 4_000, b"order-9", b"{}", [("kafka_dlt-original-topic", b"orders")]),
+        ],
+    )
+    return index_db.engine
+
+
+def coordinates(result) -> list[tuple[str, int, int]]:
+    return [(e["topic"], e["partition"], e["offset"]) for e in result.events]
+
+
+def test_correlation_id_finds_events_across_topics_newest_first(populated) -> None:
+    result = search_events(populated, EventFilter(correlation_id="corr-1"))
+    assert coordinates(result) == [("orders", 1, 0), ("payments", 0, 0), ("orders", 0, 0)]
+
+
+def test_identity_key_and_type_filters(populated) -> None:
+    assert coordinates(search_events(populated, EventFilter(event_id="evt-pay-1"))) == [
+        ("payments", 0, 0)
+    ]
+    trace = search_events(populated, EventFilter(trace_id="0af7651916cd43dd8448eb211c80319c"))
+    assert coordinates(trace) == [("orders", 1, 0)]
+    by_key = search_events(populated, EventFilter(key="order-1"))
+    assert coordinates(by_key) == [("orders", 1, 0), ("orders", 0, 0)]
+    by_type = search_events(populated, EventFilter(event_type="OrderPlaced", topics=("orders",)))
+    assert coordinates(by_type) == [("orders", 0, 1), ("orders", 0, 0)]
+    assert coordinates(search_events(populated, EventFilter(source="billing"))) == [
+        ("payments", 0, 0)
+    ]
+
+
+def test_time_offset_partition_and_dlq_filters(populated) -> None:
+    window = search_events(populated, EventFilter(time_from_ms=2_000, time_to_ms=3_000))
+    assert coordinates(window) == [("orders", 1, 0), ("payments", 0, 0), ("orders", 0, 1)]
+    offsets = search_events(
+        populated, EventFilter(topics=("orders",), partition=0, offset_from=1, offset_to=5)
+    )
+    assert coordinates(offsets) == [("orders", 0, 1)]
+    dlq = search_events(populated, EventFilter(dlq_only=True))
+    assert coordinates(dlq) == [("orders.DLT", 0, 0)]
+    assert dlq.events[0]["dlq_original_topic"] == "orders"
+
+
+def test_payload_text_and_header_filters(populated) -> None:
+    assert coordinates(search_events(populated, EventFilter(text="gift wrap"))) == [
+        ("orders", 0, 0)
+    ]
+    assert search_events(populated, EventFilter(text="100%_")).events == []
+    tenant = search_events(populated, EventFilter(header_name="tenant"))
+    assert coordinates(tenant) == [("orders", 0, 1), ("orders", 0, 0)]
+    acme = search_events(populated, EventFilter(header_name="TENANT", header_value="acme"))
+    assert coordinates(acme) == [("orders", 0, 0)]
+
+
+def test_cursor_pagination_walks_every_event_once(populated) -> None:
+    seen = []
+    f = EventFilter(limit=2)
+    while True:
+        result = search_events(populated, f)
+        seen += coordinates(result)
+        if result.next_cursor is None:
+            break
+        f = EventFilter(limit=2, cursor=result.next_cursor)
+    assert len(seen) == 5 and len(set(seen)) == 5
+
+
+def test_text_search_reports_its_scan_cap(populated) -> None:
+    result = search_events(populated, EventFilter(text="orderId"), text_scan_rows=2)
+    assert result.scan_capped_at == 2
+    assert len(result.events) <= 2
+
+
+def test_event_detail_and_live_tail(populated) -> None:
+    row = get_event(populated, "local", "orders", 0, 0)
+    assert row is not None and row["value"].startswith(b'{"orderId": 1')
+    assert get_event(populated, "local", "orders", 9, 9) is None
+    newest = max(e["id"] for e in search_events(populated, EventFilter()).events)
+    index_records(populated, "orders", [(0, 2, 5_000, b"order-3", b"{}", [])])
+    fresh = newer_than(populated, EventFilter(topics=("orders",)), newest)
+    assert [(r["topic"], r["offset"]) for r in fresh] == [("orders", 2)]
+
+
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"limit": "0"}, "limit"),
+        ({"limit": "100000"}, "limit"),
+        ({"partition": "x"}, "partition"),
+        ({"offset_from": "-1"}, "offset_from"),
+        ({"time_from": "yesterday"}, "time_from"),
+        ({"cursor": "!!!"}, "cursor"),
+        ({"correlation_id": "a" * 2000}, "correlation_id"),
+        ({"text": "nul\x00"}, "text"),
+    ],
+)
+def test_bad_filters_are_rejected_with_the_field_named(params, field) -> None:
+    with pytest.raises(SearchError) as error:
+        parse_filter(params)
+    assert error.value.field == field
+
+
+def test_filter_round_trips_through_query_parameters() -> None:
+    f = parse_filter({"topic": "a, b", "time_from": "2026-11-29T14:00:00Z", "dlq_only": "1"})
+    assert f.topics == ("a", "b") and f.time_from_ms == 1_795_960_800_000 and f.dlq_only
+    assert parse_filter(f.query_args()) == f
