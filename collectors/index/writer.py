@@ -10,7 +10,7 @@ position only ever moves forward.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
@@ -23,6 +23,41 @@ PositionKey = tuple[str, int]  # (topic, partition)
 # Work derived from a batch (saga state, lineage edges, ...) that must commit with it:
 # called inside the batch's transaction with the cluster name and the new rows.
 BatchHook = Callable[[Connection, str, Sequence[Mapping[str, Any]]], None]
+
+# The hot path hands rows to the driver as tuples in this column order: no per-row
+# processing by SQLAlchemy (it costs about as much as SQLite's own insert).
+EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in events_table.c if c.name != "id")
+COLUMN_INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
+EventTuple = tuple[Any, ...]
+
+
+class RowView(Mapping[str, Any]):
+    """Read-only mapping over an event tuple, for batch hooks."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, values: EventTuple) -> None:
+        self._values = values
+
+    def __getitem__(self, name: str) -> Any:
+        return self._values[COLUMN_INDEX[name]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(EVENT_COLUMNS)
+
+    def __len__(self) -> int:
+        return len(EVENT_COLUMNS)
+
+
+def _insert_events_sql(dialect: str) -> str:
+    marker = "%s" if dialect == "postgresql" else "?"
+    columns = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
+    values = ", ".join(marker for _ in EVENT_COLUMNS)
+    return (
+        f"INSERT INTO events ({columns}) VALUES ({values}) "
+        'ON CONFLICT ("cluster", "topic", "partition", "offset") DO NOTHING'
+    )
+
 
 # SQLite caps the number of bound parameters per statement; executemany binds per row,
 # so only the chunk size for memory matters here.
@@ -45,16 +80,21 @@ def _insert(engine: Engine, table: Any) -> Any:
 def write_batch(
     engine: Engine,
     cluster: str,
-    rows: Sequence[Mapping[str, Any]],
+    rows: Sequence[EventTuple] | Sequence[Mapping[str, Any]],
     next_offsets: Mapping[PositionKey, int],
     now_ms: int,
     hooks: Sequence[BatchHook] = (),
 ) -> int:
-    """Insert `rows`, run the hooks and advance positions atomically; return new rows."""
+    """Insert `rows`, run the hooks and advance positions atomically; return new rows.
+
+    Rows are tuples in EVENT_COLUMNS order (the tap's hot path) or mappings by column name.
+    """
+    tuples: list[EventTuple] = [
+        tuple(row[name] for name in EVENT_COLUMNS) if isinstance(row, Mapping) else row
+        for row in rows
+    ]
     inserted = 0
-    events_insert = _insert(engine, events_table).on_conflict_do_nothing(
-        index_elements=["cluster", "topic", "partition", "offset"]
-    )
+    events_sql = _insert_events_sql(engine.dialect.name)
     position_insert = _insert(engine, positions_table)
     greatest = func.greatest if engine.dialect.name == "postgresql" else func.max
     position_upsert = position_insert.on_conflict_do_update(
@@ -67,11 +107,14 @@ def write_batch(
         },
     )
     with engine.begin() as connection:
-        for start in range(0, len(rows), CHUNK_ROWS):
-            result = connection.execute(events_insert, list(rows[start : start + CHUNK_ROWS]))
+        for start in range(0, len(tuples), CHUNK_ROWS):
+            chunk = tuples[start : start + CHUNK_ROWS]
+            result = connection.exec_driver_sql(events_sql, chunk)
             inserted += max(result.rowcount, 0)
-        for hook in hooks:
-            hook(connection, cluster, rows)
+        if hooks:
+            views = [RowView(values) for values in tuples]
+            for hook in hooks:
+                hook(connection, cluster, views)
         if next_offsets:
             connection.execute(
                 position_upsert,

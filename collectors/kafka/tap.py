@@ -15,6 +15,7 @@ import logging
 import re
 import time
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -25,6 +26,7 @@ from collectors.config import ClusterConfig, CollectorConfig
 from collectors.conventions import Conventions, NormalizedEvent, RawRecord, normalize
 from collectors.index.writer import (
     BatchHook,
+    EventTuple,
     PositionKey,
     key_hash,
     read_positions,
@@ -53,48 +55,49 @@ def subscription_pattern(include: Iterable[str], exclude: Iterable[str]) -> re.P
     return re.compile(f"^(?!(?:{excluded})$)(?:{included})$")
 
 
-def to_row(cluster: str, event: NormalizedEvent, now_ms: int) -> dict[str, Any]:
-    return {
-        "cluster": cluster,
-        "topic": event.topic,
-        "partition": event.partition,
-        "offset": event.offset,
-        "timestamp_ms": event.timestamp_ms,
-        "indexed_at_ms": now_ms,
-        "key": event.key,
-        "key_hash": key_hash(event.key),
-        "value": event.value,
-        "value_size": event.value_size,
-        "value_truncated": event.value_truncated,
-        "is_tombstone": event.is_tombstone,
-        "content_type": event.content_type,
-        "schema_id": event.schema_id,
-        "headers": event.headers_json,
-        "event_id": event.event_id,
-        "event_type": event.event_type,
-        "source": event.source,
-        "correlation_id": event.correlation_id,
-        "causation_id": event.causation_id,
-        "trace_id": event.trace_id,
-        "span_id": event.span_id,
-        "saga_id": event.saga_id,
-        "is_dlq": event.is_dlq,
-        "dlq_original_topic": event.dlq_original_topic,
-        "dlq_original_partition": event.dlq_original_partition,
-        "dlq_original_offset": event.dlq_original_offset,
-        "dlq_error_class": event.dlq_error_class,
-        "dlq_error_message": event.dlq_error_message,
-        "dlq_stacktrace": event.dlq_stacktrace,
-        "dlq_attempts": event.dlq_attempts,
-        "dlq_format": event.dlq_format,
-    }
+def to_row(cluster: str, event: NormalizedEvent, now_ms: int) -> EventTuple:
+    """The index row of an event, in EVENT_COLUMNS order."""
+    return (
+        cluster,
+        event.topic,
+        event.partition,
+        event.offset,
+        event.timestamp_ms,
+        now_ms,
+        event.key,
+        key_hash(event.key),
+        event.value,
+        event.value_size,
+        event.value_truncated,
+        event.is_tombstone,
+        event.content_type,
+        event.schema_id,
+        event.headers_json,
+        event.event_id,
+        event.event_type,
+        event.source,
+        event.correlation_id,
+        event.causation_id,
+        event.trace_id,
+        event.span_id,
+        event.saga_id,
+        event.is_dlq,
+        event.dlq_original_topic,
+        event.dlq_original_partition,
+        event.dlq_original_offset,
+        event.dlq_error_class,
+        event.dlq_error_message,
+        event.dlq_stacktrace,
+        event.dlq_attempts,
+        event.dlq_format,
+    )
 
 
 def normalize_batch(
     cluster: str, records: Sequence[Any], conventions: Conventions, now_ms: int
-) -> tuple[list[dict[str, Any]], dict[PositionKey, int]]:
+) -> tuple[list[EventTuple], dict[PositionKey, int]]:
     """Rows for the index and the next offset per partition after them."""
-    rows: list[dict[str, Any]] = []
+    rows: list[EventTuple] = []
     next_offsets: dict[PositionKey, int] = {}
     for record in records:
         raw = RawRecord(
@@ -128,12 +131,19 @@ class _SeekToStoredPositions(ConsumerRebalanceListener):
         self.tap = tap
 
     async def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
-        # Let the batch in flight commit before another collector takes its partitions.
-        async with self.tap.write_lock:
-            pass
+        # Let the batches in hand commit before another collector takes the partitions.
+        await self.tap.drain()
 
     async def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
         await self.tap.seek_to_stored_positions(list(assigned))
+
+
+@dataclass
+class _Batch:
+    rows: list[EventTuple]
+    next_offsets: dict[PositionKey, int]
+    newest_timestamp_ms: int
+    now_ms: int
 
 
 class Tap:
@@ -154,9 +164,13 @@ class Tap:
         self.conventions = conventions
         self.settings = settings
         self.stats = TapStats()
-        self.write_lock = asyncio.Lock()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._writer: asyncio.Task[None] | None = None
+        # Two batches in hand at most: memory stays flat whatever the backlog.
+        self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=2)
+        self._normalizer = ThreadPoolExecutor(1)
+        self._db_writer = ThreadPoolExecutor(1)
         self._stopping = asyncio.Event()
 
     async def start(self) -> None:
@@ -173,6 +187,8 @@ class Tap:
         pattern = subscription_pattern(self.cluster.include, self.cluster.exclude)
         consumer.subscribe(pattern=pattern.pattern, listener=_SeekToStoredPositions(self))
         self._consumer = consumer
+        self._normalizer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-normalize")
+        self._db_writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write")
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=self.name)
 
@@ -186,6 +202,14 @@ class Tap:
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
+        if self._writer is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.drain(), timeout=30)
+            self._writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._writer
+        self._normalizer.shutdown(wait=False)
+        self._db_writer.shutdown(wait=False)
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
@@ -208,7 +232,17 @@ class Tap:
         self.stats.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
         log.info("%s assigned %d partitions (%d new)", self.name, len(assigned), len(fresh))
 
+    async def drain(self) -> None:
+        """Wait until every batch handed to the writer has committed."""
+        await self._queue.join()
+
     async def _run(self) -> None:
+        """Consume, normalize and hand batches to the writer: a three-stage pipeline.
+
+        Normalizing (Python) and writing (SQLite and PostgreSQL drivers release the GIL
+        while the database works) run in threads of their own, so on two cores the
+        consumer, the normalizer and the database overlap instead of taking turns.
+        """
         consumer = self._consumer
         assert consumer is not None
         backoff = 1.0
@@ -221,23 +255,42 @@ class Tap:
                 log.warning("%s %s", self.name, self.stats.last_error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
+        loop = asyncio.get_running_loop()
+        self._writer = asyncio.create_task(self._write_batches(), name=f"{self.name}-writer")
         while not self._stopping.is_set():
             batches = await consumer.getmany(
                 timeout_ms=self.settings.batch_max_wait_ms,
                 max_records=self.settings.batch_max_records,
             )
             records = [record for partition in batches.values() for record in partition]
-            if records:
-                async with self.write_lock:
-                    await self._write(records)
+            if not records:
+                continue
+            now_ms = int(time.time() * 1000)
+            rows, next_offsets = await loop.run_in_executor(
+                self._normalizer, normalize_batch, self.cluster.name, records,
+                self.conventions, now_ms,
+            )  # fmt: skip
+            newest = max(record.timestamp for record in records)
+            await self._queue.put(_Batch(rows, next_offsets, newest, now_ms))
 
-    async def _write(self, records: list[Any]) -> None:
+    async def _write_batches(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._queue.get()
+            try:
+                await self._write(loop, batch)
+            finally:
+                self._queue.task_done()
+
+    async def _write(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
         """Write one batch, retrying until it commits: a batch is never dropped."""
         delay = 0.5
         while True:
             try:
-                now_ms = int(time.time() * 1000)
-                inserted = await asyncio.to_thread(self._normalize_and_write, records, now_ms)
+                inserted = await loop.run_in_executor(
+                    self._db_writer, write_batch, self.engine, self.cluster.name, batch.rows,
+                    batch.next_offsets, batch.now_ms, self.hooks,
+                )  # fmt: skip
                 break
             except Exception as exc:
                 self.stats.write_errors += 1
@@ -248,10 +301,4 @@ class Tap:
         self.stats.records_indexed += inserted
         self.stats.batches += 1
         self.stats.last_batch_at = time.time()
-        self.stats.last_record_timestamp_ms = max(r.timestamp for r in records)
-
-    def _normalize_and_write(self, records: list[Any], now_ms: int) -> int:
-        rows, next_offsets = normalize_batch(self.cluster.name, records, self.conventions, now_ms)
-        return write_batch(
-            self.engine, self.cluster.name, rows, next_offsets, now_ms, hooks=self.hooks
-        )
+        self.stats.last_record_timestamp_ms = batch.newest_timestamp_ms

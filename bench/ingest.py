@@ -1,0 +1,323 @@
+"""Ingest and look-up benchmark.
+
+    python bench/ingest.py --bootstrap 127.0.0.1:9092 [--records 1000000]
+        [--backends sqlite,postgresql] [--pg-url postgresql+psycopg://...]
+        [--lookup-sizes 1000000,10000000]
+
+1. Produces N records with realistic headers (CloudEvents binary mode, traceparent,
+   correlation id) and ~500-byte JSON values to a fresh topic.
+2. Measures the raw aiokafka consume rate of that topic (no indexing), then the
+   collector's end-to-end indexing rate: a real `eventscope collect` process per backend,
+   timed from start until every record is in the index, with its peak RSS.
+3. Measures look-up latency (p50/p95) by correlation id, event id and trace id on indexes
+   of the given sizes (filled past N with rows written the way the collector writes them).
+
+Prints a table; nothing is asserted. Without --bootstrap it starts the local broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from sqlalchemy import func, select
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
+from collectors.index import migrate  # noqa: E402
+from collectors.index.engine import create_index_engine  # noqa: E402
+from collectors.index.models import events_table  # noqa: E402
+from collectors.index.writer import write_batch  # noqa: E402
+from collectors.kafka.tap import to_row  # noqa: E402
+from console.event_search import EventFilter, search_events  # noqa: E402
+
+PARTITIONS = 6
+
+
+def record(i: int, run: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    order = i // 4
+    trace = f"{random.getrandbits(128):032x}"
+    headers = [
+        ("ce_specversion", b"1.0"),
+        ("ce_id", f"{run}-evt-{i}".encode()),
+        ("ce_type", random.choice([b"OrderPlaced", b"PaymentCaptured", b"OrderShipped"])),
+        ("ce_source", b"/shop/orders"),
+        ("ce_time", b"2026-11-29T12:00:00Z"),
+        ("content-type", b"application/json"),
+        ("traceparent", f"00-{trace}-{random.getrandbits(64):016x}-01".encode()),
+        ("x-correlation-id", f"{run}-order-{order}".encode()),
+    ]
+    value = json.dumps(
+        {
+            "orderId": f"order-{order}",
+            "customer": {"id": f"c-{i % 9973}", "tier": "gold", "country": "NL"},
+            "lines": [
+                {"sku": f"sku-{(i + n) % 500}", "qty": n + 1, "price": 19.99} for n in range(4)
+            ],
+            "total": 79.96,
+            "currency": "EUR",
+            "note": "x" * 120,
+        }
+    ).encode()
+    return f"order-{order}".encode(), value, headers
+
+
+async def produce(bootstrap: str, topic: str, count: int, run: str) -> float:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    await admin.close()
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024, acks=1,
+        compression_type="lz4" if _has_lz4() else None,
+    )  # fmt: skip
+    await producer.start()
+    started = time.perf_counter()
+    pending = []
+    for i in range(count):
+        key, value, headers = record(i, run)
+        pending.append(await producer.send(topic, value, key=key, headers=headers))
+        if len(pending) >= 20_000:
+            await asyncio.gather(*pending)
+            pending.clear()
+    await asyncio.gather(*pending)
+    await producer.stop()
+    return time.perf_counter() - started
+
+
+def _has_lz4() -> bool:
+    try:
+        import lz4  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+async def raw_consume_rate(bootstrap: str, topic: str, count: int) -> float:
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+        auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+        fetch_max_bytes=64 * 1024 * 1024,
+    )  # fmt: skip
+    await consumer.start()
+    consumer.assign([TopicPartition(topic, p) for p in range(PARTITIONS)])
+    await consumer.seek_to_beginning()
+    seen = 0
+    started = time.perf_counter()
+    while seen < count:
+        batches = await consumer.getmany(timeout_ms=500, max_records=5000)
+        seen += sum(len(records) for records in batches.values())
+    elapsed = time.perf_counter() - started
+    await consumer.stop()
+    return count / elapsed
+
+
+def count_rows(engine, topic: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count()).select_from(events_table).where(events_table.c.topic == topic)
+        ).scalar_one()
+
+
+def collector_rate(bootstrap: str, topic: str, count: int, index_url: str, work: Path) -> dict:
+    """Run a real `eventscope collect` until the topic is indexed; rate and peak RSS."""
+    engine = create_index_engine(index_url)
+    migrate.upgrade(engine)
+    config = work / f"collect-{uuid.uuid4().hex[:6]}.toml"
+    config.write_text(
+        f"[clusters.bench]\nbootstrap = \"{bootstrap}\"\ninclude = ['{topic}']\n"
+        f'[collector]\ngroup_id = "bench-{uuid.uuid4().hex[:8]}"\n'
+        f'[index]\nurl = "{index_url}"\n'
+    )
+    env = {**os.environ, "EVENTSCOPE_PORT": str(_free_port())}
+    command = [sys.executable, "-m", "console.cli", "--config", str(config), "collect"]
+    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    peak_rss = 0
+    started = None
+    try:
+        while True:
+            peak_rss = max(peak_rss, _rss_bytes(process.pid))
+            done = count_rows(engine, topic)
+            if started is None and done > 0:
+                started = time.perf_counter()
+                first = done
+            if done >= count:
+                break
+            if process.poll() is not None:
+                raise RuntimeError("the collector exited")
+            time.sleep(0.1)
+        elapsed = time.perf_counter() - (started or time.perf_counter())
+        peak_rss = max(peak_rss, _peak_rss_bytes(process.pid))
+    finally:
+        process.terminate()
+        process.wait(30)
+    rate = (count - first) / elapsed if elapsed > 0 else float("nan")
+    return {"rate": rate, "peak_rss_mb": peak_rss / 2**20}
+
+
+def _rss_bytes(pid: int) -> int:
+    return _status_kb(pid, "VmRSS:") * 1024
+
+
+def _peak_rss_bytes(pid: int) -> int:
+    return _status_kb(pid, "VmHWM:") * 1024
+
+
+def _status_kb(pid: int, field: str) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith(field):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def fill_index(engine, target: int, run: str) -> None:
+    """Add synthetic rows (normalized like real records) until the index holds `target`."""
+    conventions = Conventions()
+    with engine.connect() as connection:
+        have = connection.execute(select(func.count()).select_from(events_table)).scalar_one()
+    offset = 0
+    topic = f"filler-{run}"
+    batch = 20_000
+    while have < target:
+        n = min(batch, target - have)
+        rows = []
+        for i in range(offset, offset + n):
+            key, value, headers = record(i, f"{run}-fill")
+            raw = RawRecord(topic, i % PARTITIONS, i, 1_700_000_000_000 + i, key, value, headers)
+            rows.append(to_row("bench", normalize(raw, conventions), 0))
+        write_batch(engine, "bench", rows, {}, 0)
+        offset += n
+        have += n
+
+
+def lookup_latencies(
+    engine, run: str, size: int, samples: int = 200
+) -> dict[str, tuple[float, float]]:
+    """p50/p95 in ms of searches by each identity over random existing ids."""
+    with engine.connect() as connection:
+        ids = connection.execute(
+            select(events_table.c.correlation_id, events_table.c.event_id, events_table.c.trace_id)
+            .where(events_table.c.id.in_([random.randint(1, size) for _ in range(samples * 2)]))
+            .limit(samples)
+        ).all()
+    results = {}
+    for name, column in (("correlation id", 0), ("event id", 1), ("trace id", 2)):
+        timings = []
+        for row in ids:
+            f = EventFilter(**{
+                "correlation id": {"correlation_id": row[column]},
+                "event id": {"event_id": row[column]},
+                "trace id": {"trace_id": row[column]},
+            }[name])  # fmt: skip
+            started = time.perf_counter()
+            result = search_events(engine, f)
+            timings.append((time.perf_counter() - started) * 1000)
+            assert result.events, f"{name} {row[column]} not found"
+        timings.sort()
+        results[name] = (statistics.median(timings), timings[int(len(timings) * 0.95) - 1])
+    return results
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--bootstrap")
+    parser.add_argument("--records", type=int, default=1_000_000)
+    parser.add_argument("--backends", default="sqlite,postgresql")
+    parser.add_argument("--pg-url", default=os.environ.get("EVENTSCOPE_BENCH_PG_URL"))
+    parser.add_argument("--lookup-sizes", default="1000000,10000000")
+    parser.add_argument("--skip-ingest", action="store_true")
+    args = parser.parse_args()
+    backends = [b for b in args.backends.split(",") if b]
+    if "postgresql" in backends and not args.pg_url:
+        parser.error("--pg-url (or EVENTSCOPE_BENCH_PG_URL) is needed for the postgresql backend")
+    bootstrap = args.bootstrap or _start_local_broker()
+    run = uuid.uuid4().hex[:6]
+    work = Path(tempfile.mkdtemp(prefix="eventscope-bench-"))
+    rows: list[tuple[str, str]] = []
+    urls = {
+        "sqlite": f"sqlite:///{work / 'bench.db'}",
+        "postgresql": _fresh_pg_database(args.pg_url) if "postgresql" in backends else "",
+    }
+    if not args.skip_ingest:
+        topic = f"bench-ingest-{run}"
+        took = asyncio.run(produce(bootstrap, topic, args.records, run))
+        rows.append(
+            ("produce", f"{args.records:,} records in {took:.1f} s ({args.records / took:,.0f}/s)")
+        )
+        raw = asyncio.run(raw_consume_rate(bootstrap, topic, args.records))
+        rows.append(("raw aiokafka consume", f"{raw:,.0f} records/s"))
+        for backend in backends:
+            result = collector_rate(bootstrap, topic, args.records, urls[backend], work)
+            rows.append(
+                (f"collector -> {backend}",
+                 f"{result['rate']:,.0f} events/s ({result['rate'] / raw:.0%} of raw), "
+                 f"peak RSS {result['peak_rss_mb']:.0f} MB")
+            )  # fmt: skip
+    for backend in backends:
+        engine = create_index_engine(urls[backend])
+        migrate.upgrade(engine)
+        for size in [int(s) for s in args.lookup_sizes.split(",") if s]:
+            fill_index(engine, size, run)
+            for name, (p50, p95) in lookup_latencies(engine, run, size).items():
+                rows.append(
+                    (f"lookup {name} @ {size:,} ({backend})", f"p50 {p50:.2f} ms, p95 {p95:.2f} ms")
+                )
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'measure'.ljust(width)}  result")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+    return 0
+
+
+def _start_local_broker() -> str:
+    from collectors.kafka.local_broker import LocalBroker, start
+
+    broker = LocalBroker(
+        data_dir=Path(tempfile.mkdtemp(prefix="eventscope-bench-kafka-")), port=_free_port()
+    )
+    start(broker)
+    return broker.bootstrap
+
+
+def _fresh_pg_database(server_url: str) -> str:
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    name = f"es_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
