@@ -78,6 +78,13 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="print the effective configuration")
     check.set_defaults(handler=config_check)
 
+    docs = commands.add_parser("docs", help="generated documentation")
+    docs_commands = docs.add_subparsers(title="docs commands", required=True)
+    conventions = docs_commands.add_parser(
+        "conventions", help="print the header conventions page (docs/conventions.md)"
+    )
+    conventions.set_defaults(handler=docs_conventions)
+
     index = commands.add_parser("index", help="the index database")
     index_commands = index.add_subparsers(title="index commands", required=True)
     upgrade = index_commands.add_parser("upgrade", help="apply pending migrations")
@@ -173,6 +180,15 @@ def kafka_status(args: argparse.Namespace) -> int:
 def config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(redacted(settings), indent=2))
+    return 0
+
+
+def docs_conventions(args: argparse.Namespace) -> int:
+    from collectors.conventions import Conventions
+    from collectors.conventions_doc import render
+
+    settings = _settings(args)
+    print(render(Conventions.from_mapping(settings.conventions)), end="")
     return 0
 
 
