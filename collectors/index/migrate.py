@@ -20,14 +20,16 @@ def alembic_config(engine: Engine) -> Config:
     return config
 
 
-def upgrade(engine: Engine, revision: str = "head") -> None:
+def upgrade(engine: Engine, revision: str = "heads") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
-        return MigrationContext.configure(connection).get_current_revision()
+        heads = MigrationContext.configure(connection).get_current_heads()
+    return max(heads) if heads else None
 
 
 def head_revision() -> str | None:
-    return ScriptDirectory(str(MIGRATIONS)).get_current_head()
+    heads = ScriptDirectory(str(MIGRATIONS)).get_heads()
+    return max(heads) if heads else None

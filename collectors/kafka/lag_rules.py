@@ -27,7 +27,10 @@ Partition health
        partition forward any more. Not reported when the consumer was caught up recently
        (a recent end offset was within the allowed lag of its committed offset, or the newest
        sample had no lag to speak of): a producer that just woke an idle partition must give
-       the consumer a moment to commit.
+       the consumer a moment to commit. Not reported either when the caller knows the
+       consumer is still alive (``consumer_alive``: the partition is assigned to a live member
+       of the group); an offset that repeats is then taken as a commit that repeats, which
+       is what STALL describes.
     2. REWIND: the committed offset went backwards inside the window and the newest offset
        is still below the highest offset committed before it went back. A rewind the consumer
        has since made up is not reported; the next checks decide.
@@ -256,11 +259,13 @@ def evaluate_partition(
     caught_up_recently: bool = False,
     *,
     current_lag: int | None = None,
+    consumer_alive: bool = False,
 ) -> PartitionEvaluation:
     """Judge one partition of a group over its window of samples (oldest first).
 
     ``current_lag`` is the freshest lag known (from the latest end offset); it defaults to
-    the lag of the newest sample. ``caught_up_recently`` holds STOP back, see the module text.
+    the lag of the newest sample. ``caught_up_recently`` and ``consumer_alive`` hold STOP
+    back, see the module text.
     Only the last ``settings.window`` samples are judged.
     """
     newest_raw_lag = window[-1].lag if len(window) else 0
@@ -307,7 +312,7 @@ def evaluate_partition(
     since_commit = now - newest_run_start
     span = newest_run_start - first.time
     caught_up = caught_up_recently or last.lag <= allowed
-    if full_enough and since_commit > span and not caught_up:
+    if full_enough and since_commit > span and not caught_up and not consumer_alive:
         return _verdict(
             complete,
             lag_now,
