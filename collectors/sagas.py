@@ -1,0 +1,353 @@
+"""Saga instances kept up to date in the index as events arrive.
+
+- `saga_options` reads the `[sagas]` configuration table: the classification rules and saga
+  definitions of collectors/saga_rules.py plus two settings of its own, `stuck_after_s` (when
+  a saga without a timeout of its own counts as stuck) and `evaluate_interval_s`.
+- `SagaHook` is a batch hook of the tap (collectors/index/writer.py): inside the batch's
+  transaction it groups the new rows by saga id, loads those sagas' states in one query,
+  applies the events and upserts the sagas in one executemany. Rows without a saga id cost a
+  dictionary look-up.
+- `SagaEvaluator` is a background service: statuses that change with the clock alone (stuck,
+  compensation incomplete, completed after a quiet period) are re-evaluated every
+  `evaluate_interval_s` for the sagas that could have changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Connection, Engine, and_, select, tuple_, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from collectors.index.models import events_table
+from collectors.index.saga_models import sagas_table
+from collectors.saga_rules import (
+    DEFAULT_STUCK_AFTER_S,
+    MAX_KEY_CHARS,
+    MAX_RECORDS,
+    Outcome,
+    SagaEventRef,
+    SagaRules,
+    SagaState,
+    SagaStatus,
+    new_state,
+)
+
+log = logging.getLogger("eventscope.sagas")
+
+DEFAULT_EVALUATE_INTERVAL_S = 30.0
+LOAD_CHUNK = 500  # saga ids per IN (...) look-up
+EVALUATE_PAGE = 500
+MAX_BACKOFF_S = 300.0
+
+# Statuses the clock alone can change; the others change only when an event arrives.
+TIME_DEPENDENT = (SagaStatus.RUNNING, SagaStatus.FAILED, SagaStatus.COMPENSATING)
+_OWN_KEYS = ("stuck_after_s", "evaluate_interval_s")
+_RULE_KEYS = ("use_defaults", "outcomes", "topics", "definitions")  # SagaRules.from_mapping
+
+
+@dataclass(frozen=True)
+class SagaOptions:
+    rules: SagaRules = field(default_factory=SagaRules)
+    stuck_after_s: float = DEFAULT_STUCK_AFTER_S
+    evaluate_interval_s: float = DEFAULT_EVALUATE_INTERVAL_S
+
+    def shortest_limit_s(self) -> float:
+        """The shortest time after which any saga can change status by the clock alone."""
+        limits = [self.stuck_after_s]
+        for definition in self.rules.definitions:
+            limits.append(definition.timeout_s or math.inf)
+            limits += [step.timeout_s or math.inf for step in definition.steps]
+        return min(limits)
+
+
+def saga_options(data: Mapping[str, Any]) -> SagaOptions:
+    """Options from the `[sagas]` table; a bad value raises ValueError naming its key."""
+    if not isinstance(data, Mapping):
+        raise ValueError("expected a table")
+    for key in data:
+        if key not in _RULE_KEYS and key not in _OWN_KEYS:
+            known = ", ".join(sorted((*_RULE_KEYS, *_OWN_KEYS)))
+            raise ValueError(f"{str(key)[:80]}: unknown key (expected one of {known})")
+    rest = {key: value for key, value in data.items() if key not in _OWN_KEYS}
+    values: dict[str, float] = {}
+    for key in _OWN_KEYS:
+        if key not in data:
+            continue
+        value = data[key]
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"{key}: expected a number of seconds")
+        if not math.isfinite(value) or value <= 0:
+            raise ValueError(f"{key}: expected a positive number of seconds")
+        values[key] = float(value)
+    return SagaOptions(rules=SagaRules.from_mapping(rest), **values)
+
+
+def event_key(cluster: str, topic: str, partition: int, offset: int) -> str:
+    """How a saga's history names an event: its coordinates (Kafka topics have no '/')."""
+    return f"{cluster}/{topic}/{partition}/{offset}"
+
+
+def parse_event_key(key: str) -> tuple[str, str, int, int] | None:
+    """The coordinates in an `event_key`, or None for keys that are not coordinates."""
+    parts = key.split("/")
+    if len(parts) != 4 or not parts[0] or not parts[1]:
+        return None
+    try:
+        partition, offset = int(parts[2]), int(parts[3])
+    except ValueError:
+        return None
+    return parts[0], parts[1], partition, offset
+
+
+def _ref(cluster: str, row: Mapping[str, Any]) -> SagaEventRef:
+    return SagaEventRef(
+        event_key=event_key(cluster, row["topic"], row["partition"], row["offset"]),
+        event_type=row["event_type"] or row["topic"],
+        topic=row["topic"],
+        timestamp_ms=row["timestamp_ms"],
+        service=row["source"],
+    )
+
+
+def _insert(connection: Connection) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(sagas_table)
+
+
+def saga_row(cluster: str, state: SagaState, now_ms: int) -> dict[str, Any]:
+    """The `sagas` row of a state (version 1; an update adds one to the stored version)."""
+    return {
+        "cluster": cluster,
+        "saga_id": state.saga_id,
+        "saga_type": state.saga_type,
+        "status": str(state.status),
+        "first_ms": state.first_ms,
+        "last_ms": state.last_ms,
+        "step_count": len(state.steps),
+        "failed": any(record.outcome is Outcome.FAILED for record in state.steps),
+        "problem_count": len(state.problems),
+        "problems": json.dumps(state.problems),
+        "state": json.dumps(state.to_json(), separators=(",", ":")),
+        "version": 1,
+        "updated_at_ms": now_ms,
+    }
+
+
+def rebuild_state(
+    connection: Connection, cluster: str, saga_id: str, options: SagaOptions
+) -> SagaState:
+    """A saga's state read again from its indexed events (when the stored one is unusable)."""
+    columns = events_table.c
+    query = (
+        select(
+            columns.topic,
+            columns.partition,
+            columns.offset,
+            columns.timestamp_ms,
+            columns.event_type,
+            columns.source,
+        )
+        .where(columns.saga_id == saga_id, columns.cluster == cluster)
+        .order_by(columns.timestamp_ms)
+        .limit(MAX_RECORDS)
+    )
+    state = new_state(saga_id)
+    for row in connection.execute(query).mappings():
+        state.apply(_ref(cluster, dict(row)), options.rules)
+    return state
+
+
+def load_states(
+    connection: Connection, cluster: str, saga_ids: Iterable[str], options: SagaOptions
+) -> dict[str, SagaState]:
+    """The stored states of these sagas (absent when new), in one query per chunk."""
+    ids = list(saga_ids)
+    states: dict[str, SagaState] = {}
+    for start in range(0, len(ids), LOAD_CHUNK):
+        chunk = ids[start : start + LOAD_CHUNK]
+        query = select(sagas_table.c.saga_id, sagas_table.c.state).where(
+            sagas_table.c.cluster == cluster, sagas_table.c.saga_id.in_(chunk)
+        )
+        for saga_id, document in connection.execute(query):
+            try:
+                states[saga_id] = SagaState.from_json(document)
+            except ValueError as exc:
+                log.warning("saga %r: stored state unusable (%s); rebuilding", saga_id, exc)
+                states[saga_id] = rebuild_state(connection, cluster, saga_id, options)
+    return states
+
+
+class SagaHook:
+    """The tap's batch hook: keeps the `sagas` table in step with the indexed events."""
+
+    def __init__(self, options: SagaOptions, clock: Callable[[], float] = time.time) -> None:
+        self.options = options
+        self.clock = clock
+
+    def __call__(
+        self, connection: Connection, cluster: str, rows: Sequence[Mapping[str, Any]]
+    ) -> None:
+        grouped: dict[str, list[SagaEventRef]] = {}
+        for row in rows:
+            saga_id = row["saga_id"]
+            if saga_id:
+                grouped.setdefault(saga_id[:MAX_KEY_CHARS], []).append(_ref(cluster, row))
+        if not grouped:
+            return
+        now_ms = int(self.clock() * 1000)
+        rules = self.options.rules
+        states = load_states(connection, cluster, grouped, self.options)
+        changed = []
+        for saga_id, refs in grouped.items():
+            state = states.get(saga_id) or new_state(saga_id)
+            for ref in refs:
+                state.apply(ref, rules)
+            state.evaluate(now_ms, rules, self.options.stuck_after_s)
+            changed.append(saga_row(cluster, state, now_ms))
+        upsert_sagas(connection, changed)
+
+
+def upsert_sagas(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
+    insert = _insert(connection)
+    excluded = insert.excluded
+    statement = insert.on_conflict_do_update(
+        index_elements=["cluster", "saga_id"],
+        set_={
+            **{
+                name: getattr(excluded, name)
+                for name in (
+                    "saga_type",
+                    "status",
+                    "first_ms",
+                    "last_ms",
+                    "step_count",
+                    "failed",
+                    "problem_count",
+                    "problems",
+                    "state",
+                    "updated_at_ms",
+                )
+            },
+            "version": sagas_table.c.version + 1,
+        },
+    )
+    connection.execute(statement, list(rows))
+
+
+def evaluate_due(engine: Engine, options: SagaOptions, now_ms: int) -> int:
+    """Re-evaluate the sagas the clock may have changed; return how many changed.
+
+    Only sagas in a time-dependent status whose first event is older than the shortest
+    limit are read (every limit runs from an event at or after the first one). A saga the
+    hook rewrote meanwhile (its version moved) is left alone: the hook evaluated it too.
+    """
+    limit_ms = options.shortest_limit_s() * 1000
+    if not math.isfinite(limit_ms):
+        return 0
+    columns = sagas_table.c
+    due = and_(
+        columns.status.in_([str(status) for status in TIME_DEPENDENT]),
+        columns.first_ms < now_ms - int(limit_ms),
+    )
+    changed = 0
+    after: tuple[str, str] | None = None
+    while True:
+        query = (
+            select(columns.cluster, columns.saga_id, columns.state, columns.version)
+            .where(due)
+            .order_by(columns.cluster, columns.saga_id)
+            .limit(EVALUATE_PAGE)
+        )
+        if after is not None:
+            query = query.where(tuple_(columns.cluster, columns.saga_id) > after)
+        with engine.connect() as connection:
+            page = connection.execute(query).all()
+        if not page:
+            return changed
+        updates = []
+        for cluster, saga_id, document, version in page:
+            try:
+                state = SagaState.from_json(document)
+            except ValueError:
+                continue  # the next event for this saga rebuilds it
+            before = (state.status, list(state.problems))
+            state.evaluate(now_ms, options.rules, options.stuck_after_s)
+            if (state.status, state.problems) != before:
+                updates.append((cluster, saga_id, version, saga_row(cluster, state, now_ms)))
+        if updates:
+            with engine.begin() as connection:
+                for cluster, saga_id, version, row in updates:
+                    result = connection.execute(
+                        update(sagas_table)
+                        .where(
+                            columns.cluster == cluster,
+                            columns.saga_id == saga_id,
+                            columns.version == version,
+                        )
+                        .values(
+                            status=row["status"],
+                            problems=row["problems"],
+                            problem_count=row["problem_count"],
+                            state=row["state"],
+                            updated_at_ms=now_ms,
+                        )
+                    )
+                    changed += max(result.rowcount, 0)
+        last = page[-1]
+        after = (last[0], last[1])
+        if len(page) < EVALUATE_PAGE:
+            return changed
+
+
+class SagaEvaluator:
+    """Background service: re-evaluates time-dependent saga statuses periodically."""
+
+    name = "saga-evaluator"
+
+    def __init__(
+        self, engine: Engine, options: SagaOptions, clock: Callable[[], float] = time.time
+    ) -> None:
+        self.engine = engine
+        self.options = options
+        self.clock = clock
+        self.passes = 0
+        self.last_changed = 0
+        self.last_error: str | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self.name)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+            self._task = None
+
+    async def _run(self) -> None:
+        interval = self.options.evaluate_interval_s
+        delay = interval
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                now_ms = int(self.clock() * 1000)
+                self.last_changed = await asyncio.to_thread(
+                    evaluate_due, self.engine, self.options, now_ms
+                )
+                self.passes += 1
+                self.last_error = None
+                delay = interval
+            except Exception as exc:  # the index may be unreachable for a while
+                self.last_error = f"{type(exc).__name__}: {exc}"[:500]
+                log.warning("%s failed: %s", self.name, self.last_error)
+                delay = min(max(delay * 2, interval), MAX_BACKOFF_S)

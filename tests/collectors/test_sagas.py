@@ -1,0 +1,164 @@
+"""The saga batch hook and the re-evaluation, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from sqlalchemy import select, update
+
+from collectors.index.saga_models import sagas_table
+from collectors.index.writer import EVENT_COLUMNS, write_batch
+from collectors.sagas import (
+    SagaHook,
+    evaluate_due,
+    event_key,
+    parse_event_key,
+    saga_options,
+)
+
+T0 = 1_700_000_000_000
+TRIP = {
+    "name": "trip",
+    "topics": ["trip-*"],
+    "timeout_s": 60,
+    "steps": [{"name": "flight"}, {"name": "hotel"}, {"name": "payment"}],
+}
+
+
+def event_row(topic: str, offset: int, event_type: str, ts: int, saga_id: str | None) -> dict:
+    row = dict.fromkeys(EVENT_COLUMNS)
+    row.update(
+        cluster="local",
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp_ms=ts,
+        indexed_at_ms=ts,
+        value_size=0,
+        value_truncated=False,
+        is_tombstone=False,
+        content_type="json",
+        headers="[]",
+        event_type=event_type,
+        source="svc",
+        saga_id=saga_id,
+        is_dlq=False,
+    )
+    return row
+
+
+def trip_rows(saga_id: str, types: list[str], start_offset: int = 0) -> list[dict]:
+    rows = []
+    for index, event_type in enumerate(types):
+        topic = "trip-commands" if not event_type.endswith(("ed", "Failed")) else "trip-replies"
+        offset = start_offset + index
+        rows.append(event_row(topic, offset, event_type, T0 + offset * 1000, saga_id))
+    return rows
+
+
+def write(engine, rows: list[dict], hook: SagaHook) -> None:
+    write_batch(engine, "local", rows, {}, T0, hooks=[hook])
+
+
+def sagas(engine) -> dict[str, dict]:
+    with engine.connect() as connection:
+        return {
+            row["saga_id"]: dict(row) for row in connection.execute(select(sagas_table)).mappings()
+        }
+
+
+def clock_at(ms: int):
+    return lambda: ms / 1000
+
+
+def test_event_keys_round_trip() -> None:
+    key = event_key("local", "trip.replies", 3, 42)
+    assert parse_event_key(key) == ("local", "trip.replies", 3, 42)
+    assert parse_event_key("no-coordinates") is None
+    assert parse_event_key("a/b/c/d") is None
+
+
+def test_hook_materializes_sagas_incrementally_across_batches(index_db) -> None:
+    hook = SagaHook(saga_options({}), clock=clock_at(T0 + 10_000))
+    first = trip_rows("trip-1", ["ReserveFlight", "FlightReserved", "ReserveHotel"])
+    first.append(event_row("noise", 0, "Heartbeat", T0, None))  # no saga id: ignored
+    write(index_db.engine, first, hook)
+    stored = sagas(index_db.engine)
+    assert list(stored) == ["trip-1"]
+    assert stored["trip-1"]["status"] == "running"
+    assert stored["trip-1"]["step_count"] == 3 and stored["trip-1"]["version"] == 1
+
+    rest = trip_rows(
+        "trip-1",
+        ["HotelReserved", "ChargePayment", "PaymentFailed", "CancelHotel", "HotelCancelled"],
+        start_offset=3,
+    )
+    rest += trip_rows("trip-1", ["CancelFlight", "FlightCancelled"], start_offset=8)
+    write(index_db.engine, rest, hook)
+    write(index_db.engine, rest[:2], hook)  # a batch written twice changes nothing
+    saga = sagas(index_db.engine)["trip-1"]
+    assert saga["status"] == "compensated"
+    assert saga["failed"] is True or saga["failed"] == 1
+    assert saga["step_count"] == 10
+    assert (saga["first_ms"], saga["last_ms"]) == (T0, T0 + 9000)
+    state = json.loads(saga["state"])
+    assert state["steps"][0]["key"] == "local/trip-commands/0/0"
+    assert [s["outcome"] for s in state["steps"]][-2:] == ["compensation", "compensation"]
+
+
+def test_definition_detects_order_and_missing_compensation(index_db) -> None:
+    options = saga_options({"definitions": [TRIP]})
+    hook = SagaHook(options, clock=clock_at(T0 + 10_000))
+    rows = trip_rows(
+        "trip-2",
+        ["ReserveHotel", "HotelReserved", "ReserveFlight", "FlightReserved", "ChargePayment"],
+    )
+    rows += trip_rows("trip-2", ["PaymentFailed", "CancelHotel", "HotelCancelled"], 5)
+    write(index_db.engine, rows, hook)
+    saga = sagas(index_db.engine)["trip-2"]
+    assert saga["saga_type"] == "trip" and saga["status"] == "compensating"
+    assert "step hotel before flight" in json.loads(saga["problems"])
+
+    # Past the saga's timeout, the missing compensation is a problem of its own.
+    assert evaluate_due(index_db.engine, options, T0 + 30_000) == 0
+    assert evaluate_due(index_db.engine, options, T0 + 61_000) == 1
+    saga = sagas(index_db.engine)["trip-2"]
+    assert saga["status"] == "compensation_incomplete"
+    assert "compensation missing for step flight" in json.loads(saga["problems"])
+    assert saga["problem_count"] == len(json.loads(saga["problems"]))
+
+
+def test_evaluation_marks_stuck_sagas_but_never_overwrites_a_newer_state(index_db) -> None:
+    options = saga_options({"definitions": [TRIP]})
+    hook = SagaHook(options, clock=clock_at(T0 + 2000))
+    write(index_db.engine, trip_rows("trip-3", ["ReserveFlight", "FlightReserved"]), hook)
+    write(index_db.engine, trip_rows("trip-4", ["ReserveFlight"], start_offset=10), hook)
+    assert {s["status"] for s in sagas(index_db.engine).values()} == {"running"}
+    assert evaluate_due(index_db.engine, options, T0 + 120_000) == 2
+    assert {s["status"] for s in sagas(index_db.engine).values()} == {"stuck"}
+    assert "saga timed out" in sagas(index_db.engine)["trip-3"]["problems"]
+
+    # A newer event reopens the saga; the hook evaluates it with its own clock.
+    later = SagaHook(options, clock=clock_at(T0 + 3000))
+    write(index_db.engine, trip_rows("trip-3", ["ReserveHotel"], start_offset=2), later)
+    assert sagas(index_db.engine)["trip-3"]["status"] == "running"
+
+
+def test_unusable_stored_state_is_rebuilt_from_the_events(index_db) -> None:
+    hook = SagaHook(saga_options({}), clock=clock_at(T0 + 5000))
+    write(index_db.engine, trip_rows("trip-5", ["ReserveFlight", "FlightReserved"]), hook)
+    with index_db.engine.begin() as connection:
+        connection.execute(update(sagas_table).values(state='{"format": 99}'))
+    write(index_db.engine, trip_rows("trip-5", ["ReserveHotel"], start_offset=2), hook)
+    saga = sagas(index_db.engine)["trip-5"]
+    assert saga["step_count"] == 3 and saga["status"] == "running"
+
+
+@pytest.mark.parametrize(
+    "config,key",
+    [({"stuck_after_s": -1}, "stuck_after_s"), ({"x": 1}, "x"), ({"use_defaults": 1}, "use")],
+)
+def test_bad_options_name_the_key(config: dict, key: str) -> None:
+    with pytest.raises(ValueError, match=key):
+        saga_options(config)
