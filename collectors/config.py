@@ -53,6 +53,8 @@ class ServerConfig:
     port: int = 8600
     auth: str = "on"
     external_url: str | None = None
+    trusted_proxy_header: str | None = None  # e.g. "X-Forwarded-User" behind an SSO proxy
+    proxy_default_role: str = "viewer"
 
 
 @dataclass(frozen=True)
@@ -87,6 +89,7 @@ class Settings:
     lag: LagConfig = field(default_factory=LagConfig)
     clusters: tuple[ClusterConfig, ...] = ()
     conventions: Mapping[str, Any] = field(default_factory=dict)
+    sagas: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
 
     def cluster(self, name: str) -> ClusterConfig:
@@ -136,7 +139,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
-    known = {"server", "index", "collector", "lag", "clusters", "conventions"}
+    known = {"server", "index", "collector", "lag", "clusters", "conventions", "sagas"}
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(known))})")
@@ -147,6 +150,9 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     conventions = raw.get("conventions", {})
     if not isinstance(conventions, Mapping):
         raise ConfigError("conventions", "must be a table")
+    sagas = raw.get("sagas", {})
+    if not isinstance(sagas, Mapping):
+        raise ConfigError("sagas", "must be a table")
     settings = Settings(
         server=_section(ServerConfig, "server", raw.get("server", {})),
         index=_section(IndexConfig, "index", raw.get("index", {})),
@@ -154,6 +160,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         lag=_section(LagConfig, "lag", raw.get("lag", {})),
         clusters=clusters,
         conventions=dict(conventions),
+        sagas=dict(sagas),
     )
     _validate(settings)
     return settings
@@ -213,6 +220,8 @@ def _validate(settings: Settings) -> None:
     server = settings.server
     if not 0 < server.port < 65536:
         raise ConfigError("server.port", f"must be 1-65535, got {server.port}")
+    if server.proxy_default_role not in ("viewer", "operator", "admin"):
+        raise ConfigError("server.proxy_default_role", "must be viewer, operator or admin")
     if server.auth not in ("on", "off"):
         raise ConfigError("server.auth", f"must be 'on' or 'off', got {server.auth!r}")
     url = settings.index.url
@@ -226,6 +235,7 @@ def _validate(settings: Settings) -> None:
     if collector.batch_max_records < 1:
         raise ConfigError("collector.batch_max_records", "must be >= 1")
     _check_conventions(settings.conventions)
+    _check_sagas(settings.sagas)
     if settings.lag.interval_s <= 0:
         raise ConfigError("lag.interval_s", "must be > 0")
     if settings.lag.window < 2:
@@ -257,6 +267,16 @@ def _check_conventions(conventions: Mapping[str, Any]) -> None:
         Conventions.from_mapping(conventions)
     except ValueError as exc:
         raise ConfigError("conventions", str(exc)) from None
+
+
+def _check_sagas(sagas: Mapping[str, Any]) -> None:
+    from collectors.sagas import saga_options
+
+    try:
+        saga_options(sagas)
+    except ValueError as exc:
+        where, _, message = str(exc).partition(": ")
+        raise ConfigError(f"sagas.{where}" if message else "sagas", message or where) from None
 
 
 def _check_bootstrap(key: str, bootstrap: str) -> None:
@@ -365,6 +385,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
         "lag": table(settings.lag),
         "clusters": clusters,
         "conventions": dict(settings.conventions),
+        "sagas": dict(settings.sagas),
     }
 
 

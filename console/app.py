@@ -24,11 +24,16 @@ from collectors.conventions import Conventions
 from collectors.index import migrate
 from collectors.index.engine import create_index_engine
 from collectors.index.retention import RetentionPolicy, RetentionService
+from collectors.kafka.lag import LagSampler
 from collectors.kafka.tap import Tap
+from collectors.sagas import SagaEvaluator, SagaHook, saga_options
 from console.services import Service, ServiceGroup
 from console.state import AppState, app_state
 from console.templating import STATIC_DIR, make_templates
-from console.views import clusters, events, health
+from console.views import clusters, events, groups, health, metrics
+from console.views import sagas as saga_views
+from console.views import lineage as lineage_views
+from console.views import otlp, topology, trace
 
 log = logging.getLogger("eventscope")
 
@@ -44,8 +49,17 @@ def background_services(state: AppState) -> list[Service]:
     conventions = Conventions.from_mapping(
         {**settings.conventions, "value_cap": settings.collector.value_cap}
     )
+    sagas = saga_options(settings.sagas)
+    saga_hook = SagaHook(sagas)
     services: list[Service] = [
-        Tap(cluster, state.engine, conventions, settings.collector) for cluster in settings.clusters
+        Tap(cluster, state.engine, conventions, settings.collector, hooks=[saga_hook])
+        for cluster in settings.clusters
+    ]
+    services.append(SagaEvaluator(state.engine, sagas))
+    # The lag sampler starts after the taps (it reads the positions they write).
+    services += [
+        LagSampler(cluster, state.engine, settings.lag, [settings.collector.group_id])
+        for cluster in settings.clusters
     ]
     services.append(RetentionService(state.engine, retention_policy(settings)))
     return services
@@ -82,9 +96,12 @@ def create_app(
         finally:
             await state.services.stop()
 
-    routes: list[BaseRoute] = list(health.routes)
+    routes: list[BaseRoute] = [*health.routes, *metrics.routes]
+    routes += otlp.routes  # the OTLP receiver is a collector: served in every mode
     if mode != "collect":
-        routes += clusters.routes + events.routes
+        routes += clusters.routes + events.routes + groups.routes
+        routes += saga_views.routes
+        routes += trace.routes + lineage_views.routes + topology.routes
         routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"))
     app = Starlette(
         routes=routes,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from typing import Any
 
+from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -16,14 +18,14 @@ MISSING = "\u2013"  # an en dash stands for "unknown" in tables
 NAVIGATION = (
     # (label, path, built) — areas not built yet are shown, but disabled.
     ("Events", "/events", True),
-    ("Trace", "/trace", False),
-    ("Lineage", "/lineage", False),
-    ("Topology", "/topology", False),
+    ("Trace", "/trace", True),
+    ("Lineage", "/lineage", True),
+    ("Topology", "/topology", True),
     ("Topics", "/clusters", True),
-    ("Consumer groups", "/groups", False),
+    ("Consumer groups", "/groups", True),
     ("DLQ", "/dlq", False),
     ("Replay", "/actions", False),
-    ("Sagas", "/sagas", False),
+    ("Sagas", "/sagas", True),
     ("Alerts", "/alerts", False),
     ("Admin", "/admin", False),
 )
@@ -51,13 +53,39 @@ def timestamp_ms(value: int | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
+def human_duration(seconds: float | None) -> str:
+    """Seconds as a short duration: 850 ms, 42.0 s, 3m 05s, 2h 10m, 3d 4h."""
+    if seconds is None or seconds != seconds:
+        return MISSING
+    if seconds < 1:
+        return f"{seconds * 1000:.0f} ms"
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    whole = int(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    if whole < 86_400:
+        return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+    return f"{whole // 86_400}d {whole % 86_400 // 3600}h"
+
+
+def auth_context(request: Request) -> dict[str, Any]:
+    """Who is looking, and the CSRF token every state-changing form must carry."""
+    principal = getattr(request.state, "principal", None)
+    return {
+        "principal": principal,
+        "csrf_token": principal.csrf_token if principal and principal.csrf_token else "",
+    }
+
+
 def make_templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(TEMPLATES_DIR))
+    templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[auth_context])
     env = templates.env
     env.autoescape = True
     env.filters["bytes"] = human_bytes
     env.filters["count"] = human_count
     env.filters["ts"] = timestamp_ms
+    env.filters["duration"] = human_duration
     env.globals["navigation"] = NAVIGATION
     env.globals["vendor_ready"] = (STATIC_DIR / "vendor" / "htmx.min.js").is_file()
     return templates

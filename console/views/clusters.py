@@ -10,6 +10,7 @@ import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -18,6 +19,7 @@ from starlette.routing import Route
 from collectors.config import ClusterConfig
 from collectors.kafka.admin import ClusterOverview, TopicInfo, cluster_overview
 from console.state import app_state
+from console.views.groups import group_url, groups_for_topic, summary_json
 
 OVERVIEW_TIMEOUT_S = 15.0
 
@@ -134,11 +136,16 @@ async def topic_page(request: Request) -> Response:
     topic = next((t for t in overview.topics if t.name == name), None)
     if topic is None:
         raise HTTPException(404, f"topic {name!r} does not exist in cluster {cluster.name!r}")
+    consumers = await run_in_threadpool(groups_for_topic, state.engine, cluster.name, name)
     if request.url.path.startswith("/api/"):
-        return JSONResponse(topic_json(topic) | {"cluster": cluster.name})
+        return JSONResponse(
+            topic_json(topic)
+            | {"cluster": cluster.name, "consumer_groups": [summary_json(g) for g in consumers]}
+        )
     return state.templates.TemplateResponse(
-        request, "topic.html", {"cluster": cluster, "topic": topic, "error": None, "name": name}
-    )
+        request, "topic.html", {"cluster": cluster, "topic": topic, "error": None, "name": name,
+                                "consumer_groups": consumers, "group_url": group_url},
+    )  # fmt: skip
 
 
 async def home(request: Request) -> Response:

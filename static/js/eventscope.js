@@ -32,6 +32,12 @@ function setUpLiveTail(root) {
   });
 }
 
+// htmx requests that change something carry the CSRF token as a header.
+document.addEventListener("htmx:configRequest", (event) => {
+  const meta = document.querySelector('meta[name="csrf-token"]');
+  if (meta && meta.content) event.detail.headers["X-CSRF-Token"] = meta.content;
+});
+
 document.addEventListener("DOMContentLoaded", () => {
   setUpLiveTail(document);
   document.body.dataset.ready = "1";

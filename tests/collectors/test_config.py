@@ -123,3 +123,27 @@ def test_redacted_configuration_hides_secrets() -> None:
     assert "hunter2" not in text
     assert shown["clusters"]["prod"]["sasl_password"] == "***"
     assert shown["index"]["url"] == "postgresql+psycopg://es:***@db/es"
+
+
+def test_sagas_section_is_validated_and_bad_keys_are_named(tmp_path: Path) -> None:
+    path = tmp_path / "eventscope.toml"
+    path.write_text(
+        "[sagas]\nstuck_after_s = 600\n[sagas.outcomes]\nfailed = ['Bounced']\n"
+        "[[sagas.definitions]]\nname = 'trip'\ntopics = ['trip-*']\ntimeout_s = 900\n"
+        "[[sagas.definitions.steps]]\nname = 'flight'\ncompensations = ['FlightCancelled']\n"
+    )
+    settings = load_settings(path, environ={})
+    assert settings.sagas["stuck_after_s"] == 600
+    assert settings.sagas["definitions"][0]["name"] == "trip"
+    assert redacted(settings)["sagas"]["outcomes"] == {"failed": ["Bounced"]}
+    bad_step = {"definitions": [{"name": "t", "topics": ["t"], "steps": [{"timeout_s": 5}]}]}
+    for sagas, key in (
+        ({"stuck_after_s": 0}, "sagas.stuck_after_s"),
+        ({"outcomes": {"maybe": ["X"]}}, "sagas.outcomes.maybe"),
+        (bad_step, "sagas.definitions[0].steps[0].name"),
+        ({"nope": 1}, "sagas.nope"),
+        ([], "sagas"),
+    ):
+        with pytest.raises(ConfigError) as caught:
+            settings_from_mapping({"sagas": sagas})
+        assert caught.value.key == key, sagas

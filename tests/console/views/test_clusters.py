@@ -1,3 +1,5 @@
+import asyncio
+
 import httpx
 import pytest
 
@@ -18,8 +20,14 @@ async def test_topics_api_lists_partitions_and_offsets(
     live_server, kafka_bootstrap, unique_topic
 ) -> None:
     await create_topic(kafka_bootstrap, unique_topic, partitions=4)
-    body = httpx.get(f"{live_server.url}/api/clusters/local", timeout=20).json()
-    topic = next(t for t in body["topics"] if t["name"] == unique_topic)
+    topic = None
+    for _ in range(50):  # topic metadata reaches the broker's cache shortly after creation
+        body = httpx.get(f"{live_server.url}/api/clusters/local", timeout=20).json()
+        topic = next((t for t in body["topics"] if t["name"] == unique_topic), None)
+        if topic:
+            break
+        await asyncio.sleep(0.2)
+    assert topic is not None
     assert topic["partition_count"] == 4
     assert [p["end_offset"] for p in topic["partitions"]] == [0, 0, 0, 0]
     detail = httpx.get(f"{live_server.url}/api/clusters/local/topics/{unique_topic}", timeout=20)

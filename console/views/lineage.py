@@ -1,0 +1,192 @@
+"""Event lineage: the upstream and downstream graph of one event.
+
+Pages: /lineage (find an event by its event id), /lineage/{cluster}/{topic}/{p}/{o}.
+JSON twin: /api/lineage/{cluster}/{topic}/{p}/{o}?max_nodes=N, which the graph on this
+page and on the event detail page draws (static/js/lineage.js, Cytoscape.js).
+
+Layers are computed here (the breadth-first distance from the event: causes to the left,
+effects to the right) and sent as preset positions, so the browser does no layout work
+and a graph of hundreds of nodes appears at once.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from collectors import lineage
+from collectors.index.models import events_table as events
+from collectors.lineage import LineageGraph
+from collectors.traces import EVENT_COLUMNS, Row
+from console.event_search import format_time
+from console.state import app_state
+from console.views.events import event_path
+
+LAYER_GAP_X = 260
+ROW_GAP_Y = 70
+MAX_LABEL_CHARS = 60
+
+
+def lineage_path(row: Row) -> str:
+    return "/lineage" + event_path(row).removeprefix("/events")
+
+
+def layout(graph: LineageGraph) -> dict[int, tuple[int, int]]:
+    """Preset positions: x by layer, y by time within the layer, centred on the root row."""
+    by_layer: dict[int, list[Row]] = {}
+    for node_id, layer in graph.layers.items():
+        by_layer.setdefault(layer, []).append(graph.nodes[node_id])
+    positions: dict[int, tuple[int, int]] = {}
+    for layer, rows in by_layer.items():
+        rows.sort(key=lambda r: (r["timestamp_ms"], r["id"]))
+        middle = (len(rows) - 1) / 2
+        for index, row in enumerate(rows):
+            positions[row["id"]] = (layer * LAYER_GAP_X, round((index - middle) * ROW_GAP_Y))
+    return positions
+
+
+def _label(row: Row) -> str:
+    head = row["event_type"] or row["topic"]
+    text = f"{head}\n{row['topic']} [{row['partition']}] @{row['offset']}"
+    return text if len(text) <= MAX_LABEL_CHARS * 2 else text[: MAX_LABEL_CHARS * 2] + "…"
+
+
+def graph_json(graph: LineageGraph) -> dict[str, Any]:
+    positions = layout(graph)
+    nodes = []
+    for node_id, row in graph.nodes.items():
+        x, y = positions[node_id]
+        nodes.append(
+            {
+                "id": f"e{node_id}",
+                "label": _label(row),
+                "cluster": row["cluster"],
+                "topic": row["topic"],
+                "partition": row["partition"],
+                "offset": row["offset"],
+                "event_id": row["event_id"],
+                "event_type": row["event_type"],
+                "time": format_time(row["timestamp_ms"]),
+                "layer": graph.layers[node_id],
+                "root": node_id == graph.root,
+                "dlq": bool(row["is_dlq"]),
+                "failed": graph.failed.get(node_id),
+                "url": event_path(row),
+                "x": x,
+                "y": y,
+            }
+        )
+    edges = [
+        {
+            "id": f"{edge.kind}:{edge.source}-{edge.target}",
+            "source": f"e{edge.source}",
+            "target": f"e{edge.target}",
+            "kind": edge.kind,
+            "via": edge.via,
+        }
+        for edge in graph.edges.values()
+    ]
+    return {
+        "root": f"e{graph.root}",
+        "nodes": nodes,
+        "edges": edges,
+        "truncated": graph.truncated,
+        "upstream": sum(1 for layer in graph.layers.values() if layer < 0),
+        "downstream": sum(1 for layer in graph.layers.values() if layer > 0),
+    }
+
+
+def _max_nodes(request: Request) -> int:
+    raw = request.query_params.get("max_nodes")
+    if raw is None or raw == "":
+        return lineage.DEFAULT_MAX_NODES
+    try:
+        value = int(raw)
+    except ValueError:
+        raise HTTPException(400, f"max_nodes: not an integer: {raw[:40]!r}") from None
+    if not 1 <= value <= lineage.MAX_NODES:
+        raise HTTPException(400, f"max_nodes: between 1 and {lineage.MAX_NODES}")
+    return value
+
+
+def _find_event(engine: Any, cluster: str, topic: str, partition: int, offset: int) -> Row | None:
+    c = events.c
+    query = select(*EVENT_COLUMNS).where(
+        c.cluster == cluster, c.topic == topic, c.partition == partition, c.offset == offset
+    )
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def _events_with_id(engine: Any, event_id: str) -> list[Row]:
+    query = select(*EVENT_COLUMNS).where(events.c.event_id == event_id).limit(20)
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]
+
+
+async def lineage_page(request: Request) -> Response:
+    state = app_state(request)
+    params = request.path_params
+    try:
+        partition, offset = int(params["partition"]), int(params["offset"])
+    except ValueError:
+        raise HTTPException(400, "partition and offset must be integers") from None
+    if not (0 <= partition < 2**31 and 0 <= offset < 2**63):
+        raise HTTPException(400, "partition or offset out of range")
+    max_nodes = _max_nodes(request)
+    root = await run_in_threadpool(
+        _find_event, state.engine, params["cluster"], params["topic"], partition, offset
+    )
+    if root is None:
+        raise HTTPException(
+            404, f"no indexed event at {params['cluster']}/{params['topic']}/{partition}@{offset}"
+        )
+    graph = await run_in_threadpool(lineage.lineage, state.engine, root, max_nodes)
+    body = graph_json(graph)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse(body)
+    api_url = "/api" + lineage_path(root)
+    explicit_cap = "max_nodes" in request.query_params
+    by_id = {node["id"]: node for node in body["nodes"]}
+    context = {
+        "root": root,
+        "root_path": event_path(root),
+        "graph": body,
+        "by_id": by_id,
+        "api_url": api_url + (f"?max_nodes={max_nodes}" if explicit_cap else ""),
+    }
+    return state.templates.TemplateResponse(request, "lineage.html", context)
+
+
+async def lineage_search(request: Request) -> Response:
+    """/lineage?event_id=...: one match opens its lineage, several are listed."""
+    state = app_state(request)
+    event_id = (request.query_params.get("event_id") or "").strip()
+    if len(event_id) > 1_000 or "\x00" in event_id:
+        raise HTTPException(400, "event_id: longer than 1000 characters or contains NUL")
+    matches = await run_in_threadpool(_events_with_id, state.engine, event_id) if event_id else []
+    if len(matches) == 1:
+        return RedirectResponse(lineage_path(matches[0]), status_code=303)
+    context = {
+        "event_id": event_id,
+        "matches": [{**m, "lineage_url": lineage_path(m), "time": format_time(m["timestamp_ms"])}
+                    for m in matches],
+    }  # fmt: skip
+    status = 404 if event_id and not matches else 200
+    return state.templates.TemplateResponse(
+        request, "lineage_search.html", context, status_code=status
+    )
+
+
+routes = [
+    Route("/lineage", lineage_search),
+    Route("/lineage/{cluster}/{topic}/{partition}/{offset}", lineage_page),
+    Route("/api/lineage/{cluster}/{topic}/{partition}/{offset}", lineage_page),
+]

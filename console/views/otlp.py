@@ -1,0 +1,81 @@
+"""The OTLP/HTTP trace receiver: `POST /v1/traces` (protobuf or JSON, optionally gzip).
+
+Answers follow the OTLP/HTTP specification: 200 with an (optionally partial) success
+body in the request's own format, 400 for bodies that are not a trace export, 413 past
+the size limit, 415 for other media types or encodings, and 503 (retryable) when the
+index cannot take the spans right now. Nothing a sender does leads to a 500.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import ClientDisconnect, Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from collectors.otlp import (
+    MAX_BODY_BYTES,
+    OtlpError,
+    decode_traces_request,
+    encode_error,
+    encode_response,
+)
+from collectors.traces import store_spans
+from console.state import app_state
+
+log = logging.getLogger("eventscope.otlp")
+
+RETRY_AFTER_S = "5"
+
+
+async def _read_limited(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refusing (413) as soon as more than max_bytes arrive."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise OtlpError(413, f"request body larger than {max_bytes} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise OtlpError(413, f"request body larger than {max_bytes} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def receive_traces(request: Request) -> Response:
+    state = app_state(request)
+    content_type = request.headers.get("content-type")
+    try:
+        body = await _read_limited(request, MAX_BODY_BYTES)
+        result = await run_in_threadpool(
+            decode_traces_request, body, content_type, request.headers.get("content-encoding")
+        )
+    except OtlpError as exc:
+        return _error(exc.status, exc.message, content_type)
+    except ClientDisconnect:
+        return _error(400, "client disconnected before the body was complete", content_type)
+    except Exception as exc:  # a decoder bug must not become a 500 the exporter retries forever
+        log.exception("OTLP request could not be decoded")
+        return _error(400, f"could not decode the request: {type(exc).__name__}", content_type)
+    try:
+        now_ms = int(time.time() * 1000)
+        await run_in_threadpool(store_spans, state.engine, result.spans, now_ms)
+    except Exception as exc:
+        log.warning("storing %d spans failed: %s", len(result.spans), exc)
+        response = _error(503, "the index is not available, retry later", content_type)
+        response.headers["Retry-After"] = RETRY_AFTER_S
+        return response
+    body_out, media_type = encode_response(result, content_type)
+    return Response(body_out, status_code=200, media_type=media_type)
+
+
+def _error(status: int, message: str, content_type: str | None) -> Response:
+    body, media_type = encode_error(status, message, content_type)
+    return Response(body, status_code=status, media_type=media_type)
+
+
+routes = [Route("/v1/traces", receive_traces, methods=["POST"])]

@@ -1,0 +1,341 @@
+"""Correlation trace: one timeline of every record and span of a flow.
+
+Pages: /trace (search box), /trace/{reference} where the reference is a correlation id,
+an event id or a trace id. JSON twin: /api/trace/{reference}.
+
+The timeline is laid out on the server (bars are percentages of the flow's window), so
+the page reads without JavaScript; static/js/trace.js adds the minimap navigation.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from collectors import traces
+from collectors.traces import Flow, Row
+from console.event_search import format_time
+from console.state import app_state
+from console.views.events import event_path
+
+MAX_REFERENCE_CHARS = 1_000
+MINIMAP_ROWS = 30  # flows with more rows than this get a minimap
+RETRY_TOPIC = re.compile(r".*[-._]retry(?:[-._]\d+)?$", re.IGNORECASE)
+GAP_MIN_MS = 100.0
+GAP_SHARE = 0.10  # idle stretches longer than this share of the flow are highlighted
+MAX_SHOWN_ATTRIBUTES = 64
+
+
+@dataclass
+class Item:
+    """One timeline row: a span (a bar) or a record (a point)."""
+
+    kind: str  # "span" or "record"
+    service: str
+    label: str
+    start_ms: float
+    end_ms: float
+    error: str | None = None
+    flags: list[str] = field(default_factory=list)
+    url: str | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+    left: float = 0.0
+    width: float = 0.0
+
+
+@dataclass
+class Timeline:
+    start_ms: float
+    end_ms: float
+    groups: list[tuple[str, list[Item]]]
+    latencies: list[dict[str, Any]]
+    gaps: list[dict[str, Any]]
+    errors: list[Item]
+
+    @property
+    def duration_ms(self) -> float:
+        return self.end_ms - self.start_ms
+
+    @property
+    def row_count(self) -> int:
+        return sum(len(items) for _, items in self.groups)
+
+
+def _span_ms(value_ns: int) -> float:
+    return value_ns / 1_000_000
+
+
+def _producer_services(flow: Flow) -> dict[traces.Context, str]:
+    return {
+        (s["trace_id"], s["span_id"]): s["service_name"] for s in flow.spans if s["service_name"]
+    }
+
+
+def _record_item(row: Row, services: dict[traces.Context, str]) -> Item:
+    context = traces.record_context(row)
+    service = (
+        (services.get(context) if context else None) or row["source"] or f"topic {row['topic']}"
+    )
+    flags = []
+    error = None
+    if row["is_dlq"]:
+        flags.append("dlq")
+        error = f"dead letter: {row['dlq_error_class'] or 'unknown error'}"
+        if row["dlq_error_message"]:
+            error += f": {row['dlq_error_message'][:200]}"
+    if RETRY_TOPIC.match(row["topic"]) or (row["dlq_attempts"] or 0) > 1:
+        flags.append("retry")
+    return Item(
+        kind="record",
+        service=service,
+        label=f"{row['topic']} [{row['partition']}] @{row['offset']}",
+        start_ms=float(row["timestamp_ms"]),
+        end_ms=float(row["timestamp_ms"]),
+        error=error,
+        flags=flags,
+        url=event_path(row),
+        detail={
+            "cluster": row["cluster"],
+            "topic": row["topic"],
+            "partition": row["partition"],
+            "offset": row["offset"],
+            "time": format_time(row["timestamp_ms"]),
+            "event_id": row["event_id"],
+            "event_type": row["event_type"],
+            "correlation_id": row["correlation_id"],
+            "causation_id": row["causation_id"],
+            "trace_id": row["trace_id"],
+            "span_id": row["span_id"],
+        },
+    )
+
+
+def _loads(text: str, default: Any) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return default
+
+
+def _span_item(span: Row) -> Item:
+    attributes = _loads(span["attributes"], {})
+    error = None
+    if span["status_code"] == traces.STATUS_ERROR:
+        error = f"span failed: {span['status_message'] or 'error status'}"
+    flags = ["error"] if error else []
+    if span["messaging_operation"] and "retry" in span["messaging_operation"]:
+        flags.append("retry")
+    kind = traces.SPAN_KIND_NAMES[span["kind"]] if 0 <= span["kind"] < 6 else "unspecified"
+    return Item(
+        kind="span",
+        service=span["service_name"] or "unknown service",
+        label=span["name"] or "(unnamed span)",
+        start_ms=_span_ms(span["start_ns"]),
+        end_ms=max(_span_ms(span["end_ns"]), _span_ms(span["start_ns"])),
+        error=error,
+        flags=flags,
+        detail={
+            "trace_id": span["trace_id"],
+            "span_id": span["span_id"],
+            "parent_span_id": span["parent_span_id"],
+            "span_kind": kind,
+            "duration_ms": round(span["duration_ns"] / 1_000_000, 3),
+            "status_code": span["status_code"],
+            "status_message": span["status_message"],
+            "consumer_group": span["consumer_group"],
+            "attributes": dict(list(attributes.items())[:MAX_SHOWN_ATTRIBUTES]),
+            "events": _loads(span["events"], [])[:MAX_SHOWN_ATTRIBUTES],
+            "links": _loads(span["links"], [])[:MAX_SHOWN_ATTRIBUTES],
+        },
+    )
+
+
+def _processing(flow: Flow) -> list[tuple[Row, Row]]:
+    """(record, span that processed it) pairs, matched within the flow (no queries)."""
+    by_coordinates: dict[tuple[str, int, int], list[Row]] = {}
+    by_context: dict[traces.Context, list[Row]] = {}
+    for row in flow.events:
+        by_coordinates.setdefault((row["topic"], row["partition"], row["offset"]), []).append(row)
+        if context := traces.record_context(row):
+            by_context.setdefault(context, []).append(row)
+    pairs: dict[tuple[int, traces.Context], tuple[Row, Row]] = {}
+    for span in flow.spans:
+        if traces.is_producer(span):
+            continue
+        matched: list[Row] = list(
+            by_coordinates.get((span["topic"], span["partition"], span["offset"]), [])
+        )
+        if traces.is_consumer(span) and span["parent_span_id"]:
+            matched += [
+                r
+                for r in by_context.get((span["trace_id"], span["parent_span_id"]), [])
+                if span["topic"] in (None, r["topic"]) and span["offset"] in (None, r["offset"])
+            ]
+        for link in _loads(span["links"], []):
+            matched += [
+                r
+                for r in by_context.get((link["trace_id"], link["span_id"]), [])
+                if span["topic"] in (None, r["topic"])
+            ]
+        for row in matched:
+            pairs[(row["id"], (span["trace_id"], span["span_id"]))] = (row, span)
+    return list(pairs.values())
+
+
+def _latencies(flow: Flow) -> list[dict[str, Any]]:
+    per_group: dict[str, list[float]] = {}
+    for row, span in _processing(flow):
+        group = span["consumer_group"] or f"({span['service_name'] or 'unknown'})"
+        per_group.setdefault(group, []).append(_span_ms(span["start_ns"]) - row["timestamp_ms"])
+    return [
+        {
+            "consumer_group": group,
+            "records": len(values),
+            "avg_ms": round(sum(values) / len(values), 1),
+            "max_ms": round(max(values), 1),
+        }
+        for group, values in sorted(per_group.items())
+    ]
+
+
+def _gaps(items: Iterable[Item], start_ms: float, duration_ms: float) -> list[dict[str, Any]]:
+    threshold = max(GAP_MIN_MS, duration_ms * GAP_SHARE)
+    gaps = []
+    covered_until: float | None = None
+    for item in sorted(items, key=lambda i: i.start_ms):
+        if covered_until is not None and item.start_ms - covered_until > threshold:
+            gaps.append(
+                {
+                    "from_ms": covered_until,
+                    "to_ms": item.start_ms,
+                    "idle_ms": round(item.start_ms - covered_until, 1),
+                    "left": _percent(covered_until - start_ms, duration_ms),
+                    "width": _percent(item.start_ms - covered_until, duration_ms),
+                }
+            )
+        covered_until = max(covered_until or item.end_ms, item.end_ms)
+    return gaps
+
+
+def _percent(value: float, total: float) -> float:
+    return round(100.0 * value / total, 3) if total > 0 else 0.0
+
+
+def build_timeline(flow: Flow) -> Timeline:
+    services = _producer_services(flow)
+    items = [_record_item(row, services) for row in flow.events]
+    items += [_span_item(span) for span in flow.spans]
+    start = min((i.start_ms for i in items), default=0.0)
+    end = max((i.end_ms for i in items), default=0.0)
+    duration = end - start
+    for item in items:
+        item.left = _percent(item.start_ms - start, duration)
+        item.width = _percent(item.end_ms - item.start_ms, duration)
+    grouped: dict[str, list[Item]] = {}
+    for item in sorted(items, key=lambda i: (i.start_ms, i.kind != "span")):
+        grouped.setdefault(item.service, []).append(item)
+    return Timeline(
+        start_ms=start,
+        end_ms=end,
+        groups=list(grouped.items()),
+        latencies=_latencies(flow),
+        gaps=_gaps(items, start, duration),
+        errors=[i for i in items if i.error or "retry" in i.flags],
+    )
+
+
+def _item_json(item: Item, start_ms: float) -> dict[str, Any]:
+    return {
+        "kind": item.kind,
+        "label": item.label,
+        "offset_ms": round(item.start_ms - start_ms, 3),
+        "duration_ms": round(item.end_ms - item.start_ms, 3),
+        "error": item.error,
+        "flags": item.flags,
+        "links": {"self": "/api" + item.url} if item.url else {},
+        **item.detail,
+    }
+
+
+def timeline_json(flow: Flow, timeline: Timeline) -> dict[str, Any]:
+    return {
+        "reference": flow.reference,
+        "matched_by": flow.matched_by,
+        "start": format_time(int(timeline.start_ms)) if timeline.row_count else None,
+        "duration_ms": round(timeline.duration_ms, 3),
+        "record_count": len(flow.events),
+        "span_count": len(flow.spans),
+        "truncated": flow.truncated,
+        "services": [
+            {"service": name, "items": [_item_json(i, timeline.start_ms) for i in items]}
+            for name, items in timeline.groups
+        ],
+        "consumer_latency": timeline.latencies,
+        "gaps": [{k: g[k] for k in ("from_ms", "to_ms", "idle_ms")} for g in timeline.gaps],
+        "problems": [_item_json(i, timeline.start_ms) for i in timeline.errors],
+    }
+
+
+def _reference(raw: str) -> str:
+    reference = raw.strip()
+    if not reference:
+        raise HTTPException(400, "give a correlation id, event id or trace id")
+    if len(reference) > MAX_REFERENCE_CHARS:
+        raise HTTPException(400, f"the id is longer than {MAX_REFERENCE_CHARS} characters")
+    if "\x00" in reference:
+        raise HTTPException(400, "the id contains a NUL character")
+    return reference
+
+
+async def trace_search(request: Request) -> Response:
+    """The search box: /trace?q=<id> goes to /trace/<id>."""
+    state = app_state(request)
+    query = request.query_params.get("q")
+    if query is None or not query.strip():
+        return state.templates.TemplateResponse(request, "trace_search.html", {"query": ""})
+    reference = _reference(query)
+    return RedirectResponse(f"/trace/{quote(reference, safe='')}", status_code=303)
+
+
+async def trace_page(request: Request) -> Response:
+    state = app_state(request)
+    reference = _reference(request.path_params["reference"])
+    flow = await run_in_threadpool(traces.collect_flow, state.engine, reference)
+    api = request.url.path.startswith("/api/")
+    if not flow.events and not flow.spans:
+        message = f"no record or span found for {reference!r}"
+        if api:
+            return JSONResponse({"error": message}, status_code=404)
+        context: dict[str, Any] = {"query": reference, "not_found": message}
+        return state.templates.TemplateResponse(
+            request, "trace_search.html", context, status_code=404
+        )
+    timeline = build_timeline(flow)
+    if api:
+        return JSONResponse(timeline_json(flow, timeline))
+    context = {
+        "flow": flow,
+        "timeline": timeline,
+        "query": reference,
+        "show_minimap": timeline.row_count > MINIMAP_ROWS,
+        "start_time": format_time(int(timeline.start_ms)),
+        "api_url": f"/api/trace/{quote(reference, safe='')}",
+    }
+    return state.templates.TemplateResponse(request, "trace.html", context)
+
+
+routes = [
+    Route("/trace", trace_search),
+    Route("/trace/{reference:path}", trace_page),
+    Route("/api/trace/{reference:path}", trace_page),
+]

@@ -1,0 +1,65 @@
+// Consumer groups: trend sparklines on the list and the lag-over-time chart of a group.
+// Data comes from data attributes and the page's JSON twin; nothing here builds HTML.
+"use strict";
+
+function drawSparklines(root) {
+  if (typeof uPlot === "undefined") return;
+  root.querySelectorAll(".spark[data-points]:not([data-drawn])").forEach((el) => {
+    el.dataset.drawn = "1";
+    const values = el.dataset.points.split(",").filter((v) => v !== "").map(Number);
+    if (values.length < 2 || values.some((v) => !Number.isFinite(v))) return;
+    const xs = values.map((_, i) => i);
+    new uPlot({
+      width: 120, height: 28, pxAlign: 0,
+      cursor: { show: false }, legend: { show: false }, select: { show: false },
+      axes: [{ show: false }, { show: false }],
+      scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      series: [{}, { stroke: "#2554c7", fill: "rgba(37, 84, 199, 0.12)", width: 1, points: { show: false } }],
+    }, [xs, values], el);
+  });
+}
+
+async function drawLagChart(root) {
+  const el = root.querySelector("#lag-chart[data-series-url]");
+  if (!el || el.dataset.drawn || typeof uPlot === "undefined") return;
+  el.dataset.drawn = "1";
+  let body;
+  try {
+    const response = await fetch(el.dataset.seriesUrl, { headers: { Accept: "application/json" } });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    body = await response.json();
+  } catch (error) {
+    el.textContent = `The chart could not be loaded: ${error.message}`;
+    return;
+  }
+  const series = body.series || {};
+  const times = (series.time_ms || []).map((ms) => ms / 1000);
+  el.textContent = "";
+  if (times.length === 0) {
+    el.textContent = "No samples in this range yet.";
+    return;
+  }
+  const note = document.createElement("p");
+  note.className = "meta";
+  note.textContent = `${times.length} point(s) from ${series.source}`;
+  const opts = {
+    width: Math.max(320, Math.min(el.clientWidth || 900, 1300)), height: 260,
+    scales: { lag: { auto: true }, s: { auto: true } },
+    axes: [{}, { scale: "lag", label: "messages" }, { scale: "s", side: 1, label: "seconds", grid: { show: false } }],
+    series: [
+      {},
+      { label: "total lag", scale: "lag", stroke: "#2554c7", width: 1.5 },
+      { label: "max time lag (s)", scale: "s", stroke: "#b7791f", width: 1.5, spanGaps: false },
+    ],
+  };
+  new uPlot(opts, [times, series.total_lag || [], series.max_time_lag_s || []], el);
+  el.appendChild(note);
+}
+
+function setUpGroups(root) {
+  drawSparklines(root);
+  drawLagChart(root);
+}
+
+document.addEventListener("DOMContentLoaded", () => setUpGroups(document));
+document.addEventListener("htmx:afterSwap", () => setUpGroups(document));

@@ -1,0 +1,186 @@
+"""Consumer group pages, their JSON twins, /metrics and the topic page's group list."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import httpx
+import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from collectors.config import ClusterConfig
+from collectors.index.engine import create_index_engine
+from collectors.kafka.lag import LagSampler
+from console.templating import human_duration
+from tests.conftest import LiveServer, _ThreadedServer, free_port, make_settings
+from tests.kafka_helpers import create_topic, produce
+
+
+@pytest.fixture(scope="module")
+def lag_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveServer]:
+    """A console whose only background service is a fast lag sampler."""
+    import uvicorn
+
+    from console.app import create_app
+
+    folder: Path = tmp_path_factory.mktemp("groups")
+    settings = make_settings(
+        kafka_cluster, f"sqlite:///{folder / 'index.db'}", lag={"interval_s": 0.5, "window": 4}
+    )
+    engine = create_index_engine(settings.index.url)
+
+    def services(state):  # type: ignore[no-untyped-def]
+        return [LagSampler(c, state.engine, settings.lag) for c in settings.clusters]
+
+    app = create_app(settings, mode="all", engine=engine, service_factory=services)
+    port = free_port()
+    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the console did not start")
+        time.sleep(0.05)
+    try:
+        yield LiveServer(f"http://127.0.0.1:{port}", settings, engine)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+async def _lagging_group(bootstrap: str, group_id: str, topic: str) -> None:
+    """A group with 2 partitions: 3 records behind on partition 0, caught up on 1."""
+    await create_topic(bootstrap, topic, partitions=2)
+    await produce(bootstrap, topic, [(None, b"x", ())] * 5, partition=0)
+    await produce(bootstrap, topic, [(None, b"x", ())] * 2, partition=1)
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not consumer.assignment() and time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=200)
+        await consumer.commit({TopicPartition(topic, 0): 2, TopicPartition(topic, 1): 2})
+    finally:
+        await consumer.stop()
+
+
+def _wait_for_group(server: LiveServer, group_id: str, status: str | None = None) -> dict:
+    deadline = time.monotonic() + 20
+    url = f"{server.url}/api/groups/{quote(group_id, safe='')}"
+    while True:
+        response = httpx.get(url, timeout=10)
+        if response.status_code == 200 and status in (None, response.json()["status"]):
+            return response.json()
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{group_id} was never sampled: {response.text}")
+        time.sleep(0.2)
+
+
+def test_durations_read_well() -> None:
+    assert human_duration(None) == "\u2013"
+    assert human_duration(0.25) == "250 ms"
+    assert human_duration(42.04) == "42.0 s"
+    assert human_duration(185) == "3m 05s"
+    assert human_duration(7_800) == "2h 10m"
+
+
+async def test_group_api_is_burrow_like_and_metrics_use_exporter_names(
+    lag_server, kafka_bootstrap
+) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    group_id, topic = f"g-api-{suffix}", f"t-api-{suffix}"
+    await _lagging_group(kafka_bootstrap, group_id, topic)
+    body = _wait_for_group(lag_server, group_id)
+    # OK while its window fills, then STOP (the consumer left): ERR for the group.
+    assert body["status"] in ("OK", "ERR") and body["totallag"] == 3
+    assert body["maxlag"]["partition"] == 0 and body["maxlag"]["lag"] == 3
+    assert 0.0 <= body["complete"] <= 1.0
+    assert [p["lag"] for p in body["partitions"]] == [3, 0]
+    assert body["partitions"][1]["time_lag_method"] == "caught-up"
+    assert {"series", "history", "range"} <= body.keys()
+
+    listed = httpx.get(f"{lag_server.url}/api/groups", params={"q": suffix}, timeout=10).json()
+    assert [g["group"] for g in listed["groups"]] == [group_id]
+    topic_body = httpx.get(f"{lag_server.url}/api/clusters/local/topics/{topic}", timeout=20)
+    assert [g["group"] for g in topic_body.json()["consumer_groups"]] == [group_id]
+
+    metrics = httpx.get(f"{lag_server.url}/metrics", timeout=10)
+    assert metrics.headers["content-type"].startswith("text/plain")
+    text = metrics.text
+    assert f'kafka_consumergroup_group_sum_lag{{cluster_name="local",group="{group_id}"}} 3' in text
+    lag_line = next(
+        line
+        for line in text.splitlines()
+        if line.startswith("kafka_consumergroup_group_lag{")
+        and f'group="{group_id}"' in line
+        and 'partition="0"' in line
+    )
+    assert lag_line.endswith(" 3") and f'topic="{topic}"' in lag_line
+    assert (
+        f'kafka_partition_latest_offset{{cluster_name="local",topic="{topic}",partition="0"}} 5'
+        in text
+    )
+    assert "# TYPE kafka_consumergroup_group_max_lag_seconds gauge" in text
+
+
+def test_bad_input_is_a_400_and_unknown_groups_a_404(lag_server) -> None:
+    for params in ({"sort": "nope"}, {"status": "PURPLE"}, {"q": "x" * 400}):
+        response = httpx.get(f"{lag_server.url}/api/groups", params=params, timeout=10)
+        assert response.status_code == 400, params
+        assert response.json()["error"]
+    assert httpx.get(f"{lag_server.url}/groups", params={"sort": "nope"}).status_code == 400
+    response = httpx.get(f"{lag_server.url}/api/groups/no-such-group", timeout=10)
+    assert response.status_code == 404 and "no-such-group" in response.json()["error"]
+    response = httpx.get(f"{lag_server.url}/api/groups/x", params={"range": "1y"}, timeout=10)
+    assert response.status_code == 400
+
+
+@pytest.mark.browser
+async def test_groups_pages_in_the_browser(lag_server, kafka_bootstrap, page) -> None:
+    suffix = uuid.uuid4().hex[:8]
+    hostile = f"g-<img src=x onerror=alert(1)>-'\"-{suffix}"
+    topic = f"t-ui-{suffix}"
+    await _lagging_group(kafka_bootstrap, hostile, topic)
+    # The consumer left with lag behind it: STOP once the window (4 looks) is full.
+    body = _wait_for_group(lag_server, hostile, status="ERR")
+    assert body["partitions"][0]["status"] == "STOP"
+
+    await page.goto(f"{lag_server.url}/groups")
+    await page.fill("#group-query", suffix)
+    await page.wait_for_function("() => document.querySelectorAll('#groups tbody tr').length === 1")
+    row = page.locator("#groups tbody tr").first
+    assert await row.get_attribute("data-group") == hostile
+    assert await row.locator("[data-status]").inner_text() == "ERR"
+    assert await row.locator("td.lag").inner_text() == "3"
+    await row.locator(".spark canvas").wait_for()
+
+    await page.select_option("#group-status", "OK")
+    await page.wait_for_function("() => !document.querySelector('#groups tbody tr')")
+    await page.select_option("#group-status", "")
+    await page.locator("#groups tbody tr").first.wait_for()
+
+    await page.get_by_role("link", name=hostile).click()
+    await page.wait_for_url("**/groups/**")
+    assert await page.locator("h1").inner_text() == f"{hostile} ERR"
+    assert await page.locator("#group-partitions tbody tr").count() == 2
+    first = page.locator("#group-partitions tbody tr").first
+    assert await first.locator("td.lag").inner_text() == "3"
+    assert await first.locator("[data-status]").inner_text() == "STOP"
+    await page.locator("#lag-chart canvas").first.wait_for()
+    assert await page.locator("#group-history tbody tr").count() >= 1
+    await page.locator("a[data-range='6h']").click()
+    await page.wait_for_url("**range=6h")
+    await page.locator("#lag-chart canvas").first.wait_for()
+
+    await page.goto(f"{lag_server.url}/clusters/local/topics/{topic}")
+    await page.locator("#topic-groups").get_by_role("link", name=hostile).click()
+    await page.wait_for_url("**/groups/**")
+    assert page.problems == []
