@@ -265,6 +265,14 @@ def test_parse_traceparent_valid() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("flags", "sampled"), [("00", False), ("01", True), ("02", False), ("03", True), ("ff", True)]
+)
+def test_trace_sampled_is_the_lowest_bit_of_the_flags(flags: str, sampled: bool) -> None:
+    event = norm([("traceparent", (TRACEPARENT[:-2] + flags).encode())])
+    assert event.trace_sampled is sampled
+
+
 def test_parse_traceparent_future_version_reads_first_55_chars() -> None:
     future = "cc" + TRACEPARENT[2:]
     assert parse_traceparent(future) is not None
@@ -487,6 +495,9 @@ def test_tombstone_and_empty_value() -> None:
         (b'{"a": 1}', "json"),
         (b"  \n[1, 2, 3]", "json"),
         (b'{"a": 1', "text"),
+        (b'{"a": 1} \r\n\t', "json"),
+        (b'{"a": 1} x', "text"),
+        (b'{"a": 1}{}', "text"),
         (b'{"a": NaN}', "text"),
         (b"[" * 100_000, "text"),
         (b"plain text\twith tabs\r\n", "text"),
@@ -530,6 +541,85 @@ def test_headers_json_keeps_text_null_and_binary() -> None:
         ["c", "ü"],
         ["d", {"b64": "eAB5"}],
     ]
+
+
+def test_headers_json_is_compact_json_in_wire_order() -> None:
+    headers = [
+        ("ce_id", b"e-1"),
+        ("CE_ID", b"e-2"),
+        ("quote", b'say "hi"'),
+        ("back\\slash", b"C:\\path"),
+        ("tab", b"a\tb"),
+        ("del", b"x\x7f"),
+        ('na"me', b"v"),
+        ("caf\u00e9", "th\u00e9 \u2713".encode()),
+        ("100%s", b"%d %s %%"),
+        ("empty", b""),
+    ]
+    event = norm(headers)
+    expected = [[name, raw.decode()] for name, raw in headers]
+    assert event.headers_json == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+    assert event.event_id == "e-2"
+
+
+def test_header_values_totalling_more_than_the_cap_are_each_kept_whole() -> None:
+    event = norm([("a", b"x" * 10_000), ("b", b"y" * 10_000)])
+    assert json.loads(event.headers_json) == [["a", "x" * 10_000], ["b", "y" * 10_000]]
+
+
+def test_headers_of_every_sequence_shape_are_read_once() -> None:
+    headers = (("correlation_id", b"c-1"), ["x-list", b"l"], iter(("x-iter", b"i")))
+    event = norm(headers)  # type: ignore[arg-type]
+    assert json.loads(event.headers_json) == [
+        ["correlation_id", "c-1"],
+        ["x-list", "l"],
+        ["x-iter", "i"],
+    ]
+    assert event.correlation_id == "c-1"
+
+
+def test_every_column_comes_from_its_own_source() -> None:
+    headers = [
+        ("ce_id", b"evt-1"),
+        ("ce_type", b"OrderPlaced"),
+        ("ce_source", b"/orders"),
+        ("correlation_id", b"corr-1"),
+        ("causation_id", b"cause-1"),
+        ("saga_id", b"saga-1"),
+        ("traceparent", TRACEPARENT.encode()),
+        ("kafka_dlt-original-topic", b"orders"),
+        ("kafka_dlt-original-partition", struct.pack(">i", 5)),
+        ("kafka_dlt-original-offset", struct.pack(">q", 77)),
+        ("kafka_dlt-exception-fqcn", b"java.lang.IllegalStateException"),
+        ("kafka_dlt-exception-message", b"boom"),
+        ("kafka_dlt-exception-stacktrace", b"at Foo.bar"),
+        ("retry_topic-attempts", struct.pack(">i", 3)),
+    ]
+    event = norm(headers, b'{"a": 1}', topic="orders.DLT", key=b"k-1")
+    assert (event.topic, event.partition, event.offset) == ("orders.DLT", 3, 42)
+    assert (event.timestamp_ms, event.key, event.value) == (1_714_564_800_000, b"k-1", b'{"a": 1}')
+    assert (event.value_size, event.value_truncated, event.is_tombstone) == (8, False, False)
+    assert (event.content_type, event.schema_id) == ("json", None)
+    assert (event.event_id, event.event_type, event.source) == ("evt-1", "OrderPlaced", "/orders")
+    assert (event.correlation_id, event.causation_id, event.saga_id) == (
+        "corr-1",
+        "cause-1",
+        "saga-1",
+    )
+    assert (event.trace_id, event.span_id, event.trace_sampled) == (
+        "0af7651916cd43dd8448eb211c80319c",
+        "b7ad6b7169203331",
+        True,
+    )
+    assert (event.is_dlq, event.dlq_format, event.dlq_attempts) == (True, "spring", 3)
+    assert (event.dlq_original_topic, event.dlq_original_partition) == ("orders", 5)
+    assert event.dlq_original_offset == 77
+    assert (event.dlq_error_class, event.dlq_error_message, event.dlq_stacktrace) == (
+        "java.lang.IllegalStateException",
+        "boom",
+        "at Foo.bar",
+    )
+    assert len(json.loads(event.headers_json)) == len(headers)
 
 
 def test_five_thousand_headers() -> None:
