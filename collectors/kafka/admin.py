@@ -161,13 +161,29 @@ async def cluster_overview(
 
 
 async def _fill_offsets(cluster: ClusterConfig, topics: list[TopicInfo]) -> None:
+    """Begin and end offsets of every partition; a topic deleted meanwhile keeps None."""
     partitions = [TopicPartition(t.name, p.partition) for t in topics for p in t.partitions]
     if not partitions:
         return
+    begin: dict[TopicPartition, int] = {}
+    end: dict[TopicPartition, int] = {}
     async with offsets_reader(cluster) as reader:
-        begin, end = await asyncio.gather(
-            reader.beginning_offsets(partitions), reader.end_offsets(partitions)
-        )
+        # Offset requests need every topic in the reader's own metadata. aiokafka has no
+        # public call for that; without it each unknown topic costs a metadata round trip
+        # with back-off (tens of seconds for a few hundred topics).
+        with contextlib.suppress(Exception):
+            await reader._client.set_topics([t.name for t in topics])
+        try:
+            begin, end = await asyncio.gather(
+                reader.beginning_offsets(partitions), reader.end_offsets(partitions)
+            )
+        except Exception:
+            # One vanished topic fails the whole request: ask topic by topic instead.
+            for topic in topics:
+                own = [TopicPartition(topic.name, p.partition) for p in topic.partitions]
+                with contextlib.suppress(Exception):
+                    begin.update(await asyncio.wait_for(reader.beginning_offsets(own), 5))
+                    end.update(await asyncio.wait_for(reader.end_offsets(own), 5))
     for topic in topics:
         for part in topic.partitions:
             tp = TopicPartition(topic.name, part.partition)
