@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
 
@@ -342,3 +342,31 @@ def newer_than(
 def max_event_id(engine: Engine) -> int:
     with engine.connect() as connection:
         return connection.execute(select(func.max(events.c.id))).scalar() or 0
+
+
+def iter_matching(
+    engine: Engine, f: EventFilter, columns: list[Any], batch_size: int = 5_000
+) -> Iterator[list[dict[str, Any]]]:
+    """Every event matching `f` (limit and cursor ignored), oldest indexed first, in batches.
+
+    For jobs that act on a whole selection (replay, redrive of everything that matches).
+    """
+    c = events.c
+    base = _conditions(replace(f, cursor=None), engine)
+    post_filter = f.header_name is not None and f.header_value is not None
+    wanted = [*columns, c.id] + ([c.headers] if post_filter else [])
+    after = 0
+    while True:
+        query = select(*wanted).where(*base, c.id > after).order_by(c.id).limit(batch_size)
+        with engine.connect() as connection:
+            rows = [dict(row._mapping) for row in connection.execute(query)]
+        if not rows:
+            return
+        after = rows[-1]["id"]
+        if post_filter:
+            rows = [
+                r
+                for r in rows
+                if _header_matches(r.pop("headers"), f.header_name or "", f.header_value)
+            ]
+        yield rows

@@ -1,0 +1,117 @@
+"""/api/actions on a live console: dry run, create, inspect, cancel, bad input, audit."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+
+import httpx
+import pytest
+from sqlalchemy import select
+
+from collectors.index.audit_models import audit_table
+from tests.console.actions.helpers import read_topic
+from tests.kafka_helpers import create_topic, produce
+
+
+def csrf_headers(url: str) -> dict[str, str]:
+    page = httpx.get(f"{url}/actions", timeout=20).text
+    token = re.search(r'name="csrf-token" content="([^"]*)"', page)
+    assert token
+    return {"X-CSRF-Token": token.group(1)}
+
+
+async def wait_indexed(url: str, topic: str, count: int) -> None:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(timeout=20) as client:
+        while time.monotonic() < deadline:
+            body = (await client.get(f"{url}/api/events", params={"topic": topic})).json()
+            if len(body["events"]) >= count:
+                return
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"{topic} was not indexed")
+
+
+async def wait_job(url: str, job_id: int) -> dict:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(timeout=20) as client:
+        while time.monotonic() < deadline:
+            job = (await client.get(f"{url}/api/actions/{job_id}")).json()
+            if job["status"] in ("done", "cancelled", "failed"):
+                return job
+            await asyncio.sleep(0.2)
+    raise AssertionError("the job did not finish")
+
+
+async def test_replay_by_api_with_dry_run_then_for_real(
+    live_server, kafka_bootstrap, unique_topic
+) -> None:
+    target = f"{unique_topic}-replay"
+    await create_topic(kafka_bootstrap, unique_topic)
+    await produce(kafka_bootstrap, unique_topic, [(b"k", str(i).encode(), []) for i in range(5)])
+    await wait_indexed(live_server.url, unique_topic, 5)
+    headers = csrf_headers(live_server.url)
+    body = {"kind": "replay", "filter": {"topic": unique_topic, "offset_from": "1",
+            "offset_to": "3"}, "target_topic": target}  # fmt: skip
+    dry = httpx.post(f"{live_server.url}/api/actions", json={**body, "dry_run": True},
+                     headers=headers, timeout=20).json()  # fmt: skip
+    assert (dry["dry_run"], dry["to_send"], dry["targets"]) == (True, 3, {target: 3})
+    created = httpx.post(f"{live_server.url}/api/actions", json=body, headers=headers, timeout=20)
+    assert created.status_code == 201
+    job = await wait_job(live_server.url, created.json()["id"])
+    assert (job["status"], job["sent"]) == ("done", 3)
+    assert [i["target_offset"] for i in job["items"]] == [0, 1, 2]
+    assert any("created by" in entry["message"] for entry in job["journal"])
+    landed = await read_topic(kafka_bootstrap, target, 3)
+    assert [r.value for r in landed] == [b"1", b"2", b"3"]
+    listed = httpx.get(f"{live_server.url}/api/actions", timeout=20).json()["jobs"]
+    assert any(j["id"] == job["id"] for j in listed)
+    with live_server.engine.connect() as connection:
+        targets = [r.target for r in connection.execute(select(audit_table.c.target))]
+    assert f"job {job['id']}" in targets
+
+
+async def test_cancel_a_slow_job(live_server, kafka_bootstrap, unique_topic) -> None:
+    await create_topic(kafka_bootstrap, unique_topic)
+    await produce(kafka_bootstrap, unique_topic, [(None, b"x", []) for _ in range(200)])
+    await wait_indexed(live_server.url, unique_topic, 50)
+    headers = csrf_headers(live_server.url)
+    created = httpx.post(
+        f"{live_server.url}/api/actions",
+        json={"kind": "replay", "filter": {"topic": unique_topic},
+              "target_topic": f"{unique_topic}-slow", "rate": 20},
+        headers=headers, timeout=20,
+    ).json()  # fmt: skip
+    await asyncio.sleep(0.5)
+    cancel = httpx.post(f"{live_server.url}/api/actions/{created['id']}/cancel", headers=headers)
+    assert cancel.json()["status"] in ("cancelling", "cancelled")
+    job = await wait_job(live_server.url, created["id"])
+    assert job["status"] == "cancelled"
+    assert job["sent"] < job["total"]
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        ({"kind": "delete"}, "kind"),
+        ({"kind": "replay"}, "select something"),
+        ({"kind": "replay", "items": ["no-partition"]}, "topic/partition/offset"),
+        ({"kind": "replay", "items": ["t/0/1"], "target_topic": "bad topic!"}, "target_topic"),
+        ({"kind": "replay", "items": ["t/0/1"], "rate": "fast"}, "rate"),
+        ({"kind": "replay", "filter": {"time_from": "yesterday-ish"}}, "time_from"),
+        ({"kind": "replay", "filter": {"nope": "1"}}, "unknown field"),
+    ],
+)
+def test_bad_requests_are_400_with_a_message(live_server, body, message) -> None:
+    headers = csrf_headers(live_server.url)
+    response = httpx.post(f"{live_server.url}/api/actions", json=body, headers=headers)
+    assert response.status_code == 400
+    assert message in response.json()["error"]
+
+
+def test_unknown_job_is_404_and_pages_render(live_server) -> None:
+    assert httpx.get(f"{live_server.url}/api/actions/999999").status_code == 404
+    assert httpx.get(f"{live_server.url}/api/actions/abc").status_code == 400
+    assert httpx.get(f"{live_server.url}/actions").status_code == 200
+    assert httpx.get(f"{live_server.url}/actions/new?kind=replay").status_code == 400
