@@ -1,0 +1,222 @@
+"""What each rule kind reads, and the alert candidates it yields right now.
+
+Rules read the index the collectors write (lag_groups, sagas, events, positions) and two
+live probes the evaluator gathers before each pass: which clusters answer, and how far
+behind each cluster's collector indexes. Each candidate is a ``Sample``: the labels that
+tell instances of one rule apart (cluster, group, topic, ...), a value, a sentence for the
+description, and the console page that shows it (the alert's generatorURL).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlencode
+
+from sqlalchemy import Connection, and_, func, select
+
+from collectors.index.lag_models import lag_groups_table
+from collectors.index.models import events_table, positions_table
+from collectors.index.saga_models import sagas_table
+from console.alerts.rules import Rule, format_value, glob_match
+
+MAX_SAMPLES_PER_RULE = 500  # a rule matching more instances than this is a bad rule
+
+
+@dataclass(frozen=True)
+class Sample:
+    labels: Mapping[str, str]
+    value: float | None
+    description: str
+    path: str
+
+
+@dataclass(frozen=True)
+class Probes:
+    """Live facts gathered outside the index, per cluster name."""
+
+    clusters: tuple[str, ...] = ()
+    reachable: Mapping[str, tuple[bool, str | None]] = field(default_factory=dict)
+    collector_delay_s: Mapping[str, float | None] = field(default_factory=dict)
+
+
+def samples(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    """The instances of ``rule`` whose condition holds at ``now_ms``."""
+    reader = _READERS[rule.kind]
+    found = [
+        s
+        for s in reader(connection, rule, now_ms, probes)
+        if rule.matches_cluster(s.labels.get("cluster", ""))
+    ]
+    return found[:MAX_SAMPLES_PER_RULE]
+
+
+def _group_path(cluster: str, group: str) -> str:
+    return f"/groups/{quote(group, safe='')}?{urlencode({'cluster': cluster})}"
+
+
+def _lag_groups(
+    connection: Connection, rule: Rule
+) -> list[tuple[str, str, str, int, float | None]]:
+    c = lag_groups_table.c
+    rows = connection.execute(
+        select(c.cluster, c.group_id, c.status, c.total_lag, c.max_time_lag_s)
+    ).all()
+    return [
+        (row.cluster, row.group_id, row.status, int(row.total_lag), row.max_time_lag_s)
+        for row in rows
+        if glob_match(rule.group, row.group_id)
+    ]
+
+
+def _group_status(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    return [
+        Sample(
+            {"cluster": cluster, "group": group, "status": status},
+            float(total),
+            f"consumer group {group} is {status} (total lag {total})",
+            _group_path(cluster, group),
+        )
+        for cluster, group, status, total, _ in _lag_groups(connection, rule)
+        if status in rule.statuses
+    ]
+
+
+def _offset_lag(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    return [
+        Sample(
+            {"cluster": cluster, "group": group},
+            float(total),
+            f"consumer group {group} is {total} messages behind "
+            f"(threshold {format_value(rule.threshold)})",
+            _group_path(cluster, group),
+        )
+        for cluster, group, _, total, _ in _lag_groups(connection, rule)
+        if total > rule.threshold
+    ]
+
+
+def _time_lag(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    return [
+        Sample(
+            {"cluster": cluster, "group": group},
+            seconds,
+            f"consumer group {group} is {seconds:.0f} s behind "
+            f"(threshold {format_value(rule.threshold)} s)",
+            _group_path(cluster, group),
+        )
+        for cluster, group, _, _, seconds in _lag_groups(connection, rule)
+        if seconds is not None and seconds > rule.threshold
+    ]
+
+
+def _dlq(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    c = events_table.c
+    since = now_ms - int(rule.window_s * 1000)
+    rows = connection.execute(
+        select(c.cluster, c.topic, func.count().label("n"))
+        .where(and_(c.is_dlq.is_(True), c.timestamp_ms >= since))
+        .group_by(c.cluster, c.topic)
+    ).all()
+    window = f"{rule.window_s:.0f} s"
+    return [
+        Sample(
+            {"cluster": row.cluster, "topic": row.topic},
+            float(row.n),
+            f"{row.n} dead-letter messages on {row.topic} within {window}",
+            f"/events?{urlencode({'cluster': row.cluster, 'topic': row.topic, 'dlq': '1'})}",
+        )
+        for row in rows
+        if glob_match(rule.topic, row.topic) and row.n > rule.threshold
+    ]
+
+
+def _saga(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    c = sagas_table.c
+    query = (
+        select(c.cluster, c.saga_type, c.status, func.count().label("n"))
+        .where(c.status.in_(rule.statuses))
+        .group_by(c.cluster, c.saga_type, c.status)
+    )
+    if rule.window_s > 0:
+        query = query.where(c.updated_at_ms >= now_ms - int(rule.window_s * 1000))
+    out = []
+    for row in connection.execute(query):
+        saga_type = row.saga_type or "(none)"
+        if not glob_match(rule.saga_type, saga_type):
+            continue
+        status = row.status.replace("_", " ")
+        out.append(
+            Sample(
+                {"cluster": row.cluster, "saga_type": saga_type, "status": row.status},
+                float(row.n),
+                f"{row.n} {saga_type} sagas are {status}",
+                f"/sagas?{urlencode({'type': row.saga_type or '-', 'status': row.status})}",
+            )
+        )
+    return out
+
+
+def _topic_silent(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    c = positions_table.c
+    rows = connection.execute(
+        select(c.cluster, c.topic, func.max(c.updated_at_ms).label("last")).group_by(
+            c.cluster, c.topic
+        )
+    ).all()
+    limit_ms = rule.window_s * 1000
+    out = []
+    for row in rows:
+        quiet_s = (now_ms - int(row.last)) / 1000
+        if glob_match(rule.topic, row.topic) and quiet_s * 1000 >= limit_ms:
+            out.append(
+                Sample(
+                    {"cluster": row.cluster, "topic": row.topic},
+                    quiet_s,
+                    f"no event indexed on {row.topic} for {quiet_s:.0f} s",
+                    f"/clusters/{quote(row.cluster, safe='')}/topics/{quote(row.topic, safe='')}",
+                )
+            )
+    return out
+
+
+def _collector_delay(
+    connection: Connection, rule: Rule, now_ms: int, probes: Probes
+) -> list[Sample]:
+    return [
+        Sample(
+            {"cluster": cluster},
+            delay,
+            f"the collector of {cluster} indexes records {delay:.0f} s after they were written",
+            "/events",
+        )
+        for cluster, delay in probes.collector_delay_s.items()
+        if delay is not None and delay > rule.threshold
+    ]
+
+
+def _cluster_unreachable(
+    connection: Connection, rule: Rule, now_ms: int, probes: Probes
+) -> list[Sample]:
+    return [
+        Sample(
+            {"cluster": cluster},
+            1.0,
+            f"cluster {cluster} does not answer: {error or 'unknown error'}"[:500],
+            "/clusters",
+        )
+        for cluster, (ok, error) in probes.reachable.items()
+        if not ok
+    ]
+
+
+_READERS = {
+    "group_status": _group_status,
+    "offset_lag": _offset_lag,
+    "time_lag": _time_lag,
+    "dlq": _dlq,
+    "saga": _saga,
+    "topic_silent": _topic_silent,
+    "collector_delay": _collector_delay,
+    "cluster_unreachable": _cluster_unreachable,
+}
