@@ -90,6 +90,7 @@ class Settings:
     clusters: tuple[ClusterConfig, ...] = ()
     conventions: Mapping[str, Any] = field(default_factory=dict)
     sagas: Mapping[str, Any] = field(default_factory=dict)
+    alerts: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
 
     def cluster(self, name: str) -> ClusterConfig:
@@ -139,7 +140,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
-    known = {"server", "index", "collector", "lag", "clusters", "conventions", "sagas"}
+    known = {"server", "index", "collector", "lag", "clusters", "conventions", "sagas", "alerts"}
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(known))})")
@@ -153,6 +154,9 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     sagas = raw.get("sagas", {})
     if not isinstance(sagas, Mapping):
         raise ConfigError("sagas", "must be a table")
+    alerts = raw.get("alerts", {})
+    if not isinstance(alerts, Mapping):
+        raise ConfigError("alerts", "must be a table")
     settings = Settings(
         server=_section(ServerConfig, "server", raw.get("server", {})),
         index=_section(IndexConfig, "index", raw.get("index", {})),
@@ -161,6 +165,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         clusters=clusters,
         conventions=dict(conventions),
         sagas=dict(sagas),
+        alerts=dict(alerts),
     )
     _validate(settings)
     return settings
@@ -236,6 +241,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("collector.batch_max_records", "must be >= 1")
     _check_conventions(settings.conventions)
     _check_sagas(settings.sagas)
+    _check_alerts(settings.alerts)
     if settings.lag.interval_s <= 0:
         raise ConfigError("lag.interval_s", "must be > 0")
     if settings.lag.window < 2:
@@ -277,6 +283,17 @@ def _check_sagas(sagas: Mapping[str, Any]) -> None:
     except ValueError as exc:
         where, _, message = str(exc).partition(": ")
         raise ConfigError(f"sagas.{where}" if message else "sagas", message or where) from None
+
+
+def _check_alerts(alerts: Mapping[str, Any]) -> None:
+    # The rules are the console's (console/alerts); only their check is borrowed here, so
+    # that `config check` and every start refuse a bad rule before anything runs.
+    from console.alerts.settings import AlertConfigError, alert_settings
+
+    try:
+        alert_settings(alerts)
+    except AlertConfigError as exc:
+        raise ConfigError(f"alerts.{exc.key}", exc.message) from None
 
 
 def _check_bootstrap(key: str, bootstrap: str) -> None:
@@ -386,7 +403,28 @@ def redacted(settings: Settings) -> dict[str, Any]:
         "clusters": clusters,
         "conventions": dict(settings.conventions),
         "sagas": dict(settings.sagas),
+        "alerts": _redacted_alerts(settings.alerts),
     }
+
+
+def _redacted_alerts(alerts: Mapping[str, Any]) -> dict[str, Any]:
+    """The alerts section with receiver secrets and custom header values hidden."""
+    out = dict(alerts)
+    receivers = out.get("receivers")
+    if isinstance(receivers, list):
+        hidden = []
+        for receiver in receivers:
+            body = dict(receiver) if isinstance(receiver, Mapping) else receiver
+            if isinstance(body, dict):
+                if body.get("secret") is not None:
+                    body["secret"] = "***"  # noqa: S105 - the redaction mark
+                if isinstance(body.get("url"), str):
+                    body["url"] = redact_url(body["url"])
+                if isinstance(body.get("headers"), Mapping):
+                    body["headers"] = {name: "***" for name in body["headers"]}
+            hidden.append(body)
+        out["receivers"] = hidden
+    return out
 
 
 def redact_url(url: str) -> str:

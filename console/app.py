@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
@@ -27,13 +29,22 @@ from collectors.index.retention import RetentionPolicy, RetentionService
 from collectors.kafka.lag import LagSampler
 from collectors.kafka.tap import Tap
 from collectors.sagas import SagaEvaluator, SagaHook, saga_options
+from console.actions.runner import ActionRunner
+from console.alerts.delivery import DeliveryWorker
+from console.alerts.evaluator import AlertEvaluator, collector_delays_of
+from console.auth import store as auth_store
+from console.auth.middleware import AccessControl
 from console.services import Service, ServiceGroup
 from console.state import AppState, app_state
 from console.templating import STATIC_DIR, make_templates
-from console.views import clusters, events, groups, health, metrics
-from console.views import sagas as saga_views
+from console.views import actions as action_views
+from console.views import admin as admin_views
+from console.views import alerts as alert_views
+from console.views import auth as auth_views
+from console.views import clusters, events, groups, health, metrics, otlp, topology, trace
+from console.views import dlq as dlq_views
 from console.views import lineage as lineage_views
-from console.views import otlp, topology, trace
+from console.views import sagas as saga_views
 
 log = logging.getLogger("eventscope")
 
@@ -62,6 +73,16 @@ def background_services(state: AppState) -> list[Service]:
         for cluster in settings.clusters
     ]
     services.append(RetentionService(state.engine, retention_policy(settings)))
+    # Replay and redrive jobs (producers) start after every receiver.
+    services.append(ActionRunner(state.engine, settings.clusters, conventions))
+    # The alert evaluator reads what the services above write; its sender starts after it.
+    alerting = alert_views.alerts_settings_of(settings)
+    taps = [service for service in services if isinstance(service, Tap)]
+    services.append(
+        AlertEvaluator(state.engine, alerting, settings.clusters,
+                       alert_views.external_url(settings), collector_delays_of(taps))
+    )  # fmt: skip
+    services.append(DeliveryWorker(state.engine, alerting.retry))
     return services
 
 
@@ -88,6 +109,8 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         migrate.upgrade(engine)
+        if mode != "collect" and settings.server.auth == "on":
+            _create_first_admin(engine)
         if mode in ("all", "collect"):
             state.services = ServiceGroup(service_factory(state))
             await state.services.start()
@@ -101,15 +124,31 @@ def create_app(
     if mode != "collect":
         routes += clusters.routes + events.routes + groups.routes
         routes += saga_views.routes
+        routes += dlq_views.routes + action_views.routes
+        routes += alert_views.routes
         routes += trace.routes + lineage_views.routes + topology.routes
         routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"))
+    if mode != "collect":
+        routes += auth_views.routes + admin_views.routes
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
+        middleware=[Middleware(AccessControl, state=state, routes=routes)],
     )
     app.state.eventscope = state
     return app
+
+
+def _create_first_admin(engine: Engine) -> None:
+    """An empty index gets an administrator, so that nobody starts locked out."""
+    generated = auth_store.ensure_admin(engine, os.environ.get("EVENTSCOPE_ADMIN_PASSWORD"))
+    if generated:
+        print(
+            "eventscope: created user 'admin' with password "
+            f"{generated}  (shown once; change it in Admin)",
+            flush=True,
+        )
 
 
 def wants_json(request: Request) -> bool:

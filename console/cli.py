@@ -17,7 +17,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from collectors.config import ConfigError, Settings, is_loopback, load_settings, redacted
+from sqlalchemy import Engine
+
+from collectors.config import ConfigError, Settings, load_settings, redacted
 from collectors.kafka.local_broker import LocalBroker, default_data_dir
 
 EXIT_CONFIG = 2
@@ -33,6 +35,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         result: int = args.handler(args)
         return result
@@ -78,6 +81,38 @@ def build_parser() -> argparse.ArgumentParser:
     check = config_commands.add_parser("check", help="print the effective configuration")
     check.set_defaults(handler=config_check)
 
+    users = commands.add_parser("users", help="local users")
+    user_commands = users.add_subparsers(title="users commands", required=True)
+    add = user_commands.add_parser("add", help="add a user (password read from stdin)")
+    add.add_argument("username")
+    add.add_argument("--role", default="viewer", choices=["viewer", "operator", "admin"])
+    add.set_defaults(handler=users_add)
+    listing = user_commands.add_parser("list", help="list users")
+    listing.set_defaults(handler=users_list)
+    passwd = user_commands.add_parser("passwd", help="set a password (read from stdin)")
+    passwd.add_argument("username")
+    passwd.set_defaults(handler=users_passwd)
+    role = user_commands.add_parser("set-role", help="change a user's role")
+    role.add_argument("username")
+    role.add_argument("role", choices=["viewer", "operator", "admin"])
+    role.set_defaults(handler=users_set_role)
+    for name, disabled in (("disable", True), ("enable", False)):
+        toggle = user_commands.add_parser(name, help=f"{name} a user")
+        toggle.add_argument("username")
+        toggle.set_defaults(handler=users_toggle, disabled=disabled)
+
+    tokens = commands.add_parser("tokens", help="API tokens for automation")
+    token_commands = tokens.add_subparsers(title="tokens commands", required=True)
+    create = token_commands.add_parser("create", help="create a token (printed once)")
+    create.add_argument("--role", default="viewer", choices=["viewer", "operator", "admin"])
+    create.add_argument("--name", default="cli")
+    create.set_defaults(handler=tokens_create)
+    token_list = token_commands.add_parser("list", help="list tokens")
+    token_list.set_defaults(handler=tokens_list)
+    revoke = token_commands.add_parser("revoke", help="revoke a token by id")
+    revoke.add_argument("token_id", type=int)
+    revoke.set_defaults(handler=tokens_revoke)
+
     docs = commands.add_parser("docs", help="generated documentation")
     docs_commands = docs.add_subparsers(title="docs commands", required=True)
     conventions = docs_commands.add_parser(
@@ -115,13 +150,6 @@ def run_server(args: argparse.Namespace) -> int:
             "which is normally PostgreSQL (index.url is %s)",
             args.mode,
             settings.index.url,
-        )
-    if not is_loopback(settings.server.host):
-        # Until access control lands, the console must not be reachable by others.
-        raise ConfigError(
-            "server.host",
-            "this version has no access control yet, so it binds to loopback only "
-            f"(got {settings.server.host!r})",
         )
     from console.app import create_app
 
@@ -180,6 +208,96 @@ def kafka_status(args: argparse.Namespace) -> int:
 def config_check(args: argparse.Namespace) -> int:
     settings = _settings(args)
     print(json.dumps(redacted(settings), indent=2))
+    return 0
+
+
+def _index(args: argparse.Namespace) -> Engine:
+    from collectors.index import migrate
+    from collectors.index.engine import create_index_engine
+
+    engine = create_index_engine(_settings(args).index.url)
+    migrate.upgrade(engine)
+    return engine
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        import getpass
+
+        return getpass.getpass("Password: ")
+    return sys.stdin.readline().rstrip("\n")
+
+
+def _user_change(args: argparse.Namespace, **changes: object) -> int:
+    from console.auth import store
+
+    try:
+        store.update_user(_index(args), args.username, **changes)  # type: ignore[arg-type]
+    except ValueError as exc:
+        print(f"eventscope users: {exc}", file=sys.stderr)
+        return 1
+    print(f"user {args.username} updated")
+    return 0
+
+
+def users_add(args: argparse.Namespace) -> int:
+    from console.auth import store
+
+    try:
+        store.create_user(_index(args), args.username, _read_password(), args.role)
+    except ValueError as exc:
+        print(f"eventscope users: {exc}", file=sys.stderr)
+        return 1
+    print(f"user {args.username} added with role {args.role}")
+    return 0
+
+
+def users_list(args: argparse.Namespace) -> int:
+    from console.auth import store
+
+    for user in store.list_users(_index(args)):
+        state = "disabled" if user["disabled"] else "active"
+        print(f"{user['username']}\t{user['role']}\t{state}")
+    return 0
+
+
+def users_passwd(args: argparse.Namespace) -> int:
+    return _user_change(args, password=_read_password())
+
+
+def users_set_role(args: argparse.Namespace) -> int:
+    return _user_change(args, role=args.role)
+
+
+def users_toggle(args: argparse.Namespace) -> int:
+    return _user_change(args, disabled=args.disabled)
+
+
+def tokens_create(args: argparse.Namespace) -> int:
+    from console.auth import store
+
+    token_id, token = store.create_token(_index(args), args.name, args.role, "cli")
+    print(f"token {token_id} ({args.role}); shown once, keep it safe:", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def tokens_list(args: argparse.Namespace) -> int:
+    from console.auth import store
+
+    for token in store.list_tokens(_index(args)):
+        state = "revoked" if token["revoked_at_ms"] else "active"
+        print(f"{token['id']}\t{token['name']}\t{token['role']}\t{token['prefix']}…\t{state}")
+    return 0
+
+
+def tokens_revoke(args: argparse.Namespace) -> int:
+    from console.auth import store
+
+    if not store.revoke_token(_index(args), args.token_id):
+        print(f"eventscope tokens: no active token {args.token_id}", file=sys.stderr)
+        return 1
+    print(f"token {args.token_id} revoked")
     return 0
 
 

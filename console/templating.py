@@ -23,10 +23,10 @@ NAVIGATION = (
     ("Topology", "/topology", True),
     ("Topics", "/clusters", True),
     ("Consumer groups", "/groups", True),
-    ("DLQ", "/dlq", False),
-    ("Replay", "/actions", False),
+    ("DLQ", "/dlq", True),
+    ("Replay", "/actions", True),
     ("Sagas", "/sagas", True),
-    ("Alerts", "/alerts", False),
+    ("Alerts", "/alerts", True),
     ("Admin", "/admin", False),
 )
 

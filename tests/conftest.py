@@ -171,7 +171,8 @@ def index_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[IndexDa
 
 
 def make_settings(cluster: ClusterConfig | None, index_url: str, **sections: dict) -> Settings:
-    raw: dict = {"index": {"url": index_url}, **sections}
+    """Test settings; access control is off unless a test turns it on (server={"auth": "on"})."""
+    raw: dict = {"index": {"url": index_url}, "server": {"auth": "off"}, **sections}
     if cluster is not None:
         raw["clusters"] = {
             cluster.name: {"bootstrap": cluster.bootstrap},

@@ -29,10 +29,15 @@ def test_keys_display_as_text_or_hex() -> None:
 
 
 def test_header_rows_keep_order_duplicates_and_mark_binary_and_truncation() -> None:
-    stored = json.dumps([
-        ["dup", "1"], ["dup", "2"], ["bin", {"b64": "AAAAKg=="}], ["nothing", None],
-        ["big", {"text": "hhh", "truncated": True, "size": 1_000_000}],
-    ])
+    stored = json.dumps(
+        [
+            ["dup", "1"],
+            ["dup", "2"],
+            ["bin", {"b64": "AAAAKg=="}],
+            ["nothing", None],
+            ["big", {"text": "hhh", "truncated": True, "size": 1_000_000}],
+        ]
+    )
     rows = header_rows(stored)
     assert [(r.name, r.value) for r in rows[:2]] == [("dup", "1"), ("dup", "2")]
     assert rows[2].encoding == "base64" and "int 42" in rows[2].value

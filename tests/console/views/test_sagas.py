@@ -39,6 +39,7 @@ def saga_console(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[Sag
     settings = settings_from_mapping(
         {
             "index": {"url": f"sqlite:///{tmp_path_factory.mktemp('sagas') / 'index.db'}"},
+            "server": {"auth": "off"},
             "clusters": {
                 "local": {"bootstrap": kafka_cluster.bootstrap, "include": [f"{prefix}.*"]}
             },
