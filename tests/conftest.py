@@ -19,6 +19,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,6 +196,25 @@ class _ThreadedServer(uvicorn.Server):
         pass
 
 
+@contextmanager
+def serve_in_thread(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """Run an ASGI app with uvicorn in a thread on a free port; yield its base URL."""
+    port = free_port()
+    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        if time.monotonic() > deadline or not thread.is_alive():
+            pytest.fail("the console did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
 @pytest.fixture(scope="session")
 def live_server(kafka_cluster: ClusterConfig, session_dir: Path) -> Iterator[LiveServer]:
     from console.app import create_app
@@ -207,20 +227,8 @@ def live_server(kafka_cluster: ClusterConfig, session_dir: Path) -> Iterator[Liv
     )
     engine = create_index_engine(settings.index.url)
     app = create_app(settings, mode="all", engine=engine)
-    port = free_port()
-    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the console did not start")
-        time.sleep(0.05)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", settings, engine)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve_in_thread(app) as url:
+        yield LiveServer(url, settings, engine)
 
 
 # --- the browser -----------------------------------------------------------------------------

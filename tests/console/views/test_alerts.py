@@ -5,21 +5,19 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, insert, select
 
 from collectors.index.alert_models import alert_receivers_table, alerts_table
 from collectors.index.lag_models import lag_groups_table
 from console.alerts.signing import verify
 from console.app import create_app
-from tests.conftest import _ThreadedServer, free_port, make_settings
+from tests.conftest import make_settings, serve_in_thread
 from tests.console.alerts.webhook_receiver import webhook_receiver
 
 CONFIG_RULE = {"name": "ConfiguredLag", "kind": "offset_lag", "threshold": 100}
@@ -45,19 +43,8 @@ def console(tmp_path_factory) -> Iterator[Console]:
         None, f"sqlite:///{path}", alerts={"rules": [CONFIG_RULE], "receivers": [CONFIG_RECEIVER]}
     )
     app = create_app(settings, mode="console")
-    port = free_port()
-    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "the console did not start"
-        time.sleep(0.05)
-    try:
-        yield Console(f"http://127.0.0.1:{port}", app.state.eventscope.engine)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve_in_thread(app) as url:
+        yield Console(url, app.state.eventscope.engine)
 
 
 def _csrf(console: Console) -> dict[str, str]:

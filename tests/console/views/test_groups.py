@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -17,14 +16,13 @@ from collectors.config import ClusterConfig
 from collectors.index.engine import create_index_engine
 from collectors.kafka.lag import LagSampler
 from console.templating import human_duration
-from tests.conftest import LiveServer, _ThreadedServer, free_port, make_settings
+from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.kafka_helpers import create_topic, produce
 
 
 @pytest.fixture(scope="module")
 def lag_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveServer]:
     """A console whose only background service is a fast lag sampler."""
-    import uvicorn
 
     from console.app import create_app
 
@@ -38,20 +36,8 @@ def lag_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveS
         return [LagSampler(c, state.engine, settings.lag) for c in settings.clusters]
 
     app = create_app(settings, mode="all", engine=engine, service_factory=services)
-    port = free_port()
-    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the console did not start")
-        time.sleep(0.05)
-    try:
-        yield LiveServer(f"http://127.0.0.1:{port}", settings, engine)
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+    with serve_in_thread(app) as url:
+        yield LiveServer(url, settings, engine)
 
 
 async def _lagging_group(bootstrap: str, group_id: str, topic: str) -> None:

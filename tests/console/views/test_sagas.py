@@ -4,7 +4,6 @@ compensation, produced to Kafka, indexed by the tap and shown by a live console.
 from __future__ import annotations
 
 import asyncio
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -14,12 +13,11 @@ from urllib.parse import quote
 import httpx
 import pytest
 import pytest_asyncio
-import uvicorn
 from aiokafka import AIOKafkaProducer
 
 from collectors.config import ClusterConfig, settings_from_mapping
 from collectors.index.engine import create_index_engine
-from tests.conftest import _ThreadedServer, free_port
+from tests.conftest import serve_in_thread
 from tests.kafka_helpers import create_topic
 
 SAGA_TIMEOUT_S = 4
@@ -59,20 +57,10 @@ def saga_console(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[Sag
     )
     engine = create_index_engine(settings.index.url)
     app = create_app(settings, mode="all", engine=engine)
-    port = free_port()
-    server = _ThreadedServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            pytest.fail("the console did not start")
-        time.sleep(0.05)
     try:
-        yield SagaConsole(f"http://127.0.0.1:{port}", prefix)
+        with serve_in_thread(app) as url:
+            yield SagaConsole(url, prefix)
     finally:
-        server.should_exit = True
-        thread.join(timeout=30)
         engine.dispose()
 
 
