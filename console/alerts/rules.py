@@ -25,6 +25,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from collectors.config import ConfigError
+
 SEVERITIES = ("critical", "warning", "info")
 GROUP_STATUSES = ("WARN", "ERR", "NOTFOUND")
 SAGA_STATUSES = ("failed", "stuck", "compensation_incomplete")
@@ -87,13 +89,8 @@ MAX_TEXT = 2000
 MAX_PAIRS = 40
 
 
-class RuleError(ValueError):
+class RuleError(ConfigError):
     """A rule is invalid; ``key`` names the field (``threshold``, ``labels.team``, ...)."""
-
-    def __init__(self, key: str, message: str) -> None:
-        super().__init__(f"{key}: {message}")
-        self.key = key
-        self.message = message
 
 
 @dataclass(frozen=True)
