@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -133,14 +134,19 @@ def count_rows(engine, topic: str) -> int:
         ).scalar_one()
 
 
-def collector_rate(bootstrap: str, topic: str, count: int, index_url: str, work: Path) -> dict:
-    """Run a real `eventscope collect` until the topic is indexed; rate and peak RSS."""
+def collector_rate(
+    bootstrap: str, topic: str, count: int, index_url: str, work: Path, writer: str
+) -> dict:
+    """Run a real `eventscope collect` until the topic is indexed; rate and peak RSS.
+
+    RSS is the collector's and its writer process's together, sampled every 0.1 s.
+    """
     engine = create_index_engine(index_url)
     migrate.upgrade(engine)
     config = work / f"collect-{uuid.uuid4().hex[:6]}.toml"
     config.write_text(
         f"[clusters.bench]\nbootstrap = \"{bootstrap}\"\ninclude = ['{topic}']\n"
-        f'[collector]\ngroup_id = "bench-{uuid.uuid4().hex[:8]}"\n'
+        f'[collector]\ngroup_id = "bench-{uuid.uuid4().hex[:8]}"\nwriter = "{writer}"\n'
         f'[index]\nurl = "{index_url}"\n'
     )
     env = {**os.environ, "EVENTSCOPE_PORT": str(_free_port())}
@@ -151,7 +157,7 @@ def collector_rate(bootstrap: str, topic: str, count: int, index_url: str, work:
     started = None
     try:
         while True:
-            peak_rss = max(peak_rss, _rss_bytes(process.pid))
+            peak_rss = max(peak_rss, sum(map(_rss_bytes, _process_tree(process.pid))))
             done = count_rows(engine, topic)
             if started is None and done > 0:
                 started = time.perf_counter()
@@ -162,7 +168,6 @@ def collector_rate(bootstrap: str, topic: str, count: int, index_url: str, work:
                 raise RuntimeError("the collector exited")
             time.sleep(0.1)
         elapsed = time.perf_counter() - (started or time.perf_counter())
-        peak_rss = max(peak_rss, _peak_rss_bytes(process.pid))
     finally:
         process.terminate()
         process.wait(30)
@@ -174,8 +179,14 @@ def _rss_bytes(pid: int) -> int:
     return _status_kb(pid, "VmRSS:") * 1024
 
 
-def _peak_rss_bytes(pid: int) -> int:
-    return _status_kb(pid, "VmHWM:") * 1024
+def _process_tree(pid: int) -> list[int]:
+    """The process and its descendants (Linux /proc)."""
+    tree = [pid]
+    for member in tree:
+        for task in Path(f"/proc/{member}/task").glob("*/children"):
+            with contextlib.suppress(OSError, ValueError):
+                tree.extend(int(child) for child in task.read_text().split())
+    return tree
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -254,6 +265,9 @@ def main() -> int:
     parser.add_argument("--pg-url", default=os.environ.get("EVENTSCOPE_BENCH_PG_URL"))
     parser.add_argument("--lookup-sizes", default="1000000,10000000")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument(
+        "--writers", default="process", help="collector.writer values to compare: process,thread"
+    )
     args = parser.parse_args()
     backends = [b for b in args.backends.split(",") if b]
     if "postgresql" in backends and not args.pg_url:
@@ -262,10 +276,14 @@ def main() -> int:
     run = uuid.uuid4().hex[:6]
     work = Path(tempfile.mkdtemp(prefix="eventscope-bench-"))
     rows: list[tuple[str, str]] = []
-    urls = {
-        "sqlite": f"sqlite:///{work / 'bench.db'}",
-        "postgresql": _fresh_pg_database(args.pg_url) if "postgresql" in backends else "",
-    }
+    writers = [w for w in args.writers.split(",") if w]
+
+    def fresh_url(backend: str, label: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{work / f'bench-{label}.db'}"
+        return _fresh_pg_database(args.pg_url)
+
+    urls = {backend: fresh_url(backend, "lookups") for backend in backends}
     if not args.skip_ingest:
         topic = f"bench-ingest-{run}"
         took = asyncio.run(produce(bootstrap, topic, args.records, run))
@@ -275,12 +293,14 @@ def main() -> int:
         raw = asyncio.run(raw_consume_rate(bootstrap, topic, args.records))
         rows.append(("raw aiokafka consume", f"{raw:,.0f} records/s"))
         for backend in backends:
-            result = collector_rate(bootstrap, topic, args.records, urls[backend], work)
-            rows.append(
-                (f"collector -> {backend}",
-                 f"{result['rate']:,.0f} events/s ({result['rate'] / raw:.0%} of raw), "
-                 f"peak RSS {result['peak_rss_mb']:.0f} MB")
-            )  # fmt: skip
+            for writer in writers:
+                url = fresh_url(backend, writer)
+                result = collector_rate(bootstrap, topic, args.records, url, work, writer)
+                rows.append(
+                    (f"collector -> {backend} (writer {writer})",
+                     f"{result['rate']:,.0f} events/s ({result['rate'] / raw:.0%} of raw), "
+                     f"peak RSS {result['peak_rss_mb']:.0f} MB")
+                )  # fmt: skip
     for backend in backends:
         engine = create_index_engine(urls[backend])
         migrate.upgrade(engine)

@@ -32,6 +32,7 @@ from collectors.index.writer import (
     read_positions,
     write_batch,
 )
+from collectors.index.writer_process import WriterProcess
 from collectors.kafka.admin import client_options
 
 log = logging.getLogger("eventscope.tap")
@@ -171,7 +172,20 @@ class Tap:
         self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=2)
         self._normalizer = ThreadPoolExecutor(1)
         self._db_writer = ThreadPoolExecutor(1)
+        self._writer_process = self._make_writer_process()
         self._stopping = asyncio.Event()
+
+    def _make_writer_process(self) -> WriterProcess | None:
+        """A child process for the writes, unless configured otherwise or impossible.
+
+        An in-memory SQLite database cannot be shared with another process.
+        """
+        url = self.engine.url
+        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        if self.settings.writer != "process" or in_memory:
+            return None
+        rendered = url.render_as_string(hide_password=False)
+        return WriterProcess(rendered, self.cluster.name, self.hooks)
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -210,6 +224,8 @@ class Tap:
                 await self._writer
         self._normalizer.shutdown(wait=False)
         self._db_writer.shutdown(wait=False)
+        if self._writer_process is not None:
+            await asyncio.to_thread(self._writer_process.close)
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
@@ -282,15 +298,20 @@ class Tap:
             finally:
                 self._queue.task_done()
 
+    def _write_now(self, batch: _Batch) -> int:
+        if self._writer_process is not None:
+            return self._writer_process.write(batch.rows, batch.next_offsets, batch.now_ms)
+        return write_batch(
+            self.engine, self.cluster.name, batch.rows, batch.next_offsets, batch.now_ms,
+            self.hooks,
+        )  # fmt: skip
+
     async def _write(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
         """Write one batch, retrying until it commits: a batch is never dropped."""
         delay = 0.5
         while True:
             try:
-                inserted = await loop.run_in_executor(
-                    self._db_writer, write_batch, self.engine, self.cluster.name, batch.rows,
-                    batch.next_offsets, batch.now_ms, self.hooks,
-                )  # fmt: skip
+                inserted = await loop.run_in_executor(self._db_writer, self._write_now, batch)
                 break
             except Exception as exc:
                 self.stats.write_errors += 1

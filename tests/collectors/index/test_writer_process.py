@@ -1,0 +1,115 @@
+"""The writer process: batches commit with their positions, failures are reported, a dead
+child is replaced, and the child never outlives its pipe."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+from sqlalchemy import func, select
+
+from collectors.index.models import events_table
+from collectors.index.writer import EVENT_COLUMNS, read_positions
+from collectors.index.writer_process import WriterProcess, WriterProcessError
+
+
+def event_row(topic: str, offset: int, **values: object) -> tuple:
+    row = {name: None for name in EVENT_COLUMNS}
+    row.update(
+        cluster="local",
+        topic=topic,
+        partition=0,
+        offset=offset,
+        timestamp_ms=1_700_000_000_000 + offset,
+        indexed_at_ms=1_700_000_000_000,
+        value=b'{"n": %d}' % offset,
+        value_size=9,
+        value_truncated=False,
+        is_tombstone=False,
+        content_type="json",
+        headers="[]",
+        is_dlq=False,
+        event_id=f"evt-{offset}",
+    )
+    row.update(values)
+    return tuple(row[name] for name in EVENT_COLUMNS)
+
+
+def count(engine, topic: str) -> int:
+    with engine.connect() as connection:
+        query = select(func.count()).select_from(events_table).where(events_table.c.topic == topic)
+        return connection.execute(query).scalar_one()
+
+
+def test_batches_commit_with_positions_and_duplicates_are_dropped(index_db) -> None:
+    writer = WriterProcess(index_db.url, "local")
+    try:
+        rows = [event_row("orders", offset) for offset in range(100)]
+        assert writer.write(rows, {("orders", 0): 100}, 1) == 100
+        # The same batch again (its answer was lost, say): nothing is indexed twice.
+        writer.write(rows, {("orders", 0): 100}, 2)
+        assert count(index_db.engine, "orders") == 100
+        assert read_positions(index_db.engine, "local", [("orders", 0)]) == {("orders", 0): 100}
+    finally:
+        writer.close()
+
+
+def test_a_failed_batch_is_reported_and_commits_nothing(index_db) -> None:
+    writer = WriterProcess(index_db.url, "local")
+    try:
+        rows = [event_row("payments", 0), event_row("payments", 1, timestamp_ms="not a number")]
+        if index_db.backend == "sqlite":  # SQLite stores any type: break a NOT NULL instead
+            rows[1] = event_row("payments", 1, cluster=None)
+        with pytest.raises(WriterProcessError):
+            writer.write(rows, {("payments", 0): 2}, 1)
+        assert count(index_db.engine, "payments") == 0
+        assert read_positions(index_db.engine, "local", [("payments", 0)]) == {}
+        # The same writer goes on with the next good batch.
+        assert writer.write([event_row("payments", 0)], {("payments", 0): 1}, 2) == 1
+    finally:
+        writer.close()
+
+
+def test_a_killed_child_is_replaced_on_the_next_write(tmp_path) -> None:
+    from collectors.index import migrate
+    from collectors.index.engine import create_index_engine
+
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    engine = create_index_engine(url)
+    migrate.upgrade(engine)
+    writer = WriterProcess(url, "local")
+    try:
+        writer.write([event_row("shipping", 0)], {("shipping", 0): 1}, 1)
+        first_pid = writer.pid
+        assert first_pid is not None
+        os.kill(first_pid, signal.SIGKILL)
+        time.sleep(0.2)
+        # The write after the death starts a new child: the tap's retry loop relies on it.
+        try:
+            writer.write([event_row("shipping", 1)], {("shipping", 0): 2}, 2)
+        except WriterProcessError:
+            writer.write([event_row("shipping", 1)], {("shipping", 0): 2}, 2)
+        assert writer.pid not in (None, first_pid)
+        assert count(engine, "shipping") == 2
+    finally:
+        writer.close()
+        engine.dispose()
+
+
+def test_the_child_exits_when_the_writer_closes(tmp_path) -> None:
+    from collectors.index import migrate
+    from collectors.index.engine import create_index_engine
+
+    url = f"sqlite:///{tmp_path / 'index.db'}"
+    engine = create_index_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    writer = WriterProcess(url, "local")
+    writer.write([event_row("stock", 0)], {("stock", 0): 1}, 1)
+    pid = writer.pid
+    assert pid is not None
+    writer.close()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
