@@ -38,6 +38,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import free_port, start_local_broker, write_summary  # noqa: E402
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
@@ -149,7 +150,7 @@ def collector_rate(
         f'[collector]\ngroup_id = "bench-{uuid.uuid4().hex[:8]}"\nwriter = "{writer}"\n'
         f'[index]\nurl = "{index_url}"\n'
     )
-    env = {**os.environ, "EVENTSCOPE_PORT": str(_free_port())}
+    env = {**os.environ, "EVENTSCOPE_PORT": str(free_port())}
     command = [sys.executable, "-m", "console.cli", "--config", str(config), "collect"]
     process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)  # fmt: skip
@@ -197,14 +198,6 @@ def _status_kb(pid: int, field: str) -> int:
     except OSError:
         pass
     return 0
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def fill_index(engine, target: int, run: str) -> None:
@@ -265,6 +258,7 @@ def main() -> int:
     parser.add_argument("--pg-url", default=os.environ.get("EVENTSCOPE_BENCH_PG_URL"))
     parser.add_argument("--lookup-sizes", default="1000000,10000000")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--summary", help="also write the result rows to this JSON file")
     parser.add_argument(
         "--writers", default="process", help="collector.writer values to compare: process,thread"
     )
@@ -272,7 +266,7 @@ def main() -> int:
     backends = [b for b in args.backends.split(",") if b]
     if "postgresql" in backends and not args.pg_url:
         parser.error("--pg-url (or EVENTSCOPE_BENCH_PG_URL) is needed for the postgresql backend")
-    bootstrap = args.bootstrap or _start_local_broker()
+    bootstrap = args.bootstrap or start_local_broker()
     run = uuid.uuid4().hex[:6]
     work = Path(tempfile.mkdtemp(prefix="eventscope-bench-"))
     rows: list[tuple[str, str]] = []
@@ -314,17 +308,9 @@ def main() -> int:
     print(f"\n{'measure'.ljust(width)}  result")
     for name, value in rows:
         print(f"{name.ljust(width)}  {value}")
+    if args.summary:
+        write_summary(args.summary, "ingest", rows)
     return 0
-
-
-def _start_local_broker() -> str:
-    from collectors.kafka.local_broker import LocalBroker, start
-
-    broker = LocalBroker(
-        data_dir=Path(tempfile.mkdtemp(prefix="eventscope-bench-kafka-")), port=_free_port()
-    )
-    start(broker)
-    return broker.bootstrap
 
 
 def _fresh_pg_database(server_url: str) -> str:

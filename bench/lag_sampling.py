@@ -35,6 +35,7 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import write_summary  # noqa: E402
 from collectors.config import ClusterConfig, LagConfig  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
@@ -139,6 +140,13 @@ async def run(args: argparse.Namespace) -> None:
         f"| {statistics.median(durations):.2f} s | {max(durations):.2f} s "
         f"| {100 * cpu / wall:.1f} % | {peak_mib:.0f} MiB |"
     )
+    if args.summary:
+        write_summary(args.summary, "lag sampling", [(
+            f"lag sampling: {sampler.stats.groups} groups, {partitions} partitions "
+            f"every {args.interval:.0f} s",
+            f"{100 * cpu / wall:.1f} % of one core, look p50 {statistics.median(durations):.2f} s, "
+            f"peak RSS {peak_mib:.0f} MiB",
+        )])  # fmt: skip
 
 
 def main() -> None:
@@ -151,6 +159,7 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=60.0)
     parser.add_argument("--index-url", default="")
+    parser.add_argument("--summary", help="also write the result rows to this JSON file")
     asyncio.run(run(parser.parse_args()))
 
 

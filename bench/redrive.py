@@ -22,6 +22,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.harness import write_summary  # noqa: E402
 from collectors.config import ClusterConfig  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
@@ -64,6 +65,11 @@ async def main(args: argparse.Namespace) -> None:
     print(f"run (read, send, ack)  {finished - created:.2f} s")
     print(f"redrive rate           {args.records / (finished - created):,.0f} msg/s (acks=all)")
     print(f"end to end             {args.records / (finished - started):,.0f} msg/s")
+    if args.summary:
+        write_summary(args.summary, "redrive", [(
+            f"redrive {args.records:,} x {args.value_bytes} B ({backend})",
+            f"{args.records / (finished - created):,.0f} msg/s with acks=all",
+        )])  # fmt: skip
 
 
 if __name__ == "__main__":
@@ -72,4 +78,5 @@ if __name__ == "__main__":
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--value-bytes", type=int, default=500)
     parser.add_argument("--index-url")
+    parser.add_argument("--summary", help="also write the result rows to this JSON file")
     asyncio.run(main(parser.parse_args()))
