@@ -12,23 +12,29 @@ The child commits the rows, the hooks' work and the positions in one transaction
 (collectors/index/writer.py), so exactly-once holds whichever side dies when: a batch
 whose answer never came is consumed again and ON CONFLICT DO NOTHING drops what had
 committed. The child exits when the pipe closes, including when its parent is killed.
+It is a plain `python -m` process rather than a multiprocessing one: spawning through
+multiprocessing re-imports the parent's main module (the whole console) in the child.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
+import os
+import signal
+import subprocess
+import sys
 import threading
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
+from sqlalchemy import event
+
 from collectors.index.writer import BatchHook, EventTuple, PositionKey, write_batch
 
 log = logging.getLogger("eventscope.writer")
 
-_CONTEXT = multiprocessing.get_context("spawn")  # no fork: the parent runs threads and a loop
 STOP_TIMEOUT_S = 10.0
 
 
@@ -36,15 +42,27 @@ class WriterProcessError(RuntimeError):
     """The writer process failed the batch (the message says why) or is gone."""
 
 
-def _serve(connection: Connection, url: str, cluster: str, hooks: Sequence[BatchHook]) -> None:
+WRITER_SQLITE_CACHE_KIB = 16_384
+
+
+def _small_sqlite_cache(dbapi_connection: Any, _record: Any) -> None:
+    # Inserts barely gain from a bigger page cache (the OS caches the file anyway), and
+    # the collector's memory budget is shared by both processes.
+    dbapi_connection.execute(f"PRAGMA cache_size=-{WRITER_SQLITE_CACHE_KIB}")
+
+
+def _serve(requests: Connection, answers: Connection) -> None:
     """The child's loop: write each batch received, answer, exit when the pipe closes."""
     from collectors.index.engine import create_index_engine
 
+    url, cluster, hooks = requests.recv()
     engine = create_index_engine(url)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _small_sqlite_cache)
     try:
         while True:
             try:
-                request = connection.recv()
+                request = requests.recv()
             except (EOFError, OSError):
                 return
             if request is None:
@@ -57,11 +75,26 @@ def _serve(connection: Connection, url: str, cluster: str, hooks: Sequence[Batch
             else:
                 answer = ("ok", inserted)
             try:
-                connection.send(answer)
-            except (BrokenPipeError, OSError):
+                answers.send(answer)
+            except OSError:
                 return
     finally:
         engine.dispose()
+
+
+def main() -> None:
+    """Entry point of the child (`python -m collectors.index.writer_process`).
+
+    The parent stops it by closing the pipe, so the terminal's Ctrl-C and a service
+    manager's SIGTERM (sent to the whole process group) are left to the parent: the batch
+    in hand still commits. stdin carries requests; answers go to a private copy of stdout,
+    and stdout itself is pointed at stderr so that a stray print cannot break the protocol.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    answers_fd = os.dup(1)
+    os.dup2(2, 1)
+    _serve(Connection(0, writable=False), Connection(answers_fd, readable=False))
 
 
 class WriterProcess:
@@ -75,26 +108,30 @@ class WriterProcess:
         self.url = url
         self.cluster = cluster
         self.hooks = list(hooks)
-        self._process: multiprocessing.process.BaseProcess | None = None
-        self._connection: Connection | None = None
+        self._process: subprocess.Popen[bytes] | None = None
+        self._requests: Connection | None = None
+        self._answers: Connection | None = None
         self._lock = threading.Lock()
 
     @property
     def pid(self) -> int | None:
         return self._process.pid if self._process is not None else None
 
-    def _start(self) -> Connection:
-        parent_end, child_end = _CONTEXT.Pipe(duplex=True)
-        process = _CONTEXT.Process(
-            target=_serve,
-            args=(child_end, self.url, self.cluster, self.hooks),
-            name=f"eventscope-writer[{self.cluster}]",
-            daemon=True,
+    def _start(self) -> tuple[Connection, Connection]:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "collectors.index.writer_process"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
         )
-        process.start()
-        child_end.close()  # only the child holds it now: its death closes our end
-        self._process, self._connection = process, parent_end
-        return parent_end
+        assert process.stdin is not None and process.stdout is not None
+        requests = Connection(os.dup(process.stdin.fileno()), readable=False)
+        answers = Connection(os.dup(process.stdout.fileno()), writable=False)
+        process.stdin.close()
+        process.stdout.close()
+        self._process, self._requests, self._answers = process, requests, answers
+        requests.send((self.url, self.cluster, self.hooks))
+        return requests, answers
 
     def write(
         self,
@@ -104,13 +141,13 @@ class WriterProcess:
     ) -> int:
         """Send one batch and wait until it has committed; return the rows inserted."""
         with self._lock:
-            connection = self._connection
-            if connection is None or self._process is None or not self._process.is_alive():
+            if self._requests is None or self._answers is None or not self._alive():
                 self._discard()
-                connection = self._start()
+                self._start()
+            assert self._requests is not None and self._answers is not None
             try:
-                connection.send((list(rows), dict(next_offsets), now_ms))
-                status, value = connection.recv()
+                self._requests.send((list(rows), dict(next_offsets), now_ms))
+                status, value = self._answers.recv()
             except (EOFError, OSError) as exc:
                 self._discard()
                 raise WriterProcessError(f"the writer process is gone ({exc!r})") from exc
@@ -118,28 +155,39 @@ class WriterProcess:
             raise WriterProcessError(str(value))
         return int(value)
 
+    def _alive(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def _close_pipes(self) -> None:
+        for connection in (self._requests, self._answers):
+            if connection is not None:
+                connection.close()
+        self._requests = self._answers = None
+
     def _discard(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        self._close_pipes()
         if self._process is not None:
-            if self._process.is_alive():
+            if self._process.poll() is None:
                 self._process.kill()
-            self._process.join(STOP_TIMEOUT_S)
+            self._process.wait(STOP_TIMEOUT_S)
             self._process = None
 
     def close(self) -> None:
         """Ask the child to finish (it ends after the batch in hand) and wait for it."""
         with self._lock:
-            if self._connection is not None:
+            if self._requests is not None:
                 with contextlib.suppress(OSError):
-                    self._connection.send(None)
-                self._connection.close()
-                self._connection = None
+                    self._requests.send(None)
+            self._close_pipes()
             if self._process is not None:
-                self._process.join(STOP_TIMEOUT_S)
-                if self._process.is_alive():
+                try:
+                    self._process.wait(STOP_TIMEOUT_S)
+                except subprocess.TimeoutExpired:
                     log.warning("writer process did not stop in %.0f s; killing it", STOP_TIMEOUT_S)
                     self._process.kill()
-                    self._process.join(STOP_TIMEOUT_S)
+                    self._process.wait(STOP_TIMEOUT_S)
                 self._process = None
+
+
+if __name__ == "__main__":
+    main()

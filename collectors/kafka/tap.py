@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import pickle
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -178,11 +179,17 @@ class Tap:
     def _make_writer_process(self) -> WriterProcess | None:
         """A child process for the writes, unless configured otherwise or impossible.
 
-        An in-memory SQLite database cannot be shared with another process.
+        An in-memory SQLite database cannot be shared with another process, and the hooks
+        travel to the child pickled.
         """
         url = self.engine.url
         in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
         if self.settings.writer != "process" or in_memory:
+            return None
+        try:
+            pickle.dumps(self.hooks)
+        except Exception as exc:
+            log.warning("%s writes in-process: its hooks cannot be pickled (%s)", self.name, exc)
             return None
         rendered = url.render_as_string(hide_password=False)
         return WriterProcess(rendered, self.cluster.name, self.hooks)
@@ -194,8 +201,8 @@ class Tap:
             auto_offset_reset="earliest",
             metadata_max_age_ms=METADATA_REFRESH_MS,
             isolation_level="read_committed",
-            max_partition_fetch_bytes=4 * 1024 * 1024,
-            fetch_max_bytes=64 * 1024 * 1024,
+            max_partition_fetch_bytes=1024 * 1024,
+            fetch_max_bytes=16 * 1024 * 1024,
             **client_options(self.cluster),
         )
         pattern = subscription_pattern(self.cluster.include, self.cluster.exclude)
