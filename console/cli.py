@@ -4,6 +4,7 @@ eventscope serve            web console and collectors in one process (embedded 
 eventscope console          web console only (shared PostgreSQL index)
 eventscope collect          collectors only (shared PostgreSQL index)
 eventscope kafka start|stop|status
+eventscope demo             a small event-driven shop, with Kafka and the console
 eventscope config check
 eventscope index upgrade|status
 """
@@ -75,6 +76,35 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
         sub.add_argument("--data-dir", default=None, help="default: ./.eventscope/kafka")
         sub.set_defaults(handler=handler)
+
+    demo = commands.add_parser(
+        "demo",
+        help="run a small event-driven shop with Kafka and the console (Ctrl-C stops all)",
+        description="Start a local Kafka broker (unless one is configured), the console with its "
+        "collectors on SQLite, and a small shop whose services produce traffic with failures, "
+        "retries, compensations, dead letters and a lagging consumer group.",
+    )
+    demo.add_argument("--port", type=int, default=8600, help="console port (default 8600)")
+    demo.add_argument(
+        "--bootstrap", default=None,
+        help="use this Kafka broker (default: $EVENTSCOPE_KAFKA_BOOTSTRAP, else a local one)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--index", default="sqlite:///eventscope-demo.db",
+        help="index URL (default: sqlite:///eventscope-demo.db in the current folder)",
+    )  # fmt: skip
+    demo.add_argument("--rate", type=float, default=2.0, help="orders per second (default 2)")
+    demo.add_argument(
+        "--data-dir", default=None, help="local broker's data (default: ./.eventscope/kafka)"
+    )
+    demo.add_argument(
+        "--kafka-port", type=int, default=9092, help="local broker's port (default 9092)"
+    )
+    demo.add_argument(
+        "--topic-prefix", default="shop", help="prefix of the shop's topics and groups"
+    )
+    demo.add_argument("--seed", type=int, default=None, help="seed the shop's random outcomes")
+    demo.set_defaults(handler=run_demo)
 
     config = commands.add_parser("config", help="configuration")
     config_commands = config.add_subparsers(title="config commands", required=True)
@@ -203,6 +233,30 @@ def kafka_status(args: argparse.Namespace) -> int:
     state = status(_broker(args))
     print(json.dumps(state, indent=2))
     return 0 if state["ready"] else 1
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from console.demo.runner import DemoError, DemoOptions, main_error, run
+
+    if not args.verbose:  # the demo prints its own short summary
+        logging.getLogger().setLevel(logging.WARNING)
+        # The Kafka client reports every connection retry while the broker and the new
+        # topics come up; -v shows them.
+        logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    options = DemoOptions(
+        port=args.port,
+        bootstrap=args.bootstrap,
+        index_url=args.index,
+        rate=args.rate,
+        data_dir=Path(args.data_dir) if args.data_dir else None,
+        kafka_port=args.kafka_port,
+        topic_prefix=args.topic_prefix,
+        seed=args.seed,
+    )
+    try:
+        return run(options)
+    except DemoError as exc:
+        return main_error(exc)
 
 
 def config_check(args: argparse.Namespace) -> int:

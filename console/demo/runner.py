@@ -1,0 +1,207 @@
+"""`eventscope demo`: broker, console and shop in one command, all stopped by one Ctrl-C.
+
+1. Kafka: the broker named by --bootstrap (or EVENTSCOPE_KAFKA_BOOTSTRAP) is used as is and
+   left alone; otherwise the local broker of `eventscope kafka start` is started (or reused
+   when it already runs). Only a broker this command started is stopped at the end.
+2. The console and its collectors, as `eventscope serve` runs them, on a SQLite index,
+   bound to 127.0.0.1 with access control off, tapping the shop's topics.
+3. The shop (shop.py), exporting its spans to the console's own `/v1/traces`.
+
+On SIGINT or SIGTERM the shop stops first (its last spans still reach the console), then
+the console, then the broker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import signal
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+
+from collectors.config import Settings, settings_from_mapping
+from collectors.kafka import local_broker
+from collectors.kafka.local_broker import BrokerError, LocalBroker
+from console.demo.shop import Shop
+
+log = logging.getLogger("eventscope.demo")
+
+DEFAULT_INDEX_URL = "sqlite:///eventscope-demo.db"
+DEFAULT_PORT = 8600
+DEFAULT_RATE = 2.0
+CLUSTER_NAME = "demo"
+
+
+class DemoError(RuntimeError):
+    """Something the user can fix (the message says how)."""
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    port: int = DEFAULT_PORT
+    bootstrap: str | None = None
+    index_url: str = DEFAULT_INDEX_URL
+    rate: float = DEFAULT_RATE
+    data_dir: Path | None = None
+    kafka_port: int = local_broker.DEFAULT_PORT
+    topic_prefix: str = "shop"
+    seed: int | None = None
+
+
+_PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,59}")
+
+
+def check_options(options: DemoOptions) -> None:
+    if not 0 < options.port < 65536:
+        raise DemoError(f"--port must be 1-65535, got {options.port}")
+    if not 0 < options.rate <= 1000:
+        raise DemoError(f"--rate must be more than 0 and at most 1000, got {options.rate}")
+    if not _PREFIX.fullmatch(options.topic_prefix):
+        raise DemoError("--topic-prefix: use 1-60 letters, digits, '-' and '_'")
+
+
+def demo_settings(bootstrap: str, options: DemoOptions) -> Settings:
+    """The console's settings: loopback without login, lag sampled every 2 s, shop topics only."""
+    prefix = options.topic_prefix
+    return settings_from_mapping({
+        "server": {"host": "127.0.0.1", "port": options.port, "auth": "off"},
+        "index": {"url": options.index_url},
+        "clusters": {CLUSTER_NAME: {"bootstrap": bootstrap, "include": [rf"{prefix}\..*"]}},
+        # A collector group of its own: demos on a shared broker never split partitions.
+        "collector": {"group_id": f"eventscope-{prefix}", "writer": "thread",
+                      "batch_max_wait_ms": 100},
+        "lag": {"interval_s": 2.0},
+    })  # fmt: skip
+
+
+def run(options: DemoOptions) -> int:
+    """Run until SIGINT/SIGTERM; return the exit code."""
+    check_options(options)
+    if not local_broker.port_is_free(options.port):
+        raise DemoError(f"port {options.port} on 127.0.0.1 is in use; choose another with --port")
+    _say("eventscope demo: a small shop on Kafka, watched by eventscope")
+    with _kafka(options) as (bootstrap, whose):
+        _say(f"  kafka    {bootstrap} ({whose})")
+        asyncio.run(_serve(bootstrap, options))
+    return 0
+
+
+@contextlib.contextmanager
+def _kafka(options: DemoOptions) -> Iterator[tuple[str, str]]:
+    """(bootstrap, whose broker it is); a broker started here is stopped on the way out."""
+    configured = options.bootstrap or os.environ.get("EVENTSCOPE_KAFKA_BOOTSTRAP")
+    if configured:
+        yield configured, "configured; left alone"
+        return
+    broker = LocalBroker(
+        data_dir=options.data_dir or local_broker.default_data_dir(), port=options.kafka_port
+    )
+    if local_broker.running_pid(broker) is not None:
+        local_broker.wait_until_ready(broker.bootstrap, local_broker.READY_TIMEOUT_S)
+        yield broker.bootstrap, "already running; left running"
+        return
+    _say(f"Starting Apache Kafka on {broker.bootstrap} (data in {broker.data_dir}) ...")
+    try:
+        local_broker.start(broker)
+    except BrokerError as exc:
+        raise DemoError(
+            f"{exc}\n(or use a broker you already have: eventscope demo --bootstrap HOST:PORT)"
+        ) from exc
+    except BaseException:  # Ctrl-C while it starts: leave no Java process behind
+        local_broker.stop(broker)
+        raise
+    try:
+        yield broker.bootstrap, "started by the demo; stopped on exit"
+    finally:
+        _say("Stopping Kafka ...")
+        local_broker.stop(broker)
+
+
+class _Server(uvicorn.Server):
+    """uvicorn without its own signal handling: the demo stops things in its own order."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def _serve(bootstrap: str, options: DemoOptions) -> None:
+    from console.app import create_app
+
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+
+    settings = demo_settings(bootstrap, options)
+    server = _Server(
+        uvicorn.Config(create_app(settings, mode="all"), host="127.0.0.1", port=options.port,
+                       log_level="warning", proxy_headers=False)
+    )  # fmt: skip
+    serving = asyncio.create_task(server.serve())
+    url = f"http://127.0.0.1:{options.port}"
+    shop: Shop | None = None
+    try:
+        await _until_started(server, serving, stopping)
+        if stopping.is_set():
+            return
+        shop = Shop(bootstrap, f"{url}/v1/traces", prefix=options.topic_prefix,
+                    rate=options.rate, seed=options.seed)  # fmt: skip
+        try:
+            await shop.start()
+        except Exception as exc:
+            shop = None  # it stopped what it had started
+            raise DemoError(f"cannot run the shop on Kafka at {bootstrap}: {exc!r}") from exc
+        _say(f"  console  {url}/")
+        _say(f"  index    {options.index_url}")
+        _say(f"  shop     {options.rate:g} orders/s on topics {options.topic_prefix}.*")
+        _say("Press Ctrl-C to stop.")
+        await _announce_first_order(shop, url, stopping)
+        await stopping.wait()
+    finally:
+        _say("Stopping the shop and the console ...")
+        if shop is not None:
+            await shop.stop()
+            _say(f"  shop: {shop.summary()}")
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, SystemExit):
+            await serving
+
+
+async def _until_started(
+    server: uvicorn.Server, serving: asyncio.Task[None], stopping: asyncio.Event
+) -> None:
+    while not server.started and not stopping.is_set():
+        if serving.done():
+            raise DemoError(f"the console could not start on port {server.config.port}")
+        await asyncio.sleep(0.05)
+
+
+async def _announce_first_order(shop: Shop, url: str, stopping: asyncio.Event) -> None:
+    """Print the correlation id of the first order that made it through."""
+    waiting: asyncio.Future[object] = asyncio.ensure_future(stopping.wait())
+    first: asyncio.Future[object] = asyncio.ensure_future(shop.first_completed)
+    try:
+        await asyncio.wait({first, waiting}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
+    if shop.first_completed.done():
+        correlation_id = shop.first_completed.result()
+        _say(f"First order through: correlation id {correlation_id}")
+        _say(f"  {url}/trace/{correlation_id}")
+
+
+def _say(text: str) -> None:
+    print(text, flush=True)
+
+
+def main_error(exc: DemoError) -> int:
+    print(f"eventscope demo: {exc}", file=sys.stderr)
+    return 1
