@@ -13,9 +13,11 @@ Edge kinds, strongest first:
                   uninstrumented flows instead of cluttering instrumented ones.
 
 Edges are computed at query time and not materialized. Every step is a look-up by an
-indexed column (event id, causation id, trace id, coordinates, span links), one query per
-step and per breadth-first level, and a graph is capped at `max_nodes`; that is fast for
-one flow at tens of millions of rows. Materializing would have to reconcile spans and
+indexed column (event id, causation id, trace id, coordinates, span links), batched into
+IN lists: one query per kind of step and per breadth-first level, not per event (the
+correlation step reads each correlation id's neighbourhood once), and a graph is capped
+at `max_nodes`; that is fast for one flow at tens of millions of rows. An index without
+spans skips the trace steps. Materializing would have to reconcile spans and
 records arriving in any order (spans are often exported seconds after the record is
 indexed, or never), would need a backfill on every rule change and would duplicate what
 the identity indexes already answer.
@@ -23,14 +25,17 @@ the identity indexes already answer.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, and_, literal_column, or_, select
+from sqlalchemy.sql.elements import ColumnElement
 
 from collectors import traces
 from collectors.index.models import events_table as events
+from collectors.index.trace_models import spans_table
 from collectors.traces import EVENT_COLUMNS, Row
 
 DEFAULT_MAX_NODES = 500
@@ -38,6 +43,22 @@ MAX_NODES = 5_000
 MAX_DEPTH = 1_000
 MAX_TRACE_SPANS = 20_000
 EDGE_KINDS = ("causation", "trace", "dead-letter", "correlation")
+CORRELATION_WINDOW = 2_000  # rows of one correlation id read per breadth-first level
+
+# Bare `events.is_dlq`: SQLite uses the partial index ix_events_dlq (WHERE is_dlq) only for
+# that exact term, not for the `is_dlq = 1` SQLAlchemy writes for a Boolean column.
+IS_DLQ: ColumnElement[Any] = literal_column(f"{events.name}.is_dlq")
+
+
+def dead_letters_since(since_ms: int) -> ColumnElement[bool]:
+    """DLQ records with a timestamp from `since_ms` on, read through ix_events_dlq.
+
+    `timestamp_ms + 0` is a bound SQLite cannot use ix_events_timestamp for: without
+    statistics it would rather range-scan every record of the period than the few DLQ
+    records of the partial index.
+    """
+    return and_(IS_DLQ, events.c.timestamp_ms + 0 >= since_ms)
+
 
 Direction = Literal["up", "down"]
 
@@ -58,6 +79,8 @@ class LineageGraph:
     edges: dict[tuple[int, int, str], Edge] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)  # node -> why it counts as failed
     truncated: bool = False
+    has_spans: bool = True  # False: the index holds no spans, the trace steps are skipped
+    processing: dict[int, list[Row]] = field(default_factory=dict)  # node -> its consumer spans
 
     def add_edge(self, edge: Edge) -> None:
         self.edges.setdefault((edge.source, edge.target, edge.kind), edge)
@@ -85,6 +108,7 @@ def lineage(
     graph.nodes[root["id"]] = dict(root)
     graph.layers[root["id"]] = 0
     with engine.connect() as connection:
+        graph.has_spans = connection.execute(select(spans_table.c.id).limit(1)).first() is not None
         for direction in ("up", "down"):
             _walk(connection, graph, direction, max_nodes)
         _mark_failed(connection, graph)
@@ -117,11 +141,13 @@ def _neighbours(
     connection: Connection, frontier: Sequence[Row], direction: Direction, graph: LineageGraph
 ) -> list[tuple[Row, Edge]]:
     if direction == "down":
-        strong = _causation_down(connection, frontier) + _trace_down(connection, frontier)
-        strong += _dead_letter_down(connection, frontier)
+        strong = _causation_down(connection, frontier) + _dead_letter_down(connection, frontier)
+        if graph.has_spans:
+            strong += _trace_down(connection, frontier, graph)
     else:
-        strong = _causation_up(connection, frontier) + _trace_up(connection, frontier)
-        strong += _dead_letter_up(connection, frontier)
+        strong = _causation_up(connection, frontier) + _dead_letter_up(connection, frontier)
+        if graph.has_spans:
+            strong += _trace_up(connection, frontier)
     strong = [(row, edge) for row, edge in strong if edge.source != edge.target]
     linked = {edge.source if direction == "down" else edge.target for _, edge in strong}
     lonely = [row for row in frontier if row["id"] not in linked and row["correlation_id"]]
@@ -167,8 +193,20 @@ def _causation_up(connection: Connection, frontier: Sequence[Row]) -> list[tuple
 # --------------------------------------------------------------------------- trace
 
 
-def _trace_down(connection: Connection, frontier: Sequence[Row]) -> list[tuple[Row, Edge]]:
-    processing = traces.processing_spans(connection, frontier)
+def _processing(connection: Connection, graph: LineageGraph, rows: Sequence[Row]) -> None:
+    """Look up the consumer spans of the rows not looked up yet (kept for _mark_failed)."""
+    missing = [row for row in rows if row["id"] not in graph.processing]
+    if missing and graph.has_spans:
+        graph.processing.update(traces.processing_spans(connection, missing))
+    for row in missing:
+        graph.processing.setdefault(row["id"], [])
+
+
+def _trace_down(
+    connection: Connection, frontier: Sequence[Row], graph: LineageGraph
+) -> list[tuple[Row, Edge]]:
+    _processing(connection, graph, frontier)
+    processing = graph.processing
     consumers = [span for spans in processing.values() for span in spans]
     if not consumers:
         return []
@@ -178,7 +216,7 @@ def _trace_down(connection: Connection, frontier: Sequence[Row]) -> list[tuple[R
     children = traces.children_index(in_traces)
     found = []
     for record in frontier:
-        for consumer in processing[record["id"]]:
+        for consumer in processing.get(record["id"], ()):
             below = traces.descendants(children, consumer)
             for child in traces.records_produced_by(connection, below):
                 via = consumer["service_name"] or consumer["name"]
@@ -226,7 +264,7 @@ def _dead_letter_down(connection: Connection, frontier: Sequence[Row]) -> list[t
     found = []
     for batch in traces.chunked(sorted({topic for topic, _, _ in wanted})):
         query = select(*EVENT_COLUMNS).where(
-            c.is_dlq, c.timestamp_ms >= earliest, c.dlq_original_topic.in_(batch)
+            dead_letters_since(earliest), c.dlq_original_topic.in_(batch)
         )
         for child in traces.fetch_rows(connection, query):
             key = (child["dlq_original_topic"], child["dlq_original_partition"],
@@ -238,57 +276,88 @@ def _dead_letter_down(connection: Connection, frontier: Sequence[Row]) -> list[t
 
 
 def _dead_letter_up(connection: Connection, frontier: Sequence[Row]) -> list[tuple[Row, Edge]]:
-    found = []
-    c = events.c
+    children: dict[tuple[str, int, int], list[Row]] = {}
     for child in frontier:
-        if not child["is_dlq"] or child["dlq_original_topic"] is None:
-            continue
-        if child["dlq_original_partition"] is None or child["dlq_original_offset"] is None:
-            continue
-        query = select(*EVENT_COLUMNS).where(
-            c.cluster == child["cluster"],
-            c.topic == child["dlq_original_topic"],
-            c.partition == child["dlq_original_partition"],
-            c.offset == child["dlq_original_offset"],
-        )
-        for parent in traces.fetch_rows(connection, query):
-            found.append((parent, Edge(parent["id"], child["id"], "dead-letter")))
+        key = (child["dlq_original_topic"], child["dlq_original_partition"],
+               child["dlq_original_offset"])  # fmt: skip
+        if child["is_dlq"] and None not in key:
+            children.setdefault(key, []).append(child)
+    if not children:
+        return []
+    c = events.c
+    found = []
+    for condition in traces.coordinate_conditions(c.topic, c.partition, c.offset, children):
+        for parent in traces.fetch_rows(connection, select(*EVENT_COLUMNS).where(condition)):
+            for child in children[(parent["topic"], parent["partition"], parent["offset"])]:
+                if child["cluster"] == parent["cluster"]:
+                    found.append((parent, Edge(parent["id"], child["id"], "dead-letter")))
     return found
 
 
 # --------------------------------------------------------------------------- correlation
 
 
+def _order(row: Row) -> tuple[int, int]:
+    return row["timestamp_ms"], row["id"]
+
+
 def _correlation_neighbours(
     connection: Connection, lonely: Sequence[Row], direction: Direction
 ) -> list[tuple[Row, Edge]]:
-    c = events.c
-    found = []
+    """For each row, the next (down) or previous (up) record with its correlation id.
+
+    One query per correlation id reads the rows after the earliest (before the latest)
+    lonely row, up to CORRELATION_WINDOW of them; each row's neighbour is found in them by
+    bisection. Only a row whose neighbour lies past a full window costs a query of its own.
+    """
+    by_correlation: dict[str, list[Row]] = {}
     for row in lonely:
-        same = c.correlation_id == row["correlation_id"]
-        if direction == "down":
-            later = or_(
-                c.timestamp_ms > row["timestamp_ms"],
-                and_(c.timestamp_ms == row["timestamp_ms"], c.id > row["id"]),
-            )
-            query = (
-                select(*EVENT_COLUMNS).where(same, later).order_by(c.timestamp_ms, c.id).limit(1)
-            )
-        else:
-            earlier = or_(
-                c.timestamp_ms < row["timestamp_ms"],
-                and_(c.timestamp_ms == row["timestamp_ms"], c.id < row["id"]),
-            )
-            query = (
-                select(*EVENT_COLUMNS)
-                .where(same, earlier)
-                .order_by(c.timestamp_ms.desc(), c.id.desc())
-                .limit(1)
-            )
-        for other in traces.fetch_rows(connection, query):
-            source, target = (row, other) if direction == "down" else (other, row)
-            found.append((other, Edge(source["id"], target["id"], "correlation")))
+        by_correlation.setdefault(row["correlation_id"], []).append(row)
+    found = []
+    for correlation_id, rows in by_correlation.items():
+        edge = min(rows, key=_order) if direction == "down" else max(rows, key=_order)
+        around = _correlation_rows(connection, correlation_id, edge, direction, CORRELATION_WINDOW)
+        full = len(around) >= CORRELATION_WINDOW
+        if direction == "up":
+            around.reverse()
+        keys = [_order(other) for other in around]
+        for row in rows:
+            if direction == "down":
+                at = bisect_right(keys, _order(row))
+                other = around[at] if at < len(around) else None
+            else:
+                at = bisect_left(keys, _order(row)) - 1
+                other = around[at] if at >= 0 else None
+            if other is None and full:
+                other = next(iter(_correlation_rows(connection, correlation_id, row, direction, 1)),
+                             None)  # fmt: skip
+            if other is not None:
+                source, target = (row, other) if direction == "down" else (other, row)
+                found.append((other, Edge(source["id"], target["id"], "correlation")))
     return found
+
+
+def _correlation_rows(
+    connection: Connection, correlation_id: str, row: Row, direction: Direction, limit: int
+) -> list[Row]:
+    """Rows with this correlation id after (down) or before (up) `row`, nearest first."""
+    c = events.c
+    same = c.correlation_id == correlation_id
+    if direction == "down":
+        later = or_(
+            c.timestamp_ms > row["timestamp_ms"],
+            and_(c.timestamp_ms == row["timestamp_ms"], c.id > row["id"]),
+        )
+        query = select(*EVENT_COLUMNS).where(same, later).order_by(c.timestamp_ms, c.id)
+    else:
+        earlier = or_(
+            c.timestamp_ms < row["timestamp_ms"],
+            and_(c.timestamp_ms == row["timestamp_ms"], c.id < row["id"]),
+        )
+        query = (
+            select(*EVENT_COLUMNS).where(same, earlier).order_by(c.timestamp_ms.desc(), c.id.desc())
+        )
+    return traces.fetch_rows(connection, query.limit(limit))
 
 
 # --------------------------------------------------------------------------- failures
@@ -299,8 +368,10 @@ def _mark_failed(connection: Connection, graph: LineageGraph) -> None:
     for row_id, row in graph.nodes.items():
         if row["is_dlq"]:
             graph.failed[row_id] = "dead letter: " + (row["dlq_error_class"] or "unknown error")
-    processing = traces.processing_spans(connection, list(graph.nodes.values()))
-    for row_id, spans in processing.items():
+    _processing(connection, graph, list(graph.nodes.values()))
+    for row_id, spans in graph.processing.items():
+        if row_id not in graph.nodes:
+            continue
         for span in spans:
             if span["status_code"] == traces.STATUS_ERROR and row_id not in graph.failed:
                 who = span["service_name"] or span["name"]

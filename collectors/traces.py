@@ -235,10 +235,31 @@ def spans_at_coordinates(
     """Spans whose messaging attributes name exactly one of (topic, partition, offset)."""
     c = spans_table.c
     found: list[Row] = []
-    for batch in chunked(sorted(set(coordinates))):
-        condition = or_(*(and_(c.topic == t, c.partition == p, c.offset == o) for t, p, o in batch))
+    for condition in coordinate_conditions(c.topic, c.partition, c.offset, coordinates):
         found += fetch_rows(connection, select(spans_table).where(condition))
     return found
+
+
+def coordinate_conditions(
+    topic: Any, partition: Any, offset: Any, coordinates: Iterable[tuple[str, int, int]]
+) -> Iterable[ColumnElement[bool]]:
+    """Conditions matching the coordinates, one per batch: offsets are grouped into one IN
+    list per (topic, partition), so 500 records of a partition are one index range probe
+    and one small expression, not 500 OR-ed terms (which SQLAlchemy is slow to build)."""
+    by_partition: dict[tuple[str, int], list[int]] = {}
+    for t, p, o in set(coordinates):
+        by_partition.setdefault((t, p), []).append(o)
+    terms: list[ColumnElement[bool]] = []
+    bound = 0  # parameters in `terms`: at most about CHUNK per query
+    for (t, p), offsets in sorted(by_partition.items()):
+        for batch in chunked(sorted(offsets)):
+            if terms and bound + len(batch) + 2 > CHUNK:
+                yield or_(*terms)
+                terms, bound = [], 0
+            terms.append(and_(topic == t, partition == p, offset.in_(batch)))
+            bound += len(batch) + 2
+    if terms:
+        yield or_(*terms)
 
 
 def events_by_context(connection: Connection, contexts: Iterable[Context]) -> list[Row]:
@@ -255,8 +276,7 @@ def events_at_coordinates(
 ) -> list[Row]:
     c = events.c
     found: list[Row] = []
-    for batch in chunked(sorted(set(coordinates))):
-        condition = or_(*(and_(c.topic == t, c.partition == p, c.offset == o) for t, p, o in batch))
+    for condition in coordinate_conditions(c.topic, c.partition, c.offset, coordinates):
         found += fetch_rows(connection, select(*EVENT_COLUMNS).where(condition))
     return found
 

@@ -1,8 +1,11 @@
 """Retention: delete the oldest events by age and by total index size, in small chunks.
 
-Each chunk is its own short transaction followed by a pause, so the tap's batch writes
-(SQLite has one writer at a time) are never held up for long. Positions are never
-touched: a deleted record is not consumed again.
+The same maximum age applies to spans (by start time, with their span links) and to sagas
+that finished (completed, failed, compensated, compensation incomplete) longer ago than
+that; running and stuck sagas are kept. Each chunk is its own short transaction followed
+by a pause, so the tap's batch writes and the OTLP receiver (SQLite has one writer at a
+time) are never held up for long. Positions are never touched: a deleted record is not
+consumed again.
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, delete, select, text
+from sqlalchemy import Engine, and_, delete, or_, select, text
 
 from collectors.index.models import events_table as events
+from collectors.index.saga_models import sagas_table as sagas
+from collectors.index.trace_models import span_links_table as span_links
+from collectors.index.trace_models import spans_table as spans
 
 log = logging.getLogger("eventscope.retention")
 
@@ -28,6 +35,9 @@ class RetentionPolicy:
     pause_s: float = 0.05
     interval_s: float = 60.0
 
+
+FINISHED_SAGA_STATUSES = ("completed", "failed", "compensated", "compensation_incomplete")
+LINK_BATCH = 400  # span contexts per span_links delete: well under bound-parameter limits
 
 ROW_OVERHEAD_BYTES = 160  # identity columns and index entries of a typical row
 
@@ -78,25 +88,98 @@ def delete_oldest(engine: Engine, chunk_rows: int) -> int:
         return connection.execute(delete(events).where(events.c.id.in_(oldest))).rowcount or 0
 
 
-def run_once(engine: Engine, policy: RetentionPolicy, now_s: float | None = None) -> int:
-    """Apply the policy until it holds; return the number of events deleted."""
-    now_s = time.time() if now_s is None else now_s
+def delete_spans_older_than(engine: Engine, cutoff_ms: int, chunk_rows: int) -> int:
+    """Delete one chunk of spans that started before cutoff_ms, with their span links."""
+    oldest = (
+        select(spans.c.id, spans.c.trace_id, spans.c.span_id)
+        .where(spans.c.start_ns < cutoff_ms * 1_000_000)
+        .order_by(spans.c.start_ns)
+        .limit(chunk_rows)
+    )
+    with engine.begin() as connection:
+        rows = connection.execute(oldest).all()
+        for first in range(0, len(rows), LINK_BATCH):
+            by_trace: dict[str, list[str]] = {}
+            for _, trace_id, span_id in rows[first : first + LINK_BATCH]:
+                by_trace.setdefault(trace_id, []).append(span_id)
+            owned = or_(*(and_(span_links.c.trace_id == trace_id, span_links.c.span_id.in_(ids))
+                          for trace_id, ids in by_trace.items()))  # fmt: skip
+            connection.execute(delete(span_links).where(owned))
+            ids = [row[0] for row in rows[first : first + LINK_BATCH]]
+            connection.execute(delete(spans).where(spans.c.id.in_(ids)))
+    return len(rows)
+
+
+def delete_sagas_finished_before(engine: Engine, cutoff_ms: int, chunk_rows: int) -> int:
+    """Delete one chunk of finished sagas whose last event is older than cutoff_ms."""
+    c = sagas.c
+    oldest = (
+        select(c.cluster, c.saga_id)
+        .where(c.status.in_(FINISHED_SAGA_STATUSES), c.last_ms < cutoff_ms)
+        .limit(chunk_rows)
+    )
+    with engine.begin() as connection:
+        keys = connection.execute(oldest).all()
+        for first in range(0, len(keys), LINK_BATCH):
+            by_cluster: dict[str, list[str]] = {}
+            for cluster, saga_id in keys[first : first + LINK_BATCH]:
+                by_cluster.setdefault(cluster, []).append(saga_id)
+            chosen = or_(*(and_(c.cluster == cluster, c.saga_id.in_(ids))
+                           for cluster, ids in by_cluster.items()))  # fmt: skip
+            connection.execute(delete(sagas).where(chosen))
+    return len(keys)
+
+
+def _in_chunks(delete_chunk: Callable[[], int], policy: RetentionPolicy) -> int:
+    """Call a chunk deleter until a chunk comes back short, pausing between chunks."""
     deleted = 0
+    while True:
+        count = delete_chunk()
+        deleted += count
+        if count < policy.chunk_rows:
+            return deleted
+        time.sleep(policy.pause_s)
+
+
+@dataclass
+class RetentionRound:
+    events: int = 0
+    spans: int = 0
+    sagas: int = 0
+
+
+def run_round(
+    engine: Engine, policy: RetentionPolicy, now_s: float | None = None
+) -> RetentionRound:
+    """Apply the policy to events, spans and sagas until it holds; say what was deleted."""
+    now_s = time.time() if now_s is None else now_s
+    result = RetentionRound()
     if policy.max_age_s is not None:
         cutoff_ms = int((now_s - policy.max_age_s) * 1000)
-        while True:
-            count = delete_older_than(engine, cutoff_ms, policy.chunk_rows)
-            deleted += count
-            if count < policy.chunk_rows:
-                break
-            time.sleep(policy.pause_s)
+        chunk = policy.chunk_rows
+        result.events = _in_chunks(lambda: delete_older_than(engine, cutoff_ms, chunk), policy)
+        result.spans = _in_chunks(lambda: delete_spans_older_than(engine, cutoff_ms, chunk), policy)
+        result.sagas = _in_chunks(
+            lambda: delete_sagas_finished_before(engine, cutoff_ms, chunk), policy
+        )
     if policy.max_bytes is not None:
-        while index_size_bytes(engine) > policy.max_bytes:
-            count = delete_oldest(engine, policy.chunk_rows)
-            deleted += count
-            if count == 0:
-                break
-            time.sleep(policy.pause_s)
+        result.events += _delete_to_size(engine, policy)
+    return result
+
+
+def run_once(engine: Engine, policy: RetentionPolicy, now_s: float | None = None) -> int:
+    """Apply the policy until it holds; return the number of events deleted."""
+    return run_round(engine, policy, now_s).events
+
+
+def _delete_to_size(engine: Engine, policy: RetentionPolicy) -> int:
+    deleted = 0
+    while policy.max_bytes is not None and index_size_bytes(engine) > policy.max_bytes:
+        count = delete_oldest(engine, policy.chunk_rows)
+        deleted += count
+        if count == 0:
+            break
+        time.sleep(policy.pause_s)
     return deleted
 
 
@@ -108,6 +191,7 @@ class RetentionService:
         self.engine = engine
         self.policy = policy
         self.last_deleted = 0
+        self.last_round = RetentionRound()
         self.last_error: str | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -123,10 +207,13 @@ class RetentionService:
     async def _run(self) -> None:
         while True:
             try:
-                self.last_deleted = await asyncio.to_thread(run_once, self.engine, self.policy)
+                result = await asyncio.to_thread(run_round, self.engine, self.policy)
+                self.last_deleted = result.events
+                self.last_round = result
                 self.last_error = None
-                if self.last_deleted:
-                    log.info("retention deleted %d events", self.last_deleted)
+                if result.events or result.spans or result.sagas:
+                    log.info("retention deleted %d events, %d spans, %d finished sagas",
+                             result.events, result.spans, result.sagas)  # fmt: skip
             except Exception as exc:  # keep going: the next round may succeed
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]
                 log.warning("retention failed: %s", self.last_error)

@@ -7,10 +7,17 @@ page and on the event detail page draws (static/js/lineage.js, Cytoscape.js).
 Layers are computed here (the breadth-first distance from the event: causes to the left,
 effects to the right) and sent as preset positions, so the browser does no layout work
 and a graph of hundreds of nodes appears at once.
+
+The page renders the edge table from the same graph its script then fetches as JSON; the
+page hands the graph it computed to that fetch (`Handoff`: used once, within seconds), so
+a page load computes the lineage once. Other JSON requests always compute afresh.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import OrderedDict
 from typing import Any
 
 from sqlalchemy import select
@@ -31,6 +38,32 @@ from console.views.events import event_path
 LAYER_GAP_X = 260
 ROW_GAP_Y = 70
 MAX_LABEL_CHARS = 60
+
+
+class Handoff:
+    """Graphs a page just computed, for the JSON request its script makes right after."""
+
+    def __init__(self, ttl_s: float = 5.0, size: int = 32) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self._items: OrderedDict[tuple[int, int, int], tuple[float, dict[str, Any]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def put(self, key: tuple[int, int, int], body: dict[str, Any]) -> None:
+        with self._lock:
+            self._items[key] = (time.monotonic(), body)
+            while len(self._items) > self.size:
+                self._items.popitem(last=False)
+
+    def take(self, key: tuple[int, int, int]) -> dict[str, Any] | None:
+        with self._lock:
+            item = self._items.pop(key, None)
+        if item is None or time.monotonic() - item[0] > self.ttl_s:
+            return None
+        return item[1]
+
+
+handoff = Handoff()
 
 
 def lineage_path(row: Row) -> str:
@@ -148,10 +181,16 @@ async def lineage_page(request: Request) -> Response:
         raise HTTPException(
             404, f"no indexed event at {params['cluster']}/{params['topic']}/{partition}@{offset}"
         )
+    key = (id(state.engine), root["id"], max_nodes)
+    if request.url.path.startswith("/api/"):
+        body = handoff.take(key)
+        if body is None:
+            graph = await run_in_threadpool(lineage.lineage, state.engine, root, max_nodes)
+            body = graph_json(graph)
+        return JSONResponse(body)
     graph = await run_in_threadpool(lineage.lineage, state.engine, root, max_nodes)
     body = graph_json(graph)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse(body)
+    handoff.put(key, body)
     api_url = "/api" + lineage_path(root)
     explicit_cap = "max_nodes" in request.query_params
     by_id = {node["id"]: node for node in body["nodes"]}

@@ -1,82 +1,33 @@
-"""Topology: services -> topics -> consumer groups -> services, learned over a time window.
+"""Topology map: services -> topics -> consumer groups -> services over a time window.
 
-Page /topology?window=<minutes>, JSON twin /api/topology. Learned from producer and
-consumer spans (service.name, messaging.destination.name, consumer group, status) and,
-for producers that send no spans, from the records' source header (`ce_source`,
-`source`, ...). Rates are per second over the window; the error rate is the share of
-spans with error status. Shown as a table of edges (no drawn graph yet).
+Page /topology?window=<minutes>, JSON twin /api/topology (nodes and edges with kinds,
+rates, error rates and origins). What is learned, and from where, is in
+collectors/topology.py. The page draws the graph with Cytoscape.js (static/js/topology.js)
+from preset positions computed here, layered left to right along the flow, and keeps the
+edge table below it as the accessible fallback.
 """
 
 from __future__ import annotations
 
+import math
 import time
-from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote, urlencode
 
-from sqlalchemy import Engine, case, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collectors import traces
-from collectors.index.models import events_table as events
-from collectors.index.trace_models import spans_table as spans
+from collectors import topology as learned
+from collectors.topology import Edge, Node, NodeKey, Topology
 from console.state import app_state
 
 DEFAULT_WINDOW_MIN = 60
 MAX_WINDOW_MIN = 7 * 24 * 60
-
-
-@dataclass
-class TopologyEdge:
-    source_kind: str  # "service", "topic" or "group"
-    source: str
-    target_kind: str
-    target: str
-    count: int = 0
-    errors: int = 0
-    learned_from: str = "spans"
-
-
-def learn_topology(engine: Engine, since_ms: int) -> list[TopologyEdge]:
-    edges: dict[tuple[str, str, str, str], TopologyEdge] = {}
-
-    def add(sk: str, s: str, tk: str, t: str, count: int, errors: int, origin: str) -> None:
-        edge = edges.setdefault((sk, s, tk, t), TopologyEdge(sk, s, tk, t, learned_from=origin))
-        edge.count += count
-        edge.errors += errors
-
-    c = spans.c
-    is_error = func.sum(case((c.status_code == traces.STATUS_ERROR, 1), else_=0))
-    span_query = (
-        select(c.service_name, c.kind, c.messaging_operation, c.topic, c.consumer_group,
-               func.count(), is_error)
-        .where(c.start_ns >= since_ms * 1_000_000, c.topic.is_not(None))
-        .group_by(c.service_name, c.kind, c.messaging_operation, c.topic, c.consumer_group)
-    )  # fmt: skip
-    source_query = (
-        select(events.c.source, events.c.topic, func.count())
-        .where(events.c.timestamp_ms >= since_ms, events.c.source.is_not(None))
-        .group_by(events.c.source, events.c.topic)
-    )
-    with engine.connect() as connection:
-        span_rows = connection.execute(span_query).all()
-        source_rows = connection.execute(source_query).all()
-    for service, kind, operation, topic, group, count, errors in span_rows:
-        row = {"kind": kind, "messaging_operation": operation}
-        service = service or "unknown service"
-        if traces.is_producer(row):
-            add("service", service, "topic", topic, count, errors or 0, "spans")
-        elif traces.is_consumer(row):
-            group_name = group or f"({service})"
-            add("topic", topic, "group", group_name, count, errors or 0, "spans")
-            add("group", group_name, "service", service, count, errors or 0, "spans")
-    for source, topic, count in source_rows:
-        if ("service", source, "topic", topic) not in edges:
-            add("service", source, "topic", topic, count, 0, "record headers")
-    return sorted(edges.values(), key=lambda e: (e.source_kind, e.source, e.target))
+LAYER_GAP_X = 240
+ROW_GAP_Y = 80
 
 
 def _window(request: Request) -> int:
@@ -90,26 +41,119 @@ def _window(request: Request) -> int:
     return minutes
 
 
-def edge_json(edge: TopologyEdge, window_s: int) -> dict[str, Any]:
-    return {
-        "from": {"kind": edge.source_kind, "name": edge.source},
-        "to": {"kind": edge.target_kind, "name": edge.target},
-        "count": edge.count,
-        "rate_per_s": round(edge.count / window_s, 4),
-        "error_rate": round(edge.errors / edge.count, 4) if edge.count else 0.0,
-        "learned_from": edge.learned_from,
+def node_id(key: NodeKey) -> str:
+    return f"{key[0]}:{key[1]}"
+
+
+def node_url(node: Node, default_cluster: str | None) -> str | None:
+    """Where a click on the node leads: topic page, group page, the service's events."""
+    cluster = min(node.clusters) if node.clusters else default_cluster
+    if node.kind == "service":
+        return "/events?" + urlencode({"source": node.name})
+    if node.kind == "topic":
+        if cluster is None:
+            return "/events?" + urlencode({"topic": node.name})
+        return f"/clusters/{quote(cluster, safe='')}/topics/{quote(node.name, safe='')}"
+    if node.kind == "group" and not node.synthetic:
+        query = "?" + urlencode({"cluster": cluster}) if cluster else ""
+        return f"/groups/{quote(node.name, safe='')}{query}"
+    return None
+
+
+def positions(topology: Topology) -> tuple[dict[NodeKey, int], dict[NodeKey, tuple[int, int]]]:
+    """Preset positions: x by layer; within a layer, ordered by the mean row of the
+    upstream neighbours (one barycentre pass keeps most edges from crossing)."""
+    layers = learned.layers(topology)
+    upstream: dict[NodeKey, list[NodeKey]] = {}
+    for source, target in topology.edges:
+        upstream.setdefault(target, []).append(source)
+    by_layer: dict[int, list[NodeKey]] = {}
+    for key, layer in layers.items():
+        by_layer.setdefault(layer, []).append(key)
+    row: dict[NodeKey, float] = {}
+    placed: dict[NodeKey, tuple[int, int]] = {}
+    for layer in sorted(by_layer):
+        keys = by_layer[layer]
+
+        def barycentre(key: NodeKey) -> tuple[float, str, str]:
+            rows = [row[s] for s in upstream.get(key, ()) if s in row]
+            return (sum(rows) / len(rows) if rows else math.inf, key[0], key[1])
+
+        keys.sort(key=barycentre)
+        middle = (len(keys) - 1) / 2
+        for index, key in enumerate(keys):
+            row[key] = index - middle
+            placed[key] = (layer * LAYER_GAP_X, round((index - middle) * ROW_GAP_Y))
+    return layers, placed
+
+
+def _node_json(
+    key: NodeKey, node: Node, layer: int, xy: tuple[int, int], window_s: int, default: str | None
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "id": node_id(key),
+        "kind": node.kind,
+        "name": node.name,
+        "clusters": sorted(node.clusters),
+        "url": node_url(node, default),
+        "layer": layer,
+        "x": xy[0],
+        "y": xy[1],
     }
+    if node.kind == "topic":
+        body["records"] = node.records
+        body["rate_per_s"] = round(node.records / window_s, 4)
+    if node.kind == "group":
+        body["synthetic"] = node.synthetic
+        body["lag"] = node.group
+    return body
+
+
+def edge_json(edge: Edge, window_s: int) -> dict[str, Any]:
+    count = edge.count
+    return {
+        "id": f"{node_id(edge.source)}->{node_id(edge.target)}",
+        "source": node_id(edge.source),
+        "target": node_id(edge.target),
+        "from": {"kind": edge.source[0], "name": edge.source[1]},
+        "to": {"kind": edge.target[0], "name": edge.target[1]},
+        "kind": edge.kind,
+        "count": count,
+        "rate_per_s": round(count / window_s, 4),
+        "failed_spans": edge.errors,
+        "dead_letters": edge.dead_letters,
+        "error_rate": round(min(1.0, edge.failures / count), 4) if count else 0.0,
+        "origins": edge.origins,
+        "learned_from": ", ".join(edge.origins),
+        "consumers": sorted(edge.consumers),
+    }
+
+
+def topology_json(topology: Topology, minutes: int, default_cluster: str | None) -> dict[str, Any]:
+    window_s = minutes * 60
+    layers, placed = positions(topology)
+    nodes = [
+        _node_json(key, node, layers[key], placed[key], window_s, default_cluster)
+        for key, node in sorted(topology.nodes.items(), key=lambda item: (layers[item[0]], item[0]))
+    ]
+    edges = sorted(
+        (edge_json(edge, window_s) for edge in topology.edges.values()),
+        key=lambda e: (e["from"]["kind"], e["from"]["name"], e["to"]["kind"], e["to"]["name"]),
+    )
+    return {"window_minutes": minutes, "nodes": nodes, "edges": edges}
 
 
 async def topology_page(request: Request) -> Response:
     state = app_state(request)
     minutes = _window(request)
     since_ms = int(time.time() * 1000) - minutes * 60_000
-    edges = await run_in_threadpool(learn_topology, state.engine, since_ms)
-    body = [edge_json(edge, minutes * 60) for edge in edges]
+    graph = await run_in_threadpool(learned.learn, state.engine, since_ms)
+    clusters = state.settings.clusters
+    body = topology_json(graph, minutes, clusters[0].name if clusters else None)
     if request.url.path.startswith("/api/"):
-        return JSONResponse({"window_minutes": minutes, "edges": body})
-    context = {"edges": body, "window": minutes}
+        return JSONResponse(body)
+    by_id = {node["id"]: node for node in body["nodes"]}
+    context = {"edges": body["edges"], "nodes": body["nodes"], "by_id": by_id, "window": minutes}
     return state.templates.TemplateResponse(request, "topology.html", context)
 
 

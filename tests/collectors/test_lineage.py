@@ -117,3 +117,28 @@ def test_a_wide_graph_is_capped_and_fast(index_db) -> None:
     elapsed = time.perf_counter() - started
     assert len(graph.nodes) == 500 and graph.truncated
     assert elapsed < 2.0
+
+
+def test_correlation_steps_are_batched_and_past_a_full_window_still_found(
+    index_db, monkeypatch
+) -> None:
+    """Leaves of a fan-out share a correlation id: one query per level finds each leaf's
+    time-order neighbour; with a window smaller than the flow, the rest are still found."""
+    engine = index_db.engine
+    rows = [event_row("fan", 0, event_id="root", correlation_id="flow")]
+    rows += [event_row("fan", n, ts_ms=n * 10, causation_id="root", event_id=f"leaf{n}",
+                       correlation_id="flow") for n in range(1, 6)]  # fmt: skip
+    rows += [event_row("after", 0, ts_ms=1_000, correlation_id="flow")]
+    index_rows(engine, rows)
+    with engine.connect() as connection:
+        ids = {
+            r["event_id"] or f"{r['topic']}@{r['offset']}": r["id"]
+            for r in connection.execute(traces.select(*EVENT_COLUMNS)).mappings()
+        }
+    for window in (lineage.CORRELATION_WINDOW, 2):
+        monkeypatch.setattr(lineage, "CORRELATION_WINDOW", window)
+        graph = lineage.lineage(engine, _root(engine, ids, "root"))
+        assert ("leaf5", "after@0", "correlation", None) in _edges(graph, ids), window
+        assert len(graph.nodes) == 7
+        up = lineage.lineage(engine, _root(engine, ids, "after@0"))
+        assert ("leaf5", "after@0", "correlation", None) in _edges(up, ids), window

@@ -1,8 +1,12 @@
-from sqlalchemy import func, select
+from sqlalchemy import func, insert, select
 
+from collectors import traces
 from collectors.index.models import events_table
-from collectors.index.retention import RetentionPolicy, index_size_bytes, run_once
+from collectors.index.retention import RetentionPolicy, index_size_bytes, run_once, run_round
+from collectors.index.saga_models import sagas_table
+from collectors.index.trace_models import span_links_table, spans_table
 from collectors.index.writer import write_batch
+from tests.collectors.trace_fixtures import BASE_NS, span
 
 
 def add_events(engine, count: int, start_ms: int, size: int = 200) -> None:
@@ -50,3 +54,57 @@ def test_size_retention_deletes_oldest_first_until_under_the_cap(index_db) -> No
         assert connection.execute(select(func.count()).select_from(events_table)).scalar() == len(
             remaining
         )
+
+
+# --- spans, span links and finished sagas --------------------------------------------------
+
+NOW_S = 1_700_000_000.0
+DAY_MS = 86_400_000
+
+
+def add_spans(engine, trace: str, count: int, start_ms: int) -> None:
+    """`count` spans of one trace, each linking to the trace's first span."""
+    base_ms = start_ms - BASE_NS // 1_000_000
+    batch = [
+        span(trace, f"{n + 1:016x}", start_ms=base_ms + n, links=[(trace, f"{1:016x}")])
+        for n in range(count)
+    ]
+    traces.store_spans(engine, batch, 0)
+
+
+def add_saga(engine, saga_id: str, status: str, last_ms: int) -> None:
+    with engine.begin() as connection:
+        connection.execute(insert(sagas_table).values(
+            cluster="c", saga_id=saga_id, saga_type=None, status=status, first_ms=last_ms - 10,
+            last_ms=last_ms, step_count=1, failed=status == "failed", problem_count=0,
+            problems="[]", state="{}", version=1, updated_at_ms=last_ms,
+        ))  # fmt: skip
+
+
+def test_age_retention_deletes_old_spans_with_their_links_in_chunks(index_db) -> None:
+    now_ms = int(NOW_S * 1000)
+    add_spans(index_db.engine, "a" * 32, 23, start_ms=now_ms - 10 * DAY_MS)  # old
+    add_spans(index_db.engine, "b" * 32, 4, start_ms=now_ms - 60_000)  # recent
+    policy = RetentionPolicy(max_age_s=7 * 86_400, chunk_rows=5, pause_s=0)
+    result = run_round(index_db.engine, policy, now_s=NOW_S)
+    assert result.spans == 23
+    with index_db.engine.connect() as connection:
+        left = {r[0] for r in connection.execute(select(spans_table.c.trace_id))}
+        links = {r[0] for r in connection.execute(select(span_links_table.c.trace_id))}
+    assert left == links == {"b" * 32}
+    assert run_round(index_db.engine, policy, now_s=NOW_S).spans == 0
+
+
+def test_age_retention_deletes_only_finished_sagas(index_db) -> None:
+    old, recent = int(NOW_S * 1000) - 8 * DAY_MS, int(NOW_S * 1000) - DAY_MS
+    finished = ("completed", "failed", "compensated", "compensation_incomplete")
+    for n, status in enumerate(finished * 3):
+        add_saga(index_db.engine, f"old-{n}", status, old)
+    for status in ("running", "stuck", "compensating"):
+        add_saga(index_db.engine, f"open-{status}", status, old)
+    add_saga(index_db.engine, "recent-done", "completed", recent)
+    policy = RetentionPolicy(max_age_s=7 * 86_400, chunk_rows=5, pause_s=0)
+    assert run_round(index_db.engine, policy, now_s=NOW_S).sagas == 12
+    with index_db.engine.connect() as connection:
+        kept = {r[0] for r in connection.execute(select(sagas_table.c.saga_id))}
+    assert kept == {"open-running", "open-stuck", "open-compensating", "recent-done"}

@@ -266,7 +266,7 @@ async def test_search_a_correlation_id_then_open_an_event_and_its_lineage(
 
 
 @pytest.mark.browser
-async def test_a_lineage_graph_of_500_nodes_renders_within_a_second(live_server, page) -> None:
+async def test_a_lineage_graph_of_500_nodes_renders_every_node_and_edge(live_server, page) -> None:
     topic = f"t-wide-{uuid.uuid4().hex[:8]}"
     rows = [event_row(topic, 0, cluster="local", event_id=f"{topic}-root")]
     rows += [
@@ -279,9 +279,6 @@ async def test_a_lineage_graph_of_500_nodes_renders_within_a_second(live_server,
     graph = page.locator("#lineage-graph[data-rendered='1']")
     await graph.wait_for()
     assert await graph.get_attribute("data-nodes") == "500"
-    fetch_ms = int(await graph.get_attribute("data-fetch-ms") or "0")
-    draw_ms = int(await graph.get_attribute("data-draw-ms") or "0")
-    print(f"lineage graph of 500 nodes: JSON in {fetch_ms} ms, drawn in {draw_ms} ms")
-    assert draw_ms < 1000
+    # How fast is measured by bench/lineage.py, not here: a shared CI machine is no stopwatch.
     assert await page.locator("#lineage-edges tbody tr").count() == 499
     assert page.problems == []
