@@ -40,7 +40,7 @@ from sqlalchemy.exc import OperationalError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, start_local_broker, write_summary  # noqa: E402
+from bench.harness import free_port, report, start_local_broker  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
 from collectors.index.models import events_table  # noqa: E402
 
@@ -260,12 +260,7 @@ def main() -> int:
     parser.add_argument("--summary", help="also write the result rows to this JSON file")
     args = parser.parse_args()
     rows = asyncio.run(run(args))
-    width = max(len(name) for name, _ in rows)
-    print(f"\n{'measure'.ljust(width)}  result")
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
-    if args.summary:
-        write_summary(args.summary, "console latency", rows)
+    report("console latency", rows, args.summary)
     return 0
 
 

@@ -34,6 +34,16 @@ def start_local_broker() -> str:
     return broker.bootstrap
 
 
+def report(benchmark: str, rows: Sequence[tuple[str, str]], summary: str | None) -> None:
+    """Print the result rows as a table, and write them to `summary` when given."""
+    width = max(len(name) for name, _ in rows)
+    print(f"\n{'measure'.ljust(width)}  result")
+    for name, value in rows:
+        print(f"{name.ljust(width)}  {value}")
+    if summary:
+        write_summary(summary, benchmark, rows)
+
+
 def write_summary(path: str | Path, benchmark: str, rows: Sequence[tuple[str, str]]) -> None:
     document = {"benchmark": benchmark, "rows": [[name, value] for name, value in rows]}
     Path(path).write_text(json.dumps(document, indent=2))

@@ -38,16 +38,17 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, start_local_broker, write_summary  # noqa: E402
+from bench.harness import free_port, report, start_local_broker  # noqa: E402
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
 from collectors.index.models import events_table  # noqa: E402
-from collectors.index.writer import write_batch  # noqa: E402
+from collectors.index.writer import COLUMN_INDEX, key_hash, write_batch  # noqa: E402
 from collectors.kafka.tap import to_row  # noqa: E402
 from console.event_search import EventFilter, search_events  # noqa: E402
 
 PARTITIONS = 6
+TEMPLATES = 2_000  # distinct normalized records behind the look-up filler rows
 
 
 def record(i: int, run: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -201,20 +202,42 @@ def _status_kb(pid: int, field: str) -> int:
 
 
 def fill_index(engine, target: int, run: str) -> None:
-    """Add synthetic rows (normalized like real records) until the index holds `target`."""
+    """Add synthetic rows until the index holds `target`.
+
+    A few thousand records are normalized the collector's way; every row after that is
+    one of them with fresh coordinates and identities (event, correlation, causation and
+    trace ids, key), so that filling 10 million rows costs the inserts, not the Python.
+    """
     conventions = Conventions()
     with engine.connect() as connection:
         have = connection.execute(select(func.count()).select_from(events_table)).scalar_one()
-    offset = 0
     topic = f"filler-{run}"
+    templates = []
+    for i in range(TEMPLATES):
+        key, value, headers = record(i, f"{run}-fill")
+        raw = RawRecord(topic, 0, i, 0, key, value, headers)
+        templates.append(list(to_row("bench", normalize(raw, conventions), 0)))
+    columns = COLUMN_INDEX
+    offset = 0
     batch = 20_000
     while have < target:
         n = min(batch, target - have)
         rows = []
         for i in range(offset, offset + n):
-            key, value, headers = record(i, f"{run}-fill")
-            raw = RawRecord(topic, i % PARTITIONS, i, 1_700_000_000_000 + i, key, value, headers)
-            rows.append(to_row("bench", normalize(raw, conventions), 0))
+            row = templates[i % TEMPLATES].copy()
+            order = i // 4
+            key = f"order-{order}".encode()
+            row[columns["partition"]] = i % PARTITIONS
+            row[columns["offset"]] = i
+            row[columns["timestamp_ms"]] = 1_700_000_000_000 + i
+            row[columns["key"]] = key
+            row[columns["key_hash"]] = key_hash(key)
+            row[columns["event_id"]] = f"{run}-fill-evt-{i}"
+            row[columns["correlation_id"]] = f"{run}-fill-order-{order}"
+            row[columns["causation_id"]] = f"{run}-fill-evt-{i - 1}" if i % 4 else None
+            row[columns["trace_id"]] = f"{random.getrandbits(128):032x}"
+            row[columns["span_id"]] = f"{random.getrandbits(64):016x}"
+            rows.append(tuple(row))
         write_batch(engine, "bench", rows, {}, 0)
         offset += n
         have += n
@@ -304,12 +327,7 @@ def main() -> int:
                 rows.append(
                     (f"lookup {name} @ {size:,} ({backend})", f"p50 {p50:.2f} ms, p95 {p95:.2f} ms")
                 )
-    width = max(len(name) for name, _ in rows)
-    print(f"\n{'measure'.ljust(width)}  result")
-    for name, value in rows:
-        print(f"{name.ljust(width)}  {value}")
-    if args.summary:
-        write_summary(args.summary, "ingest", rows)
+    report("ingest", rows, args.summary)
     return 0
 
 
