@@ -1,8 +1,9 @@
 """Effective configuration: a TOML file, then environment variables on top.
 
 Both halves of eventscope (collectors and console) read the same settings, so they live
-in the lower layer. Every key is validated here; a bad key raises `ConfigError` naming
-it, which the CLI turns into exit code 2.
+in the lower layer. Every key is validated here, except the rules of `[alerts]` and
+`[masking]`, which are console code and checked by console/settings.py; a bad key raises
+`ConfigError` naming it, which the CLI turns into exit code 2.
 """
 
 from __future__ import annotations
@@ -55,6 +56,12 @@ class ServerConfig:
     external_url: str | None = None
     trusted_proxy_header: str | None = None  # e.g. "X-Forwarded-User" behind an SSO proxy
     proxy_default_role: str = "viewer"
+    otlp_port: int = 0  # a separate OTLP/HTTP listener (4318 by convention); 0: none
+    otlp_host: str | None = None  # None: the same address as `host`
+
+    @property
+    def otlp_bind_host(self) -> str:
+        return self.otlp_host or self.host
 
 
 @dataclass(frozen=True)
@@ -92,6 +99,7 @@ class Settings:
     conventions: Mapping[str, Any] = field(default_factory=dict)
     sagas: Mapping[str, Any] = field(default_factory=dict)
     alerts: Mapping[str, Any] = field(default_factory=dict)
+    masking: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
 
     def cluster(self, name: str) -> ClusterConfig:
@@ -141,7 +149,8 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
-    known = {"server", "index", "collector", "lag", "clusters", "conventions", "sagas", "alerts"}
+    known = {"server", "index", "collector", "lag", "clusters", "conventions", "sagas", "alerts",
+             "masking"}  # fmt: skip
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(known))})")
@@ -158,6 +167,9 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     alerts = raw.get("alerts", {})
     if not isinstance(alerts, Mapping):
         raise ConfigError("alerts", "must be a table")
+    masking = raw.get("masking", {})
+    if not isinstance(masking, Mapping):
+        raise ConfigError("masking", "must be a table")
     settings = Settings(
         server=_section(ServerConfig, "server", raw.get("server", {})),
         index=_section(IndexConfig, "index", raw.get("index", {})),
@@ -167,6 +179,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         conventions=dict(conventions),
         sagas=dict(sagas),
         alerts=dict(alerts),
+        masking=dict(masking),
     )
     _validate(settings)
     return settings
@@ -226,6 +239,11 @@ def _validate(settings: Settings) -> None:
     server = settings.server
     if not 0 < server.port < 65536:
         raise ConfigError("server.port", f"must be 1-65535, got {server.port}")
+    if not 0 <= server.otlp_port < 65536:
+        message = f"must be 1-65535, or 0 for no OTLP listener, got {server.otlp_port}"
+        raise ConfigError("server.otlp_port", message)
+    if server.otlp_port and server.otlp_port == server.port:
+        raise ConfigError("server.otlp_port", f"must differ from server.port ({server.port})")
     if server.proxy_default_role not in ("viewer", "operator", "admin"):
         raise ConfigError("server.proxy_default_role", "must be viewer, operator or admin")
     if server.auth not in ("on", "off"):
@@ -244,7 +262,6 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("collector.batch_max_records", "must be >= 1")
     _check_conventions(settings.conventions)
     _check_sagas(settings.sagas)
-    _check_alerts(settings.alerts)
     if settings.lag.interval_s <= 0:
         raise ConfigError("lag.interval_s", "must be > 0")
     if settings.lag.window < 2:
@@ -288,17 +305,6 @@ def _check_sagas(sagas: Mapping[str, Any]) -> None:
         raise ConfigError(f"sagas.{where}" if message else "sagas", message or where) from None
 
 
-def _check_alerts(alerts: Mapping[str, Any]) -> None:
-    # The rules are the console's (console/alerts); only their check is borrowed here, so
-    # that `config check` and every start refuse a bad rule before anything runs.
-    from console.alerts.settings import AlertConfigError, alert_settings
-
-    try:
-        alert_settings(alerts)
-    except AlertConfigError as exc:
-        raise ConfigError(f"alerts.{exc.key}", exc.message) from None
-
-
 def _check_bootstrap(key: str, bootstrap: str) -> None:
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
@@ -315,6 +321,12 @@ def _apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
         if not raw_port.isdigit():
             raise ConfigError("EVENTSCOPE_PORT", f"must be an integer, got {raw_port!r}")
         server = replace(server, port=int(raw_port))
+    if "EVENTSCOPE_OTLP_PORT" in env:
+        raw_otlp_port = env["EVENTSCOPE_OTLP_PORT"]
+        if not raw_otlp_port.isdigit():
+            message = f"must be an integer (0: no OTLP listener), got {raw_otlp_port!r}"
+            raise ConfigError("EVENTSCOPE_OTLP_PORT", message)
+        server = replace(server, otlp_port=int(raw_otlp_port))
     if "EVENTSCOPE_AUTH" in env:
         server = replace(server, auth=env["EVENTSCOPE_AUTH"].strip().lower())
     if "EVENTSCOPE_EXTERNAL_URL" in env:
@@ -342,6 +354,7 @@ def _apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
 ENV_FOR_KEY = {
     "server.host": "EVENTSCOPE_HOST",
     "server.port": "EVENTSCOPE_PORT",
+    "server.otlp_port": "EVENTSCOPE_OTLP_PORT",
     "server.auth": "EVENTSCOPE_AUTH",
     "index.url": "EVENTSCOPE_INDEX_URL",
 }
@@ -363,6 +376,13 @@ def _check_combinations(settings: Settings, env: Mapping[str, str]) -> None:
             "EVENTSCOPE_AUTH" if env.get("EVENTSCOPE_AUTH") else "server.auth",
             "'off' is allowed only when bound to loopback "
             f"(server.host is {settings.server.host!r})",
+        )
+    server = settings.server
+    if server.auth == "off" and server.otlp_port and not is_loopback(server.otlp_bind_host):
+        # The same rule for the OTLP listener: with auth off, anyone could send spans.
+        raise ConfigError(
+            "server.otlp_host",
+            f"must be loopback while server.auth is 'off' (got {server.otlp_bind_host!r})",
         )
 
 
@@ -407,6 +427,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
         "conventions": dict(settings.conventions),
         "sagas": dict(settings.sagas),
         "alerts": _redacted_alerts(settings.alerts),
+        "masking": dict(settings.masking),
     }
 
 

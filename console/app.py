@@ -34,16 +34,21 @@ from console.alerts.delivery import DeliveryWorker
 from console.alerts.evaluator import AlertEvaluator, collector_delays_of
 from console.auth import store as auth_store
 from console.auth.middleware import AccessControl
+from console.otlp_listener import OtlpListener
 from console.services import Service, ServiceGroup
+from console.settings import check_console_sections
 from console.state import AppState, app_state
 from console.templating import STATIC_DIR, make_templates
 from console.views import actions as action_views
 from console.views import admin as admin_views
 from console.views import alerts as alert_views
+from console.views import audit as audit_views
 from console.views import auth as auth_views
 from console.views import clusters, events, groups, health, metrics, otlp, topology, trace
 from console.views import dlq as dlq_views
 from console.views import lineage as lineage_views
+from console.views import masking as masking_views
+from console.views import openapi as openapi_views
 from console.views import sagas as saga_views
 
 log = logging.getLogger("eventscope")
@@ -66,6 +71,8 @@ def background_services(state: AppState) -> list[Service]:
         Tap(cluster, state.engine, conventions, settings.collector, hooks=[saga_hook])
         for cluster in settings.clusters
     ]
+    if settings.server.otlp_port:  # a receiver too; first, so that a busy port fails fast
+        services.insert(0, OtlpListener(state))
     services.append(SagaEvaluator(state.engine, sagas))
     # The lag sampler starts after the taps (it reads the positions they write).
     services += [
@@ -103,6 +110,7 @@ def create_app(
 ) -> Starlette:
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
+    check_console_sections(settings)
     engine = engine or create_index_engine(settings.index.url)
     state = AppState(settings=settings, engine=engine, templates=make_templates(), mode=mode)
 
@@ -130,6 +138,7 @@ def create_app(
         routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"))
     if mode != "collect":
         routes += auth_views.routes + admin_views.routes
+        routes += audit_views.routes + masking_views.routes + openapi_views.routes
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

@@ -1,9 +1,17 @@
-"""Append one row to the audit log: who did what to which thing, from where."""
+"""Append one row to the audit log: who did what to which thing, from where.
+
+Actions are named "<kind>.<what>": auth.login, auth.login_failed, auth.logout,
+user.create, user.role, user.disable, user.enable, user.password, token.create,
+token.revoke, action.replay, action.redrive, action.cancel, alerts.rule.save, ...,
+alerts.silence.create, alerts.silence.expire, masking.rule.create, ... (the audit page
+filters by kind). Rows are never updated or deleted.
+"""
 
 from __future__ import annotations
 
 import json
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import Connection, Engine, insert
@@ -35,3 +43,26 @@ def record(
         return
     with connection_or_engine.begin() as connection:
         connection.execute(statement)
+
+
+def user_change_entries(changes: Mapping[Any, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The audit actions of one user update: a role change, disable/enable, a new password
+    (whose value is never written)."""
+    entries: list[tuple[str, dict[str, Any]]] = []
+    if changes.get("role") is not None:
+        entries.append(("user.role", {"role": changes["role"]}))
+    if changes.get("disabled") is not None:
+        entries.append(("user.disable" if changes["disabled"] else "user.enable", {}))
+    if changes.get("password") is not None:
+        entries.append(("user.password", {}))
+    return entries
+
+
+def cli_actor() -> str:
+    """Who ran an `eventscope` command: the operating-system user, marked as the CLI."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"

@@ -12,6 +12,7 @@ eventscope index upgrade|status
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -20,8 +21,9 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from collectors.config import ConfigError, Settings, load_settings, redacted
+from collectors.config import ConfigError, Settings, redacted
 from collectors.kafka.local_broker import LocalBroker, default_data_dir
+from console.settings import load_settings
 
 EXIT_CONFIG = 2
 
@@ -76,6 +78,12 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
         sub.add_argument("--data-dir", default=None, help="default: ./.eventscope/kafka")
         sub.set_defaults(handler=handler)
+        if name == "start":
+            sub.add_argument(
+                "--sasl-plain-user", action="append", default=[], metavar="NAME:PASSWORD",
+                help="add a SASL_PLAINTEXT listener on --port + 2 accepting this PLAIN user "
+                "(repeatable)",
+            )  # fmt: skip
 
     demo = commands.add_parser(
         "demo",
@@ -203,16 +211,20 @@ def _broker(args: argparse.Namespace) -> LocalBroker:
 
 
 def kafka_start(args: argparse.Namespace) -> int:
-    from collectors.kafka.local_broker import BrokerError, start
+    from collectors.kafka.local_broker import BrokerError, parse_sasl_user, start
 
-    broker = _broker(args)
     try:
+        users = tuple(parse_sasl_user(text) for text in args.sasl_plain_user)
+        broker = dataclasses.replace(_broker(args), sasl_plain_users=users)
         pid = start(broker)
     except BrokerError as exc:
         print(f"eventscope kafka: {exc}", file=sys.stderr)
         return 1
     print(f"Kafka is ready at {broker.bootstrap} (pid {pid}, data in {broker.data_dir})")
     print(f"  export EVENTSCOPE_KAFKA_BOOTSTRAP={broker.bootstrap}")
+    if broker.sasl_bootstrap:
+        names = ", ".join(name for name, _ in users)
+        print(f"  SASL_PLAINTEXT (PLAIN) at {broker.sasl_bootstrap} for: {names}")
     return 0
 
 
@@ -283,25 +295,33 @@ def _read_password() -> str:
 
 
 def _user_change(args: argparse.Namespace, **changes: object) -> int:
+    from console import audit
     from console.auth import store
 
+    engine = _index(args)
     try:
-        store.update_user(_index(args), args.username, **changes)  # type: ignore[arg-type]
+        store.update_user(engine, args.username, **changes)  # type: ignore[arg-type]
     except ValueError as exc:
         print(f"eventscope users: {exc}", file=sys.stderr)
         return 1
+    for action, detail in audit.user_change_entries(dict(changes)):
+        audit.record(engine, audit.cli_actor(), action, args.username, detail, "local")
     print(f"user {args.username} updated")
     return 0
 
 
 def users_add(args: argparse.Namespace) -> int:
+    from console import audit
     from console.auth import store
 
+    engine = _index(args)
     try:
-        store.create_user(_index(args), args.username, _read_password(), args.role)
+        store.create_user(engine, args.username, _read_password(), args.role)
     except ValueError as exc:
         print(f"eventscope users: {exc}", file=sys.stderr)
         return 1
+    audit.record(engine, audit.cli_actor(), "user.create", args.username, {"role": args.role},
+                 "local")  # fmt: skip
     print(f"user {args.username} added with role {args.role}")
     return 0
 
@@ -328,9 +348,13 @@ def users_toggle(args: argparse.Namespace) -> int:
 
 
 def tokens_create(args: argparse.Namespace) -> int:
+    from console import audit
     from console.auth import store
 
-    token_id, token = store.create_token(_index(args), args.name, args.role, "cli")
+    engine = _index(args)
+    token_id, token = store.create_token(engine, args.name, args.role, "cli")
+    audit.record(engine, audit.cli_actor(), "token.create", str(token_id),
+                 {"role": args.role, "name": args.name}, "local")  # fmt: skip
     print(f"token {token_id} ({args.role}); shown once, keep it safe:", file=sys.stderr)
     print(token)
     return 0
@@ -346,11 +370,14 @@ def tokens_list(args: argparse.Namespace) -> int:
 
 
 def tokens_revoke(args: argparse.Namespace) -> int:
+    from console import audit
     from console.auth import store
 
-    if not store.revoke_token(_index(args), args.token_id):
+    engine = _index(args)
+    if not store.revoke_token(engine, args.token_id):
         print(f"eventscope tokens: no active token {args.token_id}", file=sys.stderr)
         return 1
+    audit.record(engine, audit.cli_actor(), "token.revoke", str(args.token_id), {}, "local")
     print(f"token {args.token_id} revoked")
     return 0
 

@@ -101,18 +101,25 @@ def parse_time(field: str, raw: str) -> int:
     return int(moment.timestamp() * 1000)
 
 
+def query_text(
+    params: Mapping[str, str], name: str, max_chars: int = MAX_FILTER_CHARS
+) -> str | None:
+    """A query parameter, stripped; None when absent or blank; SearchError when hostile."""
+    value = params.get(name)
+    if value is None or not value.strip():
+        return None
+    if len(value) > max_chars:
+        raise SearchError(name, f"longer than {max_chars} characters")
+    if "\x00" in value:
+        raise SearchError(name, "contains a NUL character")
+    return value.strip()
+
+
 def parse_filter(params: Mapping[str, str]) -> EventFilter:
     """Build a filter from query parameters; every bad value raises SearchError naming it."""
 
     def text(name: str) -> str | None:
-        value = params.get(name)
-        if value is None or not value.strip():
-            return None
-        if len(value) > MAX_FILTER_CHARS:
-            raise SearchError(name, f"longer than {MAX_FILTER_CHARS} characters")
-        if "\x00" in value:
-            raise SearchError(name, "contains a NUL character")
-        return value.strip()
+        return query_text(params, name)
 
     def integer(name: str, minimum: int = 0) -> int | None:
         value = text(name)

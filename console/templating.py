@@ -28,6 +28,7 @@ NAVIGATION = (
     ("Sagas", "/sagas", True),
     ("Alerts", "/alerts", True),
     ("Admin", "/admin", False),
+    ("Audit", "/audit", True),
 )
 
 

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -18,10 +19,11 @@ import tempfile
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 import pytest_asyncio
@@ -34,6 +36,18 @@ from collectors.index import migrate
 from collectors.index.engine import create_index_engine
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+async def wait_until(check: Callable[[], Awaitable[Any]], timeout_s: float = 30.0) -> Any:
+    """Poll an async check until it returns something truthy; fail with its last answer."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = await check()
+        if last:
+            return last
+        await asyncio.sleep(0.5)
+    pytest.fail(f"not reached in {timeout_s}s; last answer: {last!r}")
 
 
 def free_port(span: int = 1) -> int:

@@ -11,6 +11,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaConnectionError
 
 from collectors.config import ClusterConfig
 from collectors.kafka.log_dirs import partition_sizes
@@ -38,12 +39,69 @@ def client_options(cluster: ClusterConfig) -> dict[str, Any]:
     return options
 
 
+PROBE_TIMEOUT_S = 10.0
+_CONNECTION_OPTIONS = {
+    "client_id", "request_timeout_ms", "security_protocol", "ssl_context",
+    "sasl_mechanism", "sasl_plain_username", "sasl_plain_password",
+}  # fmt: skip
+
+
+async def connection_problem(cluster: ClusterConfig) -> str | None:
+    """Why the first bootstrap server refuses us, or None if a connection works.
+
+    aiokafka only logs the cause of a failed bootstrap (a refused SASL login, a TLS
+    error) and raises "Unable to bootstrap"; this opens one connection to find it.
+    """
+    from aiokafka.conn import create_conn
+
+    host, _, port = cluster.bootstrap.split(",")[0].strip().rpartition(":")
+    options = {k: v for k, v in client_options(cluster).items() if k in _CONNECTION_OPTIONS}
+    try:
+        connection = await asyncio.wait_for(
+            create_conn(host.strip("[]"), int(port), **options), PROBE_TIMEOUT_S
+        )
+    except Exception as exc:
+        return _message(exc)
+    connection.close()
+    return None
+
+
+async def explain(cluster: ClusterConfig, exc: BaseException) -> str:
+    """An error from starting a client, with the refusal behind "Unable to bootstrap"."""
+    text = _message(exc)
+    if isinstance(exc, KafkaConnectionError) and "Unable to bootstrap" in text:
+        cause = await connection_problem(cluster)
+        if cause:
+            text = f"{text} ({cause})"
+    return text
+
+
+def _message(exc: BaseException) -> str:
+    """aiokafka's errors already start with their class name; others get it added."""
+    text = str(exc)
+    name = type(exc).__name__
+    return text if text.startswith(name) else f"{name}: {text}"
+
+
+async def _start(cluster: ClusterConfig, client: AIOKafkaAdminClient | AIOKafkaConsumer) -> None:
+    try:
+        await client.start()
+    except KafkaConnectionError as exc:
+        with contextlib.suppress(Exception):
+            if isinstance(client, AIOKafkaAdminClient):
+                await client.close()
+            else:
+                await client.stop()
+        text = (await explain(cluster, exc)).removeprefix("KafkaConnectionError: ")
+        raise KafkaConnectionError(text) from exc
+
+
 @contextlib.asynccontextmanager
 async def admin_client(cluster: ClusterConfig) -> AsyncIterator[AIOKafkaAdminClient]:
     options = client_options(cluster)
     options.pop("client_id")
     admin = AIOKafkaAdminClient(client_id="eventscope-admin", **options)
-    await admin.start()
+    await _start(cluster, admin)
     try:
         yield admin
     finally:
@@ -55,12 +113,39 @@ async def admin_client(cluster: ClusterConfig) -> AsyncIterator[AIOKafkaAdminCli
 async def offsets_reader(cluster: ClusterConfig) -> AsyncIterator[AIOKafkaConsumer]:
     """A consumer without a group: it only asks for offsets, never joins or commits."""
     consumer = AIOKafkaConsumer(group_id=None, enable_auto_commit=False, **client_options(cluster))
-    await consumer.start()
+    await _start(cluster, consumer)
     try:
         yield consumer
     finally:
         with contextlib.suppress(Exception):
             await consumer.stop()
+
+
+async def begin_and_end_offsets(
+    reader: AIOKafkaConsumer, partitions: list[TopicPartition]
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """Begin and end offsets of `partitions`; the ones that do not answer are left out.
+
+    One partition without a leader (a topic being created or deleted) fails the whole
+    request, so after a failure each topic is asked on its own, briefly.
+    """
+    try:
+        begin, end = await asyncio.gather(
+            reader.beginning_offsets(partitions), reader.end_offsets(partitions)
+        )
+        return begin, end
+    except Exception:
+        begin, end = {}, {}
+    by_topic: dict[str, list[TopicPartition]] = {}
+    for tp in partitions:
+        by_topic.setdefault(tp.topic, []).append(tp)
+    for own in by_topic.values():
+        with contextlib.suppress(Exception):
+            topic_begin = await asyncio.wait_for(reader.beginning_offsets(own), 5)
+            topic_end = await asyncio.wait_for(reader.end_offsets(own), 5)
+            begin.update(topic_begin)
+            end.update(topic_end)
+    return begin, end
 
 
 @dataclass
@@ -173,17 +258,7 @@ async def _fill_offsets(cluster: ClusterConfig, topics: list[TopicInfo]) -> None
         # with back-off (tens of seconds for a few hundred topics).
         with contextlib.suppress(Exception):
             await reader._client.set_topics([t.name for t in topics])
-        try:
-            begin, end = await asyncio.gather(
-                reader.beginning_offsets(partitions), reader.end_offsets(partitions)
-            )
-        except Exception:
-            # One vanished topic fails the whole request: ask topic by topic instead.
-            for topic in topics:
-                own = [TopicPartition(topic.name, p.partition) for p in topic.partitions]
-                with contextlib.suppress(Exception):
-                    begin.update(await asyncio.wait_for(reader.beginning_offsets(own), 5))
-                    end.update(await asyncio.wait_for(reader.end_offsets(own), 5))
+        begin, end = await begin_and_end_offsets(reader, partitions)
     for topic in topics:
         for part in topic.partitions:
             tp = TopicPartition(topic.name, part.partition)

@@ -53,7 +53,7 @@ from collectors.index.lag_models import (
     lag_status_changes_table,
 )
 from collectors.index.models import events_table, positions_table
-from collectors.kafka.admin import client_options
+from collectors.kafka.admin import begin_and_end_offsets, client_options
 from collectors.kafka.lag_rules import (
     CommitSample,
     EndOffsetPoint,
@@ -267,9 +267,7 @@ async def read_partition_offsets(
     ]
     if not existing:
         return {}, {}
-    begin, end = await asyncio.gather(
-        reader.beginning_offsets(existing), reader.end_offsets(existing)
-    )
+    begin, end = await begin_and_end_offsets(reader, existing)
     return (
         {(tp.topic, tp.partition): offset for tp, offset in begin.items()},
         {(tp.topic, tp.partition): offset for tp, offset in end.items()},

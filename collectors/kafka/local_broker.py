@@ -36,10 +36,21 @@ class BrokerError(RuntimeError):
 class LocalBroker:
     data_dir: Path
     port: int = DEFAULT_PORT
+    # (name, password) pairs: when given, a SASL_PLAINTEXT listener with the PLAIN mechanism
+    # accepts these users on `sasl_port`; the client port and the controller stay PLAINTEXT.
+    sasl_plain_users: tuple[tuple[str, str], ...] = ()
 
     @property
     def controller_port(self) -> int:
         return self.port + 1
+
+    @property
+    def sasl_port(self) -> int | None:
+        return self.port + 2 if self.sasl_plain_users else None
+
+    @property
+    def sasl_bootstrap(self) -> str | None:
+        return f"127.0.0.1:{self.sasl_port}" if self.sasl_plain_users else None
 
     @property
     def bootstrap(self) -> str:
@@ -144,19 +155,66 @@ def _pom(version: str) -> str:
 
 # --- configuration and storage ----------------------------------------------------------
 
+SASL_LISTENER = "SASL_PLAINTEXT"
+_SASL_USER_NAME = re.compile(r"[A-Za-z0-9._@-]{1,128}")
+_SASL_PASSWORD_FORBIDDEN = re.compile(r'["\\\r\n]')
+
+
+def parse_sasl_user(text: str) -> tuple[str, str]:
+    """`name:password` (the password may contain ':') -> (name, password), checked."""
+    name, sep, password = text.partition(":")
+    if not sep or not password:
+        raise BrokerError(f"SASL user {name!r}: write it as name:password")
+    check_sasl_user(name, password)
+    return name, password
+
+
+def check_sasl_user(name: str, password: str) -> None:
+    if not _SASL_USER_NAME.fullmatch(name):
+        raise BrokerError(f"SASL user name {name[:40]!r}: use 1-128 letters, digits and . _ @ -")
+    if not password or _SASL_PASSWORD_FORBIDDEN.search(password):
+        raise BrokerError(
+            f"SASL user {name!r}: the password must be non-empty, without quotes, "
+            "backslashes or line breaks"
+        )
+
+
+def _sasl_properties(broker: LocalBroker) -> dict[str, str]:
+    """A SASL_PLAINTEXT listener with PLAIN users (Kafka's `listener.name.<l>.plain.*`)."""
+    for name, password in broker.sasl_plain_users:
+        check_sasl_user(name, password)
+    users = " ".join(f'user_{name}="{password}"' for name, password in broker.sasl_plain_users)
+    prefix = f"listener.name.{SASL_LISTENER.lower()}.plain"
+    return {
+        "sasl.enabled.mechanisms": "PLAIN",
+        f"{prefix}.sasl.jaas.config": (
+            f"org.apache.kafka.common.security.plain.PlainLoginModule required {users};"
+        ),
+    }
+
 
 def _server_properties(broker: LocalBroker, extra: dict[str, str] | None = None) -> str:
     data = broker.data_dir.resolve()
+    listeners = {
+        "PLAINTEXT": broker.port,
+        "CONTROLLER": broker.controller_port,
+    }
+    if broker.sasl_port is not None:
+        listeners[SASL_LISTENER] = broker.sasl_port
+    client_listeners = [name for name in listeners if name != "CONTROLLER"]
     props = {
         "process.roles": "broker,controller",
         "node.id": "1",
         "controller.quorum.voters": f"1@127.0.0.1:{broker.controller_port}",
-        "listeners": f"PLAINTEXT://127.0.0.1:{broker.port},"
-        f"CONTROLLER://127.0.0.1:{broker.controller_port}",
-        "advertised.listeners": f"PLAINTEXT://127.0.0.1:{broker.port}",
+        "listeners": ",".join(f"{name}://127.0.0.1:{port}" for name, port in listeners.items()),
+        "advertised.listeners": ",".join(
+            f"{name}://127.0.0.1:{listeners[name]}" for name in client_listeners
+        ),
         "controller.listener.names": "CONTROLLER",
         "inter.broker.listener.name": "PLAINTEXT",
-        "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+        "listener.security.protocol.map": ",".join(
+            f"{name}:{name if name == SASL_LISTENER else 'PLAINTEXT'}" for name in listeners
+        ),
         "log.dirs": str(data / "logs"),
         "num.partitions": "1",
         "offsets.topic.replication.factor": "1",
@@ -170,6 +228,8 @@ def _server_properties(broker: LocalBroker, extra: dict[str, str] | None = None)
         "auto.create.topics.enable": "true",
         "log.retention.hours": "168",
     }
+    if broker.sasl_port is not None:
+        props.update(_sasl_properties(broker))
     props.update(extra or {})
     return "".join(f"{key}={value}\n" for key, value in props.items())
 
@@ -267,11 +327,11 @@ def start(
     major = java_major_version()
     if major < 17:
         raise BrokerError(f"Kafka 4 needs Java 17 or newer; found Java {major}.")
-    for port in (broker.port, broker.controller_port):
-        if not port_is_free(port):
+    for port in (broker.port, broker.controller_port, broker.sasl_port):
+        if port is not None and not port_is_free(port):
             raise BrokerError(
                 f"Port {port} on 127.0.0.1 is already in use; choose another with --port "
-                f"(the controller uses --port + 1)."
+                f"(the controller uses --port + 1, a SASL listener --port + 2)."
             )
     libs = resolve_jars(quiet=quiet)
     (libs.parent / "log4j2.properties").write_text(LOG4J2_PROPERTIES, encoding="utf-8")

@@ -34,7 +34,7 @@ from collectors.index.writer import (
     write_batch,
 )
 from collectors.index.writer_process import WriterProcess
-from collectors.kafka.admin import client_options
+from collectors.kafka.admin import client_options, explain
 
 log = logging.getLogger("eventscope.tap")
 
@@ -274,7 +274,7 @@ class Tap:
                 await consumer.start()
                 break
             except Exception as exc:  # the cluster may be down at start: keep trying
-                self.stats.last_error = f"cannot connect: {type(exc).__name__}: {exc}"
+                self.stats.last_error = f"cannot connect: {await explain(self.cluster, exc)}"
                 log.warning("%s %s", self.name, self.stats.last_error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)

@@ -111,7 +111,16 @@ PERMISSIONS: dict[str, Rule] = {
     "/admin/tokens": Rule({"POST": A}),
     "/admin/tokens/{token_id:int}/revoke": Rule({"POST": A}),
     "/api/admin/tokens/{token_id:int}": Rule({"DELETE": A}),
+    # audit log (read-only) and data masking rules
+    "/audit": Rule({"GET": A}),
+    "/api/audit": Rule({"GET": A}),
+    "/admin/masking": Rule({"GET": A, "POST": A}),
+    "/api/admin/masking": Rule({"GET": A, "POST": A}),
+    "/admin/masking/{rule_id:int}/enable": Rule({"POST": A}),
+    "/admin/masking/{rule_id:int}/delete": Rule({"POST": A}),
+    "/api/admin/masking/{rule_id:int}": Rule({"PATCH": A, "DELETE": A}),
     "/api/whoami": Rule({"GET": V}),
+    "/api/openapi.json": Rule({"GET": V}),
 }
 
 

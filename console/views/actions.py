@@ -40,9 +40,12 @@ def request_from_params(params: QueryParams | FormData) -> dict[str, Any]:
 
 def _job_id(request: Request) -> int:
     try:
-        return int(request.path_params["job_id"])
+        job_id = int(request.path_params["job_id"])
     except ValueError:
         raise HTTPException(400, "job id must be an integer") from None
+    if not 0 < job_id < 2**63:
+        raise HTTPException(400, "job id out of range")
+    return job_id
 
 
 async def jobs_page(request: Request) -> Response:

@@ -11,10 +11,13 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from console.audit import user_change_entries
 from console.auth import store
 from console.auth.roles import ROLES
 from console.state import app_state
 from console.views.auth import audit, principal_of
+
+MAX_ROW_ID = 2**63 - 1  # ids past this are not in the index (and overflow its integer type)
 
 
 def _actor(request: Request) -> str:
@@ -62,7 +65,7 @@ async def users_api(request: Request) -> Response:
         )  # fmt: skip
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit(request, "user-created", str(body.get("username")), {"role": body.get("role")})
+    audit(request, "user.create", str(body.get("username")), {"role": body.get("role")})
     return JSONResponse({"created": body.get("username")}, status_code=201)
 
 
@@ -76,7 +79,7 @@ async def create_user_form(request: Request) -> Response:
         )
     except ValueError as exc:
         return _back(str(exc))
-    audit(request, "user-created", username, {"role": role})
+    audit(request, "user.create", username, {"role": role})
     return _back()
 
 
@@ -104,7 +107,8 @@ async def update_user(request: Request) -> Response:
         if request.method == "PATCH":
             raise HTTPException(400, str(exc)) from None
         return _back(str(exc))
-    audit(request, "user-changed", username, {k: v for k, v in changes.items() if k != "password"})
+    for action, detail in user_change_entries(changes):
+        audit(request, action, username, detail)
     if request.method == "PATCH":
         return JSONResponse({"updated": username})
     return _back()
@@ -122,7 +126,8 @@ async def tokens_api(request: Request) -> Response:
         )  # fmt: skip
     except ValueError as exc:
         raise HTTPException(400, str(exc)) from None
-    audit(request, "token-created", str(token_id), {"role": body.get("role")})
+    detail = {"role": body.get("role"), "name": body.get("name")}
+    audit(request, "token.create", str(token_id), detail)
     return JSONResponse({"id": token_id, "token": token, "shown_once": True}, status_code=201)
 
 
@@ -136,16 +141,19 @@ async def create_token_form(request: Request) -> Response:
         )  # fmt: skip
     except ValueError as exc:
         return _back(str(exc))
-    audit(request, "token-created", str(token_id), {"role": str(form.get("role"))})
+    audit(request, "token.create", str(token_id),
+          {"role": str(form.get("role")), "name": str(form.get("name"))})  # fmt: skip
     return await admin_page(request, created_token=token)
 
 
 async def revoke_token(request: Request) -> Response:
     state = app_state(request)
     token_id = request.path_params["token_id"]
-    revoked = await run_in_threadpool(store.revoke_token, state.engine, token_id)
+    revoked = token_id <= MAX_ROW_ID and await run_in_threadpool(
+        store.revoke_token, state.engine, token_id
+    )
     if revoked:
-        audit(request, "token-revoked", str(token_id), {})
+        audit(request, "token.revoke", str(token_id), {})
     if request.method == "DELETE":
         if not revoked:
             raise HTTPException(404, "no such active token")

@@ -46,6 +46,7 @@ from console.views.auth import principal_of, remote_of
 
 HISTORY_LIMIT = 200
 DELIVERIES_LIMIT = 200
+MAX_ROW_ID = 2**63 - 1
 SILENCE_DURATIONS = {"1h": 3600, "4h": 14_400, "1d": 86_400, "1w": 604_800}
 RULE_FORM_FIELDS = (
     "name",
@@ -242,6 +243,8 @@ async def create_silence_view(request: Request) -> Response:
 async def expire_silence_view(request: Request) -> Response:
     state = app_state(request)
     silence_id = int(request.path_params["silence_id"])
+    if silence_id > MAX_ROW_ID:  # past any id the index can hold (and its integer type)
+        raise HTTPException(404, f"no active silence {silence_id}")
 
     def write() -> bool:
         with state.engine.begin() as connection:

@@ -58,7 +58,7 @@ async def login(request: Request) -> Response:
     user = await run_in_threadpool(store.authenticate, state.engine, username, password)
     if user is None:
         throttle.failed(keys)
-        audit(request, "login-failed", username, {})
+        audit(request, "auth.login_failed", username, {})
         return state.templates.TemplateResponse(
             request, "login.html", {"next": target, "error": "Wrong user name or password."},
             status_code=401,
@@ -67,7 +67,7 @@ async def login(request: Request) -> Response:
     token, _csrf = await run_in_threadpool(
         store.create_session, state.engine, user["id"], remote_of(request)
     )
-    audit(request, "login", user["username"], {}, actor=user["username"])
+    audit(request, "auth.login", user["username"], {}, actor=user["username"])
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE, token, max_age=store.SESSION_TTL_S, httponly=True, samesite="strict",
@@ -81,6 +81,9 @@ async def logout(request: Request) -> Response:
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
         await run_in_threadpool(store.end_session, state.engine, cookie)
+    principal = principal_of(request)
+    if principal is not None:
+        audit(request, "auth.logout", principal.name, {"via": principal.via})
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from collectors.index.models import events_table
 from console import event_search
 from console.actions import jobs
+from console.masking_store import masker_for
 from console.payload_view import display_key
 from console.state import app_state
 from console.views.events import event_json, event_path
@@ -133,6 +134,12 @@ async def dlq_topic_page(request: Request) -> Response:
     overview = await run_in_threadpool(
         dlq_overview, state.engine, cluster, topic, error_class, original
     )
+    mask = await masker_for(request)
+    overview["messages"] = [mask(m) for m in overview["messages"]]
+    overview["by_error"] = [  # error groups are masked as rows of this topic
+        {k: v for k, v in mask({**g, "topic": topic}).items() if k in g}
+        for g in overview["by_error"]
+    ]
     if request.url.path.startswith("/api/"):
         return JSONResponse({
             "cluster": cluster, "topic": topic, "total": overview["total"],
@@ -161,6 +168,8 @@ async def dlq_message_page(request: Request) -> Response:
         partition, offset = int(params["partition"]), int(params["offset"])
     except ValueError:
         raise HTTPException(400, "partition and offset must be integers") from None
+    if not (0 <= partition < 2**31 and 0 <= offset < 2**63):
+        raise HTTPException(400, "partition or offset out of range")
     cluster, topic = params["cluster"], params["topic"]
     row = await run_in_threadpool(
         event_search.get_event, state.engine, cluster, topic, partition, offset
@@ -181,14 +190,15 @@ async def dlq_message_page(request: Request) -> Response:
         return status, history, original
 
     status, history, original = await run_in_threadpool(lookups)
+    shown = (await masker_for(request))(row)
     original_path = event_path(original) if original else None
     if request.url.path.startswith("/api/"):
-        body = event_json(row, full=True)
+        body = event_json(shown, full=True)
         body.update(redrive=status, history=history, original_link=original_path)
         return JSONResponse(body)
     context = {
-        "event": {**row, "path": event_path(row), "key_display": display_key(row["key"]),
-                  "time": event_search.format_time(row["timestamp_ms"])},
+        "event": {**shown, "path": event_path(shown), "key_display": display_key(shown["key"]),
+                  "time": event_search.format_time(shown["timestamp_ms"])},
         "status": status, "history": history, "original_path": original_path,
         "redrive_url": "/actions/new?" + urlencode(
             {"kind": "redrive", "cluster": cluster, "item": f"{topic}/{partition}/{offset}"}

@@ -19,6 +19,7 @@ from starlette.routing import Route
 
 from console import event_search
 from console.event_search import EventFilter, SearchError
+from console.masking_store import masker_for
 from console.payload_view import (
     bytes_for_json,
     display_key,
@@ -100,10 +101,12 @@ async def events_page(request: Request) -> Response:
             return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
         f, error = EventFilter(), str(exc)
     result = await run_in_threadpool(event_search.search_events, state.engine, f)
+    mask = await masker_for(request)
+    shown = [mask(row) for row in result.events]
     if api:
         return JSONResponse(
             {
-                "events": [event_json(row) for row in result.events],
+                "events": [event_json(row) for row in shown],
                 "limit": result.limit,
                 "next_cursor": result.next_cursor,
                 "scan_capped_at": result.scan_capped_at,
@@ -113,7 +116,7 @@ async def events_page(request: Request) -> Response:
         "filter": f,
         "error": error,
         "result": result,
-        "rows": [_row_view(row) for row in result.events],
+        "rows": [_row_view(row) for row in shown],
         "query": request.query_params,
         "next_url": _next_url(f, result.next_cursor),
         "tail_url": "/events/tail?" + urlencode(f.query_args()),
@@ -145,6 +148,8 @@ async def event_detail(request: Request) -> Response:
         partition, offset = int(params["partition"]), int(params["offset"])
     except ValueError:
         raise HTTPException(400, "partition and offset must be integers") from None
+    if not (0 <= partition < 2**31 and 0 <= offset < 2**63):
+        raise HTTPException(400, "partition or offset out of range")
     row = await run_in_threadpool(
         event_search.get_event, state.engine, params["cluster"], params["topic"], partition, offset
     )
@@ -153,6 +158,7 @@ async def event_detail(request: Request) -> Response:
             404,
             f"no indexed event at {params['cluster']}/{params['topic']}/{partition}@{offset}",
         )
+    row = (await masker_for(request))(row)
     if request.url.path.startswith("/api/"):
         return JSONResponse(event_json(row, full=True))
     key_query = (
@@ -188,6 +194,7 @@ async def events_tail(request: Request) -> Response:
     if after <= 0:
         after = await run_in_threadpool(event_search.max_event_id, state.engine)
     template = state.templates.get_template("_event_rows.html")
+    mask = await masker_for(request)
 
     async def stream() -> AsyncIterator[str]:
         nonlocal after
@@ -200,7 +207,7 @@ async def events_tail(request: Request) -> Response:
             rows = await run_in_threadpool(event_search.newer_than, state.engine, f, after)
             if rows:
                 after = max(row["id"] for row in rows)
-                html = template.render(rows=[_row_view(r) for r in reversed(rows)])
+                html = template.render(rows=[_row_view(mask(r)) for r in reversed(rows)])
                 data = "\n".join(f"data: {line}" for line in html.splitlines() or [""])
                 yield f"event: rows\nid: {after}\n{data}\n\n"
             await asyncio.sleep(TAIL_POLL_S)

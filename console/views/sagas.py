@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from sqlalchemy import Engine, and_, case, func, select
+from sqlalchemy import Engine, case, func, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
@@ -225,7 +225,7 @@ def list_sagas(engine: Engine, f: SagaFilter, options: SagaOptions, now_ms: int)
             c.failed, c.problems,
             case((c.status.in_(time_dependent), c.state), else_=None).label("state"),
         )
-        .where(and_(*conditions))
+        .where(*conditions)
         .order_by(*_order(f.sort), c.cluster, c.saga_id)
         .limit(f.limit + 1)
         .offset(f.offset)

@@ -9,6 +9,7 @@ the page reads without JavaScript; static/js/trace.js adds the minimap navigatio
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Iterable
@@ -25,6 +26,7 @@ from starlette.routing import Route
 from collectors import traces
 from collectors.traces import Flow, Row
 from console.event_search import format_time
+from console.masking_store import masker_for
 from console.state import app_state
 from console.views.events import event_path
 
@@ -311,6 +313,8 @@ async def trace_page(request: Request) -> Response:
     state = app_state(request)
     reference = _reference(request.path_params["reference"])
     flow = await run_in_threadpool(traces.collect_flow, state.engine, reference)
+    mask = await masker_for(request)
+    flow = dataclasses.replace(flow, events=[mask(row) for row in flow.events])
     api = request.url.path.startswith("/api/")
     if not flow.events and not flow.spans:
         message = f"no record or span found for {reference!r}"

@@ -8,7 +8,6 @@ Screenshots are build output: git ignores them.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -22,24 +21,13 @@ from console.app import create_app
 from console.demo.flows import Odds, SlowPace
 from console.demo.runner import CLUSTER_NAME, DemoOptions, demo_settings
 from console.demo.shop import Shop
-from tests.conftest import serve_in_thread
+from tests.conftest import serve_in_thread, wait_until
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 ODDS = Odds(out_of_stock=0.05, card_declined=0.2, gateway_timeout=0.5,
             carrier_failure=0.1, retry_backoff_s=0.1)  # fmt: skip
-
-
-async def _until(check, timeout_s: float = 40.0) -> Any:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.5)
-    pytest.fail(f"not reached in {timeout_s}s; last answer: {last!r}")
 
 
 async def _traffic(client: httpx.AsyncClient, shop: Shop, prefix: str) -> dict[str, str]:
@@ -51,13 +39,13 @@ async def _traffic(client: httpx.AsyncClient, shop: Shop, prefix: str) -> dict[s
         events = answer.json().get("events", [])
         return events[-1] if events else None
 
-    event = await _until(first_event)
+    event = await wait_until(first_event, timeout_s=40)
 
     async def compensated_saga() -> str | None:
         sagas = (await client.get("/api/sagas", params={"status": "compensated"})).json()
         return sagas["sagas"][0]["saga_id"] if sagas.get("sagas") else None
 
-    saga_id = await _until(compensated_saga)
+    saga_id = await wait_until(compensated_saga, timeout_s=40)
 
     async def dead_letter() -> dict[str, Any] | None:
         dlqs = (await client.get("/api/dlq")).json()["dlqs"]
@@ -67,13 +55,13 @@ async def _traffic(client: httpx.AsyncClient, shop: Shop, prefix: str) -> dict[s
         messages = (await client.get(f"/api/dlq/{CLUSTER_NAME}/{topic}")).json()["messages"]
         return messages[0] if messages else None
 
-    letter = await _until(dead_letter)
+    letter = await wait_until(dead_letter, timeout_s=40)
 
     async def lagging_group() -> bool:
         groups = (await client.get("/api/groups")).json()["groups"]
         return any(g["group"] == f"{prefix}-notification" for g in groups)
 
-    await _until(lagging_group)
+    await wait_until(lagging_group, timeout_s=40)
     return {
         "correlation_id": correlation_id,
         "event": f"{event['cluster']}/{event['topic']}/{event['partition']}/{event['offset']}",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from collectors.config import ConfigError, redacted, settings_from_mapping
+from collectors.config import ConfigError, redacted
 from console.alerts.rules import (
     RuleError,
     format_duration,
@@ -13,6 +13,7 @@ from console.alerts.rules import (
     rule_from_mapping,
 )
 from console.alerts.settings import alert_settings
+from console.settings import settings_from_mapping
 
 SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
 

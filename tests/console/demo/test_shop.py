@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -16,25 +15,13 @@ from console.app import create_app
 from console.demo.flows import Odds, SlowPace
 from console.demo.runner import DemoOptions, demo_settings
 from console.demo.shop import Shop
-from tests.conftest import serve_in_thread
+from tests.conftest import serve_in_thread, wait_until
 
 pytestmark = pytest.mark.kafka
 
 # Failures are frequent here so that a few seconds show every kind of them.
 TEST_ODDS = Odds(out_of_stock=0.05, card_declined=0.2, gateway_timeout=0.5,
                  carrier_failure=0.1, retry_backoff_s=0.1)  # fmt: skip
-
-
-async def _until(check, timeout_s: float = 30.0) -> Any:  # type: ignore[no-untyped-def]
-    """Poll an async check until it returns something truthy; fail with its last answer."""
-    deadline = time.monotonic() + timeout_s
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await check()
-        if last:
-            return last
-        await asyncio.sleep(0.5)
-    pytest.fail(f"not reached in {timeout_s}s; last answer: {last!r}")
 
 
 async def test_the_shop_fills_every_page_a_newcomer_opens(
@@ -63,20 +50,20 @@ async def test_the_shop_fills_every_page_a_newcomer_opens(
                     done = flow["record_count"] >= 7 and flow["span_count"] >= 14
                     return flow if done and wanted <= services else None
 
-                flow = await _until(complete_flow)
+                flow = await wait_until(complete_flow)
                 assert flow["matched_by"]
 
                 async def sagas() -> dict[str, int] | None:
                     counts = (await client.get("/api/sagas")).json()["counts"]["by_status"]
                     return counts if counts["compensated"] and counts["completed"] else None
 
-                await _until(sagas)
+                await wait_until(sagas)
 
                 async def dead_letters() -> list[dict[str, Any]] | None:
                     dlqs = (await client.get("/api/dlq")).json()["dlqs"]
                     return [d for d in dlqs if d["topic"] == shop.topics.payment_dlt] or None
 
-                [dlq] = await _until(dead_letters)
+                [dlq] = await wait_until(dead_letters)
                 messages = (await client.get(f"/api/dlq/demo/{dlq['topic']}")).json()["messages"]
                 assert messages[0]["dlq"]["original_topic"] in (
                     shop.topics.payment_commands, shop.topics.payment_retry)  # fmt: skip
@@ -88,7 +75,7 @@ async def test_the_shop_fills_every_page_a_newcomer_opens(
                             return group
                     return None
 
-                await _until(slow_group)
+                await wait_until(slow_group)
         finally:
             await shop.stop()
     engine.dispose()

@@ -23,7 +23,10 @@ from tests.collectors.trace_fixtures import BASE_NS, event_row, index_rows, span
 from tests.conftest import make_settings
 from tests.kafka_helpers import create_topic, produce
 
-NOW_OFFSET_MS = int(time.time() * 1000) - BASE_NS // 1_000_000  # trace_fixtures time -> now
+
+def now_offset_ms() -> int:
+    """trace_fixtures' time -> now (computed per test: a long session outlives a window)."""
+    return int(time.time() * 1000) - BASE_NS // 1_000_000
 
 
 @pytest.fixture
@@ -80,7 +83,7 @@ async def test_a_consuming_group_is_a_topic_to_group_edge_without_tracing(
 
 
 def test_spans_give_the_service_topic_group_service_chain(index_db, api) -> None:
-    now = NOW_OFFSET_MS
+    now = now_offset_ms()
     producer = dict(kind=traces.KIND_PRODUCER, topic="orders", partition=0, offset=0)
     consumer = dict(kind=traces.KIND_CONSUMER, topic="orders", partition=0, offset=0)
     traces.store_spans(index_db.engine, [
@@ -110,7 +113,7 @@ def test_spans_give_the_service_topic_group_service_chain(index_db, api) -> None
 
 
 def test_headers_and_dead_letters_without_spans(index_db, api) -> None:
-    now = NOW_OFFSET_MS
+    now = now_offset_ms()
     dlt_headers = json.dumps([["kafka_dlt-original-consumer-group", "payments-group"]])
     rows = [event_row("payments", n, ts_ms=now + n, source="shop") for n in range(4)]
     rows.append(event_row(
@@ -153,7 +156,7 @@ async def test_the_map_renders_and_a_topic_node_opens_its_page(
     suffix = uuid.uuid4().hex[:8]
     topic = f"t-topo-map-{suffix}"
     await create_topic(kafka_bootstrap, topic)  # empty: its rows are written below
-    now = NOW_OFFSET_MS
+    now = now_offset_ms()
     rows = [event_row(topic, n, cluster="local", ts_ms=now + n, source=f"svc-{suffix}")
             for n in range(3)]  # fmt: skip
     await asyncio.to_thread(index_rows, live_server.engine, rows)

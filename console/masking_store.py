@@ -1,0 +1,134 @@
+"""Masking rules kept in the index (managed on /admin/masking), and the policy in force for
+one request: the configured rules plus the enabled stored ones, for the caller's role.
+
+The stored rules are read on every request (one small query), so that every console
+process sharing the index applies a change at once; compiling them is cached.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from collectors.config import Settings
+from collectors.conventions import Conventions
+from collectors.index.masking_models import masking_rules_table as rules_table
+from console.masking import MaskingPolicy, MaskRule, RowMasker, make_rule, masker
+from console.masking_rules import masking_settings
+from console.state import app_state
+
+StoredRow = tuple[Any, ...]
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+def list_rules(engine: Engine) -> list[dict[str, Any]]:
+    with engine.connect() as connection:
+        rows = connection.execute(select(rules_table).order_by(rules_table.c.name))
+        return [dict(r._mapping) for r in rows]
+
+
+def create_rule(connection: Connection, rule: MaskRule, enabled: bool, actor: str) -> int:
+    exists = connection.execute(
+        select(rules_table.c.id).where(func.lower(rules_table.c.name) == rule.name.lower())
+    ).first()
+    if exists:
+        raise ValueError(f"a masking rule named {rule.name!r} exists")
+    now = _now_ms()
+    result = connection.execute(
+        insert(rules_table).values(
+            name=rule.name, kind=rule.kind, pattern=rule.pattern, topics=rule.topics,
+            replacement=rule.replacement, enabled=enabled, created_by=actor,
+            created_at_ms=now, updated_at_ms=now,
+        )
+    )  # fmt: skip
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
+
+
+def get_rule(connection: Connection, rule_id: int) -> dict[str, Any] | None:
+    row = connection.execute(select(rules_table).where(rules_table.c.id == rule_id)).first()
+    return dict(row._mapping) if row else None
+
+
+def set_enabled(connection: Connection, rule_id: int, enabled: bool) -> bool:
+    result = connection.execute(
+        update(rules_table)
+        .where(rules_table.c.id == rule_id)
+        .values(enabled=enabled, updated_at_ms=_now_ms())
+    )
+    return bool(result.rowcount)
+
+
+def delete_rule(connection: Connection, rule_id: int) -> bool:
+    result = connection.execute(delete(rules_table).where(rules_table.c.id == rule_id))
+    return bool(result.rowcount)
+
+
+def _stored_rows(engine: Engine) -> tuple[StoredRow, ...]:
+    c = rules_table.c
+    with engine.connect() as connection:
+        rows = connection.execute(
+            select(c.id, c.name, c.kind, c.pattern, c.topics, c.replacement)
+            .where(c.enabled.is_(True))
+            .order_by(c.id)
+        )
+        return tuple(tuple(row) for row in rows)
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(rows: tuple[StoredRow, ...]) -> tuple[MaskRule, ...]:
+    rules = []
+    for _id, name, kind, pattern, topics, replacement in rows:
+        try:
+            rules.append(make_rule(name, kind, pattern, topics, replacement))
+        except ValueError:
+            # Checked when stored; a rule a newer version refuses must not go unapplied
+            # silently, so it hides every value of its topics instead.
+            rules.append(make_rule(name, "regex", r"(?s).+", topics, replacement))
+    return tuple(rules)
+
+
+_static: dict[int, tuple[Settings, tuple[MaskRule, ...], str, dict[str, tuple[str, ...]]]] = {}
+
+
+def _configured(settings: Settings) -> tuple[tuple[MaskRule, ...], str, dict[str, tuple[str, ...]]]:
+    """The file's rules, `apply_to` and the header sources of derived columns (cached)."""
+    cached = _static.get(id(settings))
+    if cached is None or cached[0] is not settings:
+        configured = masking_settings(settings.masking)
+        conventions = Conventions.from_mapping(dict(settings.conventions))
+        derived = {
+            "dlq_error_class": tuple(conventions.dlq_error_class_headers),
+            "dlq_error_message": tuple(conventions.dlq_error_message_headers),
+            "dlq_stacktrace": tuple(conventions.dlq_stacktrace_headers),
+        }
+        cached = (settings, configured.rules, configured.apply_to, derived)
+        _static[id(settings)] = cached
+    return cached[1], cached[2], cached[3]
+
+
+def current_policy(engine: Engine, settings: Settings) -> MaskingPolicy:
+    rules, apply_to, derived = _configured(settings)
+    stored = _compiled(_stored_rows(engine))
+    return MaskingPolicy(rules=rules + stored, apply_to=apply_to, derived_from=derived)
+
+
+def caller_role(request: Request) -> str | None:
+    principal = getattr(request.state, "principal", None)
+    return principal.role if principal is not None else None
+
+
+async def masker_for(request: Request) -> RowMasker:
+    """What a view calls: a function that masks an index row as this caller may see it."""
+    state = app_state(request)
+    policy = await run_in_threadpool(current_policy, state.engine, state.settings)
+    return masker(policy, caller_role(request))

@@ -1,0 +1,832 @@
+"""The OpenAPI 3.1 description of the JSON API, served at GET /api/openapi.json.
+
+One declarative table, `OPERATIONS`, describes every /api route: keyed by the route's
+path template exactly as the route list writes it, then by method. The document is built
+from it (path parameters and their types come from the template; the required role comes
+from console/auth/permissions.py), and a test fails when an /api route has no entry or an
+entry has no route, so the description cannot drift from the app.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from console.audit_search import MAX_LIMIT as AUDIT_MAX_LIMIT
+from console.auth.permissions import PERMISSIONS, required_role
+from console.event_search import MAX_FILTER_CHARS, MAX_LIMIT
+
+Schema = dict[str, Any]
+
+TITLE = "eventscope API"
+VERSION = "1"
+PATH_PARAMETER = re.compile(r"{(\w+)(?::(\w+))?}")
+
+# --- schema helpers --------------------------------------------------------------------------
+
+STRING: Schema = {"type": "string"}
+INTEGER: Schema = {"type": "integer"}
+NUMBER: Schema = {"type": "number"}
+BOOLEAN: Schema = {"type": "boolean"}
+OBJECT: Schema = {"type": "object"}
+ARRAY: Schema = {"type": "array"}
+NULLABLE_STRING: Schema = {"type": ["string", "null"]}
+NULLABLE_INTEGER: Schema = {"type": ["integer", "null"]}
+NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
+NULLABLE_OBJECT: Schema = {"type": ["object", "null"]}
+
+
+def text(max_length: int, **extra: Any) -> Schema:
+    return {"type": "string", "maxLength": max_length, **extra}
+
+
+def integer(minimum: int | None = None, maximum: int | None = None) -> Schema:
+    schema: Schema = {"type": "integer"}
+    if minimum is not None:
+        schema["minimum"] = minimum
+    if maximum is not None:
+        schema["maximum"] = maximum
+    return schema
+
+
+def enum(*values: str) -> Schema:
+    return {"type": "string", "enum": list(values)}
+
+
+def array_of(items: Schema) -> Schema:
+    return {"type": "array", "items": items}
+
+
+def shape(required: bool = True, **properties: Schema) -> Schema:
+    """An object with these properties (all required unless told otherwise)."""
+    schema: Schema = {"type": "object", "properties": properties}
+    if required and properties:
+        schema["required"] = list(properties)
+    return schema
+
+
+def ref(name: str) -> Schema:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+# --- the table's vocabulary ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    schema: Schema
+    description: str = ""
+    where: str = "query"  # "query" or "path"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Operation:
+    summary: str
+    params: tuple[Param, ...] = ()
+    body: Schema | None = None
+    ok_status: int = 200
+    ok: Schema = field(default_factory=lambda: dict(OBJECT))
+    other_ok: tuple[tuple[int, str, Schema], ...] = ()  # (status, description, schema)
+    errors: tuple[int, ...] = ()  # beyond 401 and 403, which every operation has
+    description: str = ""
+
+
+def q(name: str, schema: Schema, description: str = "", required: bool = False) -> Param:
+    return Param(name, schema, description, "query", required)
+
+
+def p(name: str, schema: Schema, description: str = "") -> Param:
+    return Param(name, schema, description, "path", True)
+
+
+# --- shared pieces of the API ----------------------------------------------------------------
+
+ERROR_DESCRIPTIONS = {
+    400: "The request is not valid; `error` says which field and why.",
+    401: "No credentials, or an invalid or revoked API token.",
+    403: "The caller's role is too low, or a browser request failed the CSRF/Origin check.",
+    404: "Nothing of that name or at those coordinates.",
+    409: "The name is taken.",
+    413: "The request body is too large.",
+    503: "The Kafka cluster cannot be reached right now.",
+}
+
+COMPONENT_SCHEMAS: dict[str, Schema] = {
+    "Error": {
+        "type": "object",
+        "properties": {
+            "error": {"type": ["string", "null"], "description": "what went wrong"},
+            "field": {"type": "string", "description": "the query parameter at fault"},
+        },
+        "required": ["error"],
+    },
+    "EventSummary": shape(
+        required=False,
+        cluster=STRING,
+        topic=STRING,
+        partition=INTEGER,
+        offset=INTEGER,
+        timestamp=STRING,
+        timestamp_ms=INTEGER,
+        key=NULLABLE_OBJECT,
+        value_size=INTEGER,
+        value_truncated=BOOLEAN,
+        tombstone=BOOLEAN,
+        content_type=NULLABLE_STRING,
+        event_id=NULLABLE_STRING,
+        event_type=NULLABLE_STRING,
+        source=NULLABLE_STRING,
+        correlation_id=NULLABLE_STRING,
+        causation_id=NULLABLE_STRING,
+        trace_id=NULLABLE_STRING,
+        span_id=NULLABLE_STRING,
+        saga_id=NULLABLE_STRING,
+        dlq=NULLABLE_OBJECT,
+        links=OBJECT,
+    ),
+    "GroupSummary": shape(
+        required=False,
+        cluster=STRING,
+        group=STRING,
+        state=STRING,
+        status=STRING,
+        complete=NUMBER,
+        totallag=INTEGER,
+        maxlag=INTEGER,
+        max_time_lag_s=NULLABLE_NUMBER,
+        members=INTEGER,
+        partition_count=INTEGER,
+        topics=array_of(STRING),
+        sampled_at_ms=INTEGER,
+        links=OBJECT,
+    ),
+    "Job": shape(
+        required=False,
+        id=INTEGER,
+        kind=enum("replay", "redrive"),
+        cluster=STRING,
+        status=STRING,
+    ),
+}
+
+CLUSTER = p("cluster", STRING, "a configured cluster's name")
+TOPIC = p("topic", STRING, "a topic name")
+PARTITION = p("partition", integer(0), "partition number")
+OFFSET = p("offset", integer(0), "record offset")
+SHORT_TEXT = text(300)
+FILTER_TEXT = text(MAX_FILTER_CHARS)
+
+EVENT_FILTER = (
+    q("cluster", FILTER_TEXT, "exact cluster name"),
+    q("topic", FILTER_TEXT, "one topic or several, comma-separated"),
+    q("partition", integer(0)),
+    q("time_from", FILTER_TEXT, "ISO 8601 (UTC unless an offset is given) or epoch ms"),
+    q("time_to", FILTER_TEXT, "ISO 8601 (UTC unless an offset is given) or epoch ms"),
+    q("offset_from", integer(0)),
+    q("offset_to", integer(0)),
+    q("key", STRING, "exact record key (UTF-8)"),
+    q("event_type", FILTER_TEXT),
+    q("source", FILTER_TEXT),
+    q("header_name", FILTER_TEXT, "records having this header (case-insensitive)"),
+    q("header_value", FILTER_TEXT, "with header_name: the value contains this text"),
+    q("correlation_id", FILTER_TEXT),
+    q("event_id", FILTER_TEXT),
+    q("trace_id", FILTER_TEXT, "32 hex digits"),
+    q("text", FILTER_TEXT, "bytes of the value contain this text (scans the newest rows)"),
+    q("dlq_only", enum("1", "true", "on", "0"), "dead-letter records only"),
+    q("limit", integer(1, MAX_LIMIT), "page size (default 50)"),
+    q("cursor", FILTER_TEXT, "next_cursor of the previous page"),
+)
+EVENT_FILTER_BODY: Schema = {
+    "type": "object",
+    "description": "event search fields, as the /api/events query parameters",
+    "properties": {param.name: STRING for param in EVENT_FILTER if param.name != "limit"},
+}
+
+ACTION_REQUEST: Schema = {
+    "type": "object",
+    "properties": {
+        "kind": enum("replay", "redrive"),
+        "cluster": STRING,
+        "items": array_of(
+            {
+                "oneOf": [
+                    {"type": "string", "description": "topic/partition/offset"},
+                    shape(topic=STRING, partition=INTEGER, offset=INTEGER),
+                ]
+            }
+        ),
+        "filter": EVENT_FILTER_BODY,
+        "target_topic": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9._-]{1,249}$"},
+        "rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000},
+        "dry_run": BOOLEAN,
+        "keep_error_headers": BOOLEAN,
+        "force": BOOLEAN,
+    },
+    "required": ["kind"],
+}
+
+RULE: Schema = {
+    "type": "object",
+    "description": "an alert rule; which keys apply depends on `kind` (see /api/alerts/rules)",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 100},
+        "kind": enum(
+            "group_status",
+            "offset_lag",
+            "time_lag",
+            "dlq",
+            "saga",
+            "topic_silent",
+            "collector_delay",
+            "cluster_unreachable",
+        ),
+        "cluster": STRING,
+        "group": STRING,
+        "topic": STRING,
+        "saga_type": STRING,
+        "threshold": NUMBER,
+        "window": {"type": ["string", "number"], "description": "30s, 5m, 2h, 1d or seconds"},
+        "statuses": array_of(STRING),
+        "for": {"type": ["string", "number"], "description": "30s, 5m, 2h, 1d or seconds"},
+        "severity": enum("critical", "warning", "info"),
+        "labels": {"type": "object", "additionalProperties": STRING},
+        "annotations": {"type": "object", "additionalProperties": STRING},
+        "receivers": array_of(STRING),
+        "enabled": BOOLEAN,
+    },
+    "required": ["name", "kind"],
+}
+
+RECEIVER: Schema = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+        "url": {"type": "string", "format": "uri", "maxLength": 2000},
+        "headers": {"type": "object", "additionalProperties": STRING},
+        "timeout": {"type": ["string", "number"], "description": "at most 2m"},
+        "max_alerts": integer(0),
+        "enabled": BOOLEAN,
+        "sign": {"type": "boolean", "description": "generate a signing secret (default true)"},
+    },
+    "required": ["name", "url"],
+}
+
+ROLE = enum("viewer", "operator", "admin")
+
+# --- the table: every /api route -------------------------------------------------------------
+
+OPERATIONS: dict[str, dict[str, Operation]] = {
+    "/api/openapi.json": {"GET": Operation("This document (OpenAPI 3.1).")},
+    "/api/whoami": {
+        "GET": Operation("Who the caller is.", ok=shape(name=STRING, role=ROLE, via=STRING)),
+    },
+    # clusters and topics
+    "/api/clusters": {
+        "GET": Operation(
+            "Configured clusters, whether each answers, its brokers and topic count.",
+            ok=shape(clusters=array_of(OBJECT)),
+        ),
+    },
+    "/api/clusters/{cluster}": {
+        "GET": Operation(
+            "One cluster's brokers and topics with partitions, offsets and sizes.",
+            params=(
+                q("q", STRING, "topic names containing this text"),
+                q("internal", enum("1", "0"), "1: include internal topics"),
+            ),
+            ok=shape(
+                required=False,
+                name=STRING,
+                bootstrap=STRING,
+                cluster_id=NULLABLE_STRING,
+                controller_id=NULLABLE_INTEGER,
+                brokers=ARRAY,
+                topics=ARRAY,
+            ),
+            errors=(404, 503),
+        ),
+    },
+    "/api/clusters/{cluster}/topics/{topic:path}": {
+        "GET": Operation(
+            "One topic: partitions, offsets, size and the consumer groups reading it.",
+            ok=shape(required=False, name=STRING, partitions=ARRAY, consumer_groups=ARRAY),
+            errors=(404, 503),
+        ),
+    },
+    # events
+    "/api/events": {
+        "GET": Operation(
+            "Search the indexed events across topics, newest first, with cursor paging.",
+            params=EVENT_FILTER,
+            ok=shape(
+                events=array_of(ref("EventSummary")),
+                limit=INTEGER,
+                next_cursor=NULLABLE_STRING,
+                scan_capped_at=NULLABLE_INTEGER,
+            ),
+            errors=(400,),
+        ),
+    },
+    "/api/events/{cluster}/{topic}/{partition}/{offset}": {
+        "GET": Operation(
+            "One indexed record with its headers and value.",
+            params=(CLUSTER, TOPIC, PARTITION, OFFSET),
+            ok=ref("EventSummary"),
+            errors=(400, 404),
+        ),
+    },
+    # consumer lag
+    "/api/groups": {
+        "GET": Operation(
+            "Consumer groups as the lag sampler last saw them, with a lag trend.",
+            params=(
+                q("q", SHORT_TEXT, "group ids containing this text"),
+                q("status", enum("OK", "WARN", "ERR", "NOTFOUND", "ok", "warn", "err")),
+                q("cluster", SHORT_TEXT),
+                q("sort", enum("status", "group", "lag", "time_lag", "members")),
+            ),
+            ok=shape(groups=array_of(ref("GroupSummary"))),
+            errors=(400,),
+        ),
+    },
+    "/api/groups/{group:path}": {
+        "GET": Operation(
+            "One group, shaped like Burrow's consumer status, with series and history.",
+            params=(
+                p("group", STRING, "the consumer group id"),
+                q("cluster", SHORT_TEXT, "needed when the group id exists in several clusters"),
+                q("range", enum("1h", "6h", "24h", "7d", "30d"), "span of the series"),
+            ),
+            ok=shape(
+                required=False,
+                cluster=STRING,
+                group=STRING,
+                status=STRING,
+                partitions=ARRAY,
+                series=OBJECT,
+                history=ARRAY,
+            ),
+            errors=(400, 404),
+        ),
+    },
+    # tracing, lineage, topology
+    "/api/trace/{reference:path}": {
+        "GET": Operation(
+            "Every record and span of one flow, by correlation id, event id or trace id.",
+            params=(p("reference", text(1000), "correlation id, event id or trace id"),),
+            ok=shape(
+                required=False,
+                reference=STRING,
+                matched_by=STRING,
+                services=ARRAY,
+                problems=ARRAY,
+                consumer_latency=ARRAY,
+                gaps=ARRAY,
+            ),
+            errors=(400, 404),
+        ),
+    },
+    "/api/lineage/{cluster}/{topic}/{partition}/{offset}": {
+        "GET": Operation(
+            "Upstream and downstream lineage graph of one event, with preset positions.",
+            params=(
+                CLUSTER,
+                TOPIC,
+                p("partition", integer(0, 2**31 - 1)),
+                p("offset", integer(0, 2**63 - 1)),
+                q("max_nodes", integer(1), "cap on the nodes returned"),
+            ),
+            ok=shape(
+                root=STRING,
+                nodes=ARRAY,
+                edges=ARRAY,
+                truncated=BOOLEAN,
+                upstream=INTEGER,
+                downstream=INTEGER,
+            ),
+            errors=(400, 404),
+        ),
+    },
+    "/api/topology": {
+        "GET": Operation(
+            "Services, topics and consumer groups learned over a window, as edges.",
+            params=(q("window", integer(1, 7 * 24 * 60), "minutes (default 60)"),),
+            ok=shape(window_minutes=INTEGER, edges=ARRAY),
+            errors=(400,),
+        ),
+    },
+    # sagas
+    "/api/sagas": {
+        "GET": Operation(
+            "Saga instances with counts by type and status; what needs a human first.",
+            params=(
+                q("status", STRING, "comma-separated statuses"),
+                q("type", text(512)),
+                q("cluster", text(512)),
+                q("id", text(512), "saga id prefix"),
+                q("min_age", text(512), "a duration such as 30s, 5m, 2h or 1d"),
+                q("problems", enum("1", "0")),
+                q("sort", enum("priority", "newest", "oldest", "recent", "longest")),
+                q("limit", integer(1, 500)),
+                q("offset", integer(0, 100_000)),
+            ),
+            ok=shape(
+                sagas=ARRAY, counts=OBJECT, limit=INTEGER, offset=INTEGER, next=NULLABLE_STRING
+            ),
+            errors=(400,),
+        ),
+    },
+    "/api/sagas/{saga_id:path}": {
+        "GET": Operation(
+            "One saga: status, steps, events and the timeline bars.",
+            params=(p("saga_id", text(1024)), q("cluster", text(512))),
+            ok=shape(
+                required=False,
+                cluster=STRING,
+                saga_id=STRING,
+                status=STRING,
+                steps=ARRAY,
+                events=ARRAY,
+                timeline=ARRAY,
+                links=OBJECT,
+            ),
+            errors=(400, 404),
+        ),
+    },
+    # dead-letter queues and jobs
+    "/api/dlq": {
+        "GET": Operation(
+            "Every dead-letter topic with its count and ages.",
+            ok=shape(dlqs=ARRAY),
+        ),
+    },
+    "/api/dlq/{cluster}/{topic}": {
+        "GET": Operation(
+            "One dead-letter topic: messages grouped by error and by original topic.",
+            params=(CLUSTER, TOPIC, q("error_class", text(1000)), q("original_topic", text(1000))),
+            ok=shape(
+                cluster=STRING,
+                topic=STRING,
+                total=INTEGER,
+                by_error=ARRAY,
+                by_original_topic=ARRAY,
+                messages=ARRAY,
+            ),
+            errors=(400,),
+        ),
+    },
+    "/api/dlq/{cluster}/{topic}/{partition}/{offset}": {
+        "GET": Operation(
+            "One dead-letter record with its stack trace and redrive status.",
+            params=(CLUSTER, TOPIC, PARTITION, OFFSET),
+            ok=ref("EventSummary"),
+            errors=(400, 404),
+        ),
+    },
+    "/api/actions": {
+        "GET": Operation(
+            "Replay and redrive jobs, newest first.",
+            params=(q("status", enum("active", "finished")),),
+            ok=shape(jobs=array_of(ref("Job"))),
+            errors=(400,),
+        ),
+        "POST": Operation(
+            "Create a replay or redrive job, or preview it with dry_run.",
+            body=ACTION_REQUEST,
+            ok_status=201,
+            ok=ref("Job"),
+            other_ok=((200, "dry run: what would be sent, to where", OBJECT),),
+            errors=(400, 413),
+        ),
+    },
+    "/api/actions/{job_id}": {
+        "GET": Operation(
+            "One job with its items, item state counts and journal.",
+            params=(
+                p("job_id", integer(), "the job id"),
+                q("state", STRING, "only items in this state"),
+            ),
+            ok=ref("Job"),
+            errors=(400, 404),
+        ),
+    },
+    "/api/actions/{job_id}/cancel": {
+        "POST": Operation(
+            "Cancel a job (what was sent stays sent).",
+            params=(p("job_id", integer(), "the job id"),),
+            ok=shape(id=INTEGER, status=STRING),
+            errors=(400, 404),
+        ),
+    },
+    # alerts
+    "/api/alerts": {
+        "GET": Operation(
+            "Firing, pending and resolved alerts, and silences.",
+            ok=shape(firing=ARRAY, pending=ARRAY, resolved=ARRAY, silences=ARRAY),
+        ),
+    },
+    "/api/alerts/silences": {
+        "POST": Operation(
+            "Silence the alerts whose labels match.",
+            body={
+                "type": "object",
+                "properties": {
+                    "matchers": {"type": "object", "additionalProperties": STRING},
+                    "duration": {"oneOf": [enum("1h", "4h", "1d", "1w"), NUMBER]},
+                    "comment": STRING,
+                },
+                "required": ["matchers"],
+            },
+            ok_status=201,
+            ok=shape(id=INTEGER),
+            errors=(400,),
+        ),
+    },
+    "/api/alerts/silences/{silence_id:int}/expire": {
+        "POST": Operation(
+            "End a silence now.",
+            ok=shape(id=INTEGER, status=STRING),
+            errors=(404,),
+        ),
+    },
+    "/api/alerts/rules": {
+        "GET": Operation(
+            "Alert rules (configured and console), broken ones, and the rule kinds.",
+            ok=shape(rules=ARRAY, broken=ARRAY, kinds=OBJECT),
+        ),
+        "POST": Operation(
+            "Save a console rule.",
+            params=(q("replaces", text(100), "the name of the rule this one replaces"),),
+            body=RULE,
+            ok_status=201,
+            ok=OBJECT,
+            errors=(400,),
+        ),
+    },
+    "/api/alerts/rules/preview": {
+        "POST": Operation(
+            "What a rule would fire right now, without saving it.",
+            body=RULE,
+            ok=shape(rule=OBJECT, alerts=ARRAY),
+            errors=(400,),
+        ),
+    },
+    "/api/alerts/rules/{name}": {
+        "DELETE": Operation(
+            "Delete a console rule.",
+            ok=shape(deleted=STRING),
+            errors=(404,),
+        ),
+    },
+    "/api/alerts/receivers": {
+        "GET": Operation(
+            "Webhook receivers and the delivery log.",
+            params=(q("receiver", STRING, "only this receiver's deliveries"),),
+            ok=shape(receivers=ARRAY, deliveries=ARRAY),
+        ),
+        "POST": Operation(
+            "Create a webhook receiver; its signing secret is in this answer only.",
+            body=RECEIVER,
+            ok_status=201,
+            ok=shape(name=STRING, secret=NULLABLE_STRING),
+            errors=(400,),
+        ),
+    },
+    "/api/alerts/receivers/{name}/test": {
+        "POST": Operation(
+            "Send a test notification to a receiver now.",
+            ok=shape(
+                receiver=STRING,
+                delivered=BOOLEAN,
+                status=NULLABLE_INTEGER,
+                latencyMs=NULLABLE_NUMBER,
+                error=NULLABLE_STRING,
+            ),
+            errors=(404,),
+        ),
+    },
+    "/api/alerts/receivers/{name}/enable": {
+        "POST": Operation(
+            "Enable a receiver again (after a 410 Gone disabled it).",
+            ok=shape(enabled=STRING),
+            errors=(404,),
+        ),
+    },
+    "/api/alerts/receivers/{name}": {
+        "DELETE": Operation(
+            "Delete a console receiver.",
+            ok=shape(deleted=STRING),
+            errors=(404,),
+        ),
+    },
+    # administration
+    "/api/admin/users": {
+        "GET": Operation("Local users.", ok=shape(users=ARRAY)),
+        "POST": Operation(
+            "Create a local user.",
+            body={
+                "type": "object",
+                "properties": {"username": text(100), "password": STRING, "role": ROLE},
+                "required": ["username", "password"],
+            },
+            ok_status=201,
+            ok=shape(created=STRING),
+            errors=(400,),
+        ),
+    },
+    "/api/admin/users/{username}": {
+        "PATCH": Operation(
+            "Change a user's role or password, or disable them.",
+            body={
+                "type": "object",
+                "properties": {"role": ROLE, "password": STRING, "disabled": BOOLEAN},
+            },
+            ok=shape(updated=STRING),
+            errors=(400,),
+        ),
+    },
+    "/api/admin/tokens": {
+        "GET": Operation("API tokens (never the secrets).", ok=shape(tokens=ARRAY)),
+        "POST": Operation(
+            "Create an API token; the token is in this answer only.",
+            body={
+                "type": "object",
+                "properties": {"name": text(100), "role": ROLE},
+            },
+            ok_status=201,
+            ok=shape(id=INTEGER, token=STRING, shown_once=BOOLEAN),
+            errors=(400,),
+        ),
+    },
+    "/api/admin/masking": {
+        "GET": Operation("Masking rules (configured and console) for payloads and headers."),
+        "POST": Operation(
+            "Create a console masking rule.",
+            body={
+                "type": "object",
+                "description": "one of header, json_path or regex; or kind with pattern",
+                "properties": {
+                    "name": STRING,
+                    "header": STRING,
+                    "json_path": STRING,
+                    "regex": STRING,
+                    "kind": STRING,
+                    "pattern": STRING,
+                    "topics": STRING,
+                    "replacement": STRING,
+                    "enabled": BOOLEAN,
+                },
+            },
+            ok_status=201,
+            errors=(400, 409),
+        ),
+    },
+    "/api/admin/masking/{rule_id:int}": {
+        "PATCH": Operation(
+            "Enable or disable a console masking rule.",
+            body=shape(enabled=BOOLEAN),
+            ok=shape(id=INTEGER, enabled=BOOLEAN),
+            errors=(400, 404),
+        ),
+        "DELETE": Operation(
+            "Delete a console masking rule.",
+            ok=shape(deleted=INTEGER),
+            errors=(404,),
+        ),
+    },
+    "/api/audit": {
+        "GET": Operation(
+            "The audit log, newest first, with cursor paging.",
+            params=(
+                q("actor", STRING),
+                q("action", STRING, "a kind (user) or a full action (user.role)"),
+                q("q", STRING, "text in the target or detail"),
+                q("since", STRING, "ISO 8601 or epoch ms"),
+                q("until", STRING, "ISO 8601 or epoch ms"),
+                q("limit", integer(1, AUDIT_MAX_LIMIT)),
+                q("cursor", STRING),
+            ),
+            errors=(400,),
+        ),
+    },
+    "/api/admin/tokens/{token_id:int}": {
+        "DELETE": Operation(
+            "Revoke an API token.",
+            ok=shape(revoked=INTEGER),
+            errors=(404,),
+        ),
+    },
+}
+
+# --- building the document -------------------------------------------------------------------
+
+
+def openapi_path(template: str) -> str:
+    """Starlette's `{name:convertor}` -> OpenAPI's `{name}`."""
+    return PATH_PARAMETER.sub(lambda m: "{" + m.group(1) + "}", template)
+
+
+def _path_parameters(template: str, declared: tuple[Param, ...]) -> list[Param]:
+    by_name = {param.name: param for param in declared if param.where == "path"}
+    found = []
+    for name, convertor in PATH_PARAMETER.findall(template):
+        default = integer(0) if convertor == "int" else STRING
+        found.append(by_name.get(name) or p(name, default))
+    return found
+
+
+def _parameter_json(param: Param) -> Schema:
+    body: Schema = {"name": param.name, "in": param.where, "schema": param.schema}
+    if param.required or param.where == "path":
+        body["required"] = True
+    if param.description:
+        body["description"] = param.description
+    return body
+
+
+def _json_content(schema: Schema) -> Schema:
+    return {"application/json": {"schema": schema}}
+
+
+def _operation_json(template: str, method: str, op: Operation) -> Schema:
+    rule = PERMISSIONS.get(template)
+    role = required_role(rule, method) if rule else None
+    params = _path_parameters(template, op.params)
+    params += [param for param in op.params if param.where == "query"]
+    responses: Schema = {
+        str(op.ok_status): {"description": "success", "content": _json_content(op.ok)},
+    }
+    for status, description, schema in op.other_ok:
+        responses[str(status)] = {"description": description, "content": _json_content(schema)}
+    for status in sorted({*op.errors, 401, 403}):
+        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
+    body: Schema = {
+        "summary": op.summary,
+        "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', openapi_path(template))}",
+        "tags": [template.split("/")[2]],
+        "parameters": [_parameter_json(param) for param in params],
+        "responses": responses,
+    }
+    if role:
+        body["description"] = (op.description + "\n\n" if op.description else "") + (
+            f"Needs the **{role}** role."
+        )
+        body["x-required-role"] = role
+    if op.body is not None:
+        body["requestBody"] = {"required": True, "content": _json_content(op.body)}
+    return body
+
+
+def build_document(server_url: str | None = None) -> Schema:
+    paths: Schema = {}
+    for template, methods in OPERATIONS.items():
+        item = paths.setdefault(openapi_path(template), {})
+        for method, op in methods.items():
+            item[method.lower()] = _operation_json(template, method, op)
+    document: Schema = {
+        "openapi": "3.1.0",
+        "info": {
+            "title": TITLE,
+            "version": VERSION,
+            "description": "The JSON twins of the eventscope console's pages. Authenticate "
+            "with an API token: `Authorization: Bearer esk_...` (eventscope tokens create).",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": COMPONENT_SCHEMAS,
+            "responses": {
+                f"E{status}": {
+                    "description": description,
+                    "content": _json_content(ref("Error")),
+                }
+                for status, description in ERROR_DESCRIPTIONS.items()
+            },
+            "securitySchemes": {
+                "bearer": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an eventscope API token (esk_...)",
+                },
+            },
+        },
+        "security": [{"bearer": []}],
+    }
+    if server_url:
+        document["servers"] = [{"url": server_url}]
+    return document
+
+
+async def openapi_document(request: Request) -> Response:
+    base = str(request.base_url).rstrip("/")
+    return JSONResponse(build_document(base))
+
+
+routes = [Route("/api/openapi.json", openapi_document)]
