@@ -99,6 +99,8 @@ def _pages(ids: dict[str, str]) -> list[tuple[str, str, str]]:
         ("topics", f"/clusters/{cluster}", "Topics"),
         ("topic", f"/clusters/{cluster}/topics/{ids['topic']}", ids["topic"]),
         ("admin", "/admin", "Administration"),
+        ("admin-masking", "/admin/masking", "Data masking"),
+        ("audit", "/audit", "Audit log"),
     ]  # fmt: skip
 
 
