@@ -72,7 +72,7 @@ class IndexConfig:
 @dataclass(frozen=True)
 class CollectorConfig:
     value_cap: int = 1_048_576
-    batch_max_records: int = 5_000
+    batch_max_records: int = 2_500
     batch_max_wait_ms: int = 200
     group_id: str = "eventscope-collector"
     retention_max_age_s: float = 7 * 86_400.0  # 0 keeps events forever

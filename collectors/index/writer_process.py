@@ -29,8 +29,6 @@ from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any
 
-from sqlalchemy import event
-
 from collectors.index.writer import BatchHook, EventTuple, PositionKey, write_batch
 
 log = logging.getLogger("eventscope.writer")
@@ -42,23 +40,12 @@ class WriterProcessError(RuntimeError):
     """The writer process failed the batch (the message says why) or is gone."""
 
 
-WRITER_SQLITE_CACHE_KIB = 16_384
-
-
-def _small_sqlite_cache(dbapi_connection: Any, _record: Any) -> None:
-    # Inserts barely gain from a bigger page cache (the OS caches the file anyway), and
-    # the collector's memory budget is shared by both processes.
-    dbapi_connection.execute(f"PRAGMA cache_size=-{WRITER_SQLITE_CACHE_KIB}")
-
-
 def _serve(requests: Connection, answers: Connection) -> None:
     """The child's loop: write each batch received, answer, exit when the pipe closes."""
     from collectors.index.engine import create_index_engine
 
     url, cluster, hooks = requests.recv()
     engine = create_index_engine(url)
-    if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _small_sqlite_cache)
     try:
         while True:
             try:
