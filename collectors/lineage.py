@@ -30,10 +30,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, and_, literal_column, or_, select
+from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from collectors import traces
+from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
 from collectors.index.trace_models import spans_table
 from collectors.traces import EVENT_COLUMNS, Row
@@ -45,10 +46,6 @@ MAX_TRACE_SPANS = 20_000
 EDGE_KINDS = ("causation", "trace", "dead-letter", "correlation")
 CORRELATION_WINDOW = 2_000  # rows of one correlation id read per breadth-first level
 
-# Bare `events.is_dlq`: SQLite uses the partial index ix_events_dlq (WHERE is_dlq) only for
-# that exact term, not for the `is_dlq = 1` SQLAlchemy writes for a Boolean column.
-IS_DLQ: ColumnElement[Any] = literal_column(f"{events.name}.is_dlq")
-
 
 def dead_letters_since(since_ms: int) -> ColumnElement[bool]:
     """DLQ records with a timestamp from `since_ms` on, read through ix_events_dlq.
@@ -57,7 +54,7 @@ def dead_letters_since(since_ms: int) -> ColumnElement[bool]:
     statistics it would rather range-scan every record of the period than the few DLQ
     records of the partial index.
     """
-    return and_(IS_DLQ, events.c.timestamp_ms + 0 >= since_ms)
+    return and_(EVENTS_IS_DLQ, events.c.timestamp_ms + 0 >= since_ms)
 
 
 Direction = Literal["up", "down"]

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, LargeBinary, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
 from collectors.index.writer import key_hash
 
@@ -216,7 +217,7 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
         if value is not None:
             conditions.append(column == value)
     if f.dlq_only:
-        conditions.append(c.is_dlq.is_(True))
+        conditions.append(EVENTS_IS_DLQ)
     if f.text:
         conditions.append(_value_contains(engine, f.text.encode("utf-8")))
     if f.header_name:

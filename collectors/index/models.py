@@ -10,7 +10,19 @@ Every change here needs a migration in `migrations/versions/`.
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, LargeBinary, Text, text
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    ColumnElement,
+    Index,
+    Integer,
+    LargeBinary,
+    Text,
+    literal_column,
+    text,
+)
 from sqlmodel import Field, SQLModel
 
 # BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the fast rowid alias.
@@ -95,4 +107,9 @@ class Position(SQLModel, table=True):
 
 
 events_table = Event.__table__  # type: ignore[attr-defined]
+
+# The condition that selects dead letters, a bare `events.is_dlq`: SQLite uses the partial
+# index ix_events_dlq (WHERE is_dlq) only for that exact term, not for the `is_dlq = 1`
+# SQLAlchemy writes for a Boolean column.
+EVENTS_IS_DLQ: ColumnElement[Any] = literal_column("events.is_dlq")
 positions_table = Position.__table__  # type: ignore[attr-defined]

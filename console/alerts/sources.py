@@ -16,7 +16,7 @@ from urllib.parse import quote, urlencode
 from sqlalchemy import Connection, and_, func, select
 
 from collectors.index.lag_models import lag_groups_table
-from collectors.index.models import events_table, positions_table
+from collectors.index.models import EVENTS_IS_DLQ, events_table, positions_table
 from collectors.index.saga_models import sagas_table
 from console.alerts.rules import Rule, format_value, glob_match
 
@@ -115,7 +115,7 @@ def _dlq(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> lis
     since = now_ms - int(rule.window_s * 1000)
     rows = connection.execute(
         select(c.cluster, c.topic, func.count().label("n"))
-        .where(and_(c.is_dlq.is_(True), c.timestamp_ms >= since))
+        .where(and_(EVENTS_IS_DLQ, c.timestamp_ms >= since))
         .group_by(c.cluster, c.topic)
     ).all()
     window = f"{rule.window_s:.0f} s"

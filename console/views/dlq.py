@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from collectors.index.models import events_table
+from collectors.index.models import EVENTS_IS_DLQ, events_table
 from console import event_search
 from console.actions import jobs
 from console.masking_store import masker_for
@@ -36,7 +36,7 @@ def dlq_topics(engine: Engine) -> list[dict[str, Any]]:
         select(c.cluster, c.topic, func.count().label("count"),
                func.min(c.timestamp_ms).label("oldest_ms"),
                func.max(c.timestamp_ms).label("newest_ms"))
-        .where(c.is_dlq.is_(True))
+        .where(EVENTS_IS_DLQ)
         .group_by(c.cluster, c.topic)
         .order_by(c.cluster, c.topic)
     )  # fmt: skip
@@ -53,7 +53,7 @@ def dlq_overview(
     engine: Engine, cluster: str, topic: str, error_class: str | None, original: str | None
 ) -> dict[str, Any]:
     c = events_table.c
-    base = [c.is_dlq.is_(True), c.cluster == cluster, c.topic == topic]
+    base = [EVENTS_IS_DLQ, c.cluster == cluster, c.topic == topic]
     chosen = list(base)
     if error_class:
         chosen.append(c.dlq_error_class == error_class)
