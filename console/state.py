@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import Engine
 from starlette.requests import Request
@@ -19,6 +21,8 @@ class AppState:
     templates: Jinja2Templates
     mode: str
     services: ServiceGroup = field(default_factory=lambda: ServiceGroup([]))
+    # Kafka round trips in flight, by what they ask (see console/views/clusters.py).
+    in_flight: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
 
 
 def app_state(request: Request) -> AppState:

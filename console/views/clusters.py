@@ -32,12 +32,31 @@ def _cluster(request: Request) -> ClusterConfig:
         raise HTTPException(404, f"no cluster named {name!r} is configured") from None
 
 
-async def _overview(cluster: ClusterConfig) -> tuple[ClusterOverview | None, str | None]:
+async def _ask_kafka(cluster: ClusterConfig) -> tuple[ClusterOverview | None, str | None]:
     try:
         async with asyncio.timeout(OVERVIEW_TIMEOUT_S):
             return await cluster_overview(cluster), None
     except Exception as exc:  # shown to the user: the page still renders
         return None, f"cannot reach {cluster.bootstrap}: {type(exc).__name__}: {exc}"[:500]
+
+
+async def _overview(
+    request: Request, cluster: ClusterConfig
+) -> tuple[ClusterOverview | None, str | None]:
+    """The cluster as Kafka describes it now; concurrent requests share one round trip.
+
+    An overview of a large cluster takes seconds (every topic's metadata, offsets and
+    sizes); twenty people opening the topics page at once ask Kafka once, not twenty
+    times. Nothing is kept after the answer: the next request asks again.
+    """
+    flights = app_state(request).in_flight
+    key = f"overview:{cluster.name}"
+    flight = flights.get(key)
+    if flight is None or flight.done():
+        flight = asyncio.ensure_future(_ask_kafka(cluster))
+        flights[key] = flight
+    answer: tuple[ClusterOverview | None, str | None] = await asyncio.shield(flight)
+    return answer
 
 
 def topic_json(topic: TopicInfo) -> dict[str, Any]:
@@ -85,7 +104,7 @@ class ClusterRow:
 async def clusters_page(request: Request) -> Response:
     state = app_state(request)
     clusters = state.settings.clusters
-    overviews = await asyncio.gather(*(_overview(c) for c in clusters))
+    overviews = await asyncio.gather(*(_overview(request, c) for c in clusters))
     rows = [ClusterRow(c, o, e) for c, (o, e) in zip(clusters, overviews, strict=True)]
     if request.url.path.startswith("/api/"):
         return JSONResponse({"clusters": [row.as_json() for row in rows]})
@@ -95,7 +114,7 @@ async def clusters_page(request: Request) -> Response:
 async def topics_page(request: Request) -> Response:
     state = app_state(request)
     cluster = _cluster(request)
-    overview, error = await _overview(cluster)
+    overview, error = await _overview(request, cluster)
     show_internal = request.query_params.get("internal") == "1"
     query = request.query_params.get("q", "").strip()
     topics: list[TopicInfo] = []
@@ -125,7 +144,7 @@ async def topic_page(request: Request) -> Response:
     state = app_state(request)
     cluster = _cluster(request)
     name = request.path_params["topic"]
-    overview, error = await _overview(cluster)
+    overview, error = await _overview(request, cluster)
     if overview is None:
         if request.url.path.startswith("/api/"):
             return JSONResponse({"error": error}, status_code=503)
