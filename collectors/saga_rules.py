@@ -975,6 +975,22 @@ class SagaState:
 
     def apply(self, event: SagaEventRef, rules: SagaRules) -> None:
         """Add one event (any order; the same ``event_key`` twice changes nothing)."""
+        self.apply_all([event], rules)
+
+    def apply_all(
+        self, events: Iterable[SagaEventRef], rules: SagaRules, *, assess: bool = True
+    ) -> None:
+        """Add events, then derive steps and status once for all of them.
+
+        ``assess=False`` leaves ``status`` as it was, for a caller that calls ``evaluate``
+        next (the tap's batch hook): the assessment is the costly part.
+        """
+        added = [record for event in events if (record := self._insert(event)) is not None]
+        if added:
+            self._refresh(rules, added, assess=assess)
+
+    def _insert(self, event: SagaEventRef) -> StepRecord | None:
+        """Place the event among the steps; None when its ``event_key`` is already there."""
         timestamp = _clean_ms(getattr(event, "timestamp_ms", 0))
         event_type = _clean_text(getattr(event, "event_type", ""), MAX_TYPE_CHARS)
         topic = _clean_text(getattr(event, "topic", ""), MAX_TOPIC_CHARS)
@@ -984,7 +1000,7 @@ class SagaState:
         raw_service = getattr(event, "service", None)
         service = None if raw_service is None else _clean_text(raw_service, MAX_SERVICE_CHARS)
         if any(record.event_key == key for record in self.steps):
-            return
+            return None
         if self.steps:
             self.first_ms = min(self.first_ms, timestamp)
             self.last_ms = max(self.last_ms, timestamp)
@@ -995,7 +1011,7 @@ class SagaState:
         self.steps.insert(position, record)
         if len(self.steps) > MAX_RECORDS:
             del self.steps[MAX_RECORDS:]
-        self._refresh(rules, record)
+        return record
 
     def evaluate(
         self,
@@ -1077,7 +1093,13 @@ class SagaState:
 
     # ------------------------------------------------------------------ derivation
 
-    def _refresh(self, rules: SagaRules, added: StepRecord | None = None) -> None:
+    def _refresh(
+        self,
+        rules: SagaRules,
+        added: Sequence[StepRecord] | None = None,
+        *,
+        assess: bool = True,
+    ) -> None:
         """Re-read the events: all of them when the saga type changed, else only ``added``."""
         definition = None
         if rules.definitions:
@@ -1092,15 +1114,14 @@ class SagaState:
         name = definition.name if definition else None
         changed = added is None or name != self.saga_type
         self.saga_type = name
-        for record in self.steps if changed else [added]:
-            if record is None:
-                continue
+        for record in self.steps if changed or added is None else added:
             classification = rules.classify(record.event_type, record.topic, definition)
             record.step = classification.step
             record.outcome = classification.outcome
             record.rule = classification.rule[:MAX_RULE_TEXT_CHARS]
-        assessment = self._assess(rules, None, DEFAULT_STUCK_AFTER_S)
-        self.status, self.problems = assessment.status, assessment.problems
+        if assess:
+            assessment = self._assess(rules, None, DEFAULT_STUCK_AFTER_S)
+            self.status, self.problems = assessment.status, assessment.problems
 
     def _assess(
         self, rules: SagaRules, now_ms: int | None, default_stuck_after_s: float

@@ -209,8 +209,7 @@ class SagaHook:
         changed = []
         for saga_id, refs in grouped.items():
             state = states.get(saga_id) or new_state(saga_id)
-            for ref in refs:
-                state.apply(ref, rules)
+            state.apply_all(refs, rules, assess=False)  # evaluate() assesses next
             state.evaluate(now_ms, rules, self.options.stuck_after_s)
             changed.append(saga_row(cluster, state, now_ms))
         upsert_sagas(connection, changed)
