@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -27,6 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine, and_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from collectors.background import cancel_and_wait
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
 from collectors.saga_rules import (
@@ -327,11 +327,8 @@ class SagaEvaluator:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         interval = self.options.evaluate_interval_s

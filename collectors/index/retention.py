@@ -11,7 +11,6 @@ consumed again.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, delete, or_, select, text
 
+from collectors.background import cancel_and_wait
 from collectors.index.models import events_table as events
 from collectors.index.saga_models import sagas_table as sagas
 from collectors.index.trace_models import span_links_table as span_links
@@ -199,10 +199,8 @@ class RetentionService:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         while True:

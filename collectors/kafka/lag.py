@@ -45,6 +45,7 @@ from aiokafka.protocol.admin import (
 from aiokafka.protocol.api import Request
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
+from collectors.background import cancel_and_wait
 from collectors.config import ClusterConfig, LagConfig
 from collectors.index.lag_models import (
     lag_groups_table,
@@ -719,11 +720,8 @@ class LagSampler:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._disconnect()
 
     async def _run(self) -> None:

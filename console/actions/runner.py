@@ -37,6 +37,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 from starlette.concurrency import run_in_threadpool
 
+from collectors.background import cancel_and_wait
 from collectors.config import ClusterConfig
 from collectors.conventions import Conventions
 from collectors.index.action_models import items_table, jobs_table
@@ -93,11 +94,8 @@ class ActionRunner:
         self._task = asyncio.create_task(self._loop(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         with contextlib.suppress(Exception):
             await run_in_threadpool(self._release_leases)
 

@@ -28,6 +28,7 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, insert, select, update
 
+from collectors.background import cancel_and_wait
 from collectors.index.alert_models import alert_deliveries_table, alert_outbox_table
 from console.alerts.retry_policy import NextStep, Outcome, RetryPolicy, after_attempt
 from console.alerts.settings import Receiver
@@ -143,11 +144,8 @@ class DeliveryWorker:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         if self.client is not None:
             await self.client.aclose()
             self.client = None

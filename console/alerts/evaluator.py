@@ -20,7 +20,6 @@ A rule that fails to evaluate keeps its alerts as they were and reports its erro
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import time
@@ -33,6 +32,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
+from collectors.background import cancel_and_wait
 from collectors.config import ClusterConfig
 from collectors.index.alert_models import alert_groups_table, alert_outbox_table, alerts_table
 from collectors.kafka.admin import is_reachable
@@ -432,11 +432,8 @@ class AlertEvaluator:
         self._task = asyncio.create_task(self._run(), name=self.name)
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def probes(self, rules: Sequence[Rule] | None = None) -> Probes:
         kinds = {rule.kind for rule in (rules if rules is not None else self._known_rules())}

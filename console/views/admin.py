@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -16,6 +13,7 @@ from console.auth import store
 from console.auth.roles import ROLES
 from console.state import app_state
 from console.views.auth import audit, principal_of
+from console.views.requests import json_object
 
 MAX_ROW_ID = 2**63 - 1  # ids past this are not in the index (and overflow its integer type)
 
@@ -23,16 +21,6 @@ MAX_ROW_ID = 2**63 - 1  # ids past this are not in the index (and overflow its i
 def _actor(request: Request) -> str:
     principal = principal_of(request)
     return principal.name if principal else "anonymous"
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise HTTPException(400, "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "the body must be a JSON object")
-    return body
 
 
 async def admin_page(request: Request, created_token: str | None = None) -> Response:
@@ -57,7 +45,7 @@ async def users_api(request: Request) -> Response:
     if request.method == "GET":
         users = await run_in_threadpool(store.list_users, state.engine)
         return JSONResponse({"users": users})
-    body = await _json_body(request)
+    body = await json_object(request)
     try:
         await run_in_threadpool(
             store.create_user, state.engine, str(body.get("username", "")),
@@ -87,7 +75,7 @@ async def update_user(request: Request) -> Response:
     state = app_state(request)
     username = request.path_params["username"]
     if request.method == "PATCH":
-        body = await _json_body(request)
+        body = await json_object(request)
     else:
         form = await request.form()
         body = {k: str(v) for k, v in form.items() if k != "csrf_token"}
@@ -118,7 +106,7 @@ async def tokens_api(request: Request) -> Response:
     state = app_state(request)
     if request.method == "GET":
         return JSONResponse({"tokens": await run_in_threadpool(store.list_tokens, state.engine)})
-    body = await _json_body(request)
+    body = await json_object(request)
     try:
         token_id, token = await run_in_threadpool(
             store.create_token, state.engine, str(body.get("name", "")),

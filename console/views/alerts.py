@@ -43,6 +43,7 @@ from console.alerts.store import (
 )
 from console.state import AppState, app_state
 from console.views.auth import principal_of, remote_of
+from console.views.requests import is_api, json_object
 
 HISTORY_LIMIT = 200
 DELIVERIES_LIMIT = 200
@@ -84,20 +85,6 @@ def _actor(request: Request) -> str:
 
 def _audit(request: Request, connection: Any, action: str, target: str, detail: dict) -> None:
     audit_log.record(connection, _actor(request), action, target, detail, remote_of(request))
-
-
-def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-async def _json_body(request: Request) -> dict[str, Any]:
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise HTTPException(400, "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "the body must be a JSON object")
-    return body
 
 
 def _back(path: str, **query: str) -> RedirectResponse:
@@ -155,7 +142,7 @@ def read_alerts(engine: Engine, now_ms: int) -> dict[str, Any]:
 async def alerts_page(request: Request) -> Response:
     state = app_state(request)
     data = await run_in_threadpool(read_alerts, state.engine, _now_ms())
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse(data)
     context = {
         **data,
@@ -196,8 +183,8 @@ def _form_matchers(form: FormData) -> dict[str, str]:
 
 async def create_silence_view(request: Request) -> Response:
     state = app_state(request)
-    if _is_api(request):
-        fields: dict[str, Any] = await _json_body(request)
+    if is_api(request):
+        fields: dict[str, Any] = await json_object(request)
     else:
         form = await request.form()
         try:
@@ -211,7 +198,7 @@ async def create_silence_view(request: Request) -> Response:
     try:
         matchers, seconds, comment = _silence_request(fields)
     except SilenceError as exc:
-        if _is_api(request):
+        if is_api(request):
             raise HTTPException(400, str(exc)) from None
         return _back("/alerts", error=str(exc))
 
@@ -232,10 +219,10 @@ async def create_silence_view(request: Request) -> Response:
     try:
         silence_id = await run_in_threadpool(write)
     except SilenceError as exc:
-        if _is_api(request):
+        if is_api(request):
             raise HTTPException(400, str(exc)) from None
         return _back("/alerts", error=str(exc))
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"id": silence_id}, status_code=201)
     return _back("/alerts")
 
@@ -255,7 +242,7 @@ async def expire_silence_view(request: Request) -> Response:
 
     if not await run_in_threadpool(write):
         raise HTTPException(404, f"no active silence {silence_id}")
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"id": silence_id, "status": "expired"})
     return _back("/alerts")
 
@@ -357,7 +344,7 @@ async def rules_page(
     state = app_state(request)
     settings = alerts_settings_of(state.settings)
     data = await run_in_threadpool(read_rules, state.engine, settings)
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse(data)
     edit = request.query_params.get("edit")
     values: Mapping[str, Any] = form_values or {}
@@ -405,8 +392,8 @@ def _form_dict(form: FormData) -> dict[str, Any]:
 async def save_rule_view(request: Request) -> Response:
     state = app_state(request)
     settings = alerts_settings_of(state.settings)
-    if _is_api(request):
-        data = await _json_body(request)
+    if is_api(request):
+        data = await json_object(request)
         replaces = request.query_params.get("replaces") or None
         form_values: dict[str, Any] = {}
     else:
@@ -435,10 +422,10 @@ async def save_rule_view(request: Request) -> Response:
     try:
         rule = await run_in_threadpool(write)
     except RuleError as exc:
-        if _is_api(request):
+        if is_api(request):
             raise HTTPException(400, str(exc)) from None
         return await rules_page(request, form_values, str(exc), status_code=400)
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse(_rule_json(rule), status_code=201)
     return _back("/alerts/rules")
 
@@ -456,7 +443,7 @@ async def delete_rule_view(request: Request) -> Response:
 
     if not await run_in_threadpool(write):
         raise HTTPException(404, f"no console rule named {name!r}")
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"deleted": name})
     return _back("/alerts/rules")
 
@@ -465,20 +452,20 @@ async def preview_rule_view(request: Request) -> Response:
     state = app_state(request)
     form_values: dict[str, Any] = {}
     try:
-        if _is_api(request):
-            data = await _json_body(request)
+        if is_api(request):
+            data = await json_object(request)
         else:
             form = await request.form()
             form_values = _form_dict(form)
             data = rule_from_form(form)
         rule = rule_from_mapping(data, source="console")
     except RuleError as exc:
-        if _is_api(request):
+        if is_api(request):
             raise HTTPException(400, str(exc)) from None
         return await rules_page(request, form_values, str(exc), status_code=400)
     probes = await _probes_for(state, rule)
     found = await run_in_threadpool(preview, state.engine, rule, probes, _now_ms())
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"rule": _rule_json(rule), "alerts": found})
     return await rules_page(request, form_values, previewed=found)
 
@@ -527,7 +514,7 @@ async def receivers_page(
     name = request.query_params.get("receiver") or None
     configured = alerts_settings_of(state.settings).receivers
     data = await run_in_threadpool(read_receivers, state.engine, configured, name)
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse(data)
     context = {
         **data,
@@ -543,8 +530,8 @@ async def receivers_page(
 
 async def create_receiver_view(request: Request) -> Response:
     state = app_state(request)
-    if _is_api(request):
-        body = await _json_body(request)
+    if is_api(request):
+        body = await json_object(request)
         sign = body.pop("sign", True)
     else:
         form = await request.form()
@@ -561,7 +548,7 @@ async def create_receiver_view(request: Request) -> Response:
         sign = form.get("sign") is not None
     if "secret" in body:
         message = "secrets are generated by eventscope; omit 'secret'"
-        if _is_api(request):
+        if is_api(request):
             raise HTTPException(400, message)
         return await receivers_page(request, error=message, status_code=400)
     secret = generate_secret() if sign else None
@@ -586,11 +573,11 @@ async def create_receiver_view(request: Request) -> Response:
     try:
         await run_in_threadpool(write)
     except (AlertConfigError, ValueError) as exc:
-        if _is_api(request):
+        if is_api(request):
             raise HTTPException(400, str(exc)) from None
         return await receivers_page(request, error=str(exc), status_code=400)
     created = {"name": str(body["name"]), "secret": secret or ""}
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"name": body["name"], "secret": secret}, status_code=201)
     return await receivers_page(request, created=created, status_code=201)
 
@@ -608,7 +595,7 @@ async def delete_receiver_view(request: Request) -> Response:
 
     if not await run_in_threadpool(write):
         raise HTTPException(404, f"no console receiver named {name!r}")
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"deleted": name})
     return _back("/alerts/receivers")
 
@@ -626,7 +613,7 @@ async def enable_receiver_view(request: Request) -> Response:
 
     if not await run_in_threadpool(write):
         raise HTTPException(404, f"no receiver named {name!r}")
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"enabled": name})
     return _back("/alerts/receivers")
 
@@ -661,7 +648,7 @@ async def test_receiver_view(request: Request) -> Response:
         "latencyMs": result.latency_ms,
         "error": result.error,
     }
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse(answer)
     if result.ok:
         notice = f"test delivered to {name}: HTTP {result.status_code}"

@@ -25,6 +25,7 @@ from console.masking_store import masker_for
 from console.payload_view import display_key
 from console.state import app_state
 from console.views.events import event_json, event_path
+from console.views.requests import record_coordinates
 
 PAGE_SIZE = 100
 GROUPS_SHOWN = 50
@@ -163,14 +164,7 @@ async def dlq_topic_page(request: Request) -> Response:
 
 async def dlq_message_page(request: Request) -> Response:
     state = app_state(request)
-    params = request.path_params
-    try:
-        partition, offset = int(params["partition"]), int(params["offset"])
-    except ValueError:
-        raise HTTPException(400, "partition and offset must be integers") from None
-    if not (0 <= partition < 2**31 and 0 <= offset < 2**63):
-        raise HTTPException(400, "partition or offset out of range")
-    cluster, topic = params["cluster"], params["topic"]
+    cluster, topic, partition, offset = record_coordinates(request)
     row = await run_in_threadpool(
         event_search.get_event, state.engine, cluster, topic, partition, offset
     )

@@ -28,6 +28,7 @@ from console.payload_view import (
     payload_view,
 )
 from console.state import app_state
+from console.views.requests import record_coordinates
 
 TAIL_POLL_S = 1.0
 TAIL_MAX_S = 30 * 60  # a browser reconnects by itself after this
@@ -143,21 +144,12 @@ def _row_view(row: dict[str, Any]) -> dict[str, Any]:
 
 async def event_detail(request: Request) -> Response:
     state = app_state(request)
-    params = request.path_params
-    try:
-        partition, offset = int(params["partition"]), int(params["offset"])
-    except ValueError:
-        raise HTTPException(400, "partition and offset must be integers") from None
-    if not (0 <= partition < 2**31 and 0 <= offset < 2**63):
-        raise HTTPException(400, "partition or offset out of range")
+    cluster, topic, partition, offset = record_coordinates(request)
     row = await run_in_threadpool(
-        event_search.get_event, state.engine, params["cluster"], params["topic"], partition, offset
+        event_search.get_event, state.engine, cluster, topic, partition, offset
     )
     if row is None:
-        raise HTTPException(
-            404,
-            f"no indexed event at {params['cluster']}/{params['topic']}/{partition}@{offset}",
-        )
+        raise HTTPException(404, f"no indexed event at {cluster}/{topic}/{partition}@{offset}")
     row = (await masker_for(request))(row)
     if request.url.path.startswith("/api/"):
         return JSONResponse(event_json(row, full=True))

@@ -34,6 +34,7 @@ from collectors.traces import EVENT_COLUMNS, Row
 from console.event_search import format_time
 from console.state import app_state
 from console.views.events import event_path
+from console.views.requests import record_coordinates
 
 LAYER_GAP_X = 260
 ROW_GAP_Y = 70
@@ -166,21 +167,11 @@ def _events_with_id(engine: Any, event_id: str) -> list[Row]:
 
 async def lineage_page(request: Request) -> Response:
     state = app_state(request)
-    params = request.path_params
-    try:
-        partition, offset = int(params["partition"]), int(params["offset"])
-    except ValueError:
-        raise HTTPException(400, "partition and offset must be integers") from None
-    if not (0 <= partition < 2**31 and 0 <= offset < 2**63):
-        raise HTTPException(400, "partition or offset out of range")
+    cluster, topic, partition, offset = record_coordinates(request)
     max_nodes = _max_nodes(request)
-    root = await run_in_threadpool(
-        _find_event, state.engine, params["cluster"], params["topic"], partition, offset
-    )
+    root = await run_in_threadpool(_find_event, state.engine, cluster, topic, partition, offset)
     if root is None:
-        raise HTTPException(
-            404, f"no indexed event at {params['cluster']}/{params['topic']}/{partition}@{offset}"
-        )
+        raise HTTPException(404, f"no indexed event at {cluster}/{topic}/{partition}@{offset}")
     key = (id(state.engine), root["id"], max_nodes)
     if request.url.path.startswith("/api/"):
         body = handoff.take(key)

@@ -6,7 +6,6 @@ index, can be switched off and deleted, and every change is written to the audit
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import urlencode
 
@@ -21,15 +20,12 @@ from console.masking import KINDS, MaskingRuleError
 from console.masking_rules import masking_settings, rule_from_mapping
 from console.state import app_state
 from console.views.auth import principal_of, remote_of
+from console.views.requests import is_api, json_object
 
 
 def _actor(request: Request) -> str:
     principal = principal_of(request)
     return principal.name if principal else "anonymous"
-
-
-def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
 
 
 def _stored_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -63,7 +59,7 @@ def _back(error: str | None = None) -> RedirectResponse:
 async def masking_page(request: Request) -> Response:
     state = app_state(request)
     overview = await run_in_threadpool(_overview, request)
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse(overview)
     context = {**overview, "kinds": KINDS, "error": request.query_params.get("error")}
     return state.templates.TemplateResponse(request, "admin_masking.html", context)
@@ -80,13 +76,8 @@ def _enabled_of(body: dict[str, Any]) -> bool:
 
 async def create_rule(request: Request) -> Response:
     state = app_state(request)
-    if _is_api(request):
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            raise HTTPException(400, "the body is not JSON") from None
-        if not isinstance(body, dict):
-            raise HTTPException(400, "the body must be a JSON object")
+    if is_api(request):
+        body = await json_object(request)
     else:
         form = await request.form()
         body = {k: str(v) for k, v in form.items() if k != "csrf_token" and str(v) != ""}
@@ -94,7 +85,7 @@ async def create_rule(request: Request) -> Response:
         enabled = _enabled_of(body)
         rule = rule_from_mapping({k: v for k, v in body.items() if k != "enabled"})
     except MaskingRuleError as exc:
-        if _is_api(request):
+        if is_api(request):
             return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
         return _back(str(exc))
 
@@ -110,10 +101,10 @@ async def create_rule(request: Request) -> Response:
     try:
         rule_id = await run_in_threadpool(write)
     except ValueError as exc:
-        if _is_api(request):
+        if is_api(request):
             return JSONResponse({"error": str(exc), "field": "name"}, status_code=409)
         return _back(str(exc))
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"id": rule_id, **rule.as_json(), "enabled": enabled}, status_code=201)
     return _back()
 
@@ -123,11 +114,8 @@ async def change_rule(request: Request) -> Response:
     state = app_state(request)
     rule_id = int(request.path_params["rule_id"])
     if request.method == "PATCH":
-        try:
-            body = json.loads(await request.body() or b"{}")
-        except ValueError:
-            raise HTTPException(400, "the body is not JSON") from None
-        if not isinstance(body, dict) or set(body) != {"enabled"}:
+        body = await json_object(request)
+        if set(body) != {"enabled"}:
             raise HTTPException(400, 'give {"enabled": true|false}')
     else:
         form = await request.form()
@@ -150,7 +138,7 @@ async def change_rule(request: Request) -> Response:
 
     if await run_in_threadpool(write) is None:
         raise HTTPException(404, f"no masking rule {rule_id}")
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"id": rule_id, "enabled": enabled})
     return _back()
 
@@ -174,7 +162,7 @@ async def delete_rule(request: Request) -> Response:
 
     if await run_in_threadpool(write) is None:
         raise HTTPException(404, f"no masking rule {rule_id}")
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse({"deleted": rule_id})
     return _back()
 

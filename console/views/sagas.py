@@ -42,6 +42,7 @@ from collectors.sagas import (
 )
 from console.state import app_state
 from console.templating import timestamp_ms
+from console.views.requests import is_api
 
 STATUSES = tuple(str(status) for status in SagaStatus)
 # The list's default order: what needs a human first.
@@ -507,13 +508,9 @@ def record_json(record: StepRecord) -> dict[str, Any]:
 # --------------------------------------------------------------------------- handlers
 
 
-def _is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
 async def sagas_page(request: Request) -> Response:
     state = app_state(request)
-    api = _is_api(request)
+    api = is_api(request)
     try:
         f = parse_filter(request.query_params)
     except FilterError as exc:
@@ -601,7 +598,7 @@ async def saga_detail(request: Request) -> Response:
         "correlation_id": correlation,
         "trace_id": ids["trace_id"],
     }
-    if _is_api(request):
+    if is_api(request):
         return JSONResponse(
             {
                 **summary,

@@ -1,0 +1,40 @@
+"""What several views read from a request the same way: is it the JSON twin, its JSON
+body, the coordinates of one record. Bad input is a 400 naming what is wrong."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+
+MAX_PARTITION = 2**31  # Kafka's partition numbers and offsets are int32 and int64
+MAX_OFFSET = 2**63
+
+
+def is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def json_object(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; an empty body is {}."""
+    try:
+        body = json.loads(await request.body() or b"{}")
+    except ValueError:
+        raise HTTPException(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise HTTPException(400, "the body must be a JSON object")
+    return body
+
+
+def record_coordinates(request: Request) -> tuple[str, str, int, int]:
+    """(cluster, topic, partition, offset) from the path of a one-record page."""
+    params = request.path_params
+    try:
+        partition, offset = int(params["partition"]), int(params["offset"])
+    except ValueError:
+        raise HTTPException(400, "partition and offset must be integers") from None
+    if not (0 <= partition < MAX_PARTITION and 0 <= offset < MAX_OFFSET):
+        raise HTTPException(400, "partition or offset out of range")
+    return params["cluster"], params["topic"], partition, offset
