@@ -9,8 +9,6 @@ correlation id.
 
 from __future__ import annotations
 
-import time
-
 from collectors import lineage, traces
 from collectors.traces import EVENT_COLUMNS
 from tests.collectors.trace_fixtures import event_row, index_rows, span
@@ -101,7 +99,7 @@ def test_correlation_is_only_a_fallback(index_db) -> None:
     assert _edges(graph, ids) == {("loose@0", "loose@1", "correlation", None)}
 
 
-def test_a_wide_graph_is_capped_and_fast(index_db) -> None:
+def test_a_wide_graph_is_capped(index_db) -> None:
     """600 events caused by one: the graph stops at the cap and says so."""
     engine = index_db.engine
     rows = [event_row("wide", 0, event_id="root")]
@@ -112,11 +110,9 @@ def test_a_wide_graph_is_capped_and_fast(index_db) -> None:
         root_id = connection.execute(
             traces.select(traces.events.c.id).where(traces.events.c.event_id == "root")
         ).scalar_one()
-    started = time.perf_counter()
+    # How fast is bench/lineage.py's job.
     graph = lineage.lineage(engine, lineage.event_by_id(engine, root_id), max_nodes=500)
-    elapsed = time.perf_counter() - started
     assert len(graph.nodes) == 500 and graph.truncated
-    assert elapsed < 2.0
 
 
 def test_correlation_steps_are_batched_and_past_a_full_window_still_found(
