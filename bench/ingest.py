@@ -157,13 +157,19 @@ def collector_rate(
                                stderr=subprocess.DEVNULL)  # fmt: skip
     peak_rss = 0
     started = None
+    cpu_start: dict[int, float] = {}
+    cpu_end: dict[int, float] = {}
     try:
         while True:
-            peak_rss = max(peak_rss, sum(map(_rss_bytes, _process_tree(process.pid))))
+            tree = _process_tree(process.pid)
+            peak_rss = max(peak_rss, sum(map(_rss_bytes, tree)))
             done = count_rows(engine, topic)
             if started is None and done > 0:
                 started = time.perf_counter()
                 first = done
+                cpu_start = {pid: _cpu_seconds(pid) for pid in tree}
+            if started is not None:
+                cpu_end.update({pid: _cpu_seconds(pid) for pid in tree})
             if done >= count:
                 break
             if process.poll() is not None:
@@ -174,7 +180,21 @@ def collector_rate(
         process.terminate()
         process.wait(30)
     rate = (count - first) / elapsed if elapsed > 0 else float("nan")
-    return {"rate": rate, "peak_rss_mb": peak_rss / 2**20}
+    # CPU of the collector and of its writer process, in % of one core over the timed span.
+    busy = [
+        100 * (cpu_end[pid] - cpu_start.get(pid, 0.0)) / elapsed if elapsed > 0 else 0.0
+        for pid in sorted(cpu_end)
+    ]
+    return {"rate": rate, "peak_rss_mb": peak_rss / 2**20, "cpu_percent": busy}
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _rss_bytes(pid: int) -> int:
@@ -281,6 +301,9 @@ def main() -> int:
     parser.add_argument("--pg-url", default=os.environ.get("EVENTSCOPE_BENCH_PG_URL"))
     parser.add_argument("--lookup-sizes", default="1000000,10000000")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument(
+        "--topic", help="index this topic, produced by an earlier run with as many --records"
+    )
     parser.add_argument("--summary", help="also write the result rows to this JSON file")
     parser.add_argument(
         "--writers", default="process", help="collector.writer values to compare: process,thread"
@@ -302,11 +325,14 @@ def main() -> int:
 
     urls = {backend: fresh_url(backend, "lookups") for backend in backends}
     if not args.skip_ingest:
-        topic = f"bench-ingest-{run}"
-        took = asyncio.run(produce(bootstrap, topic, args.records, run))
-        rows.append(
-            ("produce", f"{args.records:,} records in {took:.1f} s ({args.records / took:,.0f}/s)")
-        )
+        topic = args.topic or f"bench-ingest-{run}"
+        if not args.topic:
+            took = asyncio.run(produce(bootstrap, topic, args.records, run))
+            rows.append(
+                ("produce",
+                 f"{args.records:,} records in {took:.1f} s ({args.records / took:,.0f}/s)")
+            )  # fmt: skip
+        rows.append(("topic", topic))
         raw = asyncio.run(raw_consume_rate(bootstrap, topic, args.records))
         rows.append(("raw aiokafka consume", f"{raw:,.0f} records/s"))
         for backend in backends:
@@ -316,7 +342,8 @@ def main() -> int:
                 rows.append(
                     (f"collector -> {backend} (writer {writer})",
                      f"{result['rate']:,.0f} events/s ({result['rate'] / raw:.0%} of raw), "
-                     f"peak RSS {result['peak_rss_mb']:.0f} MB")
+                     f"peak RSS {result['peak_rss_mb']:.0f} MB, CPU "
+                     + " + ".join(f"{p:.0f}%" for p in result["cpu_percent"]))
                 )  # fmt: skip
     for backend in backends:
         engine = create_index_engine(urls[backend])

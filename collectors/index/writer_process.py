@@ -6,12 +6,17 @@ same process, every one of those hand-backs waits for the other threads to let g
 GIL, so the writer crawls (the "convoy effect") and two cores do the work of one. In a
 process of its own the writer has a GIL to itself and the two halves really overlap.
 
-The protocol is one request, one answer over a pipe: the tap sends a batch (row tuples in
-EVENT_COLUMNS order, next offsets, time) and waits for ("ok", inserted) or ("error", text).
-The child commits the rows, the hooks' work and the positions in one transaction
-(collectors/index/writer.py), so exactly-once holds whichever side dies when: a batch
-whose answer never came is consumed again and ON CONFLICT DO NOTHING drops what had
-committed. The child exits when the pipe closes, including when its parent is killed.
+The protocol is requests and answers over a pipe, in order. ("add", rows, next offsets,
+time) adds a batch (row tuples in EVENT_COLUMNS order) to the child's open transaction and
+("commit",) commits it (group commit, collectors/index/writer.BatchWriter); each gets
+("ok", rows newly committed) or ("error", text). The parent sends the next batch before
+reading the previous answer, so the child never waits for the parent to pickle it.
+Rows, the hooks' work and the positions commit together, so exactly-once holds whichever
+side dies when: what was not committed is consumed again from the stored positions and
+ON CONFLICT DO NOTHING drops what had committed. After an error everything added since
+the last commit is gone, and the child refuses every request until the parent sends
+("reset",): a batch already on its way cannot commit positions past the lost ones.
+The child exits when the pipe closes, including when its parent is killed.
 It is a plain `python -m` process rather than a multiprocessing one: spawning through
 multiprocessing re-imports the parent's main module (the whole console) in the child.
 """
@@ -27,9 +32,9 @@ import sys
 import threading
 from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import Any, NoReturn
 
-from collectors.index.writer import BatchHook, EventTuple, PositionKey, write_batch
+from collectors.index.writer import BatchHook, BatchWriter, EventTuple, PositionKey
 
 log = logging.getLogger("eventscope.writer")
 
@@ -41,11 +46,13 @@ class WriterProcessError(RuntimeError):
 
 
 def _serve(requests: Connection, answers: Connection) -> None:
-    """The child's loop: write each batch received, answer, exit when the pipe closes."""
+    """The child's loop: serve each request, answer, exit when the pipe closes."""
     from collectors.index.engine import create_index_engine
 
     url, cluster, hooks = requests.recv()
     engine = create_index_engine(url)
+    writer = BatchWriter(engine, cluster, hooks)
+    failed = False
     try:
         while True:
             try:
@@ -54,18 +61,26 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 return
             if request is None:
                 return
-            rows, next_offsets, now_ms = request
-            try:
-                inserted = write_batch(engine, cluster, rows, next_offsets, now_ms, hooks)
-            except Exception as exc:
-                answer: tuple[str, Any] = ("error", f"{type(exc).__name__}: {exc}"[:1000])
+            answer: tuple[str, Any]
+            if request[0] == "reset":
+                failed, answer = False, ("ok", 0)
+            elif failed:
+                answer = ("error", "refused: an earlier request failed")
             else:
-                answer = ("ok", inserted)
+                try:
+                    if request[0] == "add":
+                        answer = ("ok", writer.add(*request[1:]))
+                    else:
+                        answer = ("ok", writer.commit())
+                except Exception as exc:
+                    failed = True
+                    answer = ("error", f"{type(exc).__name__}: {exc}"[:1000])
             try:
                 answers.send(answer)
             except OSError:
                 return
     finally:
+        writer.rollback()  # what the parent did not ask to commit is read again
         engine.dispose()
 
 
@@ -85,10 +100,11 @@ def main() -> None:
 
 
 class WriterProcess:
-    """A child process that writes batches to the index; `write` blocks until committed.
+    """A BatchWriter in a child process: `add` and `commit` block until the child answers.
 
-    Call `write` from one thread at a time (the tap's writer thread). A child that died is
-    started again on the next write.
+    Call them from one thread at a time (the tap's writer thread). When the child has died,
+    the next request fails with WriterProcessError (what it had not committed is lost with
+    it) and the one after starts a new child.
     """
 
     def __init__(self, url: str, cluster: str, hooks: Sequence[BatchHook] = ()) -> None:
@@ -98,6 +114,7 @@ class WriterProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._requests: Connection | None = None
         self._answers: Connection | None = None
+        self._unanswered = 0  # requests sent whose answer was not read yet
         self._lock = threading.Lock()
 
     @property
@@ -120,27 +137,71 @@ class WriterProcess:
         requests.send((self.url, self.cluster, self.hooks))
         return requests, answers
 
-    def write(
+    def add(
         self,
         rows: Sequence[EventTuple],
         next_offsets: Mapping[PositionKey, int],
         now_ms: int,
     ) -> int:
-        """Send one batch and wait until it has committed; return the rows inserted."""
+        """Send one batch for the open transaction and return without waiting for it.
+
+        Returns the rows newly committed by the requests answered meanwhile (a transaction
+        that reached its size commits by itself). Raises WriterProcessError when an earlier
+        request failed: everything added since the last commit is then gone.
+        """
         with self._lock:
-            if self._requests is None or self._answers is None or not self._alive():
-                self._discard()
-                self._start()
-            assert self._requests is not None and self._answers is not None
+            self._send(("add", list(rows), dict(next_offsets), now_ms))
+            return self._collect(keep=1)
+
+    def commit(self) -> int:
+        """Commit the open transaction and wait; return the rows newly committed."""
+        with self._lock:
+            self._send(("commit",))
+            return self._collect(keep=0)
+
+    def _send(self, request: tuple[Any, ...]) -> None:
+        if self._process is not None and not self._alive():
+            code = self._process.returncode
+            self._discard()
+            raise WriterProcessError(
+                f"the writer process exited ({code}): what it had not committed is lost"
+            )
+        if self._process is None:
+            self._start()
+        assert self._requests is not None
+        try:
+            self._requests.send(request)
+        except OSError as exc:
+            self._gone(exc)
+        self._unanswered += 1
+
+    def _collect(self, keep: int) -> int:
+        """Read answers until `keep` are outstanding; the first error is raised after the
+        child was told to reset."""
+        committed = 0
+        error: str | None = None
+        assert self._answers is not None
+        while self._unanswered > keep or (error is not None and self._unanswered):
             try:
-                self._requests.send((list(rows), dict(next_offsets), now_ms))
                 status, value = self._answers.recv()
             except (EOFError, OSError) as exc:
-                self._discard()
-                raise WriterProcessError(f"the writer process is gone ({exc!r})") from exc
-        if status != "ok":
-            raise WriterProcessError(str(value))
-        return int(value)
+                self._gone(exc)
+            self._unanswered -= 1
+            if status == "ok":
+                committed += int(value)
+            elif error is None:
+                error = str(value)
+        if error is not None:
+            self._send(("reset",))
+            self._collect(keep=0)
+            raise WriterProcessError(error)
+        return committed
+
+    def _gone(self, exc: BaseException) -> NoReturn:
+        self._discard()
+        raise WriterProcessError(
+            f"the writer process is gone ({exc!r}): what it had not committed is lost"
+        ) from exc
 
     def _alive(self) -> bool:
         return self._process is not None and self._process.poll() is None
@@ -150,6 +211,7 @@ class WriterProcess:
             if connection is not None:
                 connection.close()
         self._requests = self._answers = None
+        self._unanswered = 0
 
     def _discard(self) -> None:
         self._close_pipes()
@@ -160,7 +222,7 @@ class WriterProcess:
             self._process = None
 
     def close(self) -> None:
-        """Ask the child to finish (it ends after the batch in hand) and wait for it."""
+        """Ask the child to finish and wait for it; what was not committed is dropped."""
         with self._lock:
             if self._requests is not None:
                 with contextlib.suppress(OSError):

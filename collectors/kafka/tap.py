@@ -5,6 +5,12 @@ collector processes split the partitions and the applications' groups are never 
 Offsets are not committed to Kafka: the positions live in the index, written in the same
 transaction as the rows (see collectors/index/writer.py), and the consumer seeks to them
 whenever it is assigned a partition. That makes ingest exactly-once even after kill -9.
+
+Batches go into the writer's open transaction, which commits when no further batch is
+waiting or when it is large enough (group commit). A failed write loses every batch added
+since the last commit, so the tap then reads again from the stored positions: batches it
+had read before the failure are dropped unwritten (they carry an older `epoch`), and no
+later batch can commit positions past the lost ones.
 """
 
 from __future__ import annotations
@@ -27,11 +33,11 @@ from collectors.config import ClusterConfig, CollectorConfig
 from collectors.conventions import Conventions, NormalizedEvent, RawRecord, normalize
 from collectors.index.writer import (
     BatchHook,
+    BatchWriter,
     EventTuple,
     PositionKey,
     key_hash,
     read_positions,
-    write_batch,
 )
 from collectors.index.writer_process import WriterProcess
 from collectors.kafka.admin import client_options, explain
@@ -48,6 +54,7 @@ INTERNAL_TOPIC_PATTERNS = (
 )
 METADATA_REFRESH_MS = 3_000  # new topics are picked up within a few seconds
 WRITE_RETRY_MAX_S = 30.0
+REWIND_RETRY_S = 1.0
 
 
 def subscription_pattern(include: Iterable[str], exclude: Iterable[str]) -> re.Pattern[str]:
@@ -146,6 +153,7 @@ class _Batch:
     next_offsets: dict[PositionKey, int]
     newest_timestamp_ms: int
     now_ms: int
+    epoch: int  # the tap's epoch when the records were read
 
 
 class Tap:
@@ -173,26 +181,37 @@ class Tap:
         self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=2)
         self._normalizer = ThreadPoolExecutor(1)
         self._db_writer = ThreadPoolExecutor(1)
-        self._writer_process = self._make_writer_process()
+        self._index_writer = self._make_index_writer()
         self._stopping = asyncio.Event()
+        # A failed write moves `_epoch` on; the consumer then seeks to the stored positions
+        # and reads for `_read_epoch` = `_epoch` again. Batches of another epoch are dropped.
+        self._epoch = 0
+        self._read_epoch = 0
 
-    def _make_writer_process(self) -> WriterProcess | None:
+    def _make_index_writer(self) -> WriterProcess | BatchWriter:
         """A child process for the writes, unless configured otherwise or impossible.
 
         An in-memory SQLite database cannot be shared with another process, and the hooks
         travel to the child pickled.
         """
+        in_process = BatchWriter(self.engine, self.cluster.name, self.hooks)
         url = self.engine.url
         in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
         if self.settings.writer != "process" or in_memory:
-            return None
+            return in_process
         try:
             pickle.dumps(self.hooks)
         except Exception as exc:
             log.warning("%s writes in-process: its hooks cannot be pickled (%s)", self.name, exc)
-            return None
+            return in_process
         rendered = url.render_as_string(hide_password=False)
         return WriterProcess(rendered, self.cluster.name, self.hooks)
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The writer process's pid (None when writing in-process or not started yet)."""
+        writer = self._index_writer
+        return writer.pid if isinstance(writer, WriterProcess) else None
 
     async def start(self) -> None:
         consumer = AIOKafkaConsumer(
@@ -231,8 +250,7 @@ class Tap:
                 await self._writer
         self._normalizer.shutdown(wait=False)
         self._db_writer.shutdown(wait=False)
-        if self._writer_process is not None:
-            await asyncio.to_thread(self._writer_process.close)
+        await asyncio.to_thread(self._index_writer.close)
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
@@ -256,8 +274,23 @@ class Tap:
         log.info("%s assigned %d partitions (%d new)", self.name, len(assigned), len(fresh))
 
     async def drain(self) -> None:
-        """Wait until every batch handed to the writer has committed."""
+        """Wait until every batch handed to the writer has committed (or was dropped)."""
         await self._queue.join()
+
+    async def _rewind(self) -> bool:
+        """After a failed write: seek every assigned partition to its stored position."""
+        consumer = self._consumer
+        assert consumer is not None
+        epoch = self._epoch
+        try:
+            await self.seek_to_stored_positions(list(consumer.assignment()))
+        except Exception as exc:  # the index may be unreachable for a while
+            self.stats.last_error = f"cannot read stored positions: {type(exc).__name__}: {exc}"
+            log.warning("%s %s", self.name, self.stats.last_error[:500])
+            await asyncio.sleep(REWIND_RETRY_S)
+            return False
+        self._read_epoch = epoch
+        return True
 
     async def _run(self) -> None:
         """Consume, normalize and hand batches to the writer: a three-stage pipeline.
@@ -281,6 +314,9 @@ class Tap:
         loop = asyncio.get_running_loop()
         self._writer = asyncio.create_task(self._write_batches(), name=f"{self.name}-writer")
         while not self._stopping.is_set():
+            if self._read_epoch != self._epoch and not await self._rewind():
+                continue
+            epoch = self._read_epoch
             batches = await consumer.getmany(
                 timeout_ms=self.settings.batch_max_wait_ms,
                 max_records=self.settings.batch_max_records,
@@ -294,39 +330,43 @@ class Tap:
                 self.conventions, now_ms,
             )  # fmt: skip
             newest = max(record.timestamp for record in records)
-            await self._queue.put(_Batch(rows, next_offsets, newest, now_ms))
+            await self._queue.put(_Batch(rows, next_offsets, newest, now_ms, epoch))
 
     async def _write_batches(self) -> None:
+        """Add each batch to the writer's transaction; commit when no other batch waits."""
         loop = asyncio.get_running_loop()
+        delay = 0.5
         while True:
             batch = await self._queue.get()
             try:
-                await self._write(loop, batch)
+                if batch.epoch != self._epoch:
+                    continue  # read before a failed write: read again from stored positions
+                try:
+                    committed = await loop.run_in_executor(
+                        self._db_writer, self._index_writer.add, batch.rows,
+                        batch.next_offsets, batch.now_ms,
+                    )  # fmt: skip
+                    if self._queue.empty():
+                        committed += await loop.run_in_executor(
+                            self._db_writer, self._index_writer.commit
+                        )
+                except Exception as exc:
+                    # Every batch since the last commit is lost: read them again.
+                    self._epoch += 1
+                    self.stats.write_errors += 1
+                    self.stats.last_error = f"index write failed: {type(exc).__name__}: {exc}"[:500]
+                    log.warning(
+                        "%s %s (reading again from the stored positions in %.1fs)",
+                        self.name, self.stats.last_error, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, WRITE_RETRY_MAX_S)
+                    continue
+                delay = 0.5
+                # Written: committed now, or with the transaction it joined within a second.
+                self.stats.records_indexed += committed
+                self.stats.batches += 1
+                self.stats.last_batch_at = time.time()
+                self.stats.last_record_timestamp_ms = batch.newest_timestamp_ms
             finally:
                 self._queue.task_done()
-
-    def _write_now(self, batch: _Batch) -> int:
-        if self._writer_process is not None:
-            return self._writer_process.write(batch.rows, batch.next_offsets, batch.now_ms)
-        return write_batch(
-            self.engine, self.cluster.name, batch.rows, batch.next_offsets, batch.now_ms,
-            self.hooks,
-        )  # fmt: skip
-
-    async def _write(self, loop: asyncio.AbstractEventLoop, batch: _Batch) -> None:
-        """Write one batch, retrying until it commits: a batch is never dropped."""
-        delay = 0.5
-        while True:
-            try:
-                inserted = await loop.run_in_executor(self._db_writer, self._write_now, batch)
-                break
-            except Exception as exc:
-                self.stats.write_errors += 1
-                self.stats.last_error = f"index write failed: {type(exc).__name__}: {exc}"[:500]
-                log.warning("%s %s (retrying in %.1fs)", self.name, self.stats.last_error, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, WRITE_RETRY_MAX_S)
-        self.stats.records_indexed += inserted
-        self.stats.batches += 1
-        self.stats.last_batch_at = time.time()
-        self.stats.last_record_timestamp_ms = batch.newest_timestamp_ms

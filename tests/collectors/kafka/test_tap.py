@@ -196,6 +196,39 @@ async def test_hostile_records_never_block_the_partition(
     assert by_key[b"after"]["event_id"] == "after-bad-ones"
 
 
+async def test_a_dead_writer_process_loses_nothing_it_had_not_committed(
+    index_db, kafka_bootstrap, unique_topic
+) -> None:
+    """The writer child dies with batches added but not committed: the tap reads them again
+    from the stored positions, and nothing is indexed twice."""
+    total = 20_000
+    await create_topic(kafka_bootstrap, unique_topic, partitions=2)
+    await produce(
+        kafka_bootstrap,
+        unique_topic,
+        [(b"k%d" % i, b'{"n": %d}' % i, [("ce_id", b"id-%d" % i)]) for i in range(total)],
+    )
+    tap = tap_for(kafka_bootstrap, index_db.engine, [re.escape(unique_topic)])
+    await tap.start()
+    try:
+        await wait_for_rows(index_db.engine, unique_topic, 2_000)
+        first_pid = tap.writer_pid
+        assert first_pid is not None
+        os.kill(first_pid, signal.SIGKILL)
+        await produce(
+            kafka_bootstrap, unique_topic, [(None, b"after %d" % i, []) for i in range(100)]
+        )
+        total += 100
+        await wait_for_rows(index_db.engine, unique_topic, total)
+        await asyncio.sleep(1.0)  # anything duplicated would arrive now
+        assert tap.writer_pid not in (None, first_pid)
+    finally:
+        await tap.stop()
+    assert tap.stats.write_errors >= 1
+    offsets = [(r["partition"], r["offset"]) for r in rows_of(index_db.engine, unique_topic)]
+    assert len(offsets) == len(set(offsets)) == total
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
     backend, kafka_bootstrap, unique_topic, tmp_path, request
