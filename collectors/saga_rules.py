@@ -90,12 +90,13 @@ from __future__ import annotations
 
 import bisect
 import fnmatch
-import json
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
+
+import orjson
 
 MAX_TYPE_CHARS = 512
 MAX_TOPIC_CHARS = 300
@@ -1049,7 +1050,7 @@ class SagaState:
         """Load what ``to_json`` produced (object or JSON text); anything else is ValueError."""
         if isinstance(data, str | bytes):
             try:
-                data = json.loads(data)
+                data = orjson.loads(data)
             except (ValueError, RecursionError):
                 raise ValueError("saga state: not valid JSON") from None
         if not isinstance(data, Mapping):

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import math
 import time
@@ -23,8 +22,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
 from sqlalchemy import Connection, Engine, and_, select, tuple_, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from collectors.background import cancel_and_wait
 from collectors.index.models import events_table
@@ -118,9 +117,36 @@ def _ref(cluster: str, row: Mapping[str, Any]) -> SagaEventRef:
     )
 
 
-def _insert(connection: Connection) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(sagas_table)
+# The columns of a `sagas` row in the order the upsert binds them; on conflict every one
+# but the key is replaced and the version moves on.
+SAGA_COLUMNS = (
+    "cluster",
+    "saga_id",
+    "saga_type",
+    "status",
+    "first_ms",
+    "last_ms",
+    "step_count",
+    "failed",
+    "problem_count",
+    "problems",
+    "state",
+    "version",
+    "updated_at_ms",
+)
+
+
+def _upsert_sql(dialect: str) -> str:
+    """The driver-level upsert (per-row SQLAlchemy compilation costs more than the insert)."""
+    marker = "%s" if dialect == "postgresql" else "?"
+    replaced = [c for c in SAGA_COLUMNS if c not in ("cluster", "saga_id", "version")]
+    return (
+        f"INSERT INTO sagas ({', '.join(SAGA_COLUMNS)}) "
+        f"VALUES ({', '.join(marker for _ in SAGA_COLUMNS)}) "
+        "ON CONFLICT (cluster, saga_id) DO UPDATE SET "
+        + ", ".join(f"{c} = excluded.{c}" for c in replaced)
+        + ", version = sagas.version + 1"
+    )
 
 
 def saga_row(cluster: str, state: SagaState, now_ms: int) -> dict[str, Any]:
@@ -135,8 +161,8 @@ def saga_row(cluster: str, state: SagaState, now_ms: int) -> dict[str, Any]:
         "step_count": len(state.steps),
         "failed": any(record.outcome is Outcome.FAILED for record in state.steps),
         "problem_count": len(state.problems),
-        "problems": json.dumps(state.problems),
-        "state": json.dumps(state.to_json(), separators=(",", ":")),
+        "problems": orjson.dumps(state.problems).decode() if state.problems else "[]",
+        "state": orjson.dumps(state.to_json()).decode(),
         "version": 1,
         "updated_at_ms": now_ms,
     }
@@ -216,30 +242,8 @@ class SagaHook:
 
 
 def upsert_sagas(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:
-    insert = _insert(connection)
-    excluded = insert.excluded
-    statement = insert.on_conflict_do_update(
-        index_elements=["cluster", "saga_id"],
-        set_={
-            **{
-                name: getattr(excluded, name)
-                for name in (
-                    "saga_type",
-                    "status",
-                    "first_ms",
-                    "last_ms",
-                    "step_count",
-                    "failed",
-                    "problem_count",
-                    "problems",
-                    "state",
-                    "updated_at_ms",
-                )
-            },
-            "version": sagas_table.c.version + 1,
-        },
-    )
-    connection.execute(statement, list(rows))
+    tuples = [tuple(row[name] for name in SAGA_COLUMNS) for row in rows]
+    connection.exec_driver_sql(_upsert_sql(connection.dialect.name), tuples)
 
 
 def evaluate_due(engine: Engine, options: SagaOptions, now_ms: int) -> int:

@@ -12,6 +12,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
 SQLITE_CACHE_KIB = 16_384
+SQLITE_PAGE_BYTES = 16_384
 
 
 def is_sqlite(engine: Engine) -> bool:
@@ -40,6 +41,10 @@ def _configure_sqlite(dbapi_connection: Any, _record: Any) -> None:
     # last transactions on power loss but never tears one: rows and positions commit
     # together, so a lost transaction is simply consumed again.
     cursor = dbapi_connection.cursor()
+    # Takes effect only when the file is created. A random-key index insert (trace ids,
+    # UUIDs) dirties about one page per row and the commit writes whole pages: 16 KiB pages
+    # make 1M-row ingest ~13% cheaper than the 4 KiB default (docs/benchmarks.md).
+    cursor.execute(f"PRAGMA page_size={SQLITE_PAGE_BYTES}")
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=30000")
