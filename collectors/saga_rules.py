@@ -94,7 +94,7 @@ import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 
@@ -847,8 +847,9 @@ def _parse_definition(item: object, where: str) -> SagaDefinition:
 # --------------------------------------------------------------------------- saga state
 
 
-@dataclass(frozen=True, slots=True)
-class SagaEventRef:
+class SagaEventRef(NamedTuple):
+    """What a saga needs of one event (a tuple: the tap's hook makes one per indexed row)."""
+
     event_key: str
     event_type: str
     topic: str

@@ -108,12 +108,13 @@ def parse_event_key(key: str) -> tuple[str, str, int, int] | None:
 
 
 def _ref(cluster: str, row: Mapping[str, Any]) -> SagaEventRef:
+    topic = row["topic"]
     return SagaEventRef(
-        event_key=event_key(cluster, row["topic"], row["partition"], row["offset"]),
-        event_type=row["event_type"] or row["topic"],
-        topic=row["topic"],
-        timestamp_ms=row["timestamp_ms"],
-        service=row["source"],
+        f"{cluster}/{topic}/{row['partition']}/{row['offset']}",  # event_key()
+        row["event_type"] or topic,
+        topic,
+        row["timestamp_ms"],
+        row["source"],
     )
 
 
