@@ -51,18 +51,27 @@ PARTITIONS = 6
 TEMPLATES = 2_000  # distinct normalized records behind the look-up filler rows
 
 
-def record(i: int, run: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+def record(
+    i: int, run: str, random_ids: bool = False
+) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
+    """Record i of a run: 4 events per order (one correlation id), a fresh trace each.
+
+    Event and correlation ids are sequential text unless `random_ids` (UUIDs, as many
+    producers make them): random keys cost an index more (docs/benchmarks.md).
+    """
     order = i // 4
     trace = f"{random.getrandbits(128):032x}"
+    event_id = str(uuid.uuid4()) if random_ids else f"{run}-evt-{i}"
+    correlation_id = str(uuid.uuid5(uuid.NAMESPACE_OID, f"{run}-{order}")) if random_ids else None
     headers = [
         ("ce_specversion", b"1.0"),
-        ("ce_id", f"{run}-evt-{i}".encode()),
+        ("ce_id", event_id.encode()),
         ("ce_type", random.choice([b"OrderPlaced", b"PaymentCaptured", b"OrderShipped"])),
         ("ce_source", b"/shop/orders"),
         ("ce_time", b"2026-11-29T12:00:00Z"),
         ("content-type", b"application/json"),
         ("traceparent", f"00-{trace}-{random.getrandbits(64):016x}-01".encode()),
-        ("x-correlation-id", f"{run}-order-{order}".encode()),
+        ("x-correlation-id", (correlation_id or f"{run}-order-{order}").encode()),
     ]
     value = json.dumps(
         {
@@ -79,7 +88,9 @@ def record(i: int, run: str) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
     return f"order-{order}".encode(), value, headers
 
 
-async def produce(bootstrap: str, topic: str, count: int, run: str) -> float:
+async def produce(
+    bootstrap: str, topic: str, count: int, run: str, random_ids: bool = False
+) -> float:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     await admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
@@ -92,7 +103,7 @@ async def produce(bootstrap: str, topic: str, count: int, run: str) -> float:
     started = time.perf_counter()
     pending = []
     for i in range(count):
-        key, value, headers = record(i, run)
+        key, value, headers = record(i, run, random_ids)
         pending.append(await producer.send(topic, value, key=key, headers=headers))
         if len(pending) >= 20_000:
             await asyncio.gather(*pending)
@@ -301,6 +312,7 @@ def main() -> int:
     parser.add_argument("--pg-url", default=os.environ.get("EVENTSCOPE_BENCH_PG_URL"))
     parser.add_argument("--lookup-sizes", default="1000000,10000000")
     parser.add_argument("--skip-ingest", action="store_true")
+    parser.add_argument("--random-ids", action="store_true", help="UUID event and correlation ids")
     parser.add_argument(
         "--topic", help="index this topic, produced by an earlier run with as many --records"
     )
@@ -327,7 +339,7 @@ def main() -> int:
     if not args.skip_ingest:
         topic = args.topic or f"bench-ingest-{run}"
         if not args.topic:
-            took = asyncio.run(produce(bootstrap, topic, args.records, run))
+            took = asyncio.run(produce(bootstrap, topic, args.records, run, args.random_ids))
             rows.append(
                 ("produce",
                  f"{args.records:,} records in {took:.1f} s ({args.records / took:,.0f}/s)")
