@@ -26,7 +26,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -40,7 +39,7 @@ from sqlalchemy.exc import OperationalError
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, report, start_local_broker  # noqa: E402
+from bench.harness import free_port, report, scratch_dir, start_local_broker  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
 from collectors.index.models import events_table  # noqa: E402
 
@@ -192,7 +191,7 @@ def percentile(values: list[float], fraction: float) -> float:
 async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     bootstrap = args.bootstrap or start_local_broker()
     run_id = uuid.uuid4().hex[:6]
-    work = Path(tempfile.mkdtemp(prefix="eventscope-bench-console-"))
+    work = scratch_dir("eventscope-bench-console-")
     index_url = args.index_url or f"sqlite:///{work / 'index.db'}"
     await create_topics(bootstrap, run_id)
     print(f"producing {args.seed_records:,} seed records ...", flush=True)

@@ -6,7 +6,9 @@ JSON so that `bench/run.py` can gather every benchmark into one table.
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import socket
 import tempfile
 from collections.abc import Sequence
@@ -17,6 +19,14 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def scratch_dir(prefix: str = "eventscope-bench-") -> Path:
+    """A temporary folder for a benchmark's index files, removed when the benchmark exits
+    (a 1M-event index is over a gigabyte)."""
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return folder
 
 
 def start_local_broker() -> str:

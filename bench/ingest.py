@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import atexit
 import contextlib
 import json
 import os
@@ -26,7 +27,6 @@ import random
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -38,7 +38,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import free_port, report, start_local_broker  # noqa: E402
+from bench.harness import free_port, report, scratch_dir, start_local_broker  # noqa: E402
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
@@ -190,10 +190,12 @@ def collector_rate(
     finally:
         process.terminate()
         process.wait(30)
-    rate = (count - first) / elapsed if elapsed > 0 else float("nan")
+    # Rows appear a commit at a time (up to 20,000): with too few records there is no span.
+    timed = count - first >= count // 2 and elapsed > 0
+    rate = (count - first) / elapsed if timed else float("nan")
     # CPU of the collector and of its writer process, in % of one core over the timed span.
     busy = [
-        100 * (cpu_end[pid] - cpu_start.get(pid, 0.0)) / elapsed if elapsed > 0 else 0.0
+        100 * (cpu_end[pid] - cpu_start.get(pid, 0.0)) / elapsed if timed else float("nan")
         for pid in sorted(cpu_end)
     ]
     return {"rate": rate, "peak_rss_mb": peak_rss / 2**20, "cpu_percent": busy}
@@ -326,7 +328,7 @@ def main() -> int:
         parser.error("--pg-url (or EVENTSCOPE_BENCH_PG_URL) is needed for the postgresql backend")
     bootstrap = args.bootstrap or start_local_broker()
     run = uuid.uuid4().hex[:6]
-    work = Path(tempfile.mkdtemp(prefix="eventscope-bench-"))
+    work = scratch_dir()
     rows: list[tuple[str, str]] = []
     writers = [w for w in args.writers.split(",") if w]
 
@@ -370,16 +372,34 @@ def main() -> int:
     return 0
 
 
+_PG_DATABASES: list[tuple[str, str]] = []  # (server url, name) made by this run
+
+
 def _fresh_pg_database(server_url: str) -> str:
-    from sqlalchemy import create_engine, text
+    """A new database on the server, dropped when the benchmark exits."""
     from sqlalchemy.engine import make_url
 
     name = f"es_bench_{uuid.uuid4().hex[:8]}"
+    _pg_admin(server_url, f'CREATE DATABASE "{name}"')
+    if not _PG_DATABASES:
+        atexit.register(_drop_pg_databases)
+    _PG_DATABASES.append((server_url, name))
+    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
+
+
+def _drop_pg_databases() -> None:
+    for server_url, name in _PG_DATABASES:
+        with contextlib.suppress(Exception):
+            _pg_admin(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _pg_admin(server_url: str, statement: str) -> None:
+    from sqlalchemy import create_engine, text
+
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(statement))
     admin.dispose()
-    return make_url(server_url).set(database=name).render_as_string(hide_password=False)
 
 
 if __name__ == "__main__":

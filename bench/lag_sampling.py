@@ -23,7 +23,6 @@ import logging
 import resource
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -35,7 +34,7 @@ from aiokafka.protocol.admin import DeleteGroupsRequest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import write_summary  # noqa: E402
+from bench.harness import scratch_dir, write_summary  # noqa: E402
 from collectors.config import ClusterConfig, LagConfig  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
@@ -103,7 +102,7 @@ async def run(args: argparse.Namespace) -> None:
     started = time.monotonic()
     topics, group_ids = await set_up(args.bootstrap, prefix, args.groups, args.partitions)
     print(f"  done in {time.monotonic() - started:.0f} s", flush=True)
-    folder = tempfile.mkdtemp(prefix="eventscope-bench-lag-")
+    folder = scratch_dir("eventscope-bench-lag-")
     engine = create_index_engine(args.index_url or f"sqlite:///{folder}/index.db")
     migrate.upgrade(engine)
     cluster = ClusterConfig(name="bench", bootstrap=args.bootstrap)

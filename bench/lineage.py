@@ -25,7 +25,6 @@ import json
 import shutil
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -38,7 +37,7 @@ import uvicorn
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import write_summary  # noqa: E402
+from bench.harness import scratch_dir, write_summary  # noqa: E402
 from collectors import lineage  # noqa: E402
 from collectors.config import settings_from_mapping  # noqa: E402
 from collectors.index import migrate  # noqa: E402
@@ -169,7 +168,7 @@ def main() -> None:
     parser.add_argument("--chromium", default=shutil.which("chromium") or "chromium")
     parser.add_argument("--summary", help="also write the result rows to this JSON file")
     args = parser.parse_args()
-    folder = tempfile.mkdtemp(prefix="eventscope-bench-")
+    folder = scratch_dir()
     url = args.index_url or f"sqlite:///{folder}/index.db"
     print(f"building the index ({501 + args.noise} events) ...", flush=True)
     engine = build_index(url, args.noise)

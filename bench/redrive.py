@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -22,7 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import write_summary  # noqa: E402
+from bench.harness import scratch_dir, write_summary  # noqa: E402
 from collectors.config import ClusterConfig  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
@@ -33,7 +32,7 @@ from tests.kafka_helpers import create_topic, produce  # noqa: E402
 
 
 async def main(args: argparse.Namespace) -> None:
-    index_url = args.index_url or f"sqlite:///{tempfile.mkdtemp()}/bench.db"
+    index_url = args.index_url or f"sqlite:///{scratch_dir()}/bench.db"
     engine = create_index_engine(index_url)
     migrate.upgrade(engine)
     base = f"bench-redrive-{uuid.uuid4().hex[:8]}"

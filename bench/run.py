@@ -20,14 +20,13 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import read_summary, start_local_broker  # noqa: E402
+from bench.harness import read_summary, scratch_dir, start_local_broker  # noqa: E402
 
 BENCH = ROOT / "bench"
 
@@ -93,7 +92,7 @@ def main() -> int:
     unknown = sorted(set(chosen) - set(commands))
     if unknown:
         parser.error(f"unknown benchmark(s) {', '.join(unknown)}; known: {', '.join(commands)}")
-    work = Path(tempfile.mkdtemp(prefix="eventscope-bench-run-"))
+    work = scratch_dir("eventscope-bench-run-")
     results: list[tuple[str, str, str]] = []
     for name in chosen:
         summary = work / f"{name}.json"
