@@ -53,10 +53,16 @@ async def wait_for_rows(engine, topic: str, expected: int, timeout_s: float = 60
     raise AssertionError(f"{count_rows(engine, topic)} of {expected} rows indexed in {topic}")
 
 
-def tap_for(bootstrap: str, engine, include: list[str], value_cap: int = 1_048_576) -> Tap:
+def tap_for(
+    bootstrap: str,
+    engine,
+    include: list[str],
+    value_cap: int = 1_048_576,
+    writer: str = "process",
+) -> Tap:
     cluster = ClusterConfig(name="local", bootstrap=bootstrap, include=tuple(include))
     settings = CollectorConfig(
-        group_id=f"eventscope-test-{uuid.uuid4().hex[:8]}", value_cap=value_cap
+        group_id=f"eventscope-test-{uuid.uuid4().hex[:8]}", value_cap=value_cap, writer=writer
     )
     return Tap(cluster, engine, Conventions(value_cap=value_cap), settings)
 
@@ -127,19 +133,20 @@ async def test_records_are_indexed_with_headers_identity_and_positions(
     assert positions == {0: 1, 1: 1}
 
 
+@pytest.mark.parametrize("writer", ["process", "thread"])
 async def test_restart_resumes_from_stored_positions_without_duplicates(
-    index_db, kafka_bootstrap, unique_topic
+    index_db, kafka_bootstrap, unique_topic, writer
 ) -> None:
     await create_topic(kafka_bootstrap, unique_topic)
     include = [re.escape(unique_topic)]
     await produce(kafka_bootstrap, unique_topic, [(None, b"%d" % i, []) for i in range(100)])
-    tap = tap_for(kafka_bootstrap, index_db.engine, include)
+    tap = tap_for(kafka_bootstrap, index_db.engine, include, writer=writer)
     await tap.start()
     await wait_for_rows(index_db.engine, unique_topic, 100)
     await tap.stop()
     await produce(kafka_bootstrap, unique_topic, [(None, b"%d" % i, []) for i in range(100, 150)])
     # A different consumer group: only the positions in the index say where to resume.
-    tap = tap_for(kafka_bootstrap, index_db.engine, include)
+    tap = tap_for(kafka_bootstrap, index_db.engine, include, writer=writer)
     await tap.start()
     try:
         await wait_for_rows(index_db.engine, unique_topic, 150)
