@@ -42,6 +42,7 @@ from bench.harness import free_port, report, scratch_dir, start_local_broker  # 
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
+from collectors.index.identity import HASH_COLUMNS, identity_hashes  # noqa: E402
 from collectors.index.models import events_table  # noqa: E402
 from collectors.index.writer import COLUMN_INDEX, key_hash, write_batch  # noqa: E402
 from collectors.kafka.tap import to_row  # noqa: E402
@@ -270,6 +271,11 @@ def fill_index(engine, target: int, run: str) -> None:
             row[columns["causation_id"]] = f"{run}-fill-evt-{i - 1}" if i % 4 else None
             row[columns["trace_id"]] = f"{random.getrandbits(128):032x}"
             row[columns["span_id"]] = f"{random.getrandbits(64):016x}"
+            identities = (row[columns[name]] for name in HASH_COLUMNS)
+            for name, value in zip(
+                HASH_COLUMNS.values(), identity_hashes(*identities), strict=True
+            ):
+                row[columns[name]] = value
             rows.append(tuple(row))
         write_batch(engine, "bench", rows, {}, 0)
         offset += n

@@ -34,6 +34,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from collectors import traces
+from collectors.index.identity import identity_equals, identity_in
 from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
 from collectors.index.trace_models import spans_table
@@ -166,7 +167,7 @@ def _causation_down(connection: Connection, frontier: Sequence[Row]) -> list[tup
             by_event_id.setdefault(row["event_id"], []).append(row)
     found = []
     for batch in traces.chunked(sorted(by_event_id)):
-        query = select(*EVENT_COLUMNS).where(events.c.causation_id.in_(batch))
+        query = select(*EVENT_COLUMNS).where(identity_in("causation_id", batch))
         for child in traces.fetch_rows(connection, query):
             for parent in by_event_id[child["causation_id"]]:
                 found.append((child, Edge(parent["id"], child["id"], "causation")))
@@ -180,7 +181,7 @@ def _causation_up(connection: Connection, frontier: Sequence[Row]) -> list[tuple
             by_cause.setdefault(row["causation_id"], []).append(row)
     found = []
     for batch in traces.chunked(sorted(by_cause)):
-        query = select(*EVENT_COLUMNS).where(events.c.event_id.in_(batch))
+        query = select(*EVENT_COLUMNS).where(identity_in("event_id", batch))
         for parent in traces.fetch_rows(connection, query):
             for child in by_cause[parent["event_id"]]:
                 found.append((parent, Edge(parent["id"], child["id"], "causation")))
@@ -339,7 +340,7 @@ def _correlation_rows(
 ) -> list[Row]:
     """Rows with this correlation id after (down) or before (up) `row`, nearest first."""
     c = events.c
-    same = c.correlation_id == correlation_id
+    same = identity_equals("correlation_id", correlation_id)
     if direction == "down":
         later = or_(
             c.timestamp_ms > row["timestamp_ms"],

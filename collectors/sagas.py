@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, select, tuple_, update
 
 from collectors.background import cancel_and_wait
+from collectors.index.identity import identity_equals
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
 from collectors.saga_rules import (
@@ -183,7 +184,7 @@ def rebuild_state(
             columns.event_type,
             columns.source,
         )
-        .where(columns.saga_id == saga_id, columns.cluster == cluster)
+        .where(identity_equals("saga_id", saga_id), columns.cluster == cluster)
         .order_by(columns.timestamp_ms)
         .limit(MAX_RECORDS)
     )

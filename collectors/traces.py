@@ -31,6 +31,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
+from collectors.index.identity import identity_equals, identity_in
 from collectors.index.models import events_table as events
 from collectors.index.trace_models import span_links_table, spans_table
 from collectors.otlp import SpanRecord
@@ -266,7 +267,15 @@ def events_by_context(connection: Connection, contexts: Iterable[Context]) -> li
     """Records whose traceparent names one of the contexts."""
     found: list[Row] = []
     for batch in chunked(sorted(set(contexts))):
-        condition = _context_condition(events.c.trace_id, events.c.span_id, batch)
+        by_trace: dict[str, list[str]] = {}
+        for trace_id, span_id in batch:
+            by_trace.setdefault(trace_id, []).append(span_id)
+        condition = or_(
+            *(
+                and_(identity_equals("trace_id", trace_id), events.c.span_id.in_(span_ids))
+                for trace_id, span_ids in by_trace.items()
+            )
+        )
         found += fetch_rows(connection, select(*EVENT_COLUMNS).where(condition))
     return found
 
@@ -445,7 +454,6 @@ def collect_flow(engine: Engine, reference: str) -> Flow:
     spans of every trace those records belong to, batch consumer spans linking into them
     (and their traces), and the records produced in all those traces.
     """
-    c = events.c
     with engine.connect() as connection:
         found: dict[int, Row] = {}
         traces_wanted: set[str] = set()
@@ -457,18 +465,20 @@ def collect_flow(engine: Engine, reference: str) -> Flow:
 
         if looks_like_trace_id(reference):
             traces_wanted.add(reference.lower())
-            add_events(select(*EVENT_COLUMNS).where(c.trace_id == reference.lower()))
+            add_events(select(*EVENT_COLUMNS).where(identity_equals("trace_id", reference.lower())))
             matched_by = "trace_id"
         if not found:
-            add_events(select(*EVENT_COLUMNS).where(c.correlation_id == reference))
+            add_events(select(*EVENT_COLUMNS).where(identity_equals("correlation_id", reference)))
             matched_by = "correlation_id" if found else matched_by
         if not found:
-            add_events(select(*EVENT_COLUMNS).where(c.event_id == reference))
+            add_events(select(*EVENT_COLUMNS).where(identity_equals("event_id", reference)))
             correlations = {row["correlation_id"] for row in found.values()} - {None}
             if found:
                 matched_by = "event_id"
             if correlations:
-                add_events(select(*EVENT_COLUMNS).where(c.correlation_id.in_(correlations)))
+                add_events(
+                    select(*EVENT_COLUMNS).where(identity_in("correlation_id", correlations))
+                )
         traces_wanted |= {row["trace_id"] for row in found.values() if row["trace_id"]}
         spans = spans_of_traces(connection, traces_wanted, MAX_FLOW_SPANS)
         contexts = _contexts(spans) + [ctx for r in found.values() if (ctx := record_context(r))]
@@ -481,7 +491,7 @@ def collect_flow(engine: Engine, reference: str) -> Flow:
         for batch in chunked(sorted(traces_wanted)):
             if len(found) > MAX_FLOW_EVENTS:
                 break
-            add_events(select(*EVENT_COLUMNS).where(c.trace_id.in_(batch)))
+            add_events(select(*EVENT_COLUMNS).where(identity_in("trace_id", batch)))
     truncated = len(found) > MAX_FLOW_EVENTS or len(spans) >= MAX_FLOW_SPANS
     ordered = sorted(found.values(), key=lambda r: (r["timestamp_ms"], r["id"]))
     return Flow(reference, matched_by, ordered[:MAX_FLOW_EVENTS], spans, truncated)

@@ -18,6 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, LargeBinary, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from collectors.index.identity import identity_equals
 from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
 from collectors.index.writer import key_hash
@@ -207,15 +208,16 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
     if f.key is not None:
         raw_key = f.key.encode("utf-8")
         conditions += [c.key_hash == key_hash(raw_key), c.key == raw_key]
-    for column, value in (
-        (c.event_type, f.event_type),
-        (c.source, f.source),
-        (c.correlation_id, f.correlation_id),
-        (c.event_id, f.event_id),
-        (c.trace_id, f.trace_id),
-    ):
+    for column, value in ((c.event_type, f.event_type), (c.source, f.source)):
         if value is not None:
             conditions.append(column == value)
+    for name, value in (
+        ("correlation_id", f.correlation_id),
+        ("event_id", f.event_id),
+        ("trace_id", f.trace_id),
+    ):
+        if value is not None:
+            conditions.append(identity_equals(name, value))
     if f.dlq_only:
         conditions.append(EVENTS_IS_DLQ)
     if f.text:

@@ -2,8 +2,9 @@
 
 `events` is append-mostly: one row per Kafka record, written in batches with SQLAlchemy
 Core (never one ORM object per record). Secondary indexes exist only for what the console
-looks up; identity indexes are partial (WHERE col IS NOT NULL) because most records carry
-only some of the identity fields, which keeps both ingest and the indexes small.
+looks up. Identities are indexed through 64-bit hashes of their text (see
+collectors/index/identity.py), partially (WHERE col IS NOT NULL) because most records
+carry only some of the identity fields, which keeps both ingest and the indexes small.
 
 Every change here needs a migration in `migrations/versions/`.
 """
@@ -24,6 +25,15 @@ from sqlalchemy import (
     text,
 )
 from sqlmodel import Field, SQLModel
+
+# The indexed hashes of the identity columns (collectors/index/identity.py).
+IDENTITY_HASH_COLUMNS = (
+    "event_id_hash",
+    "correlation_hash",
+    "causation_hash",
+    "trace_hash",
+    "saga_hash",
+)
 
 # BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the fast rowid alias.
 ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -72,23 +82,21 @@ class Event(SQLModel, table=True):
     dlq_attempts: int | None = Field(default=None)
     dlq_format: str | None = Field(default=None, sa_column=Column(Text))
 
+    # Hashes of the identity columns, indexed in their place (collectors/index/identity.py).
+    event_id_hash: int | None = Field(default=None, sa_column=Column(BigInteger))
+    correlation_hash: int | None = Field(default=None, sa_column=Column(BigInteger))
+    causation_hash: int | None = Field(default=None, sa_column=Column(BigInteger))
+    trace_hash: int | None = Field(default=None, sa_column=Column(BigInteger))
+    saga_hash: int | None = Field(default=None, sa_column=Column(BigInteger))
+
     __table_args__ = (
         Index("ux_events_coordinates", "cluster", "topic", "partition", "offset", unique=True),
         Index("ix_events_timestamp", "timestamp_ms"),
         Index("ix_events_key_hash", "key_hash", sqlite_where=text("key_hash IS NOT NULL"),
               postgresql_where=text("key_hash IS NOT NULL")),
-        Index("ix_events_event_id", "event_id", sqlite_where=text("event_id IS NOT NULL"),
-              postgresql_where=text("event_id IS NOT NULL")),
-        Index("ix_events_correlation_id", "correlation_id",
-              sqlite_where=text("correlation_id IS NOT NULL"),
-              postgresql_where=text("correlation_id IS NOT NULL")),
-        Index("ix_events_causation_id", "causation_id",
-              sqlite_where=text("causation_id IS NOT NULL"),
-              postgresql_where=text("causation_id IS NOT NULL")),
-        Index("ix_events_trace_id", "trace_id", sqlite_where=text("trace_id IS NOT NULL"),
-              postgresql_where=text("trace_id IS NOT NULL")),
-        Index("ix_events_saga_id", "saga_id", sqlite_where=text("saga_id IS NOT NULL"),
-              postgresql_where=text("saga_id IS NOT NULL")),
+        *(Index(f"ix_events_{column}", column, sqlite_where=text(f"{column} IS NOT NULL"),
+                postgresql_where=text(f"{column} IS NOT NULL"))
+          for column in IDENTITY_HASH_COLUMNS),
         Index("ix_events_dlq", "is_dlq", "timestamp_ms", sqlite_where=text("is_dlq"),
               postgresql_where=text("is_dlq")),
     )  # fmt: skip

@@ -9,13 +9,13 @@ position only ever moves forward.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from collectors.index.identity import HASH_COLUMNS, identity_hashes, text_hash
 from collectors.index.models import events_table, positions_table
 
 PositionKey = tuple[str, int]  # (topic, partition)
@@ -68,10 +68,19 @@ GROUP_COMMIT_ROWS = 20_000
 
 def key_hash(key: bytes | None) -> int | None:
     """A signed 64-bit hash of a record key: indexable whatever the key's size."""
-    if key is None:
-        return None
-    digest = hashlib.blake2b(key, digest_size=8).digest()
-    return int.from_bytes(digest, "big", signed=True)
+    return text_hash(key)
+
+
+def event_tuple(row: Mapping[str, Any]) -> EventTuple:
+    """An event row by column name as the writer's tuple, its identity hashes computed
+    (absent columns are NULL)."""
+    values = dict(row)
+    hashes = identity_hashes(
+        *(values.get(name) for name in ("event_id", "correlation_id", "causation_id",
+                                        "trace_id", "saga_id"))
+    )  # fmt: skip
+    values.update(zip(HASH_COLUMNS.values(), hashes, strict=True))
+    return tuple(values.get(name) for name in EVENT_COLUMNS)
 
 
 def _insert(engine: Engine, table: Any) -> Any:
@@ -130,13 +139,13 @@ class BatchWriter:
     ) -> int:
         """Write `rows` and the positions after them into the open transaction.
 
-        Rows are tuples in EVENT_COLUMNS order (the tap's hot path) or mappings by column.
+        Rows are tuples in EVENT_COLUMNS order with their identity hashes (the tap's hot
+        path, collectors/kafka/tap.to_row) or mappings by column (hashes are computed).
         Once the transaction holds `commit_rows` rows it is committed: the return value is
         the number of new rows that commit made durable (0 when it stays open).
         """
         tuples: list[EventTuple] = [
-            tuple(row[name] for name in EVENT_COLUMNS) if isinstance(row, Mapping) else row
-            for row in rows
+            event_tuple(row) if isinstance(row, Mapping) else row for row in rows
         ]
         connection = self._connection
         if connection is None:

@@ -31,6 +31,7 @@ from sqlalchemy import Engine
 
 from collectors.config import ClusterConfig, CollectorConfig
 from collectors.conventions import Conventions, NormalizedEvent, RawRecord, normalize
+from collectors.index.identity import identity_hashes
 from collectors.index.writer import (
     BatchHook,
     BatchWriter,
@@ -99,7 +100,11 @@ def to_row(cluster: str, event: NormalizedEvent, now_ms: int) -> EventTuple:
         event.dlq_stacktrace,
         event.dlq_attempts,
         event.dlq_format,
-    )
+        *identity_hashes(
+            event.event_id, event.correlation_id, event.causation_id, event.trace_id,
+            event.saga_id,
+        ),
+    )  # fmt: skip
 
 
 def normalize_batch(

@@ -28,6 +28,7 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from collectors import lineage
+from collectors.index.identity import identity_equals
 from collectors.index.models import events_table as events
 from collectors.lineage import LineageGraph
 from collectors.traces import EVENT_COLUMNS, Row
@@ -160,7 +161,7 @@ def _find_event(engine: Any, cluster: str, topic: str, partition: int, offset: i
 
 
 def _events_with_id(engine: Any, event_id: str) -> list[Row]:
-    query = select(*EVENT_COLUMNS).where(events.c.event_id == event_id).limit(20)
+    query = select(*EVENT_COLUMNS).where(identity_equals("event_id", event_id)).limit(20)
     with engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(query)]
 

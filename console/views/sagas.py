@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from collectors.index.identity import identity_equals
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
 from collectors.saga_rules import (
@@ -306,7 +307,11 @@ def load_saga(
             column = columns[name]
             ids[name] = connection.execute(
                 select(column)
-                .where(columns.saga_id == saga_id, columns.cluster == cluster, column.isnot(None))
+                .where(
+                    identity_equals("saga_id", saga_id),
+                    columns.cluster == cluster,
+                    column.isnot(None),
+                )
                 .limit(1)
             ).scalar()
     return state, ids

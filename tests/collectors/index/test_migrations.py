@@ -1,11 +1,15 @@
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, text
 
 from collectors.index import migrate
 from collectors.index.engine import create_index_engine
-from collectors.index.models import positions_table
+from collectors.index.identity import identity_equals
+from collectors.index.models import events_table, positions_table
 from collectors.index.tables import load_all
+from console.event_search import EventFilter, search_events
+from tests.conftest import _drop_postgres_database, fresh_postgres_database
 
 
 def test_migrations_build_exactly_the_declared_tables(index_db) -> None:
@@ -31,3 +35,52 @@ def test_restart_keeps_the_index(index_db) -> None:
         rows = connection.execute(select(positions_table.c.next_offset)).all()
     engine.dispose()
     assert rows == [(42,)]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_an_index_hashes_the_identities_of_its_events(backend, tmp_path, request) -> None:
+    """0009: events indexed before identity hashes existed are found by identity after it."""
+    if backend == "sqlite":
+        url, name = f"sqlite:///{tmp_path / 'old.db'}", None
+    else:
+        server_url = request.getfixturevalue("postgres_url")
+        url, name = fresh_postgres_database(server_url)
+    engine = create_index_engine(url)
+    try:
+        migrate.upgrade(engine, "0008")
+        with engine.begin() as connection:
+            for offset in range(3):
+                connection.execute(
+                    text(
+                        'INSERT INTO events (cluster, topic, partition, "offset", timestamp_ms, '
+                        "indexed_at_ms, value_size, value_truncated, is_tombstone, content_type, "
+                        "headers, event_id, correlation_id, trace_id, saga_id, is_dlq) VALUES "
+                        "('c', 'old', 0, :offset, :offset, 0, -1, false, true, 'binary', '[]', "
+                        ":event_id, 'order-7', :trace, :saga, false)"
+                    ),
+                    {
+                        "offset": offset,
+                        "event_id": f"evt-{offset}",
+                        "trace": "ab" * 16,
+                        "saga": "order-7" if offset < 2 else "trip-1",
+                    },
+                )
+        migrate.upgrade(engine)
+        result = search_events(engine, EventFilter(correlation_id="order-7"))
+        assert sorted(event["offset"] for event in result.events) == [0, 1, 2]
+        assert [
+            e["offset"] for e in search_events(engine, EventFilter(event_id="evt-1")).events
+        ] == [1]
+        assert len(search_events(engine, EventFilter(trace_id="ab" * 16)).events) == 3
+        with engine.connect() as connection:
+            by_saga = connection.execute(
+                select(events_table.c.offset).where(identity_equals("saga_id", "trip-1"))
+            ).all()
+            assert by_saga == [(2,)]
+            assert connection.execute(
+                select(events_table.c.offset).where(identity_equals("saga_id", "order-7"))
+            ).all() == [(0,), (1,)]
+    finally:
+        engine.dispose()
+        if name is not None:
+            _drop_postgres_database(server_url, name)

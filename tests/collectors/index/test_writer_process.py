@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from collectors.index.models import events_table
-from collectors.index.writer import EVENT_COLUMNS, read_positions
+from collectors.index.writer import EVENT_COLUMNS, event_tuple, read_positions
 from collectors.index.writer_process import WriterProcess, WriterProcessError
 
 
@@ -34,7 +34,7 @@ def event_row(topic: str, offset: int, **values: object) -> tuple:
         event_id=f"evt-{offset}",
     )
     row.update(values)
-    return tuple(row[name] for name in EVENT_COLUMNS)
+    return event_tuple(row)
 
 
 def count(engine, topic: str) -> int:
