@@ -184,7 +184,7 @@ def rebuild_state(
             columns.event_type,
             columns.source,
         )
-        .where(identity_equals("saga_id", saga_id), columns.cluster == cluster)
+        .where(identity_equals("saga_id", saga_id, cluster))
         .order_by(columns.timestamp_ms)
         .limit(MAX_RECORDS)
     )

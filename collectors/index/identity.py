@@ -17,7 +17,7 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, or_
+from sqlalchemy import ColumnElement, and_, false, select, union_all
 
 from collectors.index.models import events_table
 
@@ -57,24 +57,33 @@ def identity_hashes(
     )
 
 
-def identity_equals(name: str, value: str) -> ColumnElement[bool]:
-    """Events whose identity `name` (a key of HASH_COLUMNS) is `value`, through its index."""
-    return identity_in(name, [value])
+def identity_equals(name: str, value: str, cluster: str | None = None) -> ColumnElement[bool]:
+    """Events whose identity `name` (a key of HASH_COLUMNS) is `value`, through its index;
+    only those of `cluster` when given."""
+    return identity_in(name, [value], cluster)
 
 
-def identity_in(name: str, values: Iterable[str]) -> ColumnElement[bool]:
-    """Events whose identity `name` is one of `values`, through its hash index."""
+def identity_in(
+    name: str, values: Iterable[str], cluster: str | None = None
+) -> ColumnElement[bool]:
+    """Events whose identity `name` is one of `values`, through its hash index; only those
+    of `cluster` when given."""
     wanted = sorted(set(values))
     if not wanted:
         return false()
-    text_column = events_table.c[name]
+    c = events_table.c
     hashes = [text_hash(value) for value in wanted]
-    if name == "saga_id":
-        # A saga id equal to the event's correlation id has no saga hash of its own.
-        by_hash: ColumnElement[bool] = or_(
-            events_table.c.saga_hash.in_(hashes), events_table.c.correlation_hash.in_(hashes)
-        )
-    else:
-        by_hash = events_table.c[HASH_COLUMNS[name]].in_(hashes)
-    condition: Any = text_column == wanted[0] if len(wanted) == 1 else text_column.in_(wanted)
-    return and_(by_hash, condition)
+    in_cluster = [] if cluster is None else [c.cluster == cluster]
+    text_column = c[name]
+    matches: Any = text_column == wanted[0] if len(wanted) == 1 else text_column.in_(wanted)
+    if name != "saga_id":
+        return and_(c[HASH_COLUMNS[name]].in_(hashes), matches, *in_cluster)
+    # A saga id equal to the event's correlation id has no saga hash of its own. The two
+    # indexes are searched as a union of row ids, the cluster test inside: next to an OR
+    # of indexed terms, or to a cluster test, SQLite's planner (no statistics) prefers the
+    # coordinates index and reads every event of the cluster.
+    by_hash = union_all(
+        select(c.id).where(c.saga_hash.in_(hashes), *in_cluster),
+        select(c.id).where(c.correlation_hash.in_(hashes), *in_cluster),
+    )
+    return and_(c.id.in_(by_hash), matches)

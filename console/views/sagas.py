@@ -307,11 +307,7 @@ def load_saga(
             column = columns[name]
             ids[name] = connection.execute(
                 select(column)
-                .where(
-                    identity_equals("saga_id", saga_id),
-                    columns.cluster == cluster,
-                    column.isnot(None),
-                )
+                .where(identity_equals("saga_id", saga_id, cluster), column.isnot(None))
                 .limit(1)
             ).scalar()
     return state, ids
