@@ -75,10 +75,7 @@ def event_tuple(row: Mapping[str, Any]) -> EventTuple:
     """An event row by column name as the writer's tuple, its identity hashes computed
     (absent columns are NULL)."""
     values = dict(row)
-    hashes = identity_hashes(
-        *(values.get(name) for name in ("event_id", "correlation_id", "causation_id",
-                                        "trace_id", "saga_id"))
-    )  # fmt: skip
+    hashes = identity_hashes(*(values.get(name) for name in HASH_COLUMNS))
     values.update(zip(HASH_COLUMNS.values(), hashes, strict=True))
     return tuple(values.get(name) for name in EVENT_COLUMNS)
 
