@@ -10,6 +10,7 @@ Revises: 0008
 Create Date: 2026-11-29
 """
 
+import logging
 from collections.abc import Sequence
 
 import sqlalchemy as sa
@@ -37,6 +38,9 @@ TEXT_INDEXES = {
     "saga_id": "ix_events_saga_id",
 }
 CHUNK = 20_000
+REPORT_EVERY = 1_000_000
+
+log = logging.getLogger("eventscope.migrations")
 
 
 def upgrade() -> None:
@@ -61,10 +65,12 @@ def _fill_hashes() -> None:
         "UPDATE events SET event_id_hash = :h0, correlation_hash = :h1, causation_hash = :h2, "
         "trace_hash = :h3, saga_hash = :h4 WHERE id = :id"
     )
-    after = 0
+    after = done = 0
     while True:
         rows = connection.execute(select, {"after": after, "limit": CHUNK}).all()
         if not rows:
+            if done:
+                log.info("identity hashes: %d events done", done)
             return
         changes = []
         for row_id, *identities in rows:
@@ -72,6 +78,9 @@ def _fill_hashes() -> None:
             changes.append({"id": row_id, **{f"h{i}": h for i, h in enumerate(hashes)}})
         connection.execute(update, changes)
         after = rows[-1][0]
+        done += len(rows)
+        if done % REPORT_EVERY < CHUNK:
+            log.info("identity hashes: %d events so far (once, for the upgrade)", done)
 
 
 def _partial_index(name: str, column: str) -> None:
