@@ -111,7 +111,7 @@ def parse_event_key(key: str) -> tuple[str, str, int, int] | None:
 def _ref(cluster: str, row: Mapping[str, Any]) -> SagaEventRef:
     topic = row["topic"]
     return SagaEventRef(
-        f"{cluster}/{topic}/{row['partition']}/{row['offset']}",  # event_key()
+        event_key(cluster, topic, row["partition"], row["offset"]),
         row["event_type"] or topic,
         topic,
         row["timestamp_ms"],

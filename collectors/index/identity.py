@@ -19,16 +19,9 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, and_, false, select, union_all
 
-from collectors.index.models import events_table
+from collectors.index.models import IDENTITY_HASH_COLUMNS, events_table
 
-# identity column -> the column holding its hash
-HASH_COLUMNS = {
-    "event_id": "event_id_hash",
-    "correlation_id": "correlation_hash",
-    "causation_id": "causation_hash",
-    "trace_id": "trace_hash",
-    "saga_id": "saga_hash",
-}
+HASH_COLUMNS = IDENTITY_HASH_COLUMNS
 
 
 def text_hash(value: str | bytes | None) -> int | None:

@@ -26,14 +26,14 @@ from sqlalchemy import (
 )
 from sqlmodel import Field, SQLModel
 
-# The indexed hashes of the identity columns (collectors/index/identity.py).
-IDENTITY_HASH_COLUMNS = (
-    "event_id_hash",
-    "correlation_hash",
-    "causation_hash",
-    "trace_hash",
-    "saga_hash",
-)
+# Identity column -> the indexed column holding its hash (collectors/index/identity.py).
+IDENTITY_HASH_COLUMNS = {
+    "event_id": "event_id_hash",
+    "correlation_id": "correlation_hash",
+    "causation_id": "causation_hash",
+    "trace_id": "trace_hash",
+    "saga_id": "saga_hash",
+}
 
 # BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the fast rowid alias.
 ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -96,7 +96,7 @@ class Event(SQLModel, table=True):
               postgresql_where=text("key_hash IS NOT NULL")),
         *(Index(f"ix_events_{column}", column, sqlite_where=text(f"{column} IS NOT NULL"),
                 postgresql_where=text(f"{column} IS NOT NULL"))
-          for column in IDENTITY_HASH_COLUMNS),
+          for column in IDENTITY_HASH_COLUMNS.values()),
         Index("ix_events_dlq", "is_dlq", "timestamp_ms", sqlite_where=text("is_dlq"),
               postgresql_where=text("is_dlq")),
     )  # fmt: skip

@@ -199,16 +199,17 @@ class Tap:
         An in-memory SQLite database cannot be shared with another process, and the hooks
         travel to the child pickled.
         """
-        in_process = BatchWriter(self.engine, self.cluster.name, self.hooks)
         url = self.engine.url
         in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
-        if self.settings.writer != "process" or in_memory:
-            return in_process
-        try:
-            pickle.dumps(self.hooks)
-        except Exception as exc:
-            log.warning("%s writes in-process: its hooks cannot be pickled (%s)", self.name, exc)
-            return in_process
+        in_process = self.settings.writer != "process" or in_memory
+        if not in_process:
+            try:
+                pickle.dumps(self.hooks)
+            except Exception as exc:
+                log.warning("%s writes in-process: hooks cannot be pickled (%s)", self.name, exc)
+                in_process = True
+        if in_process:
+            return BatchWriter(self.engine, self.cluster.name, self.hooks)
         rendered = url.render_as_string(hide_password=False)
         return WriterProcess(rendered, self.cluster.name, self.hooks)
 
@@ -276,7 +277,10 @@ class Tap:
         if fresh:
             await consumer.seek_to_beginning(*fresh)
         self.stats.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
-        log.info("%s assigned %d partitions (%d new)", self.name, len(assigned), len(fresh))
+        log.info(
+            "%s reads %d partitions from their stored positions (%d from the start)",
+            self.name, len(assigned), len(fresh),
+        )  # fmt: skip
 
     async def drain(self) -> None:
         """Wait until every batch handed to the writer has committed (or was dropped)."""
@@ -368,7 +372,8 @@ class Tap:
                     delay = min(delay * 2, WRITE_RETRY_MAX_S)
                     continue
                 delay = 0.5
-                # Written: committed now, or with the transaction it joined within a second.
+                # Written: committed now, or with its transaction (at most GROUP_COMMIT_ROWS
+                # rows later, or when the queue next runs empty).
                 self.stats.records_indexed += committed
                 self.stats.batches += 1
                 self.stats.last_batch_at = time.time()
