@@ -18,10 +18,9 @@ from typing import Any
 from sqlalchemy import Engine, LargeBinary, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from collectors.index.identity import identity_equals
+from collectors.index.identity import identity_equals, key_equals
 from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
-from collectors.index.writer import key_hash
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -206,8 +205,7 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
     if f.offset_to is not None:
         conditions.append(c.offset <= f.offset_to)
     if f.key is not None:
-        raw_key = f.key.encode("utf-8")
-        conditions += [c.key_hash == key_hash(raw_key), c.key == raw_key]
+        conditions.append(key_equals(f.key.encode("utf-8")))
     for column, value in ((c.event_type, f.event_type), (c.source, f.source)):
         if value is not None:
             conditions.append(column == value)

@@ -7,6 +7,11 @@ pages (at 1M UUID-identified events a row costs 35 us instead of 48, docs/benchm
 A look-up matches the hash through the index, then the text itself, so a collision costs
 a row read, never a wrong answer.
 
+The hash indexes lead with the row's segment (`id / SEGMENT_ROWS`, collectors/index/
+models.py) so that ingest only touches their newest part; a look-up therefore probes each
+segment from the oldest row's to the newest's, a list the database derives from min(id) and
+max(id) (both ends of the primary key) in a recursive CTE.
+
 `saga_hash` is stored only when the saga id differs from the correlation id (most
 sagas are identified by their correlation id, which is indexed already).
 """
@@ -17,9 +22,21 @@ import hashlib
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, false, select, union_all
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    Select,
+    and_,
+    false,
+    func,
+    literal_column,
+    select,
+    union_all,
+)
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.visitors import InternalTraversal
 
-from collectors.index.models import IDENTITY_HASH_COLUMNS, events_table
+from collectors.index.models import IDENTITY_HASH_COLUMNS, SEGMENT_ROWS, events_table
 
 HASH_COLUMNS = IDENTITY_HASH_COLUMNS
 
@@ -50,6 +67,63 @@ def identity_hashes(
     )
 
 
+def segment_of(row_id: Any) -> ColumnElement[int]:
+    """The segment expression of the hash indexes, written exactly as they declare it (a
+    planner matches an indexed expression only when it is the same, literal included)."""
+    return row_id.op("/")(literal_column(str(SEGMENT_ROWS)))
+
+
+def _segments() -> Select[tuple[int]]:
+    bounds = events_table.alias("segment_bounds")  # never correlated with the outer events
+    first = select(func.min(bounds.c.id)).scalar_subquery()
+    last = select(func.max(bounds.c.id)).scalar_subquery()
+    segments = select(segment_of(first).label("n")).cte("event_segments", recursive=True)
+    segments = segments.union_all(select(segments.c.n + 1).where(segments.c.n < segment_of(last)))
+    return select(segments.c.n)
+
+
+# One object, so that a statement with several look-ups renders the CTE once.
+ALL_SEGMENTS = _segments()
+
+
+def hashed_in(hash_column: Any, hashes: list[int | None]) -> ColumnElement[bool]:
+    """Rows whose `hash_column` (one of the segmented hash indexes) is one of `hashes`."""
+    return and_(segment_of(events_table.c.id).in_(ALL_SEGMENTS), hash_column.in_(hashes))
+
+
+def key_equals(key: bytes) -> ColumnElement[bool]:
+    """Events whose record key is `key`, through the key hash index."""
+    c = events_table.c
+    return and_(hashed_in(c.key_hash, [text_hash(key)]), c.key == key)
+
+
+class _Unselective(ColumnElement[bool]):
+    """A condition SQLite's planner is told holds for nearly every row.
+
+    Why: SQLite plans without statistics. Next to `cluster = ?` (the first column of the
+    unique coordinates index) it estimates a segment-by-segment hash look-up as the dearer
+    one and reads the whole cluster instead. PostgreSQL has statistics: the condition is
+    rendered as it is.
+    """
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [("condition", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, condition: ColumnElement[bool]) -> None:
+        self.condition = condition
+
+
+@compiles(_Unselective)
+def _render_condition(element: _Unselective, compiler: Any, **kw: Any) -> str:
+    return str(compiler.process(element.condition, **kw))
+
+
+@compiles(_Unselective, "sqlite")
+def _render_sqlite_likelihood(element: _Unselective, compiler: Any, **kw: Any) -> str:
+    return f"likelihood({compiler.process(element.condition, **kw)}, 0.99)"
+
+
 def identity_equals(name: str, value: str, cluster: str | None = None) -> ColumnElement[bool]:
     """Events whose identity `name` (a key of HASH_COLUMNS) is `value`, through its index;
     only those of `cluster` when given."""
@@ -66,17 +140,17 @@ def identity_in(
         return false()
     c = events_table.c
     hashes = [text_hash(value) for value in wanted]
-    in_cluster = [] if cluster is None else [c.cluster == cluster]
+    in_cluster = [] if cluster is None else [_Unselective(c.cluster == cluster)]
     text_column = c[name]
     matches: Any = text_column == wanted[0] if len(wanted) == 1 else text_column.in_(wanted)
     if name != "saga_id":
-        return and_(c[HASH_COLUMNS[name]].in_(hashes), matches, *in_cluster)
+        return and_(hashed_in(c[HASH_COLUMNS[name]], hashes), matches, *in_cluster)
     # A saga id equal to the event's correlation id has no saga hash of its own. The two
     # indexes are searched as a union of row ids, the cluster test inside: next to an OR
     # of indexed terms, or to a cluster test, SQLite's planner (no statistics) prefers the
     # coordinates index and reads every event of the cluster.
     by_hash = union_all(
-        select(c.id).where(c.saga_hash.in_(hashes), *in_cluster),
-        select(c.id).where(c.correlation_hash.in_(hashes), *in_cluster),
+        select(c.id).where(hashed_in(c.saga_hash, hashes), *in_cluster),
+        select(c.id).where(hashed_in(c.correlation_hash, hashes), *in_cluster),
     )
     return and_(c.id.in_(by_hash), matches)

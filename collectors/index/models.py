@@ -2,9 +2,12 @@
 
 `events` is append-mostly: one row per Kafka record, written in batches with SQLAlchemy
 Core (never one ORM object per record). Secondary indexes exist only for what the console
-looks up. Identities are indexed through 64-bit hashes of their text (see
+looks up. Identities and keys are indexed through 64-bit hashes of their text (see
 collectors/index/identity.py), partially (WHERE col IS NOT NULL) because most records
-carry only some of the identity fields, which keeps both ingest and the indexes small.
+carry only some of the identity fields, and by segment of row ids (`id / SEGMENT_ROWS`
+first, then the hash): a hash is random, and a B-tree of random keys costs ingest a
+written page per row once it outgrows the cache, more and more as the index grows. With
+the segment first, new rows only ever touch the newest segment's part of each index.
 
 Every change here needs a migration in `migrations/versions/`.
 """
@@ -34,6 +37,12 @@ IDENTITY_HASH_COLUMNS = {
     "trace_id": "trace_hash",
     "saga_id": "saga_hash",
 }
+
+# Rows per segment of the hash indexes: small enough that the newest segment's part of
+# every hash index stays in the page cache, large enough that a look-up probing every
+# segment stays fast (80 probes at 10M events; docs/benchmarks.md). Changing it needs a
+# migration that rebuilds the indexes.
+SEGMENT_ROWS = 131_072
 
 # BIGINT on PostgreSQL; on SQLite only "INTEGER PRIMARY KEY" is the fast rowid alias.
 ROW_ID = BigInteger().with_variant(Integer(), "sqlite")
@@ -92,11 +101,10 @@ class Event(SQLModel, table=True):
     __table_args__ = (
         Index("ux_events_coordinates", "cluster", "topic", "partition", "offset", unique=True),
         Index("ix_events_timestamp", "timestamp_ms"),
-        Index("ix_events_key_hash", "key_hash", sqlite_where=text("key_hash IS NOT NULL"),
-              postgresql_where=text("key_hash IS NOT NULL")),
-        *(Index(f"ix_events_{column}", column, sqlite_where=text(f"{column} IS NOT NULL"),
+        *(Index(f"ix_events_{column}", text(f"(id / {SEGMENT_ROWS})"), column,
+                sqlite_where=text(f"{column} IS NOT NULL"),
                 postgresql_where=text(f"{column} IS NOT NULL"))
-          for column in IDENTITY_HASH_COLUMNS.values()),
+          for column in ("key_hash", *IDENTITY_HASH_COLUMNS.values())),
         Index("ix_events_dlq", "is_dlq", "timestamp_ms", sqlite_where=text("is_dlq"),
               postgresql_where=text("is_dlq")),
     )  # fmt: skip

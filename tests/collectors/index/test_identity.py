@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import delete, insert, select
 
-from collectors.index.identity import HASH_COLUMNS, identity_equals, identity_in, text_hash
-from collectors.index.models import events_table
-from collectors.index.writer import write_batch
+from collectors.index.identity import (
+    HASH_COLUMNS,
+    identity_equals,
+    identity_in,
+    key_equals,
+    text_hash,
+)
+from collectors.index.models import SEGMENT_ROWS, events_table
+from collectors.index.writer import EVENT_COLUMNS, event_tuple, key_hash, write_batch
 from tests.collectors.trace_fixtures import event_row
 
 
@@ -49,20 +55,55 @@ def test_look_ups_find_exactly_the_events_with_that_identity(index_db) -> None:
     assert offsets(identity_in("saga_id", [])) == []
 
 
-@pytest.mark.parametrize("name", sorted(HASH_COLUMNS))
-def test_look_ups_with_a_cluster_use_the_hash_index(tmp_path, name) -> None:
-    """SQLite's planner has no statistics: a look-up must not read a whole cluster."""
+def test_look_ups_probe_every_segment_of_the_index(index_db) -> None:
+    """The hash indexes are split by segment of row ids: events far apart are all found,
+    also once the oldest are gone (retention)."""
+    ids = [3, SEGMENT_ROWS + 1, 5 * SEGMENT_ROWS + 9]
+    rows = [
+        dict(zip(EVENT_COLUMNS, event_tuple(event_row(
+            "orders", offset, correlation_id="order-1", saga_id="order-1", key=b"k-1",
+            key_hash=key_hash(b"k-1"), trace_id=f"{offset:032x}",
+        )), strict=True), id=row_id)
+        for offset, row_id in enumerate(ids)
+    ]  # fmt: skip
+    with index_db.engine.begin() as connection:
+        connection.execute(insert(events_table), rows)
+
+    def found(condition) -> list[int]:
+        with index_db.engine.connect() as connection:
+            query = select(events_table.c.id).where(condition).order_by(events_table.c.id)
+            return [row_id for (row_id,) in connection.execute(query)]
+
+    assert found(identity_equals("correlation_id", "order-1")) == ids
+    assert found(identity_equals("saga_id", "order-1", "c1")) == ids
+    assert found(key_equals(b"k-1")) == ids
+    assert found(identity_in("trace_id", [f"{2:032x}", f"{0:032x}"])) == [ids[0], ids[2]]
+    with index_db.engine.begin() as connection:
+        connection.execute(delete(events_table).where(events_table.c.id == ids[0]))
+    assert found(identity_equals("correlation_id", "order-1")) == ids[1:]
+
+
+@pytest.mark.parametrize("cluster", [None, "c1"])
+@pytest.mark.parametrize("name", [*sorted(HASH_COLUMNS), "key"])
+def test_look_ups_use_the_hash_index(tmp_path, name, cluster) -> None:
+    """SQLite's planner has no statistics: a look-up, newest first as the search pages
+    ask, must neither read a whole cluster nor walk the timestamp index."""
     from collectors.index import migrate
     from collectors.index.engine import create_index_engine
 
     engine = create_index_engine(f"sqlite:///{tmp_path / 'plan.db'}")
     migrate.upgrade(engine)
-    query = select(events_table.c.offset).where(identity_equals(name, "x", "c1"))
-    query = query.order_by(events_table.c.timestamp_ms).limit(50)
+    if name == "key":
+        condition, index = key_equals(b"x"), "ix_events_key_hash"
+    else:
+        condition, index = identity_equals(name, "x", cluster), f"ix_events_{HASH_COLUMNS[name]}"
+    query = select(events_table.c.offset).where(condition)
+    query = query.order_by(events_table.c.timestamp_ms.desc()).limit(50)
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
     with engine.connect() as connection:
         rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}")
         plan = " | ".join(row[-1] for row in rows)
     engine.dispose()
     assert "ux_events_coordinates" not in plan, plan
-    assert f"ix_events_{HASH_COLUMNS[name]}" in plan, plan
+    assert "ix_events_timestamp" not in plan, plan
+    assert index in plan, plan
