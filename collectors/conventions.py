@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
+import orjson
+
 IDENTITY_MAX_CHARS = 512
 """Identity values (ids, type, source, topic names) longer than this are cut."""
 
@@ -79,6 +81,12 @@ def _reject_constant(name: str) -> Any:
 
 # Python's decoder accepts NaN and Infinity; strict JSON does not.
 _JSON_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+# orjson parses the usual value twice as fast but reads integers past 64 bits as floats
+# (an id of 20+ digits would lose its last ones): values with a run of 20 digits, and
+# whatever orjson refuses, take Python's decoder. (A translate finds such a run in a
+# tenth of the time a regular expression takes.)
+_DIGITS_AS_ZERO = bytes(0x30 if 0x30 <= byte <= 0x39 else byte for byte in range(256))
+_LONG_DIGIT_RUN = b"0" * 20
 _HEADER_VALUE_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
 _json_string = json.encoder.encode_basestring  # str -> quoted, escaped JSON string
 _ODD_HEX_DIGITS = "13579bdf"
@@ -971,6 +979,16 @@ def _classify_value(
             if "protobuf" in _header_text(by_name.get(name), 256).lower():
                 return "protobuf-confluent", schema_id, None
         return "avro-confluent", schema_id, None
+    json_start = _json_start(value)
+    if (
+        json_start >= 0
+        and not truncated
+        and _LONG_DIGIT_RUN not in value.translate(_DIGITS_AS_ZERO)
+    ):
+        try:
+            return ("cloudevents-json" if structured else "json"), None, orjson.loads(value)
+        except orjson.JSONDecodeError:
+            pass  # Python's decoder below decides (it reads lone surrogates, for one)
     if truncated:
         text = _decode_prefix(value)
     else:
@@ -981,7 +999,6 @@ def _classify_value(
     if text is None:
         return "binary", None, None
     json_kind = "cloudevents-json" if structured else "json"
-    json_start = _json_start(value)
     if json_start >= 0 and not truncated:
         # JSONDecoder.decode, minus its whitespace scans: json_start skipped the leading
         # whitespace, the trailing one is checked here.

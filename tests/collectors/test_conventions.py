@@ -116,6 +116,12 @@ def test_json_id_counts_only_in_an_event_envelope() -> None:
     assert norm(value=as_json({"id": "order-9"}), conventions=relaxed).event_id == "order-9"
 
 
+def test_json_integers_past_64_bits_keep_every_digit() -> None:
+    big = 123456789012345678901234567890
+    assert norm(value=as_json({"correlationId": big})).correlation_id == str(big)
+    assert norm(value=as_json({"correlationId": 2**63 - 1})).correlation_id == str(2**63 - 1)
+
+
 def test_json_only_strings_and_numbers_count() -> None:
     event = norm(value=as_json({"correlationId": True, "metadata": {"correlationId": 12.5}}))
     assert event.correlation_id == "12.5"
@@ -499,6 +505,10 @@ def test_tombstone_and_empty_value() -> None:
         (b'{"a": 1} x', "text"),
         (b'{"a": 1}{}', "text"),
         (b'{"a": NaN}', "text"),
+        (b'{"a": Infinity}', "text"),
+        (b'{"a": 1e400}', "json"),
+        (b'["\\ud800 lone surrogate"]', "json"),
+        (b"[" * 2_000 + b"]" * 2_000, "text"),  # deeper than either decoder goes
         (b"[" * 100_000, "text"),
         (b"plain text\twith tabs\r\n", "text"),
         ("ünïcödé ✓".encode(), "text"),
