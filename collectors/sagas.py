@@ -29,6 +29,7 @@ from collectors.background import cancel_and_wait
 from collectors.index.identity import identity_equals
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
+from collectors.index.writer import columns_getter
 from collectors.saga_rules import (
     DEFAULT_STUCK_AFTER_S,
     MAX_KEY_CHARS,
@@ -108,14 +109,28 @@ def parse_event_key(key: str) -> tuple[str, str, int, int] | None:
     return parts[0], parts[1], partition, offset
 
 
-def _ref(cluster: str, row: Mapping[str, Any]) -> SagaEventRef:
-    topic = row["topic"]
+# What the hook reads of every row, in one call (collectors/index/writer.columns_getter):
+# the saga id, then _ref's arguments.
+_REF_COLUMNS = columns_getter(
+    "saga_id", "topic", "partition", "offset", "event_type", "timestamp_ms", "source"
+)
+
+
+def _ref(
+    cluster: str,
+    topic: str,
+    partition: int,
+    offset: int,
+    event_type: str | None,
+    timestamp_ms: int,
+    source: str | None,
+) -> SagaEventRef:
     return SagaEventRef(
-        event_key(cluster, topic, row["partition"], row["offset"]),
-        row["event_type"] or topic,
+        event_key(cluster, topic, partition, offset),
+        event_type or topic,
         topic,
-        row["timestamp_ms"],
-        row["source"],
+        timestamp_ms,
+        source,
     )
 
 
@@ -180,8 +195,8 @@ def rebuild_state(
             columns.topic,
             columns.partition,
             columns.offset,
-            columns.timestamp_ms,
             columns.event_type,
+            columns.timestamp_ms,
             columns.source,
         )
         .where(identity_equals("saga_id", saga_id, cluster))
@@ -189,8 +204,8 @@ def rebuild_state(
         .limit(MAX_RECORDS)
     )
     state = new_state(saga_id)
-    for row in connection.execute(query).mappings():
-        state.apply(_ref(cluster, dict(row)), options.rules)
+    for row in connection.execute(query):
+        state.apply(_ref(cluster, *row), options.rules)
     return state
 
 
@@ -226,9 +241,10 @@ class SagaHook:
     ) -> None:
         grouped: dict[str, list[SagaEventRef]] = {}
         for row in rows:
-            saga_id = row["saga_id"]
+            columns = _REF_COLUMNS(row)
+            saga_id = columns[0]
             if saga_id:
-                grouped.setdefault(saga_id[:MAX_KEY_CHARS], []).append(_ref(cluster, row))
+                grouped.setdefault(saga_id[:MAX_KEY_CHARS], []).append(_ref(cluster, *columns[1:]))
         if not grouped:
             return
         now_ms = int(self.clock() * 1000)

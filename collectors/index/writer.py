@@ -9,6 +9,7 @@ position only ever moves forward.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
@@ -47,6 +48,21 @@ class RowView(Mapping[str, Any]):
 
     def __len__(self) -> int:
         return len(EVENT_COLUMNS)
+
+
+def columns_getter(*names: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
+    """A function giving the named columns of a row as a tuple, for hooks that read every
+    row of a batch: by position from the writer's rows, by name from any other mapping."""
+    if len(names) < 2:
+        raise ValueError("columns_getter needs two names or more")
+    by_position = operator.itemgetter(*(COLUMN_INDEX[name] for name in names))
+
+    def get(row: Mapping[str, Any]) -> tuple[Any, ...]:
+        if type(row) is RowView:
+            return by_position(row._values)
+        return tuple(row[name] for name in names)
+
+    return get
 
 
 def _insert_events_sql(dialect: str) -> str:

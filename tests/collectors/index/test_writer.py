@@ -7,7 +7,13 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from collectors.index.writer import BatchWriter, read_positions, write_batch
+from collectors.index.writer import (
+    BatchWriter,
+    RowView,
+    columns_getter,
+    read_positions,
+    write_batch,
+)
 from tests.collectors.index.test_writer_process import count, event_row
 
 
@@ -77,3 +83,12 @@ def test_hooks_work_in_the_batch_transaction(index_db) -> None:
     finally:
         writer.close()
     assert write_batch(index_db.engine, "local", [event_row("audit", 0)], {}, 1) == 1
+
+
+def test_columns_getter_reads_writer_rows_and_plain_mappings_alike() -> None:
+    values = event_row("orders", 7, saga_id="trip-1")
+    row = RowView(values)
+    get = columns_getter("topic", "offset", "saga_id")
+    assert get(row) == get(dict(row)) == ("orders", 7, "trip-1")
+    with pytest.raises(ValueError):
+        columns_getter("topic")
