@@ -115,13 +115,13 @@ def normalize_batch(
     next_offsets: dict[PositionKey, int] = {}
     for record in records:
         raw = RawRecord(
-            topic=record.topic,
-            partition=record.partition,
-            offset=record.offset,
-            timestamp_ms=record.timestamp,
-            key=record.key,
-            value=record.value,
-            headers=record.headers or (),
+            record.topic,
+            record.partition,
+            record.offset,
+            record.timestamp,
+            record.key,
+            record.value,
+            record.headers or (),
         )
         rows.append(to_row(cluster, normalize(raw, conventions), now_ms))
         position = (record.topic, record.partition)

@@ -116,6 +116,21 @@ def test_json_id_counts_only_in_an_event_envelope() -> None:
     assert norm(value=as_json({"id": "order-9"}), conventions=relaxed).event_id == "order-9"
 
 
+def test_each_set_of_header_names_finds_its_own_identities() -> None:
+    """Records with other names, the same names in another order, an empty first candidate
+    or very many headers each find their own identities."""
+    conventions = Conventions()
+    first = [("x-correlation-id", b"c-1"), ("ce_id", b"e-1")]
+    assert norm(first, conventions=conventions).correlation_id == "c-1"
+    assert norm([("correlation_id", b"c-2")], conventions=conventions).correlation_id == "c-2"
+    assert norm(first[::-1], conventions=conventions).event_id == "e-1"
+    empty_first = [("correlation_id", b" "), ("x-correlation-id", b"c-3")]
+    assert norm(empty_first, conventions=conventions).correlation_id == "c-3"
+    many = [(f"h-{n}", b"v") for n in range(100)] + [("x-request-id", b"c-4")]
+    assert norm(many, conventions=conventions).correlation_id == "c-4"
+    assert norm(first, conventions=conventions).correlation_id == "c-1"
+
+
 def test_json_integers_past_64_bits_keep_every_digit() -> None:
     big = 123456789012345678901234567890
     assert norm(value=as_json({"correlationId": big})).correlation_id == str(big)
