@@ -38,7 +38,8 @@ log = logging.getLogger("eventscope.migrations")
 
 
 def upgrade() -> None:
-    log.info("hash indexes: rebuilding them by segment (once, ~5 s per million events)")
+    if op.get_bind().execute(sa.text("SELECT 1 FROM events LIMIT 1")).first() is not None:
+        log.info("hash indexes: rebuilding them by segment (once, ~5 s per million events)")
     for column in HASH_COLUMNS:
         op.drop_index(f"ix_events_{column}", table_name="events")
         _partial_index(column, [sa.text(f"(id / {SEGMENT_ROWS})"), column])
