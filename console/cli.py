@@ -190,7 +190,14 @@ def run_server(args: argparse.Namespace) -> int:
             settings.index.url,
         )
     from console.app import create_app
+    from console.otlp_listener import port_problem
 
+    otlp_port = settings.server.otlp_port
+    if otlp_port and args.mode != "console":
+        problem = port_problem(settings.server.otlp_bind_host, otlp_port)
+        if problem:
+            print(f"eventscope: {problem}", file=sys.stderr)
+            return 3
     app = create_app(settings, mode=args.mode)
     print(f"eventscope {args.mode}: http://{settings.server.host}:{settings.server.port}/")
     config = uvicorn.Config(

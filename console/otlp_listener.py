@@ -80,6 +80,26 @@ def bind(host: str, port: int) -> socket.socket:
     return socket.create_server(address, family=family)
 
 
+def cannot_listen(host: str, port: int, exc: OSError) -> str:
+    """What to tell the user when the OTLP port cannot be bound."""
+    errno = exc.errno or 0  # name-resolution errors carry negative numbers
+    reason = os.strerror(errno).lower() if errno > 0 else str(exc)
+    return (
+        f"cannot listen for OTLP/HTTP on {host}:{port}: {reason} "
+        "(server.otlp_port / EVENTSCOPE_OTLP_PORT: choose a free port, or 0 for none)"
+    )
+
+
+def port_problem(host: str, port: int) -> str | None:
+    """Why the OTLP port cannot be bound right now, or None when it can: checked before
+    the web server starts, whose failed start-up would print a traceback after it."""
+    try:
+        bind(host, port).close()
+    except OSError as exc:
+        return cannot_listen(host, port, exc)
+    return None
+
+
 class OtlpListener:
     def __init__(self, state: AppState) -> None:
         server = state.settings.server
@@ -99,12 +119,7 @@ class OtlpListener:
         try:
             listening = bind(self.host, self.port)
         except OSError as exc:
-            errno = exc.errno or 0  # name-resolution errors carry negative numbers
-            reason = os.strerror(errno).lower() if errno > 0 else str(exc)
-            message = (
-                f"cannot listen for OTLP/HTTP on {self.host}:{self.port}: {reason} "
-                "(server.otlp_port / EVENTSCOPE_OTLP_PORT: choose a free port, or 0 for none)"
-            )
+            message = cannot_listen(self.host, self.port, exc)
             log.error("%s", message)
             raise OtlpListenerError(message) from None
         config = uvicorn.Config(

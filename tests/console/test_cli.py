@@ -1,3 +1,4 @@
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -40,3 +41,16 @@ def test_serve_refuses_auth_off_beyond_loopback(tmp_path) -> None:
     )  # fmt: skip
     assert result.returncode == 2
     assert "EVENTSCOPE_AUTH" in result.stderr
+
+
+def test_a_busy_otlp_port_is_one_clear_error_without_a_traceback(tmp_path) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as busy:
+        result = run(
+            "serve", cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT),
+                 "EVENTSCOPE_OTLP_PORT": str(busy.getsockname()[1])},
+        )  # fmt: skip
+    assert result.returncode == 3
+    assert "cannot listen for OTLP/HTTP" in result.stderr
+    assert "in use" in result.stderr
+    assert "Traceback" not in result.stderr
