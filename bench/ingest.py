@@ -153,11 +153,12 @@ def indexed_so_far(engine, topic: str) -> int:
     a topic whose partitions start at offset 0: a query that stays cheap while the run
     polls it ten times a second, where counting rows would scan the index each time."""
     with engine.connect() as connection:
-        return connection.execute(
+        total = connection.execute(
             select(func.coalesce(func.sum(positions_table.c.next_offset), 0)).where(
                 positions_table.c.topic == topic
             )
         ).scalar_one()
+    return int(total)  # PostgreSQL sums BIGINT as NUMERIC
 
 
 def collector_rate(
