@@ -1,7 +1,7 @@
 """Every benchmark in one run, on the local broker, with one table at the end.
 
     python bench/run.py [--bootstrap HOST:PORT] [--pg-url postgresql+psycopg://...]
-        [--quick] [--only ingest,lag,redrive,console,lineage]
+        [--quick] [--only ingest,writer,lag,redrive,console,lineage]
 
 Without --bootstrap it starts eventscope's local Apache Kafka broker. With --pg-url the
 ingest and look-up figures are taken on PostgreSQL too. --quick runs small sizes (a few
@@ -44,6 +44,7 @@ def plan(args: argparse.Namespace, bootstrap: str) -> dict[str, list[str]]:
         ingest += ["--pg-url", args.pg_url]
     return {
         "ingest": ingest,
+        "writer": ["writer.py", "--rows", "100000" if quick else "1000000"],
         "lag": [
             "lag_sampling.py", "--bootstrap", bootstrap,
             "--groups", "50" if quick else "500", "--partitions", "50",
