@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Engine, LargeBinary, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
-from collectors.index.identity import identity_equals, key_equals
+from collectors.index.identity import identity_equals, key_equals, narrowing_only
 from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
 
@@ -187,6 +187,27 @@ def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def _look_ups(f: EventFilter) -> list[ColumnElement[bool]]:
+    """The key and identity filters: each finds its few rows through a hash index."""
+    conditions: list[ColumnElement[bool]] = []
+    if f.key is not None:
+        conditions.append(key_equals(f.key.encode("utf-8")))
+    for name, value in (
+        ("correlation_id", f.correlation_id),
+        ("event_id", f.event_id),
+        ("trace_id", f.trace_id),
+    ):
+        if value is not None:
+            conditions.append(identity_equals(name, value))
+    return conditions
+
+
+def _narrowing(f: EventFilter, condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """A filter beside a key or identity look-up only narrows the rows it finds: so marked,
+    SQLite's planner keeps to the look-up's index (collectors/index/identity.py)."""
+    return narrowing_only(condition) if _look_ups(f) else condition
+
+
 def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
     c = events.c
     conditions: list[ColumnElement[bool]] = []
@@ -204,18 +225,9 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
         conditions.append(c.offset >= f.offset_from)
     if f.offset_to is not None:
         conditions.append(c.offset <= f.offset_to)
-    if f.key is not None:
-        conditions.append(key_equals(f.key.encode("utf-8")))
     for column, value in ((c.event_type, f.event_type), (c.source, f.source)):
         if value is not None:
             conditions.append(column == value)
-    for name, value in (
-        ("correlation_id", f.correlation_id),
-        ("event_id", f.event_id),
-        ("trace_id", f.trace_id),
-    ):
-        if value is not None:
-            conditions.append(identity_equals(name, value))
     if f.dlq_only:
         conditions.append(EVENTS_IS_DLQ)
     if f.text:
@@ -227,7 +239,7 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
             conditions.append(c.headers.ilike(pattern, escape="\\"))
         else:
             conditions.append(c.headers.like(pattern, escape="\\"))
-    return conditions
+    return _look_ups(f) + [_narrowing(f, condition) for condition in conditions]
 
 
 def _value_contains(engine: Engine, needle: bytes) -> ColumnElement[bool]:
@@ -276,7 +288,7 @@ def search_events(
             newest = connection.execute(select(func.max(c.id))).scalar() or 0
             if newest > text_scan_rows:
                 scan_cap = text_scan_rows
-                base.append(c.id > newest - text_scan_rows)
+                base.append(_narrowing(f, c.id > newest - text_scan_rows))
         post_filter = f.header_name is not None and f.header_value is not None
         columns = [*LIST_COLUMNS, c.headers] if post_filter else LIST_COLUMNS
         page_size = f.limit + 1 if not post_filter else max(200, (f.limit + 1) * 4)
@@ -288,11 +300,10 @@ def search_events(
             conditions = list(base)
             if cursor:
                 timestamp, row_id = decode_cursor(cursor)
-                conditions.append(
-                    or_(
-                        c.timestamp_ms < timestamp, and_(c.timestamp_ms == timestamp, c.id < row_id)
-                    )
+                after = or_(
+                    c.timestamp_ms < timestamp, and_(c.timestamp_ms == timestamp, c.id < row_id)
                 )
+                conditions.append(_narrowing(f, after))
             query = (
                 select(*columns)
                 .where(*conditions)

@@ -98,13 +98,7 @@ def key_equals(key: bytes) -> ColumnElement[bool]:
 
 
 class _Unselective(ColumnElement[bool]):
-    """A condition SQLite's planner is told holds for nearly every row.
-
-    Why: SQLite plans without statistics. Next to `cluster = ?` (the first column of the
-    unique coordinates index) it estimates a segment-by-segment hash look-up as the dearer
-    one and reads the whole cluster instead. PostgreSQL has statistics: the condition is
-    rendered as it is.
-    """
+    """A condition SQLite's planner is told holds for nearly every row (narrowing_only)."""
 
     inherit_cache = True
     type = Boolean()
@@ -124,6 +118,19 @@ def _render_sqlite_likelihood(element: _Unselective, compiler: Any, **kw: Any) -
     return f"likelihood({compiler.process(element.condition, **kw)}, 0.99)"
 
 
+def narrowing_only(condition: ColumnElement[bool]) -> ColumnElement[bool]:
+    """`condition`, marked as one that only narrows rows an identity look-up finds.
+
+    Why: SQLite plans without statistics and takes any equality on an indexed column for
+    ten rows. Next to `cluster = ?` (the first column of the coordinates index), a time
+    range or a row-id bound it then estimates the segment-by-segment hash look-up as the
+    dearer one, and reads a whole cluster or time range instead. Marked, the condition is
+    rendered as `likelihood(condition, 0.99)` on SQLite; PostgreSQL has statistics and
+    gets it as it is.
+    """
+    return _Unselective(condition)
+
+
 def identity_equals(name: str, value: str, cluster: str | None = None) -> ColumnElement[bool]:
     """Events whose identity `name` (a key of HASH_COLUMNS) is `value`, through its index;
     only those of `cluster` when given."""
@@ -140,7 +147,7 @@ def identity_in(
         return false()
     c = events_table.c
     hashes = [text_hash(value) for value in wanted]
-    in_cluster = [] if cluster is None else [_Unselective(c.cluster == cluster)]
+    in_cluster = [] if cluster is None else [narrowing_only(c.cluster == cluster)]
     text_column = c[name]
     matches: Any = text_column == wanted[0] if len(wanted) == 1 else text_column.in_(wanted)
     if name != "saga_id":

@@ -10,6 +10,7 @@ from collectors.kafka.tap import to_row
 from console.event_search import (
     EventFilter,
     SearchError,
+    encode_cursor,
     get_event,
     newer_than,
     parse_filter,
@@ -194,3 +195,43 @@ def test_filter_round_trips_through_query_parameters() -> None:
     f = parse_filter({"topic": "a, b", "time_from": "2026-11-29T14:00:00Z", "dlq_only": "1"})
     assert f.topics == ("a", "b") and f.time_from_ms == 1_795_960_800_000 and f.dlq_only
     assert parse_filter(f.query_args()) == f
+
+
+@pytest.mark.parametrize(
+    "f",
+    [
+        EventFilter(cluster="local", correlation_id="order-1"),
+        EventFilter(cluster="local", topics=("orders",), partition=0, event_id="e-1"),
+        EventFilter(cluster="local", key="k-1", time_from_ms=0, time_to_ms=10**13),
+        EventFilter(trace_id="ab" * 16, offset_from=0, dlq_only=True, text="x"),
+        EventFilter(cluster="local", correlation_id="order-1", cursor=encode_cursor(5, 7)),
+    ],
+    ids=["cluster", "topic-partition", "time-range", "offset-dlq-text", "next-page"],
+)
+def test_a_look_up_with_other_filters_reads_through_its_hash_index(tmp_path, f) -> None:
+    """SQLite plans without statistics: beside a key or identity filter, a cluster, topic,
+    time range, row-id bound or cursor must not make it walk another index instead."""
+    from sqlalchemy import event
+
+    from collectors.index import migrate
+    from collectors.index.engine import create_index_engine
+
+    engine = create_index_engine(f"sqlite:///{tmp_path / 'plan.db'}")
+    migrate.upgrade(engine)
+    statements: list[tuple[str, object]] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def capture(connection, cursor, statement, parameters, context, executemany) -> None:
+        if "event_segments" in statement:
+            statements.append((statement, parameters))
+
+    search_events(engine, f, text_scan_rows=0)
+    event.remove(engine, "before_cursor_execute", capture)
+    assert statements
+    with engine.connect() as connection:
+        for statement, parameters in statements:
+            rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)
+            plan = " | ".join(row[-1] for row in rows)
+            assert plan.startswith("SEARCH events USING INDEX ix_events_"), plan
+            assert "_hash (<expr>=? AND " in plan.split(" | ")[0], plan
+    engine.dispose()
