@@ -82,6 +82,12 @@ class EventFilter:
     def needs_scan(self) -> bool:
         return bool(self.text or self.header_name)
 
+    @property
+    def looks_up(self) -> bool:
+        """Whether a key or identity filter finds the rows (through a hash index)."""
+        identities = (self.correlation_id, self.event_id, self.trace_id)
+        return self.key is not None or any(value is not None for value in identities)
+
 
 def format_time(ms: int) -> str:
     moment = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
@@ -205,7 +211,7 @@ def _look_ups(f: EventFilter) -> list[ColumnElement[bool]]:
 def _narrowing(f: EventFilter, condition: ColumnElement[bool]) -> ColumnElement[bool]:
     """A filter beside a key or identity look-up only narrows the rows it finds: so marked,
     SQLite's planner keeps to the look-up's index (collectors/index/identity.py)."""
-    return narrowing_only(condition) if _look_ups(f) else condition
+    return narrowing_only(condition) if f.looks_up else condition
 
 
 def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:

@@ -235,3 +235,9 @@ def test_a_look_up_with_other_filters_reads_through_its_hash_index(tmp_path, f) 
             assert plan.startswith("SEARCH events USING INDEX ix_events_"), plan
             assert "_hash (<expr>=? AND " in plan.split(" | ")[0], plan
     engine.dispose()
+
+
+def test_looks_up_names_the_filters_that_use_a_hash_index() -> None:
+    assert not EventFilter(cluster="c", topics=("t",), text="x").looks_up
+    for name in ("key", "correlation_id", "event_id", "trace_id"):
+        assert EventFilter(**{name: "v"}).looks_up
