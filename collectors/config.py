@@ -77,6 +77,7 @@ class CollectorConfig:
     group_id: str = "eventscope-collector"
     retention_max_age_s: float = 7 * 86_400.0  # 0 keeps events forever
     retention_max_bytes: int = 0  # 0 means no size cap
+    retention_unfinished_sagas_s: float = 30 * 86_400.0  # 0 keeps them forever
     writer: str = "process"  # "process": index writes in a child process; "thread": in-process
 
 
@@ -256,6 +257,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("collector.value_cap", "must be >= 1")
     if collector.retention_max_age_s < 0 or collector.retention_max_bytes < 0:
         raise ConfigError("collector.retention_max_age_s", "retention limits must be >= 0")
+    if collector.retention_unfinished_sagas_s < 0:
+        raise ConfigError("collector.retention_unfinished_sagas_s", "must be >= 0")
     if collector.writer not in ("process", "thread"):
         raise ConfigError("collector.writer", f"'process' or 'thread', not {collector.writer!r}")
     if collector.batch_max_records < 1:

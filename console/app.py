@@ -98,6 +98,7 @@ def retention_policy(settings: Settings) -> RetentionPolicy:
     return RetentionPolicy(
         max_age_s=collector.retention_max_age_s or None,
         max_bytes=collector.retention_max_bytes or None,
+        unfinished_saga_max_age_s=collector.retention_unfinished_sagas_s or None,
     )
 
 

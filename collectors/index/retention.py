@@ -2,10 +2,12 @@
 
 The same maximum age applies to spans (by start time, with their span links) and to sagas
 that finished (completed, failed, compensated, compensation incomplete) longer ago than
-that; running and stuck sagas are kept. Each chunk is its own short transaction followed
-by a pause, so the tap's batch writes and the OTLP receiver (SQLite has one writer at a
-time) are never held up for long. Positions are never touched: a deleted record is not
-consumed again.
+that. Running, stuck and compensating sagas are problems to look into: they are kept longer,
+until their last event is older than `unfinished_saga_max_age_s` (30 days by default;
+without that bound every saga that never finishes would stay forever). Each chunk is its
+own short transaction followed by a pause, so the tap's batch writes and the OTLP receiver
+(SQLite has one writer at a time) are never held up for long. Positions are never
+touched: a deleted record is not consumed again.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collectors.index.models import events_table as events
 from collectors.index.saga_models import sagas_table as sagas
 from collectors.index.trace_models import span_links_table as span_links
 from collectors.index.trace_models import spans_table as spans
+from collectors.saga_rules import SagaStatus
 
 log = logging.getLogger("eventscope.retention")
 
@@ -31,12 +34,16 @@ log = logging.getLogger("eventscope.retention")
 class RetentionPolicy:
     max_age_s: float | None = 7 * 86_400.0
     max_bytes: int | None = None
+    unfinished_saga_max_age_s: float | None = 30 * 86_400.0
     chunk_rows: int = 5_000
     pause_s: float = 0.05
     interval_s: float = 60.0
 
 
 FINISHED_SAGA_STATUSES = ("completed", "failed", "compensated", "compensation_incomplete")
+UNFINISHED_SAGA_STATUSES = tuple(
+    str(status) for status in SagaStatus if str(status) not in FINISHED_SAGA_STATUSES
+)
 LINK_BATCH = 400  # span contexts per span_links delete: well under bound-parameter limits
 
 ROW_OVERHEAD_BYTES = 160  # identity columns and index entries of a typical row
@@ -110,12 +117,15 @@ def delete_spans_older_than(engine: Engine, cutoff_ms: int, chunk_rows: int) -> 
     return len(rows)
 
 
-def delete_sagas_finished_before(engine: Engine, cutoff_ms: int, chunk_rows: int) -> int:
-    """Delete one chunk of finished sagas whose last event is older than cutoff_ms."""
+def delete_sagas_before(
+    engine: Engine, cutoff_ms: int, chunk_rows: int, statuses: tuple[str, ...]
+) -> int:
+    """Delete one chunk of sagas in one of `statuses` whose last event is older than
+    cutoff_ms."""
     c = sagas.c
     oldest = (
         select(c.cluster, c.saga_id)
-        .where(c.status.in_(FINISHED_SAGA_STATUSES), c.last_ms < cutoff_ms)
+        .where(c.status.in_(statuses), c.last_ms < cutoff_ms)
         .limit(chunk_rows)
     )
     with engine.begin() as connection:
@@ -160,7 +170,15 @@ def run_round(
         result.events = _in_chunks(lambda: delete_older_than(engine, cutoff_ms, chunk), policy)
         result.spans = _in_chunks(lambda: delete_spans_older_than(engine, cutoff_ms, chunk), policy)
         result.sagas = _in_chunks(
-            lambda: delete_sagas_finished_before(engine, cutoff_ms, chunk), policy
+            lambda: delete_sagas_before(engine, cutoff_ms, chunk, FINISHED_SAGA_STATUSES), policy
+        )
+    if policy.unfinished_saga_max_age_s is not None:
+        open_cutoff_ms = int((now_s - policy.unfinished_saga_max_age_s) * 1000)
+        result.sagas += _in_chunks(
+            lambda: delete_sagas_before(
+                engine, open_cutoff_ms, policy.chunk_rows, UNFINISHED_SAGA_STATUSES
+            ),
+            policy,
         )
     if policy.max_bytes is not None:
         result.events += _delete_to_size(engine, policy)
@@ -210,7 +228,7 @@ class RetentionService:
                 self.last_round = result
                 self.last_error = None
                 if result.events or result.spans or result.sagas:
-                    log.info("retention deleted %d events, %d spans, %d finished sagas",
+                    log.info("retention deleted %d events, %d spans, %d sagas",
                              result.events, result.spans, result.sagas)  # fmt: skip
             except Exception as exc:  # keep going: the next round may succeed
                 self.last_error = f"{type(exc).__name__}: {exc}"[:300]

@@ -55,6 +55,10 @@ def test_kafka_bootstrap_variable_defines_or_overrides_the_first_cluster(
             "clusters.a.sasl_mechanism",
         ),
         ('[collector]\nvalue_cap = "big"\n', "collector.value_cap"),
+        (
+            "[collector]\nretention_unfinished_sagas_s = -1\n",
+            "collector.retention_unfinished_sagas_s",
+        ),
         ("[lag]\nwindow = 1\n", "lag.window"),
     ],
 )

@@ -95,16 +95,22 @@ def test_age_retention_deletes_old_spans_with_their_links_in_chunks(index_db) ->
     assert run_round(index_db.engine, policy, now_s=NOW_S).spans == 0
 
 
-def test_age_retention_deletes_only_finished_sagas(index_db) -> None:
-    old, recent = int(NOW_S * 1000) - 8 * DAY_MS, int(NOW_S * 1000) - DAY_MS
+def test_age_retention_deletes_finished_sagas_then_unfinished_ones_much_later(index_db) -> None:
+    now_ms = int(NOW_S * 1000)
+    old, recent, ancient = now_ms - 8 * DAY_MS, now_ms - DAY_MS, now_ms - 31 * DAY_MS
     finished = ("completed", "failed", "compensated", "compensation_incomplete")
     for n, status in enumerate(finished * 3):
         add_saga(index_db.engine, f"old-{n}", status, old)
     for status in ("running", "stuck", "compensating"):
         add_saga(index_db.engine, f"open-{status}", status, old)
+        add_saga(index_db.engine, f"abandoned-{status}", status, ancient)
     add_saga(index_db.engine, "recent-done", "completed", recent)
     policy = RetentionPolicy(max_age_s=7 * 86_400, chunk_rows=5, pause_s=0)
-    assert run_round(index_db.engine, policy, now_s=NOW_S).sagas == 12
+    assert run_round(index_db.engine, policy, now_s=NOW_S).sagas == 15
     with index_db.engine.connect() as connection:
         kept = {r[0] for r in connection.execute(select(sagas_table.c.saga_id))}
     assert kept == {"open-running", "open-stuck", "open-compensating", "recent-done"}
+    # Without the longer bound, a saga that never finishes stays.
+    add_saga(index_db.engine, "abandoned-again", "stuck", ancient)
+    keep_open = RetentionPolicy(max_age_s=7 * 86_400, unfinished_saga_max_age_s=None, pause_s=0)
+    assert run_round(index_db.engine, keep_open, now_s=NOW_S).sagas == 0
