@@ -42,9 +42,9 @@ from bench.harness import free_port, report, scratch_dir, start_local_broker  # 
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
-from collectors.index.identity import HASH_COLUMNS, identity_hashes  # noqa: E402
+from collectors.index.identity import text_hash  # noqa: E402
 from collectors.index.models import events_table, positions_table  # noqa: E402
-from collectors.index.writer import COLUMN_INDEX, key_hash, write_batch  # noqa: E402
+from collectors.index.writer import EVENT_COLUMNS, event_tuple, write_batch  # noqa: E402
 from collectors.kafka.tap import to_row  # noqa: E402
 from console.event_search import EventFilter, search_events  # noqa: E402
 
@@ -266,33 +266,29 @@ def fill_index(engine, target: int, run: str) -> None:
     for i in range(TEMPLATES):
         key, value, headers = record(i, f"{run}-fill")
         raw = RawRecord(topic, 0, i, 0, key, value, headers)
-        templates.append(list(to_row("bench", normalize(raw, conventions), 0)))
-    columns = COLUMN_INDEX
+        row = to_row("bench", normalize(raw, conventions), 0)
+        templates.append(dict(zip(EVENT_COLUMNS, row, strict=True)))
     offset = 0
     batch = 20_000
     while have < target:
         n = min(batch, target - have)
         rows = []
         for i in range(offset, offset + n):
-            row = templates[i % TEMPLATES].copy()
             order = i // 4
             key = f"order-{order}".encode()
-            row[columns["partition"]] = i % PARTITIONS
-            row[columns["offset"]] = i
-            row[columns["timestamp_ms"]] = 1_700_000_000_000 + i
-            row[columns["key"]] = key
-            row[columns["key_hash"]] = key_hash(key)
-            row[columns["event_id"]] = f"{run}-fill-evt-{i}"
-            row[columns["correlation_id"]] = f"{run}-fill-order-{order}"
-            row[columns["causation_id"]] = f"{run}-fill-evt-{i - 1}" if i % 4 else None
-            row[columns["trace_id"]] = f"{random.getrandbits(128):032x}"
-            row[columns["span_id"]] = f"{random.getrandbits(64):016x}"
-            identities = (row[columns[name]] for name in HASH_COLUMNS)
-            for name, value in zip(
-                HASH_COLUMNS.values(), identity_hashes(*identities), strict=True
-            ):
-                row[columns[name]] = value
-            rows.append(tuple(row))
+            row = templates[i % TEMPLATES] | {
+                "partition": i % PARTITIONS,
+                "offset": i,
+                "timestamp_ms": 1_700_000_000_000 + i,
+                "key": key,
+                "key_hash": text_hash(key),
+                "event_id": f"{run}-fill-evt-{i}",
+                "correlation_id": f"{run}-fill-order-{order}",
+                "causation_id": f"{run}-fill-evt-{i - 1}" if i % 4 else None,
+                "trace_id": f"{random.getrandbits(128):032x}",
+                "span_id": f"{random.getrandbits(64):016x}",
+            }
+            rows.append(event_tuple(row))  # with the identity hashes of the new ids
         write_batch(engine, "bench", rows, {}, 0)
         offset += n
         have += n

@@ -26,6 +26,8 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 TEXT_SCAN_ROWS = 1_000_000
 MAX_FILTER_CHARS = 1_000
+# Filters that are identities of collectors/index/identity.py, found through their hash.
+IDENTITY_FILTERS = ("correlation_id", "event_id", "trace_id")
 
 # The list view leaves out the bulky columns; the detail view reads the whole row.
 LIST_COLUMNS = [c for c in events.c if c.name not in ("value", "dlq_stacktrace", "headers")]
@@ -85,7 +87,7 @@ class EventFilter:
     @property
     def looks_up(self) -> bool:
         """Whether a key or identity filter finds the rows (through a hash index)."""
-        identities = (self.correlation_id, self.event_id, self.trace_id)
+        identities = (getattr(self, name) for name in IDENTITY_FILTERS)
         return self.key is not None or any(value is not None for value in identities)
 
 
@@ -198,11 +200,8 @@ def _look_ups(f: EventFilter) -> list[ColumnElement[bool]]:
     conditions: list[ColumnElement[bool]] = []
     if f.key is not None:
         conditions.append(key_equals(f.key.encode("utf-8")))
-    for name, value in (
-        ("correlation_id", f.correlation_id),
-        ("event_id", f.event_id),
-        ("trace_id", f.trace_id),
-    ):
+    for name in IDENTITY_FILTERS:
+        value = getattr(f, name)
         if value is not None:
             conditions.append(identity_equals(name, value))
     return conditions

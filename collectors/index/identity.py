@@ -38,8 +38,6 @@ from sqlalchemy.sql.visitors import InternalTraversal
 
 from collectors.index.models import IDENTITY_HASH_COLUMNS, SEGMENT_ROWS, events_table
 
-HASH_COLUMNS = IDENTITY_HASH_COLUMNS
-
 
 def text_hash(value: str | bytes | None) -> int | None:
     """A signed 64-bit hash (what BIGINT holds) of a text or bytes value; None stays None."""
@@ -57,7 +55,7 @@ def identity_hashes(
     trace_id: str | None,
     saga_id: str | None,
 ) -> tuple[int | None, int | None, int | None, int | None, int | None]:
-    """The hash columns of a row, in HASH_COLUMNS order."""
+    """The hash columns of a row, in IDENTITY_HASH_COLUMNS order."""
     return (
         text_hash(event_id),
         text_hash(correlation_id),
@@ -132,7 +130,7 @@ def narrowing_only(condition: ColumnElement[bool]) -> ColumnElement[bool]:
 
 
 def identity_equals(name: str, value: str, cluster: str | None = None) -> ColumnElement[bool]:
-    """Events whose identity `name` (a key of HASH_COLUMNS) is `value`, through its index;
+    """Events whose identity `name` (a key of IDENTITY_HASH_COLUMNS) is `value`, through its index;
     only those of `cluster` when given."""
     return identity_in(name, [value], cluster)
 
@@ -151,7 +149,7 @@ def identity_in(
     text_column = c[name]
     matches: Any = text_column == wanted[0] if len(wanted) == 1 else text_column.in_(wanted)
     if name != "saga_id":
-        return and_(hashed_in(c[HASH_COLUMNS[name]], hashes), matches, *in_cluster)
+        return and_(hashed_in(c[IDENTITY_HASH_COLUMNS[name]], hashes), matches, *in_cluster)
     # A saga id equal to the event's correlation id has no saga hash of its own. The two
     # indexes are searched as a union of row ids, the cluster test inside: next to an OR
     # of indexed terms, or to a cluster test, SQLite's planner (no statistics) prefers the

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
-from collectors.index.identity import HASH_COLUMNS, identity_hashes, text_hash
-from collectors.index.models import events_table, positions_table
+from collectors.index.identity import identity_hashes
+from collectors.index.models import IDENTITY_HASH_COLUMNS, events_table, positions_table
 
 PositionKey = tuple[str, int]  # (topic, partition)
 
@@ -82,17 +82,12 @@ CHUNK_ROWS = 5_000
 GROUP_COMMIT_ROWS = 20_000
 
 
-def key_hash(key: bytes | None) -> int | None:
-    """A signed 64-bit hash of a record key: indexable whatever the key's size."""
-    return text_hash(key)
-
-
 def event_tuple(row: Mapping[str, Any]) -> EventTuple:
     """An event row by column name as the writer's tuple, its identity hashes computed
     (absent columns are NULL)."""
     values = dict(row)
-    hashes = identity_hashes(*(values.get(name) for name in HASH_COLUMNS))
-    values.update(zip(HASH_COLUMNS.values(), hashes, strict=True))
+    hashes = identity_hashes(*(values.get(name) for name in IDENTITY_HASH_COLUMNS))
+    values.update(zip(IDENTITY_HASH_COLUMNS.values(), hashes, strict=True))
     return tuple(values.get(name) for name in EVENT_COLUMNS)
 
 
@@ -158,7 +153,8 @@ class BatchWriter:
         the number of new rows that commit made durable (0 when it stays open).
         """
         tuples: list[EventTuple] = [
-            event_tuple(row) if isinstance(row, Mapping) else row for row in rows
+            row if type(row) is tuple else event_tuple(row)  # type: ignore[arg-type]
+            for row in rows
         ]
         connection = self._connection
         if connection is None:

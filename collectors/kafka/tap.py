@@ -31,13 +31,12 @@ from sqlalchemy import Engine
 
 from collectors.config import ClusterConfig, CollectorConfig
 from collectors.conventions import Conventions, NormalizedEvent, RawRecord, normalize
-from collectors.index.identity import identity_hashes
+from collectors.index.identity import identity_hashes, text_hash
 from collectors.index.writer import (
     BatchHook,
     BatchWriter,
     EventTuple,
     PositionKey,
-    key_hash,
     read_positions,
 )
 from collectors.index.writer_process import WriterProcess
@@ -75,7 +74,7 @@ def to_row(cluster: str, event: NormalizedEvent, now_ms: int) -> EventTuple:
         event.timestamp_ms,
         now_ms,
         event.key,
-        key_hash(event.key),
+        text_hash(event.key),  # key_hash
         event.value,
         event.value_size,
         event.value_truncated,

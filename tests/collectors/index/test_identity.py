@@ -6,14 +6,13 @@ import pytest
 from sqlalchemy import delete, insert, select
 
 from collectors.index.identity import (
-    HASH_COLUMNS,
     identity_equals,
     identity_in,
     key_equals,
     text_hash,
 )
-from collectors.index.models import SEGMENT_ROWS, events_table
-from collectors.index.writer import EVENT_COLUMNS, event_tuple, key_hash, write_batch
+from collectors.index.models import IDENTITY_HASH_COLUMNS, SEGMENT_ROWS, events_table
+from collectors.index.writer import EVENT_COLUMNS, event_tuple, write_batch
 from tests.collectors.trace_fixtures import event_row
 
 
@@ -62,7 +61,7 @@ def test_look_ups_probe_every_segment_of_the_index(index_db) -> None:
     rows = [
         dict(zip(EVENT_COLUMNS, event_tuple(event_row(
             "orders", offset, correlation_id="order-1", saga_id="order-1", key=b"k-1",
-            key_hash=key_hash(b"k-1"), trace_id=f"{offset:032x}",
+            key_hash=text_hash(b"k-1"), trace_id=f"{offset:032x}",
         )), strict=True), id=row_id)
         for offset, row_id in enumerate(ids)
     ]  # fmt: skip
@@ -84,7 +83,7 @@ def test_look_ups_probe_every_segment_of_the_index(index_db) -> None:
 
 
 @pytest.mark.parametrize("cluster", [None, "c1"])
-@pytest.mark.parametrize("name", [*sorted(HASH_COLUMNS), "key"])
+@pytest.mark.parametrize("name", [*sorted(IDENTITY_HASH_COLUMNS), "key"])
 def test_look_ups_use_the_hash_index(tmp_path, name, cluster) -> None:
     """SQLite's planner has no statistics: a look-up, newest first as the search pages
     ask, must neither read a whole cluster nor walk the timestamp index."""
@@ -96,7 +95,10 @@ def test_look_ups_use_the_hash_index(tmp_path, name, cluster) -> None:
     if name == "key":
         condition, index = key_equals(b"x"), "ix_events_key_hash"
     else:
-        condition, index = identity_equals(name, "x", cluster), f"ix_events_{HASH_COLUMNS[name]}"
+        condition, index = (
+            identity_equals(name, "x", cluster),
+            f"ix_events_{IDENTITY_HASH_COLUMNS[name]}",
+        )
     query = select(events_table.c.offset).where(condition)
     query = query.order_by(events_table.c.timestamp_ms.desc()).limit(50)
     sql = str(query.compile(engine, compile_kwargs={"literal_binds": True}))
