@@ -3,10 +3,10 @@
 - `saga_options` reads the `[sagas]` configuration table: the classification rules and saga
   definitions of collectors/saga_rules.py plus two settings of its own, `stuck_after_s` (when
   a saga without a timeout of its own counts as stuck) and `evaluate_interval_s`.
-- `SagaHook` is a batch hook of the tap (collectors/index/writer.py): inside the batch's
-  transaction it groups the new rows by saga id, loads those sagas' states in one query,
-  applies the events and upserts the sagas in one executemany. Rows without a saga id cost a
-  dictionary look-up.
+- `SagaHook` is a batch hook of the tap (collectors/index/writer.py): it groups the new rows
+  of every batch by saga id and, once per commit inside the transaction, loads those sagas'
+  states in one query, applies the events and upserts the sagas in one executemany. Rows
+  without a saga id cost a dictionary look-up.
 - `SagaEvaluator` is a background service: statuses that change with the clock alone (stuck,
   compensation incomplete, completed after a quiet period) are re-evaluated every
   `evaluate_interval_s` for the sagas that could have changed.
@@ -29,7 +29,7 @@ from collectors.background import cancel_and_wait
 from collectors.index.identity import identity_equals
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
-from collectors.index.writer import columns_getter
+from collectors.index.writer import EventTuple, columns_getter
 from collectors.saga_rules import (
     DEFAULT_STUCK_AFTER_S,
     MAX_KEY_CHARS,
@@ -230,21 +230,27 @@ def load_states(
 
 
 class SagaHook:
-    """The tap's batch hook: keeps the `sagas` table in step with the indexed events."""
+    """The tap's batch hook (collectors/index/writer.BatchHook): keeps the `sagas` table in
+    step with the indexed events, deriving each saga once per commit."""
 
     def __init__(self, options: SagaOptions, clock: Callable[[], float] = time.time) -> None:
         self.options = options
         self.clock = clock
+        self._cluster = ""
+        self._pending: dict[str, list[SagaEventRef]] = {}  # saga id -> its new events
 
-    def __call__(
-        self, connection: Connection, cluster: str, rows: Sequence[Mapping[str, Any]]
-    ) -> None:
-        grouped: dict[str, list[SagaEventRef]] = {}
+    def collect(self, cluster: str, rows: Sequence[EventTuple]) -> None:
+        self._cluster = cluster
+        pending = self._pending
         for row in rows:
             columns = _REF_COLUMNS(row)
             saga_id = columns[0]
             if saga_id:
-                grouped.setdefault(saga_id[:MAX_KEY_CHARS], []).append(_ref(cluster, *columns[1:]))
+                pending.setdefault(saga_id[:MAX_KEY_CHARS], []).append(_ref(cluster, *columns[1:]))
+
+    def flush(self, connection: Connection) -> None:
+        grouped, cluster = self._pending, self._cluster
+        self._pending = {}
         if not grouped:
             return
         now_ms = int(self.clock() * 1000)
@@ -257,6 +263,9 @@ class SagaHook:
             state.evaluate(now_ms, rules, self.options.stuck_after_s)
             changed.append(saga_row(cluster, state, now_ms))
         upsert_sagas(connection, changed)
+
+    def discard(self) -> None:
+        self._pending = {}
 
 
 def upsert_sagas(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

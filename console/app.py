@@ -66,9 +66,9 @@ def background_services(state: AppState) -> list[Service]:
         {**settings.conventions, "value_cap": settings.collector.value_cap}
     )
     sagas = saga_options(settings.sagas)
-    saga_hook = SagaHook(sagas)
     services: list[Service] = [
-        Tap(cluster, state.engine, conventions, settings.collector, hooks=[saga_hook])
+        # A hook holds what it collected until its writer commits: one per tap.
+        Tap(cluster, state.engine, conventions, settings.collector, hooks=[SagaHook(sagas)])
         for cluster in settings.clusters
     ]
     if settings.server.otlp_port:  # a receiver too; first, so that a busy port fails fast

@@ -10,8 +10,8 @@ position only ever moves forward.
 from __future__ import annotations
 
 import operator
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -21,9 +21,6 @@ from collectors.index.models import IDENTITY_HASH_COLUMNS, events_table, positio
 
 PositionKey = tuple[str, int]  # (topic, partition)
 
-# Work derived from a batch (saga state, lineage edges, ...) that must commit with it:
-# called inside the batch's transaction with the cluster name and the new rows.
-BatchHook = Callable[[Connection, str, Sequence[Mapping[str, Any]]], None]
 
 # The hot path hands rows to the driver as tuples in this column order: no per-row
 # processing by SQLAlchemy (it costs about as much as SQLite's own insert).
@@ -32,37 +29,32 @@ COLUMN_INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
 EventTuple = tuple[Any, ...]
 
 
-class RowView(Mapping[str, Any]):
-    """Read-only mapping over an event tuple, for batch hooks."""
+class BatchHook(Protocol):
+    """Work derived from the rows (saga state, ...) that must commit with them.
 
-    __slots__ = ("_values",)
+    `collect` sees the rows of every batch added, as tuples in EVENT_COLUMNS order (it keeps
+    what it needs, not the rows; `columns_getter` reads them);
+    `flush` writes the derived work inside the transaction just before it commits;
+    `discard` forgets what was collected when the transaction is rolled back. Why once per
+    commit rather than per batch: the events of one saga arrive close together but on
+    different partitions, hence in different batches of the same commit, and its state is
+    then read, derived and written once instead of once per batch. A hook holds what it
+    collected until its writer commits, so each writer needs hook objects of its own.
+    """
 
-    def __init__(self, values: EventTuple) -> None:
-        self._values = values
+    def collect(self, cluster: str, rows: Sequence[EventTuple]) -> None: ...
 
-    def __getitem__(self, name: str) -> Any:
-        return self._values[COLUMN_INDEX[name]]
+    def flush(self, connection: Connection) -> None: ...
 
-    def __iter__(self) -> Iterator[str]:
-        return iter(EVENT_COLUMNS)
-
-    def __len__(self) -> int:
-        return len(EVENT_COLUMNS)
+    def discard(self) -> None: ...
 
 
-def columns_getter(*names: str) -> Callable[[Mapping[str, Any]], tuple[Any, ...]]:
-    """A function giving the named columns of a row as a tuple, for hooks that read every
-    row of a batch: by position from the writer's rows, by name from any other mapping."""
+def columns_getter(*names: str) -> Callable[[EventTuple], tuple[Any, ...]]:
+    """A function giving the named columns of an event tuple as a tuple, for hooks that
+    read every row of a batch."""
     if len(names) < 2:
         raise ValueError("columns_getter needs two names or more")
-    by_position = operator.itemgetter(*(COLUMN_INDEX[name] for name in names))
-
-    def get(row: Mapping[str, Any]) -> tuple[Any, ...]:
-        if type(row) is RowView:
-            return by_position(row._values)
-        return tuple(row[name] for name in names)
-
-    return get
+    return operator.itemgetter(*(COLUMN_INDEX[name] for name in names))
 
 
 def _insert_events_sql(dialect: str) -> str:
@@ -105,8 +97,9 @@ class BatchWriter:
     those pages once instead of ten times; at 1M indexed events a SQLite row costs 45 us
     with a commit per 2,500 rows and 26 us with one per 25,000 (docs/benchmarks.md).
 
-    `add` writes the rows, runs the hooks and moves the positions inside the open
-    transaction; `commit` makes all of it durable together. If anything fails the whole
+    `add` writes the rows, hands them to the hooks' `collect` and moves the positions inside
+    the open transaction; `commit` has the hooks flush their work and makes all of it
+    durable together. If anything fails the whole
     open transaction is rolled back and the error raised: the batches added since the last
     commit are gone, and the caller must read them again from the stored positions
     (collectors/kafka/tap.py does).
@@ -165,10 +158,8 @@ class BatchWriter:
                 chunk = tuples[start : start + CHUNK_ROWS]
                 result = connection.exec_driver_sql(self._events_sql, chunk)
                 self._inserted += max(result.rowcount, 0)
-            if self.hooks:
-                views = [RowView(values) for values in tuples]
-                for hook in self.hooks:
-                    hook(connection, self.cluster, views)
+            for hook in self.hooks:
+                hook.collect(self.cluster, tuples)
             if next_offsets:
                 connection.execute(
                     self._position_upsert,
@@ -197,6 +188,8 @@ class BatchWriter:
         if connection is None:
             return 0
         try:
+            for hook in self.hooks:
+                hook.flush(connection)
             connection.commit()
         except BaseException:
             self.rollback()
@@ -209,6 +202,8 @@ class BatchWriter:
         """Drop what was added since the last commit."""
         connection = self._connection
         self._reset()
+        for hook in self.hooks:
+            hook.discard()
         if connection is not None:
             try:
                 connection.rollback()

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select, update
 
 from collectors.index.saga_models import sagas_table
-from collectors.index.writer import EVENT_COLUMNS, write_batch
+from collectors.index.writer import EVENT_COLUMNS, BatchWriter, write_batch
 from collectors.sagas import (
     SagaHook,
     evaluate_due,
@@ -105,6 +105,30 @@ def test_hook_materializes_sagas_incrementally_across_batches(index_db) -> None:
     state = json.loads(saga["state"])
     assert state["steps"][0]["key"] == "local/trip-commands/0/0"
     assert [s["outcome"] for s in state["steps"]][-2:] == ["compensation", "compensation"]
+
+
+def test_hook_derives_a_saga_once_per_commit_whatever_the_batches(index_db) -> None:
+    hook = SagaHook(saga_options({}), clock=clock_at(T0 + 10_000))
+    rows = trip_rows("trip-9", ["ReserveFlight", "FlightReserved", "ReserveHotel", "HotelReserved"])
+    writer = BatchWriter(index_db.engine, "local", hooks=[hook])
+    try:
+        for row in rows:  # one batch per event, as when they come from different partitions
+            writer.add([row], {}, T0)
+        assert sagas(index_db.engine) == {}  # nothing derived before the commit
+        writer.commit()
+        saga = sagas(index_db.engine)["trip-9"]
+        assert saga["step_count"] == 4 and saga["version"] == 1
+
+        writer.add(trip_rows("trip-9", ["ChargePayment"], start_offset=4), {}, T0)
+        writer.rollback()  # what the rolled-back batch implied is forgotten with it
+        writer.add(trip_rows("trip-9", ["ChargePayment"], start_offset=5), {}, T0)
+        writer.commit()
+        saga = sagas(index_db.engine)["trip-9"]
+        assert saga["step_count"] == 5 and saga["version"] == 2
+        keys = [step["key"] for step in json.loads(saga["state"])["steps"]]
+        assert "local/trip-commands/0/4" not in keys and "local/trip-commands/0/5" in keys
+    finally:
+        writer.close()
 
 
 def test_definition_detects_order_and_missing_compensation(index_db) -> None:

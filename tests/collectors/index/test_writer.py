@@ -8,11 +8,10 @@ from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
 from collectors.index.writer import (
+    COLUMN_INDEX,
     BatchWriter,
-    RowView,
     columns_getter,
     read_positions,
-    write_batch,
 )
 from tests.collectors.index.test_writer_process import count, event_row
 
@@ -59,36 +58,57 @@ def test_a_failure_drops_every_batch_since_the_last_commit(index_db) -> None:
         writer.close()
 
 
-def test_hooks_work_in_the_batch_transaction(index_db) -> None:
-    seen: list[int] = []
+class CountingHook:
+    """Collects the offsets of every batch; at commit counts its topic's rows in the index."""
 
-    def hook(connection: Connection, cluster: str, rows) -> None:
-        # The hook sees its own batch's rows through the open transaction.
-        topic = rows[0]["topic"]
+    def __init__(self) -> None:
+        self.collected: list[int] = []
+        self.seen: list[int] = []
+        self.discarded = 0
+
+    def collect(self, cluster: str, rows) -> None:
+        assert cluster == "local"
+        self.collected += [row[COLUMN_INDEX["offset"]] for row in rows]
+
+    def flush(self, connection: Connection) -> None:
+        # The hook sees the rows of every batch of the commit through the open transaction.
         found = connection.execute(
-            text("SELECT count(*) FROM events WHERE topic = :topic"), {"topic": topic}
+            text("SELECT count(*) FROM events WHERE topic = 'audit'")
         ).scalar_one()
-        seen.append(found)
-        if any(row["offset"] == 99 for row in rows):
+        self.seen.append(found)
+        if 99 in self.collected:
             raise RuntimeError("hook failed")
+        self.collected = []
 
+    def discard(self) -> None:
+        self.discarded += 1
+        self.collected = []
+
+
+def test_hooks_collect_every_batch_and_flush_once_in_the_commit(index_db) -> None:
+    hook = CountingHook()
     writer = BatchWriter(index_db.engine, "local", hooks=[hook])
     try:
         writer.add([event_row("audit", 0)], {("audit", 0): 1}, 1)
-        writer.add([event_row("audit", 1)], {("audit", 0): 2}, 1)
+        writer.add([event_row("audit", 1), event_row("audit", 2)], {("audit", 0): 3}, 1)
+        assert hook.collected == [0, 1, 2] and hook.seen == []
+        assert writer.commit() == 3
+        assert hook.seen == [3]
+
+        writer.add([event_row("audit", 99)], {("audit", 0): 100}, 1)
         with pytest.raises(RuntimeError, match="hook failed"):
-            writer.add([event_row("audit", 99)], {("audit", 0): 100}, 1)
-        assert seen == [1, 2, 3]
-        assert count(index_db.engine, "audit") == 0
+            writer.commit()
+        # The failed flush rolled back its transaction: the row and its position are gone.
+        assert hook.seen == [3, 4] and hook.discarded == 1 and hook.collected == []
+        assert count(index_db.engine, "audit") == 3
+        assert read_positions(index_db.engine, "local", [("audit", 0)]) == {("audit", 0): 3}
     finally:
         writer.close()
-    assert write_batch(index_db.engine, "local", [event_row("audit", 0)], {}, 1) == 1
 
 
-def test_columns_getter_reads_writer_rows_and_plain_mappings_alike() -> None:
+def test_columns_getter_reads_event_tuples() -> None:
     values = event_row("orders", 7, saga_id="trip-1")
-    row = RowView(values)
     get = columns_getter("topic", "offset", "saga_id")
-    assert get(row) == get(dict(row)) == ("orders", 7, "trip-1")
+    assert get(values) == ("orders", 7, "trip-1")
     with pytest.raises(ValueError):
         columns_getter("topic")
