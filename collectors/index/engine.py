@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,10 +20,26 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def bind_common_types_directly() -> None:
+    """Register identity adapters for None, bytes and bool in Python's sqlite3 module.
+
+    Why: sqlite3 binds int, float and str directly, but sends every other parameter
+    through its adaptation protocol, where a type without a registered adapter costs two
+    failing attribute look-ups (exceptions raised and cleared). An index row binds a
+    dozen NULLs, two blobs and three flags: with these adapters found in the registry its
+    insert is ~3 us cheaper (docs/benchmarks.md). What is stored is unchanged: NULL, the
+    same blob, and the 1 or 0 SQLite stores for a bool anyway. Process-wide and idempotent.
+    """
+    sqlite3.register_adapter(type(None), {}.get)  # a C callable: {}.get(None) is None
+    sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for exact bytes: no copy
+    sqlite3.register_adapter(bool, int)
+
+
 def create_index_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine; SQLite gets WAL, a busy timeout and its folder created."""
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
+        bind_common_types_directly()
         database = parsed.database
         if database and database != ":memory:":
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
