@@ -26,7 +26,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, select, tuple_, update
 
 from collectors.background import cancel_and_wait
-from collectors.index.identity import identity_equals
+from collectors.index.identity import identity_equals, text_hash
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
 from collectors.index.writer import EventTuple, columns_getter
@@ -253,6 +253,7 @@ class SagaHook:
         self._pending = {}
         if not grouped:
             return
+        lock_sagas(connection, cluster)
         now_ms = int(self.clock() * 1000)
         rules = self.options.rules
         states = load_states(connection, cluster, grouped, self.options)
@@ -266,6 +267,21 @@ class SagaHook:
 
     def discard(self) -> None:
         self._pending = {}
+
+
+def lock_sagas(connection: Connection, cluster: str) -> None:
+    """On PostgreSQL, wait for the cluster's saga lock, held until the transaction ends.
+
+    Why: several collectors split the partitions, so two of them may index events of one
+    saga at the same moment. Each reads the stored state, adds its events and writes the
+    state back; without the lock the second write drops the first one's events. Flushes of
+    one cluster take turns; only the flush and commit hold the lock, not the inserts. One
+    lock rather than one per saga: a commit touches thousands of sagas, and PostgreSQL's
+    lock table holds a few thousand locks in all. SQLite has one writer at a time.
+    """
+    if connection.dialect.name == "postgresql":
+        key = text_hash(f"eventscope sagas\x00{cluster}")
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (key,))
 
 
 def upsert_sagas(connection: Connection, rows: Sequence[Mapping[str, Any]]) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import threading
+import time
 
 import pytest
-from sqlalchemy import select, update
+from sqlalchemy import select, text, update
 
 from collectors.index.saga_models import sagas_table
 from collectors.index.writer import EVENT_COLUMNS, BatchWriter, write_batch
@@ -186,3 +188,57 @@ def test_unusable_stored_state_is_rebuilt_from_the_events(index_db) -> None:
 def test_bad_options_name_the_key(config: dict, key: str) -> None:
     with pytest.raises(ValueError, match=key):
         saga_options(config)
+
+
+def test_two_collectors_writing_one_saga_at_once_both_keep_their_events(index_db) -> None:
+    """Several collectors split the partitions, so two may index events of one saga at the
+    same moment; each reads the stored state, adds its events and writes it back."""
+    if index_db.backend != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    first_hook = SagaHook(saga_options({}), clock=clock_at(T0 + 10_000))
+    second_hook = SagaHook(saga_options({}), clock=clock_at(T0 + 10_000))
+    first = BatchWriter(index_db.engine, "local", hooks=[first_hook], commit_rows=None)
+    second = BatchWriter(index_db.engine, "local", hooks=[second_hook], commit_rows=None)
+    first_rows = trip_rows("trip-7", ["ReserveFlight", "FlightReserved"])
+    second_rows = trip_rows("trip-7", ["ReserveHotel", "HotelReserved"], start_offset=2)
+    for row in second_rows:
+        row["partition"] = 1  # another collector's partition
+    first.add(first_rows, {}, T0)
+    second.add(second_rows, {}, T0)
+    first_connection = first._connection
+    assert first_connection is not None
+    first_hook.flush(first_connection)  # the first collector is committing...
+
+    errors: list[BaseException] = []
+
+    def commit_second() -> None:
+        try:
+            second.commit()
+        except BaseException as exc:
+            errors.append(exc)
+
+    racing = threading.Thread(target=commit_second)
+    racing.start()  # ...when the second one commits too
+    try:
+        deadline = time.monotonic() + 10
+        while not waiting_for_a_lock(index_db.engine):
+            assert time.monotonic() < deadline, "the second commit did not wait for the first"
+            time.sleep(0.01)
+    finally:
+        first.commit()  # its hook has nothing left to flush
+        racing.join(10)
+    assert errors == []
+    saga = sagas(index_db.engine)["trip-7"]
+    assert saga["step_count"] == 4
+    keys = {step["key"] for step in json.loads(saga["state"])["steps"]}
+    assert keys == {
+        "local/trip-commands/0/0", "local/trip-replies/0/1",
+        "local/trip-commands/1/2", "local/trip-replies/1/3",
+    }  # fmt: skip
+
+
+def waiting_for_a_lock(engine) -> bool:
+    with engine.connect() as connection:
+        return bool(
+            connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one()
+        )
