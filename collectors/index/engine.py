@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
@@ -30,7 +30,8 @@ def bind_common_types_directly() -> None:
     insert is ~3 us cheaper (docs/benchmarks.md). What is stored is unchanged: NULL, the
     same blob, and the 1 or 0 SQLite stores for a bool anyway. Process-wide and idempotent.
     """
-    sqlite3.register_adapter(type(None), {}.get)  # a C callable: {}.get(None) is None
+    none_to_null = cast(Callable[[None], None], {}.get)  # a C callable: {}.get(None) is None
+    sqlite3.register_adapter(type(None), none_to_null)
     sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for exact bytes: no copy
     sqlite3.register_adapter(bool, int)
 
