@@ -99,10 +99,9 @@ class BatchWriter:
 
     `add` writes the rows, hands them to the hooks' `collect` and moves the positions inside
     the open transaction; `commit` has the hooks flush their work and makes all of it
-    durable together. If anything fails the whole
-    open transaction is rolled back and the error raised: the batches added since the last
-    commit are gone, and the caller must read them again from the stored positions
-    (collectors/kafka/tap.py does).
+    durable together. If anything fails the whole open transaction is rolled back and the
+    error raised: the batches added since the last commit are gone, and the caller must read
+    them again from the stored positions (collectors/kafka/tap.py does).
     """
 
     def __init__(
