@@ -190,11 +190,11 @@ def test_bad_options_name_the_key(config: dict, key: str) -> None:
         saga_options(config)
 
 
+# PostgreSQL only: SQLite has one writer at a time.
+@pytest.mark.parametrize("index_db", ["postgresql"], indirect=True)
 def test_two_collectors_writing_one_saga_at_once_both_keep_their_events(index_db) -> None:
     """Several collectors split the partitions, so two may index events of one saga at the
     same moment; each reads the stored state, adds its events and writes it back."""
-    if index_db.backend != "postgresql":
-        pytest.skip("SQLite has one writer at a time")
     first_hook = SagaHook(saga_options({}), clock=clock_at(T0 + 10_000))
     second_hook = SagaHook(saga_options({}), clock=clock_at(T0 + 10_000))
     first = BatchWriter(index_db.engine, "local", hooks=[first_hook], commit_rows=None)
