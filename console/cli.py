@@ -75,7 +75,10 @@ def build_parser() -> argparse.ArgumentParser:
         ("status", kafka_status, "is the local broker running and serving metadata?"),
     ):
         sub = kafka_commands.add_parser(name, help=text, description=text)
-        sub.add_argument("--port", type=int, default=9092, help="client port (default 9092)")
+        sub.add_argument(
+            "--port", type=int, default=None,
+            help="client port (default: the one the data directory last used, else 9092)",
+        )  # fmt: skip
         sub.add_argument("--data-dir", default=None, help="default: ./.eventscope/kafka")
         sub.set_defaults(handler=handler)
         if name == "start":
@@ -212,9 +215,11 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def _broker(args: argparse.Namespace) -> LocalBroker:
+    from collectors.kafka.local_broker import DEFAULT_PORT, recorded_port
 
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
-    return LocalBroker(data_dir=data_dir, port=args.port)
+    port = args.port if args.port is not None else recorded_port(data_dir) or DEFAULT_PORT
+    return LocalBroker(data_dir=data_dir, port=port)
 
 
 def kafka_start(args: argparse.Namespace) -> int:

@@ -295,6 +295,22 @@ def format_storage(broker: LocalBroker, libs: Path) -> None:
 # --- lifecycle --------------------------------------------------------------------------
 
 
+def recorded_port(data_dir: Path) -> int | None:
+    """The client port the broker in `data_dir` was last started with (its
+    server.properties), so that `stop` and `status` find it without being told again."""
+    try:
+        properties = (data_dir / "server.properties").read_text(encoding="utf-8")
+    except OSError:
+        return None
+    for line in properties.splitlines():
+        if line.startswith("listeners="):
+            for listener in line.removeprefix("listeners=").split(","):
+                if listener.startswith("PLAINTEXT://"):
+                    port = listener.rpartition(":")[2]
+                    return int(port) if port.isdigit() else None
+    return None
+
+
 def running_pid(broker: LocalBroker) -> int | None:
     try:
         pid = int(broker.pid_file.read_text(encoding="utf-8").strip())

@@ -67,3 +67,16 @@ def test_status_and_stop_of_a_broker_that_is_not_running(tmp_path: Path) -> None
     )  # fmt: skip
     assert stop.returncode == 0
     assert "No local Kafka is running" in stop.stdout
+
+
+def test_stop_and_status_find_the_port_the_data_directory_last_used(tmp_path: Path) -> None:
+    users = (("user", "secret"),)
+    broker = local_broker.LocalBroker(data_dir=tmp_path, port=19_500, sasl_plain_users=users)
+    broker.properties_file.write_text(local_broker._server_properties(broker), encoding="utf-8")
+    assert local_broker.recorded_port(tmp_path) == 19_500  # not the SASL listener's
+    assert local_broker.recorded_port(tmp_path / "never-used") is None
+    status = subprocess.run(
+        [sys.executable, "-m", "console.cli", "kafka", "status", "--data-dir", str(tmp_path)],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert '"bootstrap": "127.0.0.1:19500"' in status.stdout
