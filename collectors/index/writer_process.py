@@ -9,9 +9,8 @@ process of its own the writer has a GIL to itself and the two halves really over
 The protocol is requests and answers over a pipe, in order. ("add", rows, next offsets,
 time) adds a batch (row tuples in EVENT_COLUMNS order) to the child's open transaction and
 ("commit",) commits it (group commit, collectors/index/writer.BatchWriter); each gets
-("ok", rows newly committed) or ("error", text). The parent sends the next request before
-reading the previous answer (`add`, `send_commit`), so the child never waits for the
-parent to pickle a batch and the parent does not wait for a commit to go on.
+("ok", rows newly committed) or ("error", text). The parent sends the next batch before
+reading the previous answer, so the child never waits for the parent to pickle it.
 Rows, the hooks' work and the positions commit together, so exactly-once holds whichever
 side dies when: what was not committed is consumed again from the stored positions and
 ON CONFLICT DO NOTHING drops what had committed. After an error everything added since
@@ -159,22 +158,6 @@ class WriterProcess:
         with self._lock:
             self._send(("commit",))
             return self._collect(keep=0)
-
-    def sync(self) -> int:
-        """Wait for the answers of every request sent; return the rows they committed."""
-        with self._lock:
-            if self._requests is None:
-                return 0
-            return self._collect(keep=0)
-
-    def send_commit(self) -> int:
-        """Ask the child to commit and return without waiting, as `add` does: the answer
-        (or the error) comes with the next request's. Returns the rows newly committed by
-        the requests answered meanwhile. Why: a commit writes its pages and the hooks'
-        work, while the parent could be sending the next batch; `commit` still waits."""
-        with self._lock:
-            self._send(("commit",))
-            return self._collect(keep=1)
 
     def _send(self, request: tuple[Any, ...]) -> None:
         if self._process is not None and not self._alive():

@@ -7,8 +7,7 @@ transaction as the rows (see collectors/index/writer.py), and the consumer seeks
 whenever it is assigned a partition. That makes ingest exactly-once even after kill -9.
 
 Batches go into the writer's open transaction, which commits when no further batch is
-waiting or when it is large enough (group commit); the tap does not wait for a writer
-process's commit to go on reading, except in `drain`. A failed write loses every batch added
+waiting or when it is large enough (group commit). A failed write loses every batch added
 since the last commit, so the tap then reads again from the stored positions: batches it
 had read before the failure are dropped unwritten (they carry an older `epoch`), and no
 later batch can commit positions past the lost ones.
@@ -22,7 +21,7 @@ import logging
 import pickle
 import re
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -55,9 +54,6 @@ INTERNAL_TOPIC_PATTERNS = (
 )
 METADATA_REFRESH_MS = 3_000  # new topics are picked up within a few seconds
 WRITE_RETRY_MAX_S = 30.0
-# After a commit sent without waiting, how long an idle writer waits for a batch before it
-# reads the commit's answer itself.
-ANSWER_WAIT_S = 0.2
 REWIND_RETRY_S = 1.0
 
 
@@ -186,8 +182,7 @@ class Tap:
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
         # Two batches in hand at most: memory stays flat whatever the backlog.
-        # None in the queue asks the writer to commit and wait for the answer (`drain`).
-        self._queue: asyncio.Queue[_Batch | None] = asyncio.Queue(maxsize=2)
+        self._queue: asyncio.Queue[_Batch] = asyncio.Queue(maxsize=2)
         self._normalizer = ThreadPoolExecutor(1)
         self._db_writer = ThreadPoolExecutor(1)
         self._index_writer = self._make_index_writer()
@@ -196,7 +191,6 @@ class Tap:
         # and reads for `_read_epoch` = `_epoch` again. Batches of another epoch are dropped.
         self._epoch = 0
         self._read_epoch = 0
-        self._retry_delay = 0.5  # after a failed write, doubling up to WRITE_RETRY_MAX_S
 
     def _make_index_writer(self) -> WriterProcess | BatchWriter:
         """A child process for the writes, unless configured otherwise or impossible.
@@ -289,9 +283,6 @@ class Tap:
 
     async def drain(self) -> None:
         """Wait until every batch handed to the writer has committed (or was dropped)."""
-        if self._writer is None or self._writer.done():
-            return  # nothing was handed over (the writer starts before the first batch)
-        await self._queue.put(None)
         await self._queue.join()
 
     async def _rewind(self) -> bool:
@@ -350,70 +341,41 @@ class Tap:
             await self._queue.put(_Batch(rows, next_offsets, newest, now_ms, epoch))
 
     async def _write_batches(self) -> None:
-        """Add each batch to the writer's transaction; commit when no other batch waits.
-
-        A writer process is asked to commit without waiting for its answer (it comes, errors
-        included, with the next request's), so that reading goes on while the writer
-        commits; when no batch follows within ANSWER_WAIT_S the answer is read anyway (the
-        stats stay current). A None from `drain` commits and waits.
-        """
-        answer_due = False  # a commit was sent and its answer not read
+        """Add each batch to the writer's transaction; commit when no other batch waits."""
+        loop = asyncio.get_running_loop()
+        delay = 0.5
         while True:
-            if answer_due:
-                try:
-                    batch = await asyncio.wait_for(self._queue.get(), ANSWER_WAIT_S)
-                except TimeoutError:
-                    answer_due = False
-                    await self._write(self._read_answers)
-                    continue
-            else:
-                batch = await self._queue.get()
-            answer_due = False
+            batch = await self._queue.get()
             try:
-                if batch is None:
-                    await self._write(self._index_writer.commit)
-                elif batch.epoch != self._epoch:
+                if batch.epoch != self._epoch:
                     continue  # read before a failed write: read again from stored positions
-                elif await self._write(
-                    self._index_writer.add, batch.rows, batch.next_offsets, batch.now_ms
-                ):
-                    # Written: committed with its transaction (when the queue next runs
-                    # empty, or at most GROUP_COMMIT_ROWS rows later).
-                    self.stats.batches += 1
-                    self.stats.last_batch_at = time.time()
-                    self.stats.last_record_timestamp_ms = batch.newest_timestamp_ms
+                try:
+                    committed = await loop.run_in_executor(
+                        self._db_writer, self._index_writer.add, batch.rows,
+                        batch.next_offsets, batch.now_ms,
+                    )  # fmt: skip
                     if self._queue.empty():
-                        sent = await self._write(self._commit_without_waiting)
-                        answer_due = sent and isinstance(self._index_writer, WriterProcess)
+                        committed += await loop.run_in_executor(
+                            self._db_writer, self._index_writer.commit
+                        )
+                except Exception as exc:
+                    # Every batch since the last commit is lost: read them again.
+                    self._epoch += 1
+                    self.stats.write_errors += 1
+                    self.stats.last_error = f"index write failed: {type(exc).__name__}: {exc}"[:500]
+                    log.warning(
+                        "%s %s (reading again from the stored positions in %.1fs)",
+                        self.name, self.stats.last_error, delay,
+                    )  # fmt: skip
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, WRITE_RETRY_MAX_S)
+                    continue
+                delay = 0.5
+                # Written: committed now, or with its transaction (at most GROUP_COMMIT_ROWS
+                # rows later, or when the queue next runs empty).
+                self.stats.records_indexed += committed
+                self.stats.batches += 1
+                self.stats.last_batch_at = time.time()
+                self.stats.last_record_timestamp_ms = batch.newest_timestamp_ms
             finally:
                 self._queue.task_done()
-
-    async def _write(self, operation: Callable[..., int], *args: Any) -> bool:
-        """Run one writer operation in the writer thread; False when it failed, after which
-        everything since the last commit is read again from the stored positions."""
-        loop = asyncio.get_running_loop()
-        try:
-            self.stats.records_indexed += await loop.run_in_executor(
-                self._db_writer, operation, *args
-            )
-        except Exception as exc:
-            self._epoch += 1
-            self.stats.write_errors += 1
-            self.stats.last_error = f"index write failed: {type(exc).__name__}: {exc}"[:500]
-            log.warning(
-                "%s %s (reading again from the stored positions in %.1fs)",
-                self.name, self.stats.last_error, self._retry_delay,
-            )  # fmt: skip
-            await asyncio.sleep(self._retry_delay)
-            self._retry_delay = min(self._retry_delay * 2, WRITE_RETRY_MAX_S)
-            return False
-        self._retry_delay = 0.5
-        return True
-
-    def _read_answers(self) -> int:
-        writer = self._index_writer
-        return writer.sync() if isinstance(writer, WriterProcess) else 0
-
-    def _commit_without_waiting(self) -> int:
-        writer = self._index_writer
-        return writer.send_commit() if isinstance(writer, WriterProcess) else writer.commit()

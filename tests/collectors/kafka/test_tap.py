@@ -113,12 +113,6 @@ async def test_records_are_indexed_with_headers_identity_and_positions(
         )
         await produce(kafka_bootstrap, unique_topic, [(b"k", b"plain", [])], partition=1)
         await wait_for_rows(index_db.engine, unique_topic, 2)
-        # The stats count what committed, the last commit (not waited for) included.
-        deadline = time.monotonic() + 10
-        while tap.stats.records_indexed < 2:
-            assert time.monotonic() < deadline, tap.stats
-            await asyncio.sleep(0.05)
-        assert tap.stats.records_indexed == 2 and tap.stats.write_errors == 0
     finally:
         await tap.stop()
     first, second = rows_of(index_db.engine, unique_topic)
