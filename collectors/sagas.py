@@ -236,11 +236,9 @@ class SagaHook:
     def __init__(self, options: SagaOptions, clock: Callable[[], float] = time.time) -> None:
         self.options = options
         self.clock = clock
-        self._cluster = ""
         self._pending: dict[str, list[SagaEventRef]] = {}  # saga id -> its new events
 
     def collect(self, cluster: str, rows: Sequence[EventTuple]) -> None:
-        self._cluster = cluster
         pending = self._pending
         for row in rows:
             columns = _REF_COLUMNS(row)
@@ -248,9 +246,8 @@ class SagaHook:
             if saga_id:
                 pending.setdefault(saga_id[:MAX_KEY_CHARS], []).append(_ref(cluster, *columns[1:]))
 
-    def flush(self, connection: Connection) -> None:
-        grouped, cluster = self._pending, self._cluster
-        self._pending = {}
+    def flush(self, connection: Connection, cluster: str) -> None:
+        grouped, self._pending = self._pending, {}
         if not grouped:
             return
         lock_sagas(connection, cluster)

@@ -44,7 +44,7 @@ class BatchHook(Protocol):
 
     def collect(self, cluster: str, rows: Sequence[EventTuple]) -> None: ...
 
-    def flush(self, connection: Connection) -> None: ...
+    def flush(self, connection: Connection, cluster: str) -> None: ...
 
     def discard(self) -> None: ...
 
@@ -188,7 +188,7 @@ class BatchWriter:
             return 0
         try:
             for hook in self.hooks:
-                hook.flush(connection)
+                hook.flush(connection, self.cluster)
             connection.commit()
         except BaseException:
             self.rollback()

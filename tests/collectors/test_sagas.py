@@ -207,7 +207,7 @@ def test_two_collectors_writing_one_saga_at_once_both_keep_their_events(index_db
     second.add(second_rows, {}, T0)
     first_connection = first._connection
     assert first_connection is not None
-    first_hook.flush(first_connection)  # the first collector is committing...
+    first_hook.flush(first_connection, "local")  # the first collector is committing...
 
     errors: list[BaseException] = []
 

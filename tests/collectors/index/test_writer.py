@@ -70,7 +70,8 @@ class CountingHook:
         assert cluster == "local"
         self.collected += [row[COLUMN_INDEX["offset"]] for row in rows]
 
-    def flush(self, connection: Connection) -> None:
+    def flush(self, connection: Connection, cluster: str) -> None:
+        assert cluster == "local"
         # The hook sees the rows of every batch of the commit through the open transaction.
         found = connection.execute(
             text("SELECT count(*) FROM events WHERE topic = 'audit'")
