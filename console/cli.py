@@ -22,7 +22,12 @@ from pathlib import Path
 from sqlalchemy import Engine
 
 from collectors.config import ConfigError, Settings, redacted
-from collectors.kafka.local_broker import LocalBroker, default_data_dir
+from collectors.kafka.local_broker import (
+    DEFAULT_PORT,
+    LocalBroker,
+    default_data_dir,
+    recorded_port,
+)
 from console.settings import load_settings
 
 EXIT_CONFIG = 2
@@ -215,8 +220,6 @@ def run_server(args: argparse.Namespace) -> int:
 
 
 def _broker(args: argparse.Namespace) -> LocalBroker:
-    from collectors.kafka.local_broker import DEFAULT_PORT, recorded_port
-
     data_dir = Path(args.data_dir) if args.data_dir else default_data_dir()
     port = args.port if args.port is not None else recorded_port(data_dir) or DEFAULT_PORT
     return LocalBroker(data_dir=data_dir, port=port)

@@ -164,9 +164,9 @@ def run_round(
     """Apply the policy to events, spans and sagas until it holds; say what was deleted."""
     now_s = time.time() if now_s is None else now_s
     result = RetentionRound()
+    chunk = policy.chunk_rows
     if policy.max_age_s is not None:
         cutoff_ms = int((now_s - policy.max_age_s) * 1000)
-        chunk = policy.chunk_rows
         result.events = _in_chunks(lambda: delete_older_than(engine, cutoff_ms, chunk), policy)
         result.spans = _in_chunks(lambda: delete_spans_older_than(engine, cutoff_ms, chunk), policy)
         result.sagas = _in_chunks(
@@ -175,9 +175,7 @@ def run_round(
     if policy.unfinished_saga_max_age_s is not None:
         open_cutoff_ms = int((now_s - policy.unfinished_saga_max_age_s) * 1000)
         result.sagas += _in_chunks(
-            lambda: delete_sagas_before(
-                engine, open_cutoff_ms, policy.chunk_rows, UNFINISHED_SAGA_STATUSES
-            ),
+            lambda: delete_sagas_before(engine, open_cutoff_ms, chunk, UNFINISHED_SAGA_STATUSES),
             policy,
         )
     if policy.max_bytes is not None:

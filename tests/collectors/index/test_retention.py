@@ -114,3 +114,14 @@ def test_age_retention_deletes_finished_sagas_then_unfinished_ones_much_later(in
     add_saga(index_db.engine, "abandoned-again", "stuck", ancient)
     keep_open = RetentionPolicy(max_age_s=7 * 86_400, unfinished_saga_max_age_s=None, pause_s=0)
     assert run_round(index_db.engine, keep_open, now_s=NOW_S).sagas == 0
+
+
+def test_unfinished_sagas_expire_even_when_events_are_kept_forever(index_db) -> None:
+    ancient = int(NOW_S * 1000) - 31 * DAY_MS
+    add_saga(index_db.engine, "abandoned", "stuck", ancient)
+    add_saga(index_db.engine, "done-long-ago", "completed", ancient)
+    keep_events = RetentionPolicy(max_age_s=None, pause_s=0)  # retention_max_age_s = 0
+    assert run_round(index_db.engine, keep_events, now_s=NOW_S).sagas == 1
+    with index_db.engine.connect() as connection:
+        kept = {r[0] for r in connection.execute(select(sagas_table.c.saga_id))}
+    assert kept == {"done-long-ago"}
