@@ -26,6 +26,7 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, select, tuple_, update
 
 from collectors.background import cancel_and_wait
+from collectors.index.engine import one_of
 from collectors.index.identity import identity_equals, text_hash
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
@@ -218,7 +219,8 @@ def load_states(
     for start in range(0, len(ids), LOAD_CHUNK):
         chunk = ids[start : start + LOAD_CHUNK]
         query = select(sagas_table.c.saga_id, sagas_table.c.state).where(
-            sagas_table.c.cluster == cluster, sagas_table.c.saga_id.in_(chunk)
+            sagas_table.c.cluster == cluster,
+            one_of(sagas_table.c.saga_id, chunk, connection.dialect.name),
         )
         for saga_id, document in connection.execute(query):
             try:

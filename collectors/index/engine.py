@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
 
@@ -18,6 +19,21 @@ SQLITE_PAGE_BYTES = 16_384
 
 def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
+
+
+def one_of(column: ColumnElement[Any], values: Sequence[Any], dialect: str) -> ColumnElement[bool]:
+    """`column IN (values)`, written `column = ANY(<one array>)` on PostgreSQL.
+
+    Why: psycopg prepares a statement once it has run it five times, and PostgreSQL may
+    then plan it once for all parameters. For `IN ($2, ..., $501)` on a table it has no
+    statistics for yet, that generic plan can read every row of the table per call (loading
+    500 saga states took 680 ms at 60,000 sagas, and ingest slowed as sagas accrued);
+    with one array parameter the generic plan is the index look-up (0.6 ms).
+    """
+    if dialect == "postgresql":
+        array = bindparam(None, list(values), type_=postgresql.ARRAY(column.type))
+        return column == any_(array)
+    return column.in_(values)
 
 
 def bind_common_types_directly() -> None:

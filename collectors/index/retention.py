@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, and_, delete, or_, select, text
 
 from collectors.background import cancel_and_wait
+from collectors.index.engine import one_of
 from collectors.index.models import events_table as events
 from collectors.index.saga_models import sagas_table as sagas
 from collectors.index.trace_models import span_links_table as span_links
@@ -134,7 +135,8 @@ def delete_sagas_before(
             by_cluster: dict[str, list[str]] = {}
             for cluster, saga_id in keys[first : first + LINK_BATCH]:
                 by_cluster.setdefault(cluster, []).append(saga_id)
-            chosen = or_(*(and_(c.cluster == cluster, c.saga_id.in_(ids))
+            dialect = connection.dialect.name
+            chosen = or_(*(and_(c.cluster == cluster, one_of(c.saga_id, ids, dialect))
                            for cluster, ids in by_cluster.items()))  # fmt: skip
             connection.execute(delete(sagas).where(chosen))
     return len(keys)

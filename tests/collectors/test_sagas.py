@@ -11,12 +11,17 @@ from sqlalchemy import select, text, update
 
 from collectors.index.saga_models import sagas_table
 from collectors.index.writer import EVENT_COLUMNS, BatchWriter, write_batch
+from collectors.saga_rules import new_state
 from collectors.sagas import (
+    LOAD_CHUNK,
     SagaHook,
     evaluate_due,
     event_key,
+    load_states,
     parse_event_key,
     saga_options,
+    saga_row,
+    upsert_sagas,
 )
 
 T0 = 1_700_000_000_000
@@ -242,3 +247,35 @@ def waiting_for_a_lock(engine) -> bool:
         return bool(
             connection.execute(text("SELECT count(*) FROM pg_locks WHERE NOT granted")).scalar_one()
         )
+
+
+def test_saga_states_are_read_through_the_key_even_under_a_generic_plan(index_db) -> None:
+    """PostgreSQL may plan a statement psycopg has prepared once for all its parameters.
+    On a table not analysed yet (a fresh index catching up on a backlog), loading a
+    commit's saga states must still be a key look-up, not a read of every saga of the
+    cluster: ingest slowed as sagas accrued. 5,000 sagas are enough to tell them apart."""
+    if index_db.backend != "postgresql":
+        pytest.skip("generic plans are PostgreSQL's")
+    options = saga_options({})
+    known = [f"order-{n}" for n in range(5000)]
+    with index_db.engine.begin() as connection:
+        upsert_sagas(connection, [saga_row("local", new_state(s), T0) for s in known])
+    with index_db.engine.connect() as connection:
+        connection.connection.driver_connection.prepare_threshold = 0
+        connection.exec_driver_sql("SET plan_cache_mode = force_generic_plan")
+        states = load_states(connection, "local", [*known[:3], "order-unknown"], options)
+        assert sorted(states) == known[:3]
+        load_states(connection, "local", known[:LOAD_CHUNK], options)  # a full chunk
+        plans = []
+        prepared = connection.exec_driver_sql(
+            "SELECT name, parameter_types::text[] FROM pg_prepared_statements"
+            " WHERE statement LIKE 'SELECT sagas.saga_id, sagas.state%%'"
+        ).all()
+        assert prepared
+        for name, types in prepared:
+            arguments = ", ".join("'{x}'" if kind.endswith("[]") else "'x'" for kind in types)
+            lines = connection.exec_driver_sql(f"EXPLAIN EXECUTE {name}({arguments})")
+            plans.append("\n".join(line for (line,) in lines))
+    for plan in plans:
+        assert "Seq Scan" not in plan, plan
+        assert any("Index Cond" in line and "saga_id" in line for line in plan.splitlines()), plan

@@ -1,10 +1,13 @@
-"""The SQLite engine's set-up: what it changes must not change what is stored."""
+"""The engine's set-up (what it changes must not change what is stored) and its SQL helpers."""
 
 from __future__ import annotations
 
 import sqlite3
 
-from collectors.index.engine import bind_common_types_directly
+from sqlalchemy import select
+
+from collectors.index.engine import bind_common_types_directly, one_of
+from collectors.index.models import positions_table
 
 
 def test_direct_binding_stores_null_blobs_and_flags_as_before() -> None:
@@ -30,3 +33,22 @@ def test_direct_binding_stores_null_blobs_and_flags_as_before() -> None:
     bind_common_types_directly()
     bind_common_types_directly()  # idempotent
     assert stored() == expected
+
+
+def test_one_of_selects_the_listed_values_on_both_backends(index_db) -> None:
+    c = positions_table.c
+    rows = [
+        {"cluster": "local", "topic": topic, "partition": 0, "next_offset": 1, "updated_at_ms": 1}
+        for topic in ("a", "b", "it's", "d")
+    ]
+    with index_db.engine.begin() as connection:
+        connection.execute(positions_table.insert(), rows)
+    with index_db.engine.connect() as connection:
+        dialect = connection.dialect.name
+
+        def chosen(values: list[str]) -> list[str]:
+            query = select(c.topic).where(one_of(c.topic, values, dialect))
+            return sorted(connection.scalars(query))
+
+        assert chosen(["a", "it's", "zzz"]) == ["a", "it's"]
+        assert chosen([]) == []
