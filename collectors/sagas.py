@@ -4,9 +4,9 @@
   definitions of collectors/saga_rules.py plus two settings of its own, `stuck_after_s` (when
   a saga without a timeout of its own counts as stuck) and `evaluate_interval_s`.
 - `SagaHook` is a batch hook of the tap (collectors/index/writer.py): it groups the new rows
-  of every batch by saga id and, once per commit inside the transaction, loads those sagas'
-  states in one query, applies the events and upserts the sagas in one executemany. Rows
-  without a saga id cost a dictionary look-up.
+  of every batch by saga id and, when its writer flushes (before the commit, or earlier when
+  the writer is idle), loads those sagas' states in one query, applies the events and
+  upserts the sagas in one executemany. Rows without a saga id cost a dictionary look-up.
 - `SagaEvaluator` is a background service: statuses that change with the clock alone (stuck,
   compensation incomplete, completed after a quiet period) are re-evaluated every
   `evaluate_interval_s` for the sagas that could have changed.
@@ -233,7 +233,7 @@ def load_states(
 
 class SagaHook:
     """The tap's batch hook (collectors/index/writer.BatchHook): keeps the `sagas` table in
-    step with the indexed events, deriving each saga once per commit."""
+    step with the indexed events, deriving each saga once per flush."""
 
     def __init__(self, options: SagaOptions, clock: Callable[[], float] = time.time) -> None:
         self.options = options

@@ -34,12 +34,14 @@ class BatchHook(Protocol):
 
     `collect` sees the rows of every batch added, as tuples in EVENT_COLUMNS order (it keeps
     what it needs, not the rows; `columns_getter` reads them);
-    `flush` writes the derived work inside the transaction just before it commits;
-    `discard` forgets what was collected when the transaction is rolled back. Why once per
-    commit rather than per batch: the events of one saga arrive close together but on
-    different partitions, hence in different batches of the same commit, and its state is
-    then read, derived and written once instead of once per batch. A hook holds what it
-    collected until its writer commits, so each writer needs hook objects of its own.
+    `flush` writes what was collected since the last flush inside the open transaction: at
+    the latest just before it commits, earlier when the writer has nothing else to do
+    (`BatchWriter.prepare`); `discard` forgets what was collected when the transaction is
+    rolled back. Why per commit rather than per batch: the events of one saga arrive close
+    together but on different partitions, hence in different batches of the same commit,
+    and its state is then read, derived and written once instead of once per batch. A hook
+    holds what it collected until its writer flushes, so each writer needs hook objects of
+    its own.
     """
 
     def collect(self, cluster: str, rows: Sequence[EventTuple]) -> None: ...
@@ -180,6 +182,24 @@ class BatchWriter:
         if self.commit_rows is not None and self.pending_rows >= self.commit_rows:
             return self.commit()
         return 0
+
+    def prepare(self) -> None:
+        """Have the hooks write what they collected so far into the open transaction.
+
+        Why: `commit` runs the hooks' work for the whole transaction at once, and meanwhile
+        the batches read from Kafka pile up. A writer with nothing to do calls this to do
+        that work ahead; the commit then only flushes what came after. A failure rolls the
+        transaction back and raises, as `add` does.
+        """
+        connection = self._connection
+        if connection is None:
+            return
+        try:
+            for hook in self.hooks:
+                hook.flush(connection, self.cluster)
+        except BaseException:
+            self.rollback()
+            raise
 
     def commit(self) -> int:
         """Commit what was added since the last commit; return how many rows were new."""

@@ -11,6 +11,10 @@ time) adds a batch (row tuples in EVENT_COLUMNS order) to the child's open trans
 ("commit",) commits it (group commit, collectors/index/writer.BatchWriter); each gets
 ("ok", rows newly committed) or ("error", text). The parent sends the next batch before
 reading the previous answer, so the child never waits for the parent to pickle it.
+When no request waits, the child has the hooks flush what they collected (BatchWriter.
+prepare): their work is then done while the parent reads and normalises the next batches
+instead of all at the commit, which the parent waits for. A failure there is the answer
+to the next request.
 Rows, the hooks' work and the positions commit together, so exactly-once holds whichever
 side dies when: what was not committed is consumed again from the stored positions and
 ON CONFLICT DO NOTHING drops what had committed. After an error everything added since
@@ -52,9 +56,19 @@ def _serve(requests: Connection, answers: Connection) -> None:
     url, cluster, hooks = requests.recv()
     engine = create_index_engine(url)
     writer = BatchWriter(engine, cluster, hooks)
-    failed = False
+    error: str | None = None  # why the last request failed; later ones are refused
+    prepared = True  # the hooks' work for what was added is done
     try:
         while True:
+            if not prepared and not requests.poll():
+                # Nothing to serve: do the hooks' work for the open transaction now rather
+                # than at its commit, while the parent is busy reading the next batches.
+                prepared = True
+                try:
+                    writer.prepare()
+                except Exception as exc:
+                    error = f"{type(exc).__name__}: {exc}"[:1000]
+                continue
             try:
                 request = requests.recv()
             except (EOFError, OSError):
@@ -63,18 +77,21 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 return
             answer: tuple[str, Any]
             if request[0] == "reset":
-                failed, answer = False, ("ok", 0)
-            elif failed:
-                answer = ("error", "refused: an earlier request failed")
+                error, answer = None, ("ok", 0)
+            elif error is not None:
+                answer = ("error", error)
+                error = "refused: an earlier request failed"
             else:
                 try:
                     if request[0] == "add":
                         answer = ("ok", writer.add(*request[1:]))
+                        prepared = not writer.pending_rows
                     else:
                         answer = ("ok", writer.commit())
                 except Exception as exc:
-                    failed = True
-                    answer = ("error", f"{type(exc).__name__}: {exc}"[:1000])
+                    error = f"{type(exc).__name__}: {exc}"[:1000]
+                    answer = ("error", error)
+                    error = "refused: an earlier request failed"
             try:
                 answers.send(answer)
             except OSError:

@@ -107,6 +107,30 @@ def test_hooks_collect_every_batch_and_flush_once_in_the_commit(index_db) -> Non
         writer.close()
 
 
+def test_prepare_does_the_hooks_work_ahead_inside_the_open_transaction(index_db) -> None:
+    hook = CountingHook()
+    writer = BatchWriter(index_db.engine, "local", hooks=[hook])
+    try:
+        writer.add([event_row("audit", 0), event_row("audit", 1)], {("audit", 0): 2}, 1)
+        writer.prepare()
+        assert hook.seen == [2] and hook.collected == []
+        assert count(index_db.engine, "audit") == 0  # prepared, not committed
+        writer.add([event_row("audit", 2)], {("audit", 0): 3}, 1)
+        assert writer.commit() == 3
+        assert hook.seen == [2, 3] and count(index_db.engine, "audit") == 3
+
+        writer.add([event_row("audit", 99)], {("audit", 0): 100}, 1)
+        with pytest.raises(RuntimeError, match="hook failed"):
+            writer.prepare()
+        # A failed prepare rolls the transaction back as a failed commit does.
+        assert hook.discarded == 1 and writer.pending_rows == 0
+        assert writer.commit() == 0
+        assert read_positions(index_db.engine, "local", [("audit", 0)]) == {("audit", 0): 3}
+        writer.prepare()  # nothing open: nothing to do
+    finally:
+        writer.close()
+
+
 def test_columns_getter_reads_event_tuples() -> None:
     values = event_row("orders", 7, saga_id="trip-1")
     get = columns_getter("topic", "offset", "saga_id")

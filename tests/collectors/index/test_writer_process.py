@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import os
 import signal
+import time
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from collectors.index.models import events_table
-from collectors.index.writer import EVENT_COLUMNS, event_tuple, read_positions
+from collectors.index.writer import COLUMN_INDEX, EVENT_COLUMNS, event_tuple, read_positions
 from collectors.index.writer_process import WriterProcess, WriterProcessError
 
 
@@ -77,6 +79,58 @@ def test_a_failed_batch_is_reported_and_commits_nothing(index_db) -> None:
         assert read_positions(index_db.engine, "local", [("payments", 0)]) == {}
         # The same writer goes on with the next good batch.
         writer.add(good, {("payments", 0): 1}, 2)
+        assert writer.commit() == 1
+    finally:
+        writer.close()
+
+
+class FlushLog:
+    """A hook for the child: appends the offsets of each flush to a file, one line per
+    flush; a flush holding offset 99 fails."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.collected: list[int] = []
+
+    def collect(self, cluster: str, rows) -> None:
+        self.collected += [row[COLUMN_INDEX["offset"]] for row in rows]
+
+    def flush(self, connection, cluster: str) -> None:
+        collected, self.collected = self.collected, []
+        if 99 in collected:
+            raise RuntimeError("hook failed")
+        if collected:
+            with open(self.path, "a") as log:
+                log.write(" ".join(map(str, collected)) + "\n")
+
+    def discard(self) -> None:
+        self.collected = []
+
+
+def flushes(path: Path) -> list[str]:
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def test_an_idle_child_does_the_hooks_work_before_the_commit(index_db, tmp_path) -> None:
+    log = tmp_path / "flushes.log"
+    writer = WriterProcess(index_db.url, "local", hooks=[FlushLog(log)])
+    try:
+        writer.add([event_row("audit", 0), event_row("audit", 1)], {("audit", 0): 2}, 1)
+        deadline = time.monotonic() + 30
+        while not flushes(log) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert flushes(log) == ["0 1"]  # done while waiting for the next request
+        assert count(index_db.engine, "audit") == 0  # in the open transaction only
+        writer.add([event_row("audit", 2)], {("audit", 0): 3}, 1)
+        assert writer.commit() == 3
+        assert flushes(log) == ["0 1", "2"]
+
+        # A failure while idle is the answer to the next request; nothing of it commits.
+        writer.add([event_row("audit", 99)], {("audit", 0): 100}, 1)
+        with pytest.raises(WriterProcessError, match="hook failed"):
+            writer.commit()
+        assert read_positions(index_db.engine, "local", [("audit", 0)]) == {("audit", 0): 3}
+        writer.add([event_row("audit", 3)], {("audit", 0): 4}, 2)
         assert writer.commit() == 1
     finally:
         writer.close()
