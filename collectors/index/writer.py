@@ -114,6 +114,11 @@ class BatchWriter:
         commit_rows: int | None = GROUP_COMMIT_ROWS,
     ) -> None:
         self.engine = engine
+        # Whether `prepare` is worth calling. Not on PostgreSQL: there the saga hook's flush
+        # takes a lock held until the commit (collectors/sagas.lock_sagas), and flushing
+        # ahead would hold it for the whole transaction, so that several collectors would
+        # write in turns instead of together.
+        self.flushes_ahead = engine.dialect.name == "sqlite"
         self.commit_rows = commit_rows
         self.cluster = cluster
         self.hooks = list(hooks)
@@ -188,8 +193,8 @@ class BatchWriter:
 
         Why: `commit` runs the hooks' work for the whole transaction at once, and meanwhile
         the batches read from Kafka pile up. A writer with nothing to do calls this to do
-        that work ahead; the commit then only flushes what came after. A failure rolls the
-        transaction back and raises, as `add` does.
+        that work ahead (when `flushes_ahead`); the commit then only flushes what came
+        after. A failure rolls the transaction back and raises, as `add` does.
         """
         connection = self._connection
         if connection is None:

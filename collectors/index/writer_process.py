@@ -11,10 +11,10 @@ time) adds a batch (row tuples in EVENT_COLUMNS order) to the child's open trans
 ("commit",) commits it (group commit, collectors/index/writer.BatchWriter); each gets
 ("ok", rows newly committed) or ("error", text). The parent sends the next batch before
 reading the previous answer, so the child never waits for the parent to pickle it.
-When no request waits, the child has the hooks flush what they collected (BatchWriter.
-prepare): their work is then done while the parent reads and normalises the next batches
-instead of all at the commit, which the parent waits for. A failure there is the answer
-to the next request.
+On SQLite, when no request waits, the child has the hooks flush what they collected
+(BatchWriter.prepare): their work is then done while the parent reads and normalises the
+next batches instead of all at the commit, which the parent waits for. A failure there is
+the answer to the next request.
 Rows, the hooks' work and the positions commit together, so exactly-once holds whichever
 side dies when: what was not committed is consumed again from the stored positions and
 ON CONFLICT DO NOTHING drops what had committed. After an error everything added since
@@ -85,7 +85,7 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 try:
                     if request[0] == "add":
                         answer = ("ok", writer.add(*request[1:]))
-                        prepared = not writer.pending_rows
+                        prepared = not (writer.pending_rows and writer.flushes_ahead)
                     else:
                         answer = ("ok", writer.commit())
                 except Exception as exc:

@@ -112,6 +112,8 @@ def flushes(path: Path) -> list[str]:
 
 
 def test_an_idle_child_does_the_hooks_work_before_the_commit(index_db, tmp_path) -> None:
+    if index_db.backend != "sqlite":
+        pytest.skip("on PostgreSQL the hooks flush at the commit (the saga lock waits for it)")
     log = tmp_path / "flushes.log"
     writer = WriterProcess(index_db.url, "local", hooks=[FlushLog(log)])
     try:
