@@ -131,11 +131,11 @@ def delete_sagas_before(
     )
     with engine.begin() as connection:
         keys = connection.execute(oldest).all()
+        dialect = connection.dialect.name
         for first in range(0, len(keys), LINK_BATCH):
             by_cluster: dict[str, list[str]] = {}
             for cluster, saga_id in keys[first : first + LINK_BATCH]:
                 by_cluster.setdefault(cluster, []).append(saga_id)
-            dialect = connection.dialect.name
             chosen = or_(*(and_(c.cluster == cluster, one_of(c.saga_id, ids, dialect))
                            for cluster, ids in by_cluster.items()))  # fmt: skip
             connection.execute(delete(sagas).where(chosen))

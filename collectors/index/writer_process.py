@@ -56,7 +56,8 @@ def _serve(requests: Connection, answers: Connection) -> None:
     url, cluster, hooks = requests.recv()
     engine = create_index_engine(url)
     writer = BatchWriter(engine, cluster, hooks)
-    error: str | None = None  # why the last request failed; later ones are refused
+    failed = False  # a request or an idle flush failed: refuse everything until a reset
+    failure: str | None = None  # what an idle flush raised, for the next answer to tell
     prepared = True  # the hooks' work for what was added is done
     try:
         while True:
@@ -67,7 +68,7 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 try:
                     writer.prepare()
                 except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"[:1000]
+                    failed, failure = True, _describe(exc)
                 continue
             try:
                 request = requests.recv()
@@ -77,10 +78,10 @@ def _serve(requests: Connection, answers: Connection) -> None:
                 return
             answer: tuple[str, Any]
             if request[0] == "reset":
-                error, answer = None, ("ok", 0)
-            elif error is not None:
-                answer = ("error", error)
-                error = "refused: an earlier request failed"
+                failed, failure, answer = False, None, ("ok", 0)
+            elif failed:
+                answer = ("error", failure or "refused: an earlier request failed")
+                failure = None
             else:
                 try:
                     if request[0] == "add":
@@ -89,9 +90,7 @@ def _serve(requests: Connection, answers: Connection) -> None:
                     else:
                         answer = ("ok", writer.commit())
                 except Exception as exc:
-                    error = f"{type(exc).__name__}: {exc}"[:1000]
-                    answer = ("error", error)
-                    error = "refused: an earlier request failed"
+                    failed, answer = True, ("error", _describe(exc))
             try:
                 answers.send(answer)
             except OSError:
@@ -99,6 +98,10 @@ def _serve(requests: Connection, answers: Connection) -> None:
     finally:
         writer.rollback()  # what the parent did not ask to commit is read again
         engine.dispose()
+
+
+def _describe(exc: Exception) -> str:
+    return f"{type(exc).__name__}: {exc}"[:1000]
 
 
 def main() -> None:
