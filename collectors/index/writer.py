@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
+from collectors.index.engine import is_sqlite
 from collectors.index.identity import identity_hashes
 from collectors.index.models import IDENTITY_HASH_COLUMNS, events_table, positions_table
 
@@ -114,11 +115,12 @@ class BatchWriter:
         commit_rows: int | None = GROUP_COMMIT_ROWS,
     ) -> None:
         self.engine = engine
-        # Whether `prepare` is worth calling. Not on PostgreSQL: there the saga hook's flush
-        # takes a lock held until the commit (collectors/sagas.lock_sagas), and flushing
-        # ahead would hold it for the whole transaction, so that several collectors would
-        # write in turns instead of together.
-        self.flushes_ahead = engine.dialect.name == "sqlite"
+        # Whether to call `prepare` when idle. On SQLite the open transaction holds the
+        # database's one write lock from its first insert, so flushing early holds nothing
+        # longer. On PostgreSQL a flush may take locks of its own until the commit (the saga
+        # hook does, collectors/sagas.lock_sagas): flushing early would hold them for the
+        # whole transaction, and several collectors would write in turns.
+        self.flushes_ahead = is_sqlite(engine)
         self.commit_rows = commit_rows
         self.cluster = cluster
         self.hooks = list(hooks)
@@ -211,9 +213,8 @@ class BatchWriter:
         connection, inserted = self._connection, self._inserted
         if connection is None:
             return 0
+        self.prepare()  # what the hooks collected since they last flushed
         try:
-            for hook in self.hooks:
-                hook.flush(connection, self.cluster)
             connection.commit()
         except BaseException:
             self.rollback()
