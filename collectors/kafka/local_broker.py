@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -19,8 +20,11 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from collectors.cache import cache_dir
 
 KAFKA_VERSION = os.environ.get("EVENTSCOPE_KAFKA_VERSION", "4.1.1")
 SLF4J_BINDING = "org.apache.logging.log4j:log4j-slf4j-impl:2.24.3"
@@ -39,6 +43,11 @@ class LocalBroker:
     # (name, password) pairs: when given, a SASL_PLAINTEXT listener with the PLAIN mechanism
     # accepts these users on `sasl_port`; the client port and the controller stay PLAINTEXT.
     sasl_plain_users: tuple[tuple[str, str], ...] = ()
+
+    def __post_init__(self) -> None:
+        # Absolute from the start: the broker runs in its data directory, so a path relative
+        # to the caller's directory would point elsewhere once handed to it.
+        object.__setattr__(self, "data_dir", Path(self.data_dir).absolute())
 
     @property
     def controller_port(self) -> int:
@@ -67,13 +76,6 @@ class LocalBroker:
     @property
     def properties_file(self) -> Path:
         return self.data_dir / "server.properties"
-
-
-def cache_dir() -> Path:
-    base = os.environ.get("EVENTSCOPE_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "eventscope"
-    )
-    return Path(base)
 
 
 def default_data_dir() -> Path:
@@ -364,38 +366,94 @@ def start(
         )  # fmt: skip
     broker.pid_file.write_text(str(process.pid), encoding="utf-8")
     try:
-        wait_until_ready(broker.bootstrap, timeout_s, process=process)
+        wait_until_ready(
+            broker.bootstrap, timeout_s, process=process, log_file=broker.log_file,
+            on_wait=None if quiet else _print_wait,
+        )  # fmt: skip
     except BrokerError:
         stop(broker)
         raise
     return process.pid
 
 
+def _print_wait(waited_s: float) -> None:
+    print(f"  Kafka is starting ({waited_s:.0f} s) ...", flush=True)
+
+
 def wait_until_ready(
-    bootstrap: str, timeout_s: float, process: subprocess.Popen[bytes] | None = None
+    bootstrap: str,
+    timeout_s: float,
+    process: subprocess.Popen[bytes] | None = None,
+    *,
+    log_file: Path | None = None,
+    on_wait: Callable[[float], None] | None = None,
 ) -> None:
-    deadline = time.monotonic() + timeout_s
+    """Wait until the broker serves metadata. `on_wait` hears every 5 s how long it has been.
+
+    Until the port accepts connections, only a TCP connect is tried: the Kafka client would
+    log an error for every refused attempt, which reads like a failure while it is not.
+    """
+    started = time.monotonic()
+    deadline = started + timeout_s
+    next_report = started + 5.0
     last_error = "no answer"
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
-            raise BrokerError(
-                f"Kafka exited with code {process.returncode} while starting; see its log."
-            )
+            raise BrokerError(_exit_message(process.returncode, log_file))
         try:
-            if asyncio.run(_serves_metadata(bootstrap)):
+            if _accepts_connections(bootstrap) and asyncio.run(_serves_metadata(bootstrap)):
                 return
         except Exception as exc:  # any failure here just means "not yet"
             last_error = f"{type(exc).__name__}: {exc}"
+        now = time.monotonic()
+        if on_wait is not None and now >= next_report:
+            on_wait(now - started)
+            next_report = now + 5.0
         time.sleep(0.5)
+    where = f"; its log is {log_file}" if log_file is not None else ""
     raise BrokerError(
-        f"Kafka at {bootstrap} did not serve metadata in {timeout_s:.0f}s ({last_error})"
+        f"Kafka at {bootstrap} did not serve metadata in {timeout_s:.0f}s ({last_error}){where}"
     )
+
+
+def _exit_message(code: int | None, log_file: Path | None) -> str:
+    if log_file is None:
+        return f"Kafka exited with code {code} while starting."
+    return (
+        f"Kafka exited with code {code} while starting. Its log is {log_file}; "
+        f"the last lines:\n{log_tail(log_file)}"
+    )
+
+
+def log_tail(log_file: Path, lines: int = 8) -> str:
+    """The log's last lines that say something: Java stack frames are left out."""
+    try:
+        text = log_file.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        return f"  (cannot read it: {exc.strerror})"
+    telling = [
+        line for line in text.rstrip().splitlines()[-200:]
+        if line.strip() and not line.lstrip().startswith(("at ", "... "))
+    ]  # fmt: skip
+    return "\n".join(f"  {line[:300]}" for line in telling[-lines:])
+
+
+def _accepts_connections(bootstrap: str) -> bool:
+    host, _, port = bootstrap.rpartition(":")
+    try:
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except OSError:
+        return False
 
 
 async def _serves_metadata(bootstrap: str) -> bool:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+    client_log = logging.getLogger("aiokafka")
+    level = client_log.level
+    client_log.setLevel(logging.CRITICAL)  # "not ready yet" is the expected answer here
     try:
         await asyncio.wait_for(admin.start(), 5)
         cluster = await asyncio.wait_for(admin.describe_cluster(), 5)
@@ -403,6 +461,7 @@ async def _serves_metadata(bootstrap: str) -> bool:
     finally:
         with contextlib.suppress(Exception):
             await admin.close()
+        client_log.setLevel(level)
 
 
 def stop(broker: LocalBroker, timeout_s: float = 30.0) -> bool:

@@ -1,3 +1,4 @@
+import os
 import socket
 import subprocess
 import sys
@@ -8,6 +9,7 @@ import pytest
 from collectors.kafka import local_broker
 from collectors.kafka.admin import cluster_overview
 from collectors.kafka.local_broker import BrokerError, LocalBroker
+from tests.conftest import free_port
 from tests.kafka_helpers import create_topic, produce
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -80,3 +82,46 @@ def test_stop_and_status_find_the_port_the_data_directory_last_used(tmp_path: Pa
         capture_output=True, text=True, cwd=ROOT, check=False,
     )  # fmt: skip
     assert '"bootstrap": "127.0.0.1:19500"' in status.stdout
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "console.cli", "kafka", *args], capture_output=True, text=True,
+        cwd=cwd, env={**os.environ, "PYTHONPATH": str(ROOT)}, check=False,
+    )  # fmt: skip
+
+
+def test_start_with_a_relative_data_dir_from_another_folder(tmp_path: Path) -> None:
+    port = str(free_port(span=2))
+    started = _cli("start", "--port", port, "--data-dir", "here/kafka", cwd=tmp_path)
+    try:
+        assert started.returncode == 0, started.stdout + started.stderr
+        assert f"data in {tmp_path / 'here' / 'kafka'}" in started.stdout
+        printed = started.stdout + started.stderr
+        assert "ERROR" not in printed and "Unable connect" not in printed, printed
+        assert (tmp_path / "here" / "kafka" / "logs" / "meta.properties").is_file()
+        status = _cli("status", "--data-dir", "here/kafka", cwd=tmp_path)
+        assert status.returncode == 0 and '"ready": true' in status.stdout
+    finally:
+        stopped = _cli("stop", "--data-dir", "here/kafka", cwd=tmp_path)
+    assert f"127.0.0.1:{port} stopped" in stopped.stdout
+
+
+def test_a_broker_that_dies_at_start_names_its_log_and_the_cause(tmp_path: Path) -> None:
+    broker = LocalBroker(data_dir=tmp_path / "kafka", port=free_port(span=2))
+    with pytest.raises(BrokerError) as failure:
+        local_broker.start(
+            broker, extra_properties={"authorizer.class.name": "no.such.Authorizer"}, quiet=True
+        )
+    message = str(failure.value)
+    assert f"Its log is {broker.log_file}" in message
+    assert "ClassNotFoundException: no.such.Authorizer" in message
+    assert "\tat " not in message  # stack frames are left out
+    assert local_broker.running_pid(broker) is None
+
+
+def test_data_dir_is_made_absolute_against_the_current_folder(monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    broker = LocalBroker(data_dir=Path("relative/kafka"))
+    assert broker.data_dir == tmp_path / "relative" / "kafka"
+    assert broker.log_file.is_absolute() and broker.properties_file.is_absolute()
