@@ -29,6 +29,7 @@ from collectors.index.retention import RetentionPolicy, RetentionService
 from collectors.kafka.lag import LagSampler
 from collectors.kafka.tap import Tap
 from collectors.sagas import SagaEvaluator, SagaHook, saga_options
+from console import assets
 from console.actions.runner import ActionRunner
 from console.alerts.delivery import DeliveryWorker
 from console.alerts.evaluator import AlertEvaluator, collector_delays_of
@@ -38,7 +39,7 @@ from console.otlp_listener import OtlpListener
 from console.services import Service, ServiceGroup
 from console.settings import check_console_sections
 from console.state import AppState, app_state
-from console.templating import STATIC_DIR, make_templates
+from console.templating import make_templates
 from console.views import actions as action_views
 from console.views import admin as admin_views
 from console.views import alerts as alert_views
@@ -136,7 +137,7 @@ def create_app(
         routes += dlq_views.routes + action_views.routes
         routes += alert_views.routes
         routes += trace.routes + lineage_views.routes + topology.routes
-        routes.append(Mount("/static", app=StaticFiles(directory=str(STATIC_DIR)), name="static"))
+        routes += static_routes()
     if mode != "collect":
         routes += auth_views.routes + admin_views.routes
         routes += audit_views.routes + masking_views.routes + openapi_views.routes
@@ -148,6 +149,15 @@ def create_app(
     )
     app.state.eventscope = state
     return app
+
+
+def static_routes() -> list[BaseRoute]:
+    """/static from the package (or checkout); /static/vendor from wherever it was fetched."""
+    vendor = StaticFiles(directory=str(assets.vendor_dir()), check_dir=False)
+    return [
+        Mount("/static/vendor", app=vendor, name="vendor"),
+        Mount("/static", app=StaticFiles(directory=str(assets.STATIC_DIR)), name="static"),
+    ]
 
 
 def _create_first_admin(engine: Engine) -> None:

@@ -7,6 +7,7 @@ eventscope kafka start|stop|status
 eventscope demo             a small event-driven shop, with Kafka and the console
 eventscope config check
 eventscope index upgrade|status
+eventscope assets fetch     the console's browser libraries from the npm registry
 """
 
 from __future__ import annotations
@@ -43,7 +44,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    logging.getLogger("alembic").setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    for chatty in ("alembic", "httpx"):
+        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         result: int = args.handler(args)
         return result
@@ -120,6 +122,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--topic-prefix", default="shop", help="prefix of the shop's topics and groups"
     )
     demo.add_argument("--seed", type=int, default=None, help="seed the shop's random outcomes")
+    demo.add_argument(
+        "--shop-only", action="store_true",
+        help="run only the shop against --bootstrap (no broker, no console of its own)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--traces-url", default=None,
+        help="with --shop-only: where the shop sends its spans (OTLP/HTTP, e.g. "
+        "http://collector:4318/v1/traces; OTEL_EXPORTER_OTLP_TRACES_HEADERS adds a token)",
+    )  # fmt: skip
     demo.set_defaults(handler=run_demo)
 
     config = commands.add_parser("config", help="configuration")
@@ -159,6 +170,15 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("token_id", type=int)
     revoke.set_defaults(handler=tokens_revoke)
 
+    assets = commands.add_parser(
+        "assets", help="the console's browser libraries (htmx, uPlot, Cytoscape.js)"
+    )
+    asset_commands = assets.add_subparsers(title="assets commands", required=True)
+    fetch = asset_commands.add_parser(
+        "fetch", help="download them from the npm registry if missing (the console also does "
+        "at start)",
+    )  # fmt: skip
+    fetch.set_defaults(handler=assets_fetch)
     docs = commands.add_parser("docs", help="generated documentation")
     docs_commands = docs.add_subparsers(title="docs commands", required=True)
     conventions = docs_commands.add_parser(
@@ -199,6 +219,9 @@ def run_server(args: argparse.Namespace) -> int:
         )
     from console.app import create_app
     from console.otlp_listener import port_problem
+
+    if args.mode != "collect":
+        fetch_browser_libraries()
 
     otlp_port = settings.server.otlp_port
     if otlp_port and args.mode != "console":
@@ -270,6 +293,8 @@ def run_demo(args: argparse.Namespace) -> int:
         # The Kafka client reports every connection retry while the broker and the new
         # topics come up; -v shows them.
         logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    if not args.shop_only:
+        fetch_browser_libraries()
     options = DemoOptions(
         port=args.port,
         bootstrap=args.bootstrap,
@@ -279,6 +304,8 @@ def run_demo(args: argparse.Namespace) -> int:
         kafka_port=args.kafka_port,
         topic_prefix=args.topic_prefix,
         seed=args.seed,
+        shop_only=args.shop_only,
+        traces_url=args.traces_url,
     )
     try:
         return run(options)
@@ -397,6 +424,29 @@ def tokens_revoke(args: argparse.Namespace) -> int:
     return 0
 
 
+def assets_fetch(args: argparse.Namespace) -> int:
+    from console import assets
+
+    directory = assets.vendor_dir()
+    try:
+        fetched = assets.fetch(directory)
+    except (assets.VendorError, OSError) as exc:
+        print(f"eventscope assets: {exc}", file=sys.stderr)
+        return 1
+    names = ", ".join(f"{p.name} {p.version}" for p in fetched) or "nothing to fetch"
+    print(f"browser libraries in {directory}: {names}")
+    return 0
+
+
+def fetch_browser_libraries() -> None:
+    """At the console's start: fetch what is missing, or say once why pages lack it."""
+    from console import assets
+
+    problem = assets.ensure()
+    if problem:
+        logging.getLogger("eventscope").warning("%s", problem)
+
+
 def docs_conventions(args: argparse.Namespace) -> int:
     from collectors.conventions import Conventions
     from collectors.conventions_doc import render
@@ -418,12 +468,20 @@ def index_upgrade(args: argparse.Namespace) -> int:
 
 
 def index_status(args: argparse.Namespace) -> int:
+    """Read-only: a SQLite index that does not exist is reported, not created."""
     from collectors.index import migrate
-    from collectors.index.engine import create_index_engine
+    from collectors.index.engine import create_index_engine, sqlite_file
 
-    settings = _settings(args)
-    engine = create_index_engine(settings.index.url)
-    current, head = migrate.current_revision(engine), migrate.head_revision()
+    url = _settings(args).index.url
+    head = migrate.head_revision()
+    path = sqlite_file(url)
+    if path is not None and not path.is_file():
+        print(json.dumps({"current": None, "head": head, "up_to_date": False,
+                          "error": f"no index at {path.absolute()}"}))  # fmt: skip
+        return 1
+    engine = create_index_engine(url)
+    current = migrate.current_revision(engine)
+    engine.dispose()
     print(json.dumps({"current": current, "head": head, "up_to_date": current == head}))
     return 0 if current == head else 1
 

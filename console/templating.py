@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATES_DIR = ROOT / "templates"
-STATIC_DIR = ROOT / "static"
+from console import assets
 
 MISSING = "\u2013"  # an en dash stands for "unknown" in tables
 
@@ -21,13 +18,13 @@ NAVIGATION = (
     ("Trace", "/trace", True),
     ("Lineage", "/lineage", True),
     ("Topology", "/topology", True),
-    ("Topics", "/clusters", True),
+    ("Topics", "/topics", True),
     ("Consumer groups", "/groups", True),
     ("DLQ", "/dlq", True),
     ("Replay", "/actions", True),
     ("Sagas", "/sagas", True),
     ("Alerts", "/alerts", True),
-    ("Admin", "/admin", False),
+    ("Admin", "/admin", True),
     ("Audit", "/audit", True),
 )
 
@@ -80,7 +77,9 @@ def auth_context(request: Request) -> dict[str, Any]:
 
 
 def make_templates() -> Jinja2Templates:
-    templates = Jinja2Templates(directory=str(TEMPLATES_DIR), context_processors=[auth_context])
+    templates = Jinja2Templates(
+        directory=str(assets.TEMPLATES_DIR), context_processors=[auth_context]
+    )
     env = templates.env
     env.autoescape = True
     env.filters["bytes"] = human_bytes
@@ -88,5 +87,5 @@ def make_templates() -> Jinja2Templates:
     env.filters["ts"] = timestamp_ms
     env.filters["duration"] = human_duration
     env.globals["navigation"] = NAVIGATION
-    env.globals["vendor_ready"] = (STATIC_DIR / "vendor" / "htmx.min.js").is_file()
+    env.globals["vendor_ready"] = assets.ready()
     return templates

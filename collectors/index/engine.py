@@ -52,6 +52,15 @@ def bind_common_types_directly() -> None:
     sqlite3.register_adapter(bool, int)
 
 
+def sqlite_file(url: str) -> Path | None:
+    """The file of a SQLite index URL (relative to the current folder, as SQLite reads it);
+    None for PostgreSQL or an in-memory database."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database).expanduser()
+
+
 def create_index_engine(url: str, **kwargs: Any) -> Engine:
     """Create the engine; SQLite gets WAL, a busy timeout and its folder created."""
     parsed = make_url(url)

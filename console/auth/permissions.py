@@ -27,8 +27,10 @@ PERMISSIONS: dict[str, Rule] = {
     "/login": Rule({"GET": PUBLIC, "POST": PUBLIC}),
     "/logout": Rule({"POST": V}),
     "/static": Rule({"GET": PUBLIC}),
+    "/static/vendor": Rule({"GET": PUBLIC}),
     # clusters and topics
     "/": Rule({"GET": V}),
+    "/topics": Rule({"GET": V}),
     "/clusters": Rule({"GET": V}),
     "/api/clusters": Rule({"GET": V}),
     "/clusters/{cluster}": Rule({"GET": V}),

@@ -53,6 +53,9 @@ class DemoOptions:
     kafka_port: int = local_broker.DEFAULT_PORT
     topic_prefix: str = "shop"
     seed: int | None = None
+    # Only the shop, against a running broker and console (docker-compose's demo profile).
+    shop_only: bool = False
+    traces_url: str | None = None
 
 
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,59}")
@@ -86,28 +89,40 @@ def run(options: DemoOptions) -> int:
     check_options(options)
     if not local_broker.port_is_free(options.port):
         raise DemoError(f"port {options.port} on 127.0.0.1 is in use; choose another with --port")
+    if options.shop_only:
+        bootstrap = options.bootstrap or os.environ.get("EVENTSCOPE_KAFKA_BOOTSTRAP")
+        if not bootstrap:
+            raise DemoError("--shop-only needs a broker: --bootstrap HOST:PORT")
+        asyncio.run(_shop_only(bootstrap, options))
+        return 0
     _say("eventscope demo: a small shop on Kafka, watched by eventscope")
-    with _kafka(options) as (bootstrap, whose):
+    with _kafka(options) as (bootstrap, whose, log_file):
         _say(f"  kafka    {bootstrap} ({whose})")
+        if log_file is not None:
+            _say(f"           its log: {log_file}")
         asyncio.run(_serve(bootstrap, options))
     return 0
 
 
 @contextlib.contextmanager
-def _kafka(options: DemoOptions) -> Iterator[tuple[str, str]]:
-    """(bootstrap, whose broker it is); a broker started here is stopped on the way out."""
+def _kafka(options: DemoOptions) -> Iterator[tuple[str, str, Path | None]]:
+    """(bootstrap, whose broker it is, its log file if local); a broker started here is
+    stopped on the way out."""
     configured = options.bootstrap or os.environ.get("EVENTSCOPE_KAFKA_BOOTSTRAP")
     if configured:
-        yield configured, "configured; left alone"
+        yield configured, "configured; left alone", None
         return
     broker = LocalBroker(
         data_dir=options.data_dir or local_broker.default_data_dir(), port=options.kafka_port
     )
     if local_broker.running_pid(broker) is not None:
         local_broker.wait_until_ready(broker.bootstrap, local_broker.READY_TIMEOUT_S)
-        yield broker.bootstrap, "already running; left running"
+        yield broker.bootstrap, "already running; left running", broker.log_file
         return
-    _say(f"Starting Apache Kafka on {broker.bootstrap} (data in {broker.data_dir}) ...")
+    _say(
+        f"Starting Apache Kafka {local_broker.KAFKA_VERSION} on {broker.bootstrap} "
+        f"(data in {broker.data_dir}) ..."
+    )
     try:
         local_broker.start(broker)
     except BrokerError as exc:
@@ -118,7 +133,7 @@ def _kafka(options: DemoOptions) -> Iterator[tuple[str, str]]:
         local_broker.stop(broker)
         raise
     try:
-        yield broker.bootstrap, "started by the demo; stopped on exit"
+        yield broker.bootstrap, "started by the demo; stopped on exit", broker.log_file
     finally:
         _say("Stopping Kafka ...")
         local_broker.stop(broker)
@@ -162,6 +177,7 @@ async def _serve(bootstrap: str, options: DemoOptions) -> None:
         _say(f"  console  {url}/")
         _say(f"  index    {options.index_url}")
         _say(f"  shop     {options.rate:g} orders/s on topics {options.topic_prefix}.*")
+        _say("  The console and the shop log warnings here (-v for more).")
         _say("Press Ctrl-C to stop.")
         await _announce_first_order(shop, url, stopping)
         await stopping.wait()
@@ -173,6 +189,27 @@ async def _serve(bootstrap: str, options: DemoOptions) -> None:
         server.should_exit = True
         with contextlib.suppress(asyncio.CancelledError, SystemExit):
             await serving
+
+
+async def _shop_only(bootstrap: str, options: DemoOptions) -> None:
+    loop = asyncio.get_running_loop()
+    stopping = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stopping.set)
+    shop = Shop(bootstrap, options.traces_url, prefix=options.topic_prefix, rate=options.rate,
+                seed=options.seed)  # fmt: skip
+    try:
+        await shop.start()
+    except Exception as exc:
+        raise DemoError(f"cannot run the shop on Kafka at {bootstrap}: {exc!r}") from exc
+    spans = f"spans to {options.traces_url}" if options.traces_url else "spans sent nowhere"
+    _say(f"eventscope demo shop: {options.rate:g} orders/s on {bootstrap}, topics "
+         f"{options.topic_prefix}.*, {spans}. Ctrl-C stops it.")  # fmt: skip
+    try:
+        await stopping.wait()
+    finally:
+        await shop.stop()
+        _say(f"  shop: {shop.summary()}")
 
 
 async def _until_started(

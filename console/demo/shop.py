@@ -463,7 +463,7 @@ class Shop:
     def __init__(
         self,
         bootstrap: str,
-        otlp_endpoint: str,
+        otlp_endpoint: str | None,
         *,
         prefix: str = "shop",
         rate: float = 2.0,

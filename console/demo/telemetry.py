@@ -55,9 +55,13 @@ def extract(headers: Sequence[tuple[str, bytes | None]]) -> Context:
 
 
 class Telemetry:
-    """Tracer providers of the shop's services, all exporting to one OTLP/HTTP endpoint."""
+    """Tracer providers of the shop's services, all exporting to one OTLP/HTTP endpoint.
 
-    def __init__(self, endpoint: str, namespace: str = "eventscope-demo") -> None:
+    Without an endpoint spans are still made (their context travels in the headers) but
+    sent nowhere. The exporter reads OTEL_EXPORTER_OTLP_TRACES_HEADERS, e.g. to send a token.
+    """
+
+    def __init__(self, endpoint: str | None, namespace: str = "eventscope-demo") -> None:
         self.endpoint = endpoint
         self.namespace = namespace
         self._providers: dict[str, TracerProvider] = {}
@@ -69,10 +73,11 @@ class Telemetry:
                 {"service.name": service, "service.namespace": self.namespace}
             )
             provider = TracerProvider(resource=resource)
-            exporter = OTLPSpanExporter(endpoint=self.endpoint, timeout=5)
-            provider.add_span_processor(
-                BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS)
-            )
+            if self.endpoint:
+                exporter = OTLPSpanExporter(endpoint=self.endpoint, timeout=5)
+                provider.add_span_processor(
+                    BatchSpanProcessor(exporter, schedule_delay_millis=EXPORT_DELAY_MS)
+                )
             self._providers[service] = provider
         return provider.get_tracer("eventscope.demo")
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
+from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -171,8 +172,16 @@ async def home(request: Request) -> Response:
     return RedirectResponse("/clusters", status_code=302)
 
 
+async def topics_of_the_cluster(request: Request) -> Response:
+    """/topics: the topics page of the only cluster; with several, the list of clusters."""
+    clusters = app_state(request).settings.clusters
+    target = f"/clusters/{quote(clusters[0].name, safe='')}" if len(clusters) == 1 else "/clusters"
+    return RedirectResponse(target, status_code=302)
+
+
 routes = [
     Route("/", home),
+    Route("/topics", topics_of_the_cluster),
     Route("/clusters", clusters_page),
     Route("/api/clusters", clusters_page),
     Route("/clusters/{cluster}", topics_page),

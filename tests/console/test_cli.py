@@ -54,3 +54,24 @@ def test_a_busy_otlp_port_is_one_clear_error_without_a_traceback(tmp_path) -> No
     assert "cannot listen for OTLP/HTTP" in result.stderr
     assert "in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+PLAIN_ENV = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+
+
+def test_index_status_of_a_missing_index_says_so_and_creates_nothing(tmp_path) -> None:
+    result = run("index", "status", cwd=tmp_path, env=PLAIN_ENV)
+    assert result.returncode == 1
+    assert f"no index at {tmp_path / 'eventscope.db'}" in result.stdout
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_relative_config_and_index_paths_are_read_from_the_current_folder(tmp_path) -> None:
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "es.toml").write_text('[index]\nurl = "sqlite:///data/index.db"\n')
+    env = PLAIN_ENV
+    upgraded = run("--config", "conf/es.toml", "index", "upgrade", cwd=tmp_path, env=env)
+    assert upgraded.returncode == 0, upgraded.stderr
+    assert (tmp_path / "data" / "index.db").is_file()
+    status = run("--config", "conf/es.toml", "index", "status", cwd=tmp_path, env=env)
+    assert status.returncode == 0 and '"up_to_date": true' in status.stdout

@@ -3,6 +3,7 @@ import asyncio
 import httpx
 import pytest
 
+from collectors.config import settings_from_mapping
 from tests.kafka_helpers import create_topic
 
 
@@ -61,3 +62,29 @@ async def test_a_topic_created_with_aiokafka_appears_on_the_topics_page(
     await page.wait_for_url(f"**/topics/{unique_topic}")
     assert await page.locator("#partitions tbody tr").count() == 2
     assert page.problems == []
+
+
+def test_topics_in_the_navigation_opens_the_only_clusters_topics(live_server) -> None:
+    answer = httpx.get(f"{live_server.url}/topics", follow_redirects=False)
+    assert answer.status_code == 302
+    assert answer.headers["location"] == "/clusters/local"
+    page = httpx.get(f"{live_server.url}/topics", follow_redirects=True, timeout=20)
+    assert page.status_code == 200
+    assert "<h1>Topics" in page.text
+
+
+def test_topics_with_several_clusters_lists_the_clusters(tmp_path) -> None:
+    from starlette.testclient import TestClient
+
+    from console.app import create_app
+
+    settings = settings_from_mapping(
+        {
+            "index": {"url": f"sqlite:///{tmp_path / 'x.db'}"},
+            "server": {"auth": "off"},
+            "clusters": {"a": {"bootstrap": "127.0.0.1:1"}, "b": {"bootstrap": "127.0.0.1:2"}},
+        }
+    )
+    with TestClient(create_app(settings, mode="console")) as client:
+        answer = client.get("/topics", follow_redirects=False)
+    assert (answer.status_code, answer.headers["location"]) == (302, "/clusters")
