@@ -1,0 +1,124 @@
+"""A tour of every console page on the demo shop's traffic, for the guide's screenshots
+(scripts/screenshots.py) and the browser test that every page renders
+(tests/console/test_guide_screenshots.py).
+
+`wait_for_traffic` waits until each page has something to show and returns the ids the
+pages need; `PAGES` lists (name, path, text the heading must show).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+from urllib.parse import quote
+
+import httpx
+
+from console.demo.flows import Odds, SlowPace
+from console.demo.runner import CLUSTER_NAME
+from console.demo.shop import Shop
+
+# Failures often enough that a short run has compensations, retries and dead letters.
+TOUR_ODDS = Odds(out_of_stock=0.05, card_declined=0.2, gateway_timeout=0.5,
+                 carrier_failure=0.1, retry_backoff_s=0.1)  # fmt: skip
+TOUR_PACE = SlowPace(slow_delay_s=0.4)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TourIds:
+    correlation_id: str
+    event: str  # cluster/topic/partition/offset
+    topic: str
+    saga_id: str
+    dlq_topic: str
+    dlq_message: str  # topic/partition/offset
+    group: str
+
+
+async def _until(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float) -> T:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        found = await check()
+        if found:
+            return found
+        await asyncio.sleep(0.5)
+    raise TimeoutError(f"no {what} after {timeout_s:.0f}s")
+
+
+async def wait_for_traffic(
+    client: httpx.AsyncClient, shop: Shop, prefix: str, timeout_s: float = 40
+) -> TourIds:
+    correlation_id = await asyncio.wait_for(asyncio.shield(shop.first_completed), timeout_s)
+
+    async def first_event() -> dict[str, Any] | None:
+        answer = await client.get("/api/events", params={"correlation_id": correlation_id})
+        events = answer.json().get("events", [])
+        return events[-1] if events else None
+
+    async def compensated_saga() -> str | None:
+        sagas = (await client.get("/api/sagas", params={"status": "compensated"})).json()
+        return sagas["sagas"][0]["saga_id"] if sagas.get("sagas") else None
+
+    async def dead_letter() -> dict[str, Any] | None:
+        dlqs = (await client.get("/api/dlq")).json()["dlqs"]
+        if not dlqs:
+            return None
+        topic = dlqs[0]["topic"]
+        messages = (await client.get(f"/api/dlq/{CLUSTER_NAME}/{topic}")).json()["messages"]
+        return messages[0] if messages else None
+
+    group = f"{prefix}-notification"
+
+    async def lagging_group() -> bool:
+        groups = (await client.get("/api/groups")).json()["groups"]
+        return any(g["group"] == group for g in groups)
+
+    event = await _until(first_event, "indexed event", timeout_s)
+    saga_id = await _until(compensated_saga, "compensated saga", timeout_s)
+    letter = await _until(dead_letter, "dead letter", timeout_s)
+    await _until(lagging_group, "consumer group", timeout_s)
+    return TourIds(
+        correlation_id=correlation_id,
+        event=f"{event['cluster']}/{event['topic']}/{event['partition']}/{event['offset']}",
+        topic=event["topic"],
+        saga_id=saga_id,
+        dlq_topic=letter["topic"],
+        dlq_message=f"{letter['topic']}/{letter['partition']}/{letter['offset']}",
+        group=group,
+    )
+
+
+def pages(ids: TourIds) -> list[tuple[str, str, str]]:
+    """(screenshot name, path, text the page's heading must show)."""
+    cluster = CLUSTER_NAME
+    correlation = quote(ids.correlation_id)
+    return [
+        ("events", "/events", "Events"),
+        ("events-by-correlation-id", f"/events?correlation_id={correlation}", "Events"),
+        ("event-detail", f"/events/{ids.event}", ids.topic),
+        ("trace", f"/trace/{correlation}", "Trace"),
+        ("lineage", f"/lineage/{ids.event}", "Lineage"),
+        ("topology", "/topology", "Topology"),
+        ("groups", "/groups", "Consumer groups"),
+        ("group", f"/groups/{ids.group}?cluster={cluster}", ids.group),
+        ("dlq", "/dlq", "Dead-letter queues"),
+        ("dlq-topic", f"/dlq/{cluster}/{ids.dlq_topic}", ids.dlq_topic),
+        ("dlq-message", f"/dlq/{cluster}/{ids.dlq_message}", ids.dlq_topic),
+        ("actions", "/actions", "Redrive and replay jobs"),
+        ("sagas", "/sagas", "Sagas"),
+        ("saga", f"/sagas/{quote(ids.saga_id)}?cluster={cluster}", "Saga"),
+        ("alerts", "/alerts", "Alerts"),
+        ("alert-rules", "/alerts/rules", "Alert rules"),
+        ("alert-receivers", "/alerts/receivers", "Receivers"),
+        ("clusters", "/clusters", "Clusters"),
+        ("topics", f"/clusters/{cluster}", "Topics"),
+        ("topic", f"/clusters/{cluster}/topics/{ids.topic}", ids.topic),
+        ("admin", "/admin", "Administration"),
+        ("admin-masking", "/admin/masking", "Data masking"),
+        ("audit", "/audit", "Audit log"),
+    ]

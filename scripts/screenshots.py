@@ -1,0 +1,117 @@
+"""Take the user guide's screenshots from the demo shop's traffic.
+
+    .venv/bin/python scripts/screenshots.py [--bootstrap HOST:PORT] [--out docs/screenshots]
+
+Starts a local Kafka broker in a temporary folder (unless --bootstrap names one), the
+console on a temporary SQLite index and the demo shop, waits until every page has
+something to show (console/demo/tour.py), and saves each page in Debian's Chromium at
+1440x900 (OUT/NAME.png, the ones the guide shows) and at 390x844 (OUT/narrow/NAME.png).
+Run it again whenever a page changes, and commit the pictures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import uvicorn
+from playwright.async_api import async_playwright
+
+from collectors.index.engine import create_index_engine
+from collectors.kafka import local_broker
+from console import assets
+from console.app import create_app
+from console.demo import tour
+from console.demo.runner import DemoOptions, demo_settings
+from console.demo.shop import Shop
+from tests.browser import CHROMIUM, CHROMIUM_ARGS
+from tests.conftest import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+WIDTHS = {"": (1440, 900), "narrow": (390, 844)}
+
+
+@contextlib.contextmanager
+def _broker(bootstrap: str | None, scratch: Path) -> Iterator[str]:
+    if bootstrap:
+        yield bootstrap
+        return
+    broker = local_broker.LocalBroker(data_dir=scratch / "kafka", port=free_port(span=2))
+    local_broker.start(broker)
+    try:
+        yield broker.bootstrap
+    finally:
+        local_broker.stop(broker)
+
+
+async def _tour(bootstrap: str, scratch: Path, out: Path, prefix: str) -> int:
+    port = free_port()
+    options = DemoOptions(port=port, index_url=f"sqlite:///{scratch / 'guide.db'}",
+                          topic_prefix=prefix)  # fmt: skip
+    settings = demo_settings(bootstrap, options)
+    engine = create_index_engine(settings.index.url)
+    app = create_app(settings, mode="all", engine=engine)
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    while not server.started:
+        if serving.done():
+            return 1
+        await asyncio.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    shop = Shop(bootstrap, f"{url}/v1/traces", prefix=prefix, rate=10, seed=5,
+                odds=tour.TOUR_ODDS, pace=tour.TOUR_PACE)  # fmt: skip
+    await shop.start()
+    try:
+        async with httpx.AsyncClient(base_url=url, timeout=15) as client:
+            ids = await tour.wait_for_traffic(client, shop, prefix)
+        async with async_playwright() as playwright:
+            browser = await playwright.chromium.launch(executable_path=CHROMIUM,
+                                                       args=CHROMIUM_ARGS)  # fmt: skip
+            for folder, (width, height) in WIDTHS.items():
+                target = out / folder
+                target.mkdir(parents=True, exist_ok=True)
+                page = await browser.new_page(viewport={"width": width, "height": height})
+                for name, path, _ in tour.pages(ids):
+                    await page.goto(url + path)
+                    await page.wait_for_load_state("networkidle")
+                    await page.screenshot(path=str(target / f"{name}.png"))
+                    print(
+                        f"  {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}"
+                        f"/{name}.png"
+                    )
+                await page.close()
+            await browser.close()
+    finally:
+        await shop.stop()
+        server.should_exit = True
+        await serving
+        engine.dispose()
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--bootstrap", help="a running broker (default: start a local one)")
+    parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
+    args = parser.parse_args()
+    problem = assets.ensure()
+    if problem:
+        print(f"screenshots: {problem}", file=sys.stderr)
+        return 1
+    with tempfile.TemporaryDirectory(prefix="eventscope-guide-") as name:
+        scratch = Path(name)
+        # On a broker of its own the shop has the demo's names; elsewhere, names of its own.
+        prefix = f"guide-{uuid.uuid4().hex[:6]}" if args.bootstrap else "shop"
+        with _broker(args.bootstrap, scratch) as bootstrap:
+            return asyncio.run(_tour(bootstrap, scratch, Path(args.out).absolute(), prefix))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
