@@ -44,7 +44,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for chatty in ("alembic", "httpx"):
+    for chatty in ("alembic", "httpx", "aiokafka"):  # -v shows their routine lines
         logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
     try:
         result: int = args.handler(args)
