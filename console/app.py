@@ -35,6 +35,7 @@ from console.alerts.delivery import DeliveryWorker
 from console.alerts.evaluator import AlertEvaluator, collector_delays_of
 from console.auth import store as auth_store
 from console.auth.middleware import AccessControl
+from console.auth.permissions import permission_table
 from console.otlp_listener import OtlpListener
 from console.services import Service, ServiceGroup
 from console.settings import check_console_sections
@@ -45,12 +46,13 @@ from console.views import admin as admin_views
 from console.views import alerts as alert_views
 from console.views import audit as audit_views
 from console.views import auth as auth_views
-from console.views import clusters, events, groups, health, metrics, otlp, topology, trace
 from console.views import dlq as dlq_views
+from console.views import events, groups, metrics, otlp, registry, topology, trace
 from console.views import lineage as lineage_views
 from console.views import masking as masking_views
 from console.views import openapi as openapi_views
 from console.views import sagas as saga_views
+from console.web.endpoints import check_unique, routes_of
 
 log = logging.getLogger("eventscope")
 
@@ -129,10 +131,15 @@ def create_app(
         finally:
             await state.services.stop()
 
-    routes: list[BaseRoute] = [*health.routes, *metrics.routes]
+    endpoints = registry.collector_endpoints()
+    if mode != "collect":
+        endpoints += registry.console_endpoints()
+    check_unique(endpoints)
+    routes: list[BaseRoute] = routes_of(endpoints)
+    routes += metrics.routes
     routes += otlp.routes  # the OTLP receiver is a collector: served in every mode
     if mode != "collect":
-        routes += clusters.routes + events.routes + groups.routes
+        routes += events.routes + groups.routes
         routes += saga_views.routes
         routes += dlq_views.routes + action_views.routes
         routes += alert_views.routes
@@ -145,7 +152,11 @@ def create_app(
         routes=routes,
         lifespan=lifespan,
         exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
-        middleware=[Middleware(AccessControl, state=state, routes=routes)],
+        middleware=[
+            Middleware(
+                AccessControl, state=state, routes=routes, permissions=permission_table(endpoints)
+            )
+        ],
     )
     app.state.eventscope = state
     return app

@@ -29,6 +29,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
 from console.auth.middleware import AccessControl
+from console.auth.permissions import permission_table
 from console.state import AppState
 from console.views import otlp
 
@@ -58,7 +59,12 @@ def otlp_listener_app(state: AppState) -> Starlette:
     # Only the receiver's route goes to the middleware: it then applies the console's
     # permission for /v1/traces, and lets `/` and unknown paths through to 200/404/405.
     app = Starlette(
-        routes=routes, middleware=[Middleware(AccessControl, state=state, routes=receiver)]
+        routes=routes,
+        middleware=[
+            Middleware(
+                AccessControl, state=state, routes=receiver, permissions=permission_table([])
+            )
+        ],
     )
     app.state.eventscope = state
     return app

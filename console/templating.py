@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from console import assets
+from console.web import urls
 
 MISSING = "\u2013"  # an en dash stands for "unknown" in tables
 
@@ -87,5 +88,6 @@ def make_templates() -> Jinja2Templates:
     env.filters["ts"] = timestamp_ms
     env.filters["duration"] = human_duration
     env.globals["navigation"] = NAVIGATION
+    env.globals["urls"] = urls
     env.globals["vendor_ready"] = assets.ready()
     return templates

@@ -22,7 +22,7 @@ from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Mount, Route
 
 from console.auth import store
-from console.auth.permissions import required_role, rule_for
+from console.auth.permissions import Rule, required_role
 from console.auth.roles import PUBLIC, allows
 from console.auth.store import Principal
 from console.state import AppState
@@ -64,10 +64,13 @@ def route_template(routes: list[BaseRoute], scope: Scope) -> str | None:
 
 
 class AccessControl:
-    def __init__(self, app: ASGIApp, state: AppState, routes: list[BaseRoute]) -> None:
+    def __init__(
+        self, app: ASGIApp, state: AppState, routes: list[BaseRoute], permissions: dict[str, Rule]
+    ) -> None:
         self.app = app
         self.state = state
         self.routes = routes
+        self.permissions = permissions
         self.auth_off = state.settings.server.auth == "off"
         # With auth off there is no session: CSRF tokens derive from a per-process secret.
         self._local_csrf = secrets.token_urlsafe(32)
@@ -90,7 +93,7 @@ class AccessControl:
         if template is None:  # no such route: the app answers 404/405
             await self.app(scope, receive, send_with_headers)
             return
-        rule = rule_for(template)
+        rule = self.permissions.get(template)
         method = scope["method"]
         required = required_role(rule, method) if rule else None
         if required is None:  # a route nobody declared a permission for: refuse

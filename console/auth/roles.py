@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-ROLES = ("viewer", "operator", "admin")
+VIEWER, OPERATOR, ADMIN = "viewer", "operator", "admin"
+ROLES = (VIEWER, OPERATOR, ADMIN)
 PUBLIC = "public"
 
 

@@ -1,7 +1,7 @@
 """Clusters and topics as the broker reports them (partitions, offsets, sizes).
 
-Pages: /clusters, /clusters/{cluster}, /clusters/{cluster}/topics/{topic}.
-JSON twins: the same paths under /api.
+Pages: /clusters, /clusters/{cluster}, /clusters/{cluster}/topics/{topic}, with JSON
+twins under /api; / and /topics lead to them.
 """
 
 from __future__ import annotations
@@ -9,26 +9,29 @@ from __future__ import annotations
 import asyncio
 from dataclasses import asdict, dataclass
 from typing import Any
-from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response
+from typing_extensions import TypedDict
 
 from collectors.config import ClusterConfig
 from collectors.kafka.admin import ClusterOverview, TopicInfo, cluster_overview
+from console.auth.roles import VIEWER
 from console.state import app_state
-from console.views.groups import group_url, groups_for_topic, summary_json
+from console.views.groups import GroupSummaryJson, groups_for_topic, summary_json
+from console.web import urls
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import STRING, enum, p, q
 
 OVERVIEW_TIMEOUT_S = 15.0
 
 
-def _cluster(request: Request) -> ClusterConfig:
-    name = request.path_params["cluster"]
+def _cluster(call: Call) -> ClusterConfig:
+    name = call.path["cluster"]
     try:
-        return app_state(request).settings.cluster(name)
+        return call.settings.cluster(name)
     except KeyError:
         raise HTTPException(404, f"no cluster named {name!r} is configured") from None
 
@@ -60,29 +63,82 @@ async def _overview(
     return answer
 
 
-def topic_json(topic: TopicInfo) -> dict[str, Any]:
-    return {
-        "name": topic.name,
-        "internal": topic.internal,
-        "partition_count": len(topic.partitions),
-        "replication_factor": topic.replication_factor,
-        "under_replicated_partitions": topic.under_replicated,
-        "messages": topic.messages,
-        "end_offset_total": topic.end_offset_total,
-        "size_bytes": topic.size_bytes,
-        "partitions": [asdict(p) | {"messages": p.messages} for p in topic.partitions],
-    }
+class PartitionJson(TypedDict):
+    partition: int
+    leader: int
+    replicas: list[int]
+    isr: list[int]
+    begin_offset: int | None
+    end_offset: int | None
+    size_bytes: int | None
+    messages: int | None
 
 
-def overview_json(overview: ClusterOverview) -> dict[str, Any]:
-    return {
-        "name": overview.name,
-        "bootstrap": overview.bootstrap,
-        "cluster_id": overview.cluster_id,
-        "controller_id": overview.controller_id,
-        "brokers": overview.brokers,
-        "topics": [topic_json(t) for t in overview.topics],
-    }
+class TopicJson(TypedDict):
+    name: str
+    internal: bool
+    partition_count: int
+    replication_factor: int
+    under_replicated_partitions: int
+    messages: int
+    end_offset_total: int
+    size_bytes: int | None
+    partitions: list[PartitionJson]
+
+
+class BrokerJson(TypedDict):
+    node_id: int
+    host: str
+    port: int
+    rack: str | None
+
+
+class ClusterJson(TypedDict):
+    name: str
+    bootstrap: str
+    reachable: bool
+    error: str | None
+    brokers: list[BrokerJson]
+    topic_count: int | None
+
+
+class ClustersJson(TypedDict):
+    clusters: list[ClusterJson]
+
+
+class TopicsJson(TypedDict):
+    name: str
+    bootstrap: str
+    cluster_id: str | None
+    controller_id: int | None
+    brokers: list[BrokerJson]
+    topics: list[TopicJson]
+
+
+class TopicDetailJson(TopicJson):
+    cluster: str
+    consumer_groups: list[GroupSummaryJson]
+
+
+def topic_json(topic: TopicInfo) -> TopicJson:
+    return TopicJson(
+        name=topic.name,
+        internal=topic.internal,
+        partition_count=len(topic.partitions),
+        replication_factor=topic.replication_factor,
+        under_replicated_partitions=topic.under_replicated,
+        messages=topic.messages,
+        end_offset_total=topic.end_offset_total,
+        size_bytes=topic.size_bytes,
+        partitions=[
+            PartitionJson(**asdict(p), messages=p.messages)  # type: ignore[typeddict-item]
+            for p in topic.partitions
+        ],
+    )
+
+
+def _brokers(overview: ClusterOverview | None) -> list[BrokerJson]:
+    return [BrokerJson(**b) for b in overview.brokers] if overview else []  # type: ignore[typeddict-item]
 
 
 @dataclass
@@ -91,33 +147,29 @@ class ClusterRow:
     overview: ClusterOverview | None
     error: str | None
 
-    def as_json(self) -> dict[str, Any]:
-        return {
-            "name": self.config.name,
-            "bootstrap": self.config.bootstrap,
-            "reachable": self.overview is not None,
-            "error": self.error,
-            "brokers": self.overview.brokers if self.overview else [],
-            "topic_count": len(self.overview.topics) if self.overview else None,
-        }
+    def as_json(self) -> ClusterJson:
+        return ClusterJson(
+            name=self.config.name,
+            bootstrap=self.config.bootstrap,
+            reachable=self.overview is not None,
+            error=self.error,
+            brokers=_brokers(self.overview),
+            topic_count=len(self.overview.topics) if self.overview else None,
+        )
 
 
-async def clusters_page(request: Request) -> Response:
-    state = app_state(request)
-    clusters = state.settings.clusters
-    overviews = await asyncio.gather(*(_overview(request, c) for c in clusters))
+async def clusters_page(call: Call) -> Reply:
+    clusters = call.settings.clusters
+    overviews = await asyncio.gather(*(_overview(call.request, c) for c in clusters))
     rows = [ClusterRow(c, o, e) for c, (o, e) in zip(clusters, overviews, strict=True)]
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"clusters": [row.as_json() for row in rows]})
-    return state.templates.TemplateResponse(request, "clusters.html", {"rows": rows})
+    return Reply(ClustersJson(clusters=[row.as_json() for row in rows]), page={"rows": rows})
 
 
-async def topics_page(request: Request) -> Response:
-    state = app_state(request)
-    cluster = _cluster(request)
-    overview, error = await _overview(request, cluster)
-    show_internal = request.query_params.get("internal") == "1"
-    query = request.query_params.get("q", "").strip()
+async def topics_page(call: Call) -> Reply:
+    cluster = _cluster(call)
+    overview, error = await _overview(call.request, cluster)
+    show_internal = call.query.get("internal") == "1"
+    query = call.query.get("q", "").strip()
     topics: list[TopicInfo] = []
     if overview is not None:
         topics = [
@@ -125,67 +177,83 @@ async def topics_page(request: Request) -> Response:
             for t in overview.topics
             if (show_internal or not t.internal) and query.lower() in t.name.lower()
         ]
-    if request.url.path.startswith("/api/"):
-        if overview is None:
-            return JSONResponse({"error": error}, status_code=503)
-        return JSONResponse(overview_json(overview) | {"topics": [topic_json(t) for t in topics]})
-    context = {
-        "cluster": cluster,
-        "overview": overview,
-        "error": error,
-        "topics": topics,
-        "show_internal": show_internal,
-        "query": query,
-    }
-    template = "_topics_table.html" if request.headers.get("hx-request") else "topics.html"
-    return state.templates.TemplateResponse(request, template, context)
+    elif call.api:
+        raise HTTPException(503, error)
+    data: TopicsJson | dict[str, Any] = {}  # the page shows the error instead
+    if overview is not None:
+        data = TopicsJson(
+            name=overview.name,
+            bootstrap=overview.bootstrap,
+            cluster_id=overview.cluster_id,
+            controller_id=overview.controller_id,
+            brokers=_brokers(overview),
+            topics=[topic_json(t) for t in topics],
+        )
+    page = {"cluster": cluster, "overview": overview, "error": error, "topics": topics,
+            "show_internal": show_internal, "query": query}  # fmt: skip
+    return Reply(data, page=page)
 
 
-async def topic_page(request: Request) -> Response:
-    state = app_state(request)
-    cluster = _cluster(request)
-    name = request.path_params["topic"]
-    overview, error = await _overview(request, cluster)
+async def topic_page(call: Call) -> Reply:
+    cluster = _cluster(call)
+    name = call.path["topic"]
+    overview, error = await _overview(call.request, cluster)
     if overview is None:
-        if request.url.path.startswith("/api/"):
-            return JSONResponse({"error": error}, status_code=503)
-        return state.templates.TemplateResponse(
-            request, "topic.html", {"cluster": cluster, "topic": None, "error": error,
-                                    "name": name}, status_code=503,
-        )  # fmt: skip
+        if call.api:
+            raise HTTPException(503, error)
+        page = {"cluster": cluster, "topic": None, "error": error, "name": name}
+        return Reply({}, page=page, status=503)
     topic = next((t for t in overview.topics if t.name == name), None)
     if topic is None:
         raise HTTPException(404, f"topic {name!r} does not exist in cluster {cluster.name!r}")
-    consumers = await run_in_threadpool(groups_for_topic, state.engine, cluster.name, name)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse(
-            topic_json(topic)
-            | {"cluster": cluster.name, "consumer_groups": [summary_json(g) for g in consumers]}
-        )
-    return state.templates.TemplateResponse(
-        request, "topic.html", {"cluster": cluster, "topic": topic, "error": None, "name": name,
-                                "consumer_groups": consumers, "group_url": group_url},
-    )  # fmt: skip
+    consumers = await run_in_threadpool(groups_for_topic, call.engine, cluster.name, name)
+    data = TopicDetailJson(
+        **topic_json(topic),
+        cluster=cluster.name,
+        consumer_groups=[summary_json(g) for g in consumers],
+    )
+    page = {"cluster": cluster, "topic": topic, "error": None, "name": name,
+            "consumer_groups": consumers}  # fmt: skip
+    return Reply(data, page=page)
 
 
-async def home(request: Request) -> Response:
+async def home(call: Call) -> Response:
     return RedirectResponse("/clusters", status_code=302)
 
 
-async def topics_of_the_cluster(request: Request) -> Response:
+async def topics_of_the_cluster(call: Call) -> Response:
     """/topics: the topics page of the only cluster; with several, the list of clusters."""
-    clusters = app_state(request).settings.clusters
-    target = f"/clusters/{quote(clusters[0].name, safe='')}" if len(clusters) == 1 else "/clusters"
+    clusters = call.settings.clusters
+    target = urls.cluster(clusters[0].name) if len(clusters) == 1 else "/clusters"
     return RedirectResponse(target, status_code=302)
 
 
-routes = [
-    Route("/", home),
-    Route("/topics", topics_of_the_cluster),
-    Route("/clusters", clusters_page),
-    Route("/api/clusters", clusters_page),
-    Route("/clusters/{cluster}", topics_page),
-    Route("/api/clusters/{cluster}", topics_page),
-    Route("/clusters/{cluster}/topics/{topic:path}", topic_page),
-    Route("/api/clusters/{cluster}/topics/{topic:path}", topic_page),
-]
+CLUSTER = p("cluster", STRING, "a configured cluster's name")
+
+ENDPOINTS = [
+    Endpoint(home, VIEWER, path="/"),
+    Endpoint(topics_of_the_cluster, VIEWER, path="/topics"),
+    Endpoint(
+        clusters_page, VIEWER, path="/clusters", api="/api/clusters", template="clusters.html",
+        summary="Configured clusters, whether each answers, its brokers and topic count.",
+        response=ClustersJson,
+    ),
+    Endpoint(
+        topics_page, VIEWER, path="/clusters/{cluster}", api="/api/clusters/{cluster}",
+        template="topics.html", partial="_topics_table.html",
+        summary="One cluster's brokers and topics with partitions, offsets and sizes.",
+        params=(
+            CLUSTER,
+            q("q", STRING, "topic names containing this text"),
+            q("internal", enum("1", "0"), "1: include internal topics"),
+        ),
+        response=TopicsJson, errors=(404, 503),
+    ),
+    Endpoint(
+        topic_page, VIEWER, path="/clusters/{cluster}/topics/{topic:path}",
+        api="/api/clusters/{cluster}/topics/{topic:path}", template="topic.html",
+        summary="One topic: partitions, offsets, size and the consumer groups reading it.",
+        params=(CLUSTER, p("topic", STRING, "a topic name")),
+        response=TopicDetailJson, errors=(404, 503),
+    ),
+]  # fmt: skip

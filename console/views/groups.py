@@ -22,6 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
+from typing_extensions import TypedDict
 
 from collectors.index.lag_models import (
     lag_groups_table,
@@ -230,22 +231,44 @@ def groups_for_topic(engine: Engine, cluster: str, topic: str) -> list[dict[str,
 # JSON shapes
 
 
-def summary_json(row: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "cluster": row["cluster"],
-        "group": row["group_id"],
-        "state": row["state"],
-        "status": row["status"],
-        "complete": round(row["complete"], 3),
-        "totallag": row["total_lag"],
-        "maxlag": row["max_lag"],
-        "max_time_lag_s": _round(row["max_time_lag_s"]),
-        "members": row["members"],
-        "partition_count": row["partition_count"],
-        "topics": row["topics"],
-        "sampled_at_ms": row["sampled_at_ms"],
-        "links": {"self": group_url(row["cluster"], row["group_id"], api=True)},
-    }
+class SelfLink(TypedDict):
+    self: str
+
+
+class GroupSummaryJson(TypedDict):
+    """A consumer group as Burrow's consumer list sees it, plus eventscope's time lag."""
+
+    cluster: str
+    group: str
+    state: str
+    status: str
+    complete: float
+    totallag: int
+    maxlag: int | None
+    max_time_lag_s: float | None
+    members: int
+    partition_count: int
+    topics: list[str]
+    sampled_at_ms: int
+    links: SelfLink
+
+
+def summary_json(row: dict[str, Any]) -> GroupSummaryJson:
+    return GroupSummaryJson(
+        cluster=row["cluster"],
+        group=row["group_id"],
+        state=row["state"],
+        status=row["status"],
+        complete=round(row["complete"], 3),
+        totallag=row["total_lag"],
+        maxlag=row["max_lag"],
+        max_time_lag_s=_round(row["max_time_lag_s"]),
+        members=row["members"],
+        partition_count=row["partition_count"],
+        topics=row["topics"],
+        sampled_at_ms=row["sampled_at_ms"],
+        links=SelfLink(self=group_url(row["cluster"], row["group_id"], api=True)),
+    )
 
 
 def _round(value: float | None) -> float | None:

@@ -6,20 +6,39 @@ import asyncio
 
 from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
 from collectors.kafka.admin import is_reachable
-from console.state import app_state
+from console.auth.roles import PUBLIC
+from console.web.endpoints import Call, Endpoint, Reply
 
 
-async def healthz(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+class Health(TypedDict):
+    status: str
 
 
-async def readyz(request: Request) -> JSONResponse:
-    state = app_state(request)
+class Check(TypedDict):
+    ready: bool
+    error: str | None
+
+
+class IndexCheck(Check):
+    backend: str
+
+
+class Readiness(TypedDict):
+    ready: bool
+    index: IndexCheck
+    clusters: dict[str, Check]
+    services: dict[str, bool]
+
+
+async def healthz(call: Call) -> Reply:
+    return Reply(Health(status="ok"))
+
+
+async def readyz(call: Call) -> Reply:
+    state = call.state
 
     def check_index() -> tuple[bool, str | None]:
         try:
@@ -34,17 +53,27 @@ async def readyz(request: Request) -> JSONResponse:
         *(is_reachable(cluster, timeout_s=5) for cluster in state.settings.clusters)
     )
     clusters = {
-        cluster.name: {"ready": ok, "error": error}
+        cluster.name: Check(ready=ok, error=error)
         for cluster, (ok, error) in zip(state.settings.clusters, results, strict=True)
     }
     ready = index_ok and all(c["ready"] for c in clusters.values())
-    body = {
-        "ready": ready,
-        "index": {"ready": index_ok, "error": index_error, "backend": state.engine.dialect.name},
-        "clusters": clusters,
-        "services": state.services.status(),
-    }
-    return JSONResponse(body, status_code=200 if ready else 503)
+    body = Readiness(
+        ready=ready,
+        index=IndexCheck(ready=index_ok, error=index_error, backend=state.engine.dialect.name),
+        clusters=clusters,
+        services=state.services.status(),
+    )
+    return Reply(body, status=200 if ready else 503)
 
 
-routes = [Route("/healthz", healthz), Route("/readyz", readyz)]
+ENDPOINTS = [
+    Endpoint(healthz, PUBLIC, api="/healthz", summary="The process is alive.", response=Health),
+    Endpoint(
+        readyz,
+        PUBLIC,
+        api="/readyz",
+        response=Readiness,
+        summary="Ready: the index and every cluster answer; which services run.",
+        other_responses=((503, "not ready: the body says what is not", Readiness),),
+    ),
+]

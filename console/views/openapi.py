@@ -9,81 +9,40 @@ entry has no route, so the description cannot drift from the app.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from console.audit_search import MAX_LIMIT as AUDIT_MAX_LIMIT
-from console.auth.permissions import PERMISSIONS, required_role
+from console.auth.permissions import LEGACY, required_role
 from console.event_search import MAX_FILTER_CHARS, MAX_LIMIT
+from console.web import openapi
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import (
+    ARRAY,
+    BOOLEAN,
+    INTEGER,
+    NUMBER,
+    OBJECT,
+    STRING,
+    Param,
+    Schema,
+    array_of,
+    enum,
+    integer,
+    p,
+    q,
+    ref,
+    shape,
+    text,
+)
 
-Schema = dict[str, Any]
-
-TITLE = "eventscope API"
-VERSION = "1"
-PATH_PARAMETER = re.compile(r"{(\w+)(?::(\w+))?}")
-
-# --- schema helpers --------------------------------------------------------------------------
-
-STRING: Schema = {"type": "string"}
-INTEGER: Schema = {"type": "integer"}
-NUMBER: Schema = {"type": "number"}
-BOOLEAN: Schema = {"type": "boolean"}
-OBJECT: Schema = {"type": "object"}
-ARRAY: Schema = {"type": "array"}
 NULLABLE_STRING: Schema = {"type": ["string", "null"]}
 NULLABLE_INTEGER: Schema = {"type": ["integer", "null"]}
 NULLABLE_NUMBER: Schema = {"type": ["number", "null"]}
 NULLABLE_OBJECT: Schema = {"type": ["object", "null"]}
-
-
-def text(max_length: int, **extra: Any) -> Schema:
-    return {"type": "string", "maxLength": max_length, **extra}
-
-
-def integer(minimum: int | None = None, maximum: int | None = None) -> Schema:
-    schema: Schema = {"type": "integer"}
-    if minimum is not None:
-        schema["minimum"] = minimum
-    if maximum is not None:
-        schema["maximum"] = maximum
-    return schema
-
-
-def enum(*values: str) -> Schema:
-    return {"type": "string", "enum": list(values)}
-
-
-def array_of(items: Schema) -> Schema:
-    return {"type": "array", "items": items}
-
-
-def shape(required: bool = True, **properties: Schema) -> Schema:
-    """An object with these properties (all required unless told otherwise)."""
-    schema: Schema = {"type": "object", "properties": properties}
-    if required and properties:
-        schema["required"] = list(properties)
-    return schema
-
-
-def ref(name: str) -> Schema:
-    return {"$ref": f"#/components/schemas/{name}"}
-
-
-# --- the table's vocabulary ------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Param:
-    name: str
-    schema: Schema
-    description: str = ""
-    where: str = "query"  # "query" or "path"
-    required: bool = False
 
 
 @dataclass(frozen=True)
@@ -98,35 +57,9 @@ class Operation:
     description: str = ""
 
 
-def q(name: str, schema: Schema, description: str = "", required: bool = False) -> Param:
-    return Param(name, schema, description, "query", required)
-
-
-def p(name: str, schema: Schema, description: str = "") -> Param:
-    return Param(name, schema, description, "path", True)
-
-
 # --- shared pieces of the API ----------------------------------------------------------------
 
-ERROR_DESCRIPTIONS = {
-    400: "The request is not valid; `error` says which field and why.",
-    401: "No credentials, or an invalid or revoked API token.",
-    403: "The caller's role is too low, or a browser request failed the CSRF/Origin check.",
-    404: "Nothing of that name or at those coordinates.",
-    409: "The name is taken.",
-    413: "The request body is too large.",
-    503: "The Kafka cluster cannot be reached right now.",
-}
-
 COMPONENT_SCHEMAS: dict[str, Schema] = {
-    "Error": {
-        "type": "object",
-        "properties": {
-            "error": {"type": ["string", "null"], "description": "what went wrong"},
-            "field": {"type": "string", "description": "the query parameter at fault"},
-        },
-        "required": ["error"],
-    },
     "EventSummary": shape(
         required=False,
         cluster=STRING,
@@ -287,39 +220,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     "/api/openapi.json": {"GET": Operation("This document (OpenAPI 3.1).")},
     "/api/whoami": {
         "GET": Operation("Who the caller is.", ok=shape(name=STRING, role=ROLE, via=STRING)),
-    },
-    # clusters and topics
-    "/api/clusters": {
-        "GET": Operation(
-            "Configured clusters, whether each answers, its brokers and topic count.",
-            ok=shape(clusters=array_of(OBJECT)),
-        ),
-    },
-    "/api/clusters/{cluster}": {
-        "GET": Operation(
-            "One cluster's brokers and topics with partitions, offsets and sizes.",
-            params=(
-                q("q", STRING, "topic names containing this text"),
-                q("internal", enum("1", "0"), "1: include internal topics"),
-            ),
-            ok=shape(
-                required=False,
-                name=STRING,
-                bootstrap=STRING,
-                cluster_id=NULLABLE_STRING,
-                controller_id=NULLABLE_INTEGER,
-                brokers=ARRAY,
-                topics=ARRAY,
-            ),
-            errors=(404, 503),
-        ),
-    },
-    "/api/clusters/{cluster}/topics/{topic:path}": {
-        "GET": Operation(
-            "One topic: partitions, offsets, size and the consumer groups reading it.",
-            ok=shape(required=False, name=STRING, partitions=ARRAY, consumer_groups=ARRAY),
-            errors=(404, 503),
-        ),
     },
     # events
     "/api/events": {
@@ -726,102 +626,33 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     },
 }
 
-# --- building the document -------------------------------------------------------------------
+# --- the legacy table as endpoint declarations (until every area declares its own) ----------
 
 
-def openapi_path(template: str) -> str:
-    """Starlette's `{name:convertor}` -> OpenAPI's `{name}`."""
-    return PATH_PARAMETER.sub(lambda m: "{" + m.group(1) + "}", template)
+async def _undeclared(call: Call) -> Reply:
+    raise NotImplementedError  # never routed: the legacy routes answer themselves
 
 
-def _path_parameters(template: str, declared: tuple[Param, ...]) -> list[Param]:
-    by_name = {param.name: param for param in declared if param.where == "path"}
+def legacy_endpoints() -> list[Endpoint]:
     found = []
-    for name, convertor in PATH_PARAMETER.findall(template):
-        default = integer(0) if convertor == "int" else STRING
-        found.append(by_name.get(name) or p(name, default))
+    for template, methods in OPERATIONS.items():
+        for method, op in methods.items():
+            role = required_role(LEGACY[template], method) or "admin"
+            found.append(
+                Endpoint(
+                    _undeclared, role, api=template, method=method, summary=op.summary,
+                    description=op.description, params=op.params, body=op.body,
+                    response=op.ok, status=op.ok_status, other_responses=op.other_ok,
+                    errors=op.errors,
+                )
+            )  # fmt: skip
     return found
 
 
-def _parameter_json(param: Param) -> Schema:
-    body: Schema = {"name": param.name, "in": param.where, "schema": param.schema}
-    if param.required or param.where == "path":
-        body["required"] = True
-    if param.description:
-        body["description"] = param.description
-    return body
-
-
-def _json_content(schema: Schema) -> Schema:
-    return {"application/json": {"schema": schema}}
-
-
-def _operation_json(template: str, method: str, op: Operation) -> Schema:
-    rule = PERMISSIONS.get(template)
-    role = required_role(rule, method) if rule else None
-    params = _path_parameters(template, op.params)
-    params += [param for param in op.params if param.where == "query"]
-    responses: Schema = {
-        str(op.ok_status): {"description": "success", "content": _json_content(op.ok)},
-    }
-    for status, description, schema in op.other_ok:
-        responses[str(status)] = {"description": description, "content": _json_content(schema)}
-    for status in sorted({*op.errors, 401, 403}):
-        responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
-    body: Schema = {
-        "summary": op.summary,
-        "operationId": f"{method.lower()}{re.sub(r'[^A-Za-z0-9]+', '_', openapi_path(template))}",
-        "tags": [template.split("/")[2]],
-        "parameters": [_parameter_json(param) for param in params],
-        "responses": responses,
-    }
-    if role:
-        body["description"] = (op.description + "\n\n" if op.description else "") + (
-            f"Needs the **{role}** role."
-        )
-        body["x-required-role"] = role
-    if op.body is not None:
-        body["requestBody"] = {"required": True, "content": _json_content(op.body)}
-    return body
-
-
 def build_document(server_url: str | None = None) -> Schema:
-    paths: Schema = {}
-    for template, methods in OPERATIONS.items():
-        item = paths.setdefault(openapi_path(template), {})
-        for method, op in methods.items():
-            item[method.lower()] = _operation_json(template, method, op)
-    document: Schema = {
-        "openapi": "3.1.0",
-        "info": {
-            "title": TITLE,
-            "version": VERSION,
-            "description": "The JSON twins of the eventscope console's pages. Authenticate "
-            "with an API token: `Authorization: Bearer esk_...` (eventscope tokens create).",
-        },
-        "paths": paths,
-        "components": {
-            "schemas": COMPONENT_SCHEMAS,
-            "responses": {
-                f"E{status}": {
-                    "description": description,
-                    "content": _json_content(ref("Error")),
-                }
-                for status, description in ERROR_DESCRIPTIONS.items()
-            },
-            "securitySchemes": {
-                "bearer": {
-                    "type": "http",
-                    "scheme": "bearer",
-                    "description": "an eventscope API token (esk_...)",
-                },
-            },
-        },
-        "security": [{"bearer": []}],
-    }
-    if server_url:
-        document["servers"] = [{"url": server_url}]
-    return document
+    from console.views import registry
+
+    return openapi.build_document([*registry.all_endpoints(), *legacy_endpoints()], server_url)
 
 
 async def openapi_document(request: Request) -> Response:

@@ -1,0 +1,22 @@
+"""Every endpoint of the console, by the process that serves it.
+
+`collector_endpoints` run in every mode (health, metrics, the OTLP receiver);
+`console_endpoints` only where the web console runs.
+"""
+
+from __future__ import annotations
+
+from console.views import clusters, health
+from console.web.endpoints import Endpoint
+
+
+def collector_endpoints() -> list[Endpoint]:
+    return [*health.ENDPOINTS]
+
+
+def console_endpoints() -> list[Endpoint]:
+    return [*clusters.ENDPOINTS]
+
+
+def all_endpoints() -> list[Endpoint]:
+    return collector_endpoints() + console_endpoints()

@@ -1,0 +1,158 @@
+"""Each endpoint is declared once; routes, permissions, OpenAPI and the page/JSON twin come
+from that declaration.
+
+An `Endpoint` names its path (an HTML page, or a route that answers in a format of its
+own) and/or its JSON twin's path, the method, the role it needs, the page's template,
+the request and response shapes, and a handler. The handler receives a `Call` and
+returns a `Reply` holding data: the JSON twin answers the data as JSON, the page renders
+the template with the data (plus whatever only the page needs).
+A handler that must answer something else (a stream, Prometheus text, protobuf) returns
+a Starlette `Response` as is.
+
+    Endpoint(dlq_topic, role=VIEWER, path="/dlq/{cluster}/{topic}",
+             api="/api/dlq/{cluster}/{topic}", template="dlq_topic.html",
+             summary="One DLQ ...", response=DlqTopicJson)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import Engine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import BaseRoute, Route
+
+from collectors.config import Settings
+from console.state import AppState, app_state
+
+if TYPE_CHECKING:
+    from console.web.schema import Param
+
+Handler = Callable[["Call"], Awaitable["Reply | Response"]]
+
+PATH_PARAMETER = re.compile(r"{(\w+)(?::(\w+))?}")
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a handler found. `data` is the JSON twin's body and the page's context; `page`
+    adds what only the page needs (form values, links). After a form's POST the page is
+    sent to `redirect` (303) while the JSON twin still answers the data."""
+
+    data: Mapping[str, Any]
+    page: Mapping[str, Any] = field(default_factory=dict)
+    status: int = 200
+    redirect: str | None = None
+    template: str | None = None  # another template than the endpoint's (a form's errors)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    handler: Handler
+    role: str
+    path: str | None = None  # the page (HTML), or a route that answers in its own format
+    api: str | None = None  # path of the JSON twin
+    method: str = "GET"
+    api_method: str | None = None  # when the twin uses another verb (DELETE for a form's POST)
+    template: str | None = None
+    partial: str | None = None  # the template an htmx request gets (hx-request header)
+    summary: str = ""
+    description: str = ""
+    params: tuple[Param, ...] = ()
+    body: Any = None  # the JSON body: a TypedDict or a JSON Schema mapping
+    response: Any = None  # the twin's answer: a TypedDict or a JSON Schema mapping
+    status: int = 200  # the twin's success status
+    other_responses: tuple[tuple[int, str, Any], ...] = ()  # (status, description, shape)
+    errors: tuple[int, ...] = ()  # beyond 401 and 403
+    csrf_exempt: bool = False  # bodies a cross-site form cannot send (protobuf, JSON only)
+
+    def __post_init__(self) -> None:
+        if self.path is None and self.api is None:
+            raise ValueError(f"{self.handler.__name__}: an endpoint needs a path or an api path")
+
+    @property
+    def json_method(self) -> str:
+        return self.api_method or self.method
+
+    def routes(self) -> list[tuple[str, str, bool]]:
+        """(path, method, is the JSON twin) of every route this endpoint serves."""
+        found = []
+        if self.path is not None:
+            found.append((self.path, self.method, False))
+        if self.api is not None:
+            found.append((self.api, self.json_method, True))
+        return found
+
+
+class Call:
+    """One request to an endpoint, with what handlers read from it."""
+
+    def __init__(self, request: Request, endpoint: Endpoint, api: bool) -> None:
+        self.request = request
+        self.endpoint = endpoint
+        self.api = api
+
+    @property
+    def state(self) -> AppState:
+        return app_state(self.request)
+
+    @property
+    def engine(self) -> Engine:
+        return self.state.engine
+
+    @property
+    def settings(self) -> Settings:
+        return self.state.settings
+
+    @property
+    def path(self) -> Mapping[str, Any]:
+        return self.request.path_params
+
+    @property
+    def query(self) -> Mapping[str, str]:
+        return self.request.query_params
+
+
+def _serve(endpoint: Endpoint, api: bool) -> Callable[[Request], Awaitable[Response]]:
+    async def answer(request: Request) -> Response:
+        reply = await endpoint.handler(Call(request, endpoint, api))
+        if isinstance(reply, Response):
+            return reply
+        if api:
+            return JSONResponse(dict(reply.data), status_code=reply.status)
+        if reply.redirect is not None:
+            return RedirectResponse(reply.redirect, status_code=303)
+        template = reply.template or endpoint.template
+        if endpoint.partial and request.headers.get("hx-request") and reply.template is None:
+            template = endpoint.partial
+        if template is None:
+            return JSONResponse(dict(reply.data), status_code=reply.status)
+        context = {**reply.data, **reply.page}
+        return app_state(request).templates.TemplateResponse(
+            request, template, context, status_code=reply.status
+        )
+
+    answer.__name__ = endpoint.handler.__name__
+    return answer
+
+
+def routes_of(endpoints: Iterable[Endpoint]) -> list[BaseRoute]:
+    routes: list[BaseRoute] = []
+    for endpoint in endpoints:
+        for path, method, api in endpoint.routes():
+            routes.append(Route(path, _serve(endpoint, api), methods=[method]))
+    return routes
+
+
+def check_unique(endpoints: Iterable[Endpoint]) -> None:
+    """Two declarations of one path and method would leave one of them unreachable."""
+    seen: set[tuple[str, str]] = set()
+    for endpoint in endpoints:
+        for path, method, _ in endpoint.routes():
+            if (path, method) in seen:
+                raise ValueError(f"{method} {path} is declared twice")
+            seen.add((path, method))

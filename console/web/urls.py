@@ -1,0 +1,79 @@
+"""Every link the console builds, one function per kind of page.
+
+Path segments are quoted whole (a consumer group may hold '/', '?' or a line break),
+query strings are encoded, and `api=True` gives the JSON twin's address. Views put links
+in their data and templates call these through the `urls` global: no template slices or
+concatenates a path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import quote, urlencode
+
+
+def _segment(value: object) -> str:
+    return quote(str(value), safe="")
+
+
+def _path(*parts: object, api: bool = False) -> str:
+    return ("/api" if api else "") + "".join(f"/{_segment(part)}" for part in parts)
+
+
+def _with_query(path: str, query: Mapping[str, object | None]) -> str:
+    present = {name: str(value) for name, value in query.items() if value not in (None, "")}
+    return f"{path}?{urlencode(present)}" if present else path
+
+
+def cluster(name: str, *, api: bool = False) -> str:
+    return _path("clusters", name, api=api)
+
+
+def topic(cluster: str, name: str, *, api: bool = False) -> str:
+    return _path("clusters", cluster, "topics", name, api=api)
+
+
+def event(cluster: str, topic: str, partition: int, offset: int, *, api: bool = False) -> str:
+    return _path("events", cluster, topic, partition, offset, api=api)
+
+
+def events(**filters: object | None) -> str:
+    """The events page with these filters (empty ones left out)."""
+    return _with_query("/events", filters)
+
+
+def lineage(cluster: str, topic: str, partition: int, offset: int, *, api: bool = False) -> str:
+    return _path("lineage", cluster, topic, partition, offset, api=api)
+
+
+def trace(reference: str, *, api: bool = False) -> str:
+    return _path("trace", reference, api=api)
+
+
+def dlq_topic(cluster: str, topic: str, *, api: bool = False, **filters: object | None) -> str:
+    return _with_query(_path("dlq", cluster, topic, api=api), filters)
+
+
+def dlq_message(cluster: str, topic: str, partition: int, offset: int, *, api: bool = False) -> str:
+    return _path("dlq", cluster, topic, partition, offset, api=api)
+
+
+def group(cluster: str, group_id: str, *, api: bool = False, **query: object | None) -> str:
+    return _with_query(_path("groups", group_id, api=api), {"cluster": cluster, **query})
+
+
+def saga(cluster: str | None, saga_id: str, *, api: bool = False) -> str:
+    return _with_query(_path("sagas", saga_id, api=api), {"cluster": cluster})
+
+
+def sagas(**filters: object | None) -> str:
+    return _with_query("/sagas", filters)
+
+
+def job(job_id: int, *, api: bool = False) -> str:
+    return _path("actions", job_id, api=api)
+
+
+def new_job(**fields: object | None) -> str:
+    """The replay/redrive form, filled in with these fields."""
+    return _with_query("/actions/new", fields)
