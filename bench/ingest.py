@@ -46,7 +46,7 @@ from collectors.index.identity import text_hash  # noqa: E402
 from collectors.index.models import events_table, positions_table  # noqa: E402
 from collectors.index.writer import EVENT_COLUMNS, event_tuple, write_batch  # noqa: E402
 from collectors.kafka.tap import to_row  # noqa: E402
-from console.event_search import EventFilter, search_events  # noqa: E402
+from console.stores.events import EventFilter, search_events  # noqa: E402
 
 PARTITIONS = 6
 TEMPLATES = 2_000  # distinct normalized records behind the look-up filler rows

@@ -25,8 +25,8 @@ from bench.harness import scratch_dir, write_summary  # noqa: E402
 from collectors.config import ClusterConfig  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
-from console.actions import jobs  # noqa: E402
 from console.actions.runner import ActionRunner  # noqa: E402
+from console.stores import jobs  # noqa: E402
 from tests.console.actions.helpers import CLUSTER, index_topic, spring_headers  # noqa: E402
 from tests.kafka_helpers import create_topic, produce  # noqa: E402
 

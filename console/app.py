@@ -33,13 +33,13 @@ from console import assets
 from console.actions.runner import ActionRunner
 from console.alerts.delivery import DeliveryWorker
 from console.alerts.evaluator import AlertEvaluator, collector_delays_of
-from console.auth import store as auth_store
 from console.auth.middleware import AccessControl
 from console.auth.permissions import permission_table
 from console.otlp_listener import OtlpListener
 from console.services import Service, ServiceGroup
 from console.settings import check_console_sections
 from console.state import AppState, app_state
+from console.stores import auth as auth_store
 from console.templating import make_templates
 from console.views import actions as action_views
 from console.views import admin as admin_views

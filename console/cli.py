@@ -337,41 +337,41 @@ def _read_password() -> str:
 
 
 def _user_change(args: argparse.Namespace, **changes: object) -> int:
-    from console import audit
-    from console.auth import store
+    from console.stores import audit as audit_store
+    from console.stores import auth as auth_store
 
     engine = _index(args)
     try:
-        store.update_user(engine, args.username, **changes)  # type: ignore[arg-type]
+        auth_store.update_user(engine, args.username, **changes)  # type: ignore[arg-type]
     except ValueError as exc:
         print(f"eventscope users: {exc}", file=sys.stderr)
         return 1
-    for action, detail in audit.user_change_entries(dict(changes)):
-        audit.record(engine, audit.cli_actor(), action, args.username, detail, "local")
+    for action, detail in audit_store.user_change_entries(dict(changes)):
+        audit_store.record(engine, audit_store.cli_actor(), action, args.username, detail, "local")
     print(f"user {args.username} updated")
     return 0
 
 
 def users_add(args: argparse.Namespace) -> int:
-    from console import audit
-    from console.auth import store
+    from console.stores import audit as audit_store
+    from console.stores import auth as auth_store
 
     engine = _index(args)
     try:
-        store.create_user(engine, args.username, _read_password(), args.role)
+        auth_store.create_user(engine, args.username, _read_password(), args.role)
     except ValueError as exc:
         print(f"eventscope users: {exc}", file=sys.stderr)
         return 1
-    audit.record(engine, audit.cli_actor(), "user.create", args.username, {"role": args.role},
-                 "local")  # fmt: skip
+    actor = audit_store.cli_actor()
+    audit_store.record(engine, actor, "user.create", args.username, {"role": args.role}, "local")
     print(f"user {args.username} added with role {args.role}")
     return 0
 
 
 def users_list(args: argparse.Namespace) -> int:
-    from console.auth import store
+    from console.stores import auth as auth_store
 
-    for user in store.list_users(_index(args)):
+    for user in auth_store.list_users(_index(args)):
         state = "disabled" if user["disabled"] else "active"
         print(f"{user['username']}\t{user['role']}\t{state}")
     return 0
@@ -390,12 +390,12 @@ def users_toggle(args: argparse.Namespace) -> int:
 
 
 def tokens_create(args: argparse.Namespace) -> int:
-    from console import audit
-    from console.auth import store
+    from console.stores import audit as audit_store
+    from console.stores import auth as auth_store
 
     engine = _index(args)
-    token_id, token = store.create_token(engine, args.name, args.role, "cli")
-    audit.record(engine, audit.cli_actor(), "token.create", str(token_id),
+    token_id, token = auth_store.create_token(engine, args.name, args.role, "cli")
+    audit_store.record(engine, audit_store.cli_actor(), "token.create", str(token_id),
                  {"role": args.role, "name": args.name}, "local")  # fmt: skip
     print(f"token {token_id} ({args.role}); shown once, keep it safe:", file=sys.stderr)
     print(token)
@@ -403,23 +403,25 @@ def tokens_create(args: argparse.Namespace) -> int:
 
 
 def tokens_list(args: argparse.Namespace) -> int:
-    from console.auth import store
+    from console.stores import auth as auth_store
 
-    for token in store.list_tokens(_index(args)):
+    for token in auth_store.list_tokens(_index(args)):
         state = "revoked" if token["revoked_at_ms"] else "active"
         print(f"{token['id']}\t{token['name']}\t{token['role']}\t{token['prefix']}…\t{state}")
     return 0
 
 
 def tokens_revoke(args: argparse.Namespace) -> int:
-    from console import audit
-    from console.auth import store
+    from console.stores import audit as audit_store
+    from console.stores import auth as auth_store
 
     engine = _index(args)
-    if not store.revoke_token(engine, args.token_id):
+    if not auth_store.revoke_token(engine, args.token_id):
         print(f"eventscope tokens: no active token {args.token_id}", file=sys.stderr)
         return 1
-    audit.record(engine, audit.cli_actor(), "token.revoke", str(args.token_id), {}, "local")
+    audit_store.record(
+        engine, audit_store.cli_actor(), "token.revoke", str(args.token_id), {}, "local"
+    )
     print(f"token {args.token_id} revoked")
     return 0
 

@@ -41,7 +41,6 @@ from collectors.background import cancel_and_wait
 from collectors.config import ClusterConfig
 from collectors.conventions import Conventions
 from collectors.index.action_models import items_table, jobs_table
-from console.actions import jobs as job_store
 from console.actions.producer import idempotent_producer
 from console.actions.provenance import Provenance, error_header_names, outgoing_headers
 from console.actions.rate import RateLimiter
@@ -54,6 +53,7 @@ from console.actions.source import (
     read_at,
     record_reader,
 )
+from console.stores import jobs as job_store
 
 log = logging.getLogger("eventscope.actions")
 

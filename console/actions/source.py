@@ -17,8 +17,8 @@ from sqlalchemy import Engine, select
 from collectors.config import ClusterConfig
 from collectors.index.models import events_table
 from collectors.kafka.admin import client_options
-from console.actions.jobs import source_match
 from console.actions.provenance import Header, Provenance, provenance_of
+from console.stores.jobs import source_match
 
 Coordinates = tuple[str, int, int]  # topic, partition, offset
 SEEK_GAP = 1_000  # wanted offsets further apart than this are sought, not read through

@@ -33,8 +33,8 @@ from collectors.index.alert_models import alert_deliveries_table, alert_outbox_t
 from console.alerts.retry_policy import NextStep, Outcome, RetryPolicy, after_attempt
 from console.alerts.settings import Receiver
 from console.alerts.signing import signature_headers
-from console.alerts.store import load_receivers, set_receiver_enabled
 from console.alerts.webhook_format import AlertInstance, build_webhook_body, encode_body
+from console.stores.alerts import load_receivers, set_receiver_enabled
 
 log = logging.getLogger("eventscope.alerts.delivery")
 

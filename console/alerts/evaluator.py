@@ -50,7 +50,6 @@ from console.alerts.rules import Rule, render
 from console.alerts.settings import AlertSettings
 from console.alerts.silences import load_silences, silenced_by
 from console.alerts.sources import Probes, Sample, samples
-from console.alerts.store import all_rules, load_receivers, sync_config_receivers
 from console.alerts.webhook_format import (
     AlertInstance,
     build_webhook_body,
@@ -58,6 +57,7 @@ from console.alerts.webhook_format import (
     fingerprint,
     group_key,
 )
+from console.stores.alerts import all_rules, load_receivers, sync_config_receivers
 
 log = logging.getLogger("eventscope.alerts")
 

@@ -21,11 +21,11 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.routing import BaseRoute, Match, Mount, Route
 
-from console.auth import store
 from console.auth.permissions import Rule, required_role
 from console.auth.roles import PUBLIC, allows
-from console.auth.store import Principal
 from console.state import AppState
+from console.stores import auth as auth_store
+from console.stores.auth import Principal
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -133,18 +133,18 @@ class AccessControl:
         authorization = request.headers.get("authorization", "")
         if authorization.lower().startswith("bearer "):
             token = authorization[7:].strip()
-            principal = await run_in_threadpool(store.token_principal, engine, token)
+            principal = await run_in_threadpool(auth_store.token_principal, engine, token)
             return (principal, None) if principal else (None, "invalid or revoked API token")
         header = self.state.settings.server.trusted_proxy_header
         if header and request.headers.get(header):
             name = request.headers[header].strip()[:100]
-            role = await run_in_threadpool(store.role_of, engine, name)
+            role = await run_in_threadpool(auth_store.role_of, engine, name)
             role = role or self.state.settings.server.proxy_default_role
             csrf = _derived_csrf(self._local_csrf, name)
             return Principal(name, role, "proxy", csrf), None
         cookie = request.cookies.get(SESSION_COOKIE)
         if cookie:
-            principal = await run_in_threadpool(store.session_principal, engine, cookie)
+            principal = await run_in_threadpool(auth_store.session_principal, engine, cookie)
             if principal:
                 return principal, None
         if self.auth_off:

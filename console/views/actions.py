@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from console.actions import jobs
 from console.actions.actor import actor_of, remote_of
 from console.state import app_state
+from console.stores import jobs
 
 MAX_BODY = 2 * 1024 * 1024
 OPTION_FIELDS = ("kind", "cluster", "target_topic", "rate", "dry_run", "keep_error_headers",

@@ -8,10 +8,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from console.audit import user_change_entries
-from console.auth import store
 from console.auth.roles import ROLES
 from console.state import app_state
+from console.stores import auth as auth_store
+from console.stores.audit import user_change_entries
 from console.views.auth import audit, principal_of
 from console.views.requests import json_object
 
@@ -25,8 +25,8 @@ def _actor(request: Request) -> str:
 
 async def admin_page(request: Request, created_token: str | None = None) -> Response:
     state = app_state(request)
-    users = await run_in_threadpool(store.list_users, state.engine)
-    tokens = await run_in_threadpool(store.list_tokens, state.engine)
+    users = await run_in_threadpool(auth_store.list_users, state.engine)
+    tokens = await run_in_threadpool(auth_store.list_tokens, state.engine)
     return state.templates.TemplateResponse(
         request, "admin.html",
         {"users": users, "tokens": tokens, "roles": ROLES, "created_token": created_token,
@@ -43,12 +43,12 @@ def _back(error: str | None = None) -> RedirectResponse:
 async def users_api(request: Request) -> Response:
     state = app_state(request)
     if request.method == "GET":
-        users = await run_in_threadpool(store.list_users, state.engine)
+        users = await run_in_threadpool(auth_store.list_users, state.engine)
         return JSONResponse({"users": users})
     body = await json_object(request)
     try:
         await run_in_threadpool(
-            store.create_user, state.engine, str(body.get("username", "")),
+            auth_store.create_user, state.engine, str(body.get("username", "")),
             str(body.get("password", "")), str(body.get("role", "viewer")),
         )  # fmt: skip
     except ValueError as exc:
@@ -63,7 +63,7 @@ async def create_user_form(request: Request) -> Response:
     username, role = str(form.get("username", "")), str(form.get("role", "viewer"))
     try:
         await run_in_threadpool(
-            store.create_user, state.engine, username, str(form.get("password", "")), role
+            auth_store.create_user, state.engine, username, str(form.get("password", "")), role
         )
     except ValueError as exc:
         return _back(str(exc))
@@ -90,7 +90,7 @@ async def update_user(request: Request) -> Response:
             raise HTTPException(400, message)
         return _back(message)
     try:
-        await run_in_threadpool(lambda: store.update_user(state.engine, username, **changes))
+        await run_in_threadpool(lambda: auth_store.update_user(state.engine, username, **changes))
     except (ValueError, TypeError) as exc:
         if request.method == "PATCH":
             raise HTTPException(400, str(exc)) from None
@@ -105,11 +105,13 @@ async def update_user(request: Request) -> Response:
 async def tokens_api(request: Request) -> Response:
     state = app_state(request)
     if request.method == "GET":
-        return JSONResponse({"tokens": await run_in_threadpool(store.list_tokens, state.engine)})
+        return JSONResponse(
+            {"tokens": await run_in_threadpool(auth_store.list_tokens, state.engine)}
+        )
     body = await json_object(request)
     try:
         token_id, token = await run_in_threadpool(
-            store.create_token, state.engine, str(body.get("name", "")),
+            auth_store.create_token, state.engine, str(body.get("name", "")),
             str(body.get("role", "viewer")), _actor(request),
         )  # fmt: skip
     except ValueError as exc:
@@ -124,7 +126,7 @@ async def create_token_form(request: Request) -> Response:
     form = await request.form()
     try:
         token_id, token = await run_in_threadpool(
-            store.create_token, state.engine, str(form.get("name", "")),
+            auth_store.create_token, state.engine, str(form.get("name", "")),
             str(form.get("role", "viewer")), _actor(request),
         )  # fmt: skip
     except ValueError as exc:
@@ -138,7 +140,7 @@ async def revoke_token(request: Request) -> Response:
     state = app_state(request)
     token_id = request.path_params["token_id"]
     revoked = token_id <= MAX_ROW_ID and await run_in_threadpool(
-        store.revoke_token, state.engine, token_id
+        auth_store.revoke_token, state.engine, token_id
     )
     if revoked:
         audit(request, "token.revoke", str(token_id), {})

@@ -25,14 +25,15 @@ from starlette.routing import Route
 
 from collectors.config import Settings
 from collectors.index.alert_models import alert_deliveries_table, alerts_table
-from console import audit as audit_log
 from console.alerts.delivery import send_test
 from console.alerts.evaluator import ACTIVE_STATES, AlertEvaluator, preview
 from console.alerts.rules import KINDS, SEVERITIES, Rule, RuleError, rule_from_mapping
 from console.alerts.settings import AlertConfigError, AlertSettings, Receiver, alert_settings
 from console.alerts.signing import generate_secret
 from console.alerts.silences import SilenceError, create_silence, expire_silence, load_silences
-from console.alerts.store import (
+from console.state import AppState, app_state
+from console.stores import audit as audit_store
+from console.stores.alerts import (
     console_rules,
     create_receiver,
     delete_receiver,
@@ -41,7 +42,6 @@ from console.alerts.store import (
     save_rule,
     set_receiver_enabled,
 )
-from console.state import AppState, app_state
 from console.views.auth import principal_of, remote_of
 from console.views.requests import is_api, json_object
 
@@ -84,7 +84,7 @@ def _actor(request: Request) -> str:
 
 
 def _audit(request: Request, connection: Any, action: str, target: str, detail: dict) -> None:
-    audit_log.record(connection, _actor(request), action, target, detail, remote_of(request))
+    audit_store.record(connection, _actor(request), action, target, detail, remote_of(request))
 
 
 def _back(path: str, **query: str) -> RedirectResponse:
@@ -633,7 +633,7 @@ async def test_receiver_view(request: Request) -> Response:
         raise HTTPException(404, f"no receiver named {name!r}")
     result = await send_test(state.engine, stored.receiver, external_url(state.settings))
     await run_in_threadpool(
-        audit_log.record,
+        audit_store.record,
         state.engine,
         _actor(request),
         "alerts.receiver.test",

@@ -12,28 +12,28 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from console import audit_search
-from console.audit_search import ACTION_KINDS, AuditFilter
-from console.event_search import SearchError
 from console.state import app_state
+from console.stores import audit as audit_store
+from console.stores.audit import ACTION_KINDS, AuditFilter
+from console.stores.events import SearchError
 
 
 async def audit_page(request: Request) -> Response:
     state = app_state(request)
     api = request.url.path.startswith("/api/")
     try:
-        f = audit_search.parse_filter(request.query_params)
+        f = audit_store.parse_filter(request.query_params)
         error = None
     except SearchError as exc:
         if api:
             return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
         f, error = AuditFilter(), str(exc)
-    page = await run_in_threadpool(audit_search.search_audit, state.engine, f)
+    page = await run_in_threadpool(audit_store.search_audit, state.engine, f)
     if api:
         return JSONResponse(
             {"entries": page.entries, "limit": page.limit, "next_cursor": page.next_cursor}
         )
-    actors = await run_in_threadpool(audit_search.known_actors, state.engine)
+    actors = await run_in_threadpool(audit_store.known_actors, state.engine)
     next_url = (
         "/audit?" + urlencode({**f.query_args(), "cursor": page.next_cursor})
         if page.next_cursor

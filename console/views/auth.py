@@ -9,12 +9,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from console import audit as audit_log
-from console.auth import store
 from console.auth.middleware import SESSION_COOKIE
-from console.auth.store import Principal
 from console.auth.throttle import LoginThrottle
 from console.state import app_state
+from console.stores import audit as audit_store
+from console.stores import auth as auth_store
+from console.stores.auth import Principal
 
 throttle = LoginThrottle()
 
@@ -55,7 +55,7 @@ async def login(request: Request) -> Response:
             {"next": target, "error": f"Too many failed attempts; try again in {wait:.0f} s."},
             status_code=429, headers={"Retry-After": str(int(wait) + 1)},
         )  # fmt: skip
-    user = await run_in_threadpool(store.authenticate, state.engine, username, password)
+    user = await run_in_threadpool(auth_store.authenticate, state.engine, username, password)
     if user is None:
         throttle.failed(keys)
         audit(request, "auth.login_failed", username, {})
@@ -65,12 +65,12 @@ async def login(request: Request) -> Response:
         )  # fmt: skip
     throttle.succeeded(keys)
     token, _csrf = await run_in_threadpool(
-        store.create_session, state.engine, user["id"], remote_of(request)
+        auth_store.create_session, state.engine, user["id"], remote_of(request)
     )
     audit(request, "auth.login", user["username"], {}, actor=user["username"])
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
-        SESSION_COOKIE, token, max_age=store.SESSION_TTL_S, httponly=True, samesite="strict",
+        SESSION_COOKIE, token, max_age=auth_store.SESSION_TTL_S, httponly=True, samesite="strict",
         secure=request.url.scheme == "https", path="/",
     )  # fmt: skip
     return response
@@ -80,7 +80,7 @@ async def logout(request: Request) -> Response:
     state = app_state(request)
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie:
-        await run_in_threadpool(store.end_session, state.engine, cookie)
+        await run_in_threadpool(auth_store.end_session, state.engine, cookie)
     principal = principal_of(request)
     if principal is not None:
         audit(request, "auth.logout", principal.name, {"via": principal.via})
@@ -103,7 +103,9 @@ def audit(
     principal = principal_of(request)
     who = actor or (principal.name if principal else "anonymous")
     try:
-        audit_log.record(app_state(request).engine, who, action, target, detail, remote_of(request))
+        audit_store.record(
+            app_state(request).engine, who, action, target, detail, remote_of(request)
+        )
     except Exception:  # the audit trail must not break logins
         return
 

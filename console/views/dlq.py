@@ -19,11 +19,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from collectors.index.models import EVENTS_IS_DLQ, events_table
-from console import event_search
-from console.actions import jobs
-from console.masking_store import masker_for
 from console.payload_view import display_key
 from console.state import app_state
+from console.stores import events as event_store
+from console.stores import jobs
+from console.stores.masking import masker_for
 from console.views.events import event_json, event_path
 from console.views.requests import record_coordinates
 
@@ -87,7 +87,7 @@ def dlq_overview(
                 .limit(GROUPS_SHOWN)
             )
         ]
-        columns = list(event_search.LIST_COLUMNS)
+        columns = list(event_store.LIST_COLUMNS)
         messages = [
             dict(r._mapping)
             for r in connection.execute(
@@ -166,7 +166,7 @@ async def dlq_message_page(request: Request) -> Response:
     state = app_state(request)
     cluster, topic, partition, offset = record_coordinates(request)
     row = await run_in_threadpool(
-        event_search.get_event, state.engine, cluster, topic, partition, offset
+        event_store.get_event, state.engine, cluster, topic, partition, offset
     )
     if row is None or not row["is_dlq"]:
         raise HTTPException(404, f"no indexed DLQ record at {cluster}/{topic}/{partition}@{offset}")
@@ -177,7 +177,7 @@ async def dlq_message_page(request: Request) -> Response:
         history = jobs.redrive_history(state.engine, cluster, row)
         original = None
         if row["dlq_original_topic"] and row["dlq_original_offset"] is not None:
-            original = event_search.get_event(
+            original = event_store.get_event(
                 state.engine, cluster, row["dlq_original_topic"],
                 row["dlq_original_partition"] or 0, row["dlq_original_offset"],
             )  # fmt: skip
@@ -192,7 +192,7 @@ async def dlq_message_page(request: Request) -> Response:
         return JSONResponse(body)
     context = {
         "event": {**shown, "path": event_path(shown), "key_display": display_key(shown["key"]),
-                  "time": event_search.format_time(shown["timestamp_ms"])},
+                  "time": event_store.format_time(shown["timestamp_ms"])},
         "status": status, "history": history, "original_path": original_path,
         "redrive_url": "/actions/new?" + urlencode(
             {"kind": "redrive", "cluster": cluster, "item": f"{topic}/{partition}/{offset}"}

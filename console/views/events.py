@@ -17,9 +17,6 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from console import event_search
-from console.event_search import EventFilter, SearchError
-from console.masking_store import masker_for
 from console.payload_view import (
     bytes_for_json,
     display_key,
@@ -28,6 +25,9 @@ from console.payload_view import (
     payload_view,
 )
 from console.state import app_state
+from console.stores import events as event_store
+from console.stores.events import EventFilter, SearchError
+from console.stores.masking import masker_for
 from console.views.requests import record_coordinates
 
 TAIL_POLL_S = 1.0
@@ -40,7 +40,7 @@ def event_json(row: dict[str, Any], *, full: bool = False) -> dict[str, Any]:
         "topic": row["topic"],
         "partition": row["partition"],
         "offset": row["offset"],
-        "timestamp": event_search.format_time(row["timestamp_ms"]),
+        "timestamp": event_store.format_time(row["timestamp_ms"]),
         "timestamp_ms": row["timestamp_ms"],
         "key": bytes_for_json(row["key"]),
         "value_size": row["value_size"],
@@ -86,7 +86,7 @@ def event_path(row: dict[str, Any]) -> str:
 
 def _filter_or_400(request: Request) -> EventFilter:
     try:
-        return event_search.parse_filter(request.query_params)
+        return event_store.parse_filter(request.query_params)
     except SearchError as exc:
         raise HTTPException(400, str(exc)) from None
 
@@ -95,13 +95,13 @@ async def events_page(request: Request) -> Response:
     state = app_state(request)
     api = request.url.path.startswith("/api/")
     try:
-        f = event_search.parse_filter(request.query_params)
+        f = event_store.parse_filter(request.query_params)
         error = None
     except SearchError as exc:
         if api:
             return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
         f, error = EventFilter(), str(exc)
-    result = await run_in_threadpool(event_search.search_events, state.engine, f)
+    result = await run_in_threadpool(event_store.search_events, state.engine, f)
     mask = await masker_for(request)
     shown = [mask(row) for row in result.events]
     if api:
@@ -138,7 +138,7 @@ def _row_view(row: dict[str, Any]) -> dict[str, Any]:
         **row,
         "path": event_path(row),
         "key_display": display_key(row["key"]),
-        "time": event_search.format_time(row["timestamp_ms"]),
+        "time": event_store.format_time(row["timestamp_ms"]),
     }
 
 
@@ -146,7 +146,7 @@ async def event_detail(request: Request) -> Response:
     state = app_state(request)
     cluster, topic, partition, offset = record_coordinates(request)
     row = await run_in_threadpool(
-        event_search.get_event, state.engine, cluster, topic, partition, offset
+        event_store.get_event, state.engine, cluster, topic, partition, offset
     )
     if row is None:
         raise HTTPException(404, f"no indexed event at {cluster}/{topic}/{partition}@{offset}")
@@ -184,7 +184,7 @@ async def events_tail(request: Request) -> Response:
     except ValueError:
         raise HTTPException(400, "after: not an integer") from None
     if after <= 0:
-        after = await run_in_threadpool(event_search.max_event_id, state.engine)
+        after = await run_in_threadpool(event_store.max_event_id, state.engine)
     template = state.templates.get_template("_event_rows.html")
     mask = await masker_for(request)
 
@@ -196,7 +196,7 @@ async def events_tail(request: Request) -> Response:
         while loop.time() < deadline:
             if await request.is_disconnected():
                 return
-            rows = await run_in_threadpool(event_search.newer_than, state.engine, f, after)
+            rows = await run_in_threadpool(event_store.newer_than, state.engine, f, after)
             if rows:
                 after = max(row["id"] for row in rows)
                 html = template.render(rows=[_row_view(mask(r)) for r in reversed(rows)])

@@ -32,8 +32,8 @@ from collectors.index.identity import identity_equals
 from collectors.index.models import events_table as events
 from collectors.lineage import LineageGraph
 from collectors.traces import EVENT_COLUMNS, Row
-from console.event_search import format_time
 from console.state import app_state
+from console.stores.events import format_time
 from console.views.events import event_path
 from console.views.requests import record_coordinates
 

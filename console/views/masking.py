@@ -15,10 +15,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from console import audit, masking_store
 from console.masking import KINDS, MaskingRuleError
 from console.masking_rules import masking_settings, rule_from_mapping
 from console.state import app_state
+from console.stores import audit as audit_store
+from console.stores import masking as masking_store
 from console.views.auth import principal_of, remote_of
 from console.views.requests import is_api, json_object
 
@@ -92,7 +93,7 @@ async def create_rule(request: Request) -> Response:
     def write() -> int:
         with state.engine.begin() as connection:
             rule_id = masking_store.create_rule(connection, rule, enabled, _actor(request))
-            audit.record(
+            audit_store.record(
                 connection, _actor(request), "masking.rule.create", rule.name,
                 {**rule.as_json(), "id": rule_id, "enabled": enabled}, remote_of(request),
             )  # fmt: skip
@@ -132,7 +133,7 @@ async def change_rule(request: Request) -> Response:
                 return None
             masking_store.set_enabled(connection, rule_id, enabled)
             action = "masking.rule.enable" if enabled else "masking.rule.disable"
-            audit.record(connection, _actor(request), action, row["name"], {"id": rule_id},
+            audit_store.record(connection, _actor(request), action, row["name"], {"id": rule_id},
                          remote_of(request))  # fmt: skip
             return row
 
@@ -153,7 +154,7 @@ async def delete_rule(request: Request) -> Response:
             if row is None:
                 return None
             masking_store.delete_rule(connection, rule_id)
-            audit.record(
+            audit_store.record(
                 connection, _actor(request), "masking.rule.delete", row["name"],
                 {"id": rule_id, "kind": row["kind"], "pattern": row["pattern"]},
                 remote_of(request),

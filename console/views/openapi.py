@@ -15,9 +15,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from console.audit_search import MAX_LIMIT as AUDIT_MAX_LIMIT
 from console.auth.permissions import LEGACY, required_role
-from console.event_search import MAX_FILTER_CHARS, MAX_LIMIT
+from console.stores.audit import MAX_LIMIT as AUDIT_MAX_LIMIT
+from console.stores.events import MAX_FILTER_CHARS, MAX_LIMIT
 from console.web import openapi
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import (

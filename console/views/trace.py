@@ -25,9 +25,9 @@ from starlette.routing import Route
 
 from collectors import traces
 from collectors.traces import Flow, Row
-from console.event_search import format_time
-from console.masking_store import masker_for
 from console.state import app_state
+from console.stores.events import format_time
+from console.stores.masking import masker_for
 from console.views.events import event_path
 
 MAX_REFERENCE_CHARS = 1_000

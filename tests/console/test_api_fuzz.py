@@ -20,7 +20,7 @@ from schemathesis.checks import not_a_server_error
 
 from collectors.config import settings_from_mapping
 from console.app import create_app
-from console.auth import store
+from console.stores import auth as auth_store
 from console.views.openapi import build_document
 from tests.conftest import serve_in_thread
 
@@ -51,7 +51,7 @@ def fuzz_console(
     app = create_app(configured, mode="console")
     with serve_in_thread(app) as url:
         engine = app.state.eventscope.engine
-        token_id, token = store.create_token(engine, "fuzzer", "admin", "test")
+        token_id, token = auth_store.create_token(engine, "fuzzer", "admin", "test")
         yield FuzzConsole(url, token, token_id)
 
 

@@ -24,9 +24,9 @@ from collectors.config import ConfigError, Settings, load_settings, settings_fro
 from collectors.index.engine import create_index_engine
 from collectors.index.trace_models import spans_table
 from console.app import background_services, create_app
-from console.auth import store
 from console.otlp_listener import OtlpListener, OtlpListenerError
 from console.state import AppState
+from console.stores import auth as auth_store
 from console.templating import make_templates
 from tests.conftest import free_port, make_settings, serve_in_thread
 from tests.console.views.test_otlp import json_export, json_span
@@ -155,7 +155,7 @@ def guarded_listener(tmp_path_factory) -> Iterator[tuple[Running, dict[str, str]
     with running(f"sqlite:///{path}", engine, mode="all", auth="on") as app:
         roles = ("viewer", "operator", "admin")
         tokens = {
-            role: store.create_token(engine, f"otlp-{role}", role, "test")[1] for role in roles
+            role: auth_store.create_token(engine, f"otlp-{role}", role, "test")[1] for role in roles
         }
         yield app, tokens
     engine.dispose()

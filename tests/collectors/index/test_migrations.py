@@ -13,7 +13,7 @@ from collectors.index.models import (
     positions_table,
 )
 from collectors.index.tables import load_all
-from console.event_search import EventFilter, search_events
+from console.stores.events import EventFilter, search_events
 from tests.conftest import _drop_postgres_database, fresh_postgres_database
 
 

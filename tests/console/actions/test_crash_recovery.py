@@ -11,8 +11,8 @@ import subprocess
 import sys
 import time
 
-from console.actions import jobs
 from console.actions.provenance import provenance_of
+from console.stores import jobs
 from tests.conftest import ROOT
 from tests.console.actions.helpers import CLUSTER, index_topic, read_topic, spring_headers
 from tests.kafka_helpers import create_topic, produce

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from console.actions import jobs
 from console.actions.rate import RateLimiter
 from console.actions.runner import ActionRunner
+from console.stores import jobs
 from tests.console.actions.helpers import CLUSTER, index_topic, read_topic, spring_headers
 from tests.console.actions.test_runner import run_until_finished
 from tests.kafka_helpers import create_topic, produce

@@ -8,8 +8,8 @@ import time
 from sqlalchemy import select
 
 from collectors.index.audit_models import audit_table
-from console.actions import jobs
 from console.actions.runner import ActionRunner
+from console.stores import jobs
 from tests.console.actions.helpers import (
     CLUSTER,
     connect_headers,

@@ -19,8 +19,8 @@ from console.alerts.evaluator import enqueue
 from console.alerts.retry_policy import RetryPolicy
 from console.alerts.settings import Receiver
 from console.alerts.signing import generate_secret, verify
-from console.alerts.store import create_receiver
 from console.alerts.webhook_format import AlertInstance, build_webhook_body, fingerprint
+from console.stores.alerts import create_receiver
 from tests.console.alerts.webhook_receiver import webhook_receiver
 
 FAST = RetryPolicy(initial_s=0.05, max_s=0.2, jitter=0.0)

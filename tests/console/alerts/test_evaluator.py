@@ -24,7 +24,7 @@ from console.alerts.rules import rule_from_mapping
 from console.alerts.settings import AlertSettings, Receiver
 from console.alerts.silences import create_silence, expire_silence
 from console.alerts.sources import Probes
-from console.alerts.store import sync_config_receivers
+from console.stores.alerts import sync_config_receivers
 from tests.console.alerts.webhook_receiver import webhook_receiver
 from tests.kafka_helpers import create_topic, produce
 

@@ -9,9 +9,9 @@ from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
 from console.app import create_app
-from console.auth import store
 from console.auth.permissions import permission_table
 from console.auth.roles import PUBLIC, ROLES, allows
+from console.stores import auth as auth_store
 from console.views import registry
 from tests.conftest import make_settings
 
@@ -53,7 +53,7 @@ def console(tmp_path_factory):
     app = create_app(settings, mode="console")
     with TestClient(app, base_url="http://testserver") as client:
         engine = app.state.eventscope.engine
-        tokens = {role: store.create_token(engine, role, role, "test")[1] for role in ROLES}
+        tokens = {role: auth_store.create_token(engine, role, role, "test")[1] for role in ROLES}
         yield app, client, tokens
 
 
@@ -103,7 +103,7 @@ def test_security_headers_are_on_every_answer(console) -> None:
 def test_session_login_and_csrf(console) -> None:
     app, client, _tokens = console
     engine = app.state.eventscope.engine
-    store.create_user(engine, "erin", "erin's long password", "admin")
+    auth_store.create_user(engine, "erin", "erin's long password", "admin")
     anonymous = client.get("/clusters", follow_redirects=False)
     assert anonymous.status_code == 303 and anonymous.headers["location"].startswith("/login")
     bad = client.post("/login", data={"username": "erin", "password": "nope nope nope"})
@@ -139,14 +139,14 @@ def test_session_login_and_csrf(console) -> None:
         follow_redirects=False,
     )
     assert accepted.status_code == 303
-    assert any(u["username"] == "frank" for u in store.list_users(engine))
+    assert any(u["username"] == "frank" for u in auth_store.list_users(engine))
     client.post("/logout", data={"csrf_token": csrf})
     assert client.get("/clusters", follow_redirects=False).status_code == 303
 
 
 def test_login_redirect_never_leaves_the_site(console) -> None:
     app, client, _ = console
-    store.create_user(app.state.eventscope.engine, "gina", "gina's long password", "viewer")
+    auth_store.create_user(app.state.eventscope.engine, "gina", "gina's long password", "viewer")
     for target in ("https://evil.example/", "//evil.example/x", "javascript:alert(1)"):
         response = client.post(
             "/login",

@@ -18,9 +18,9 @@ from starlette.testclient import TestClient
 from collectors.index.audit_models import audit_table
 from collectors.index.engine import create_index_engine
 from collectors.index.retention import RetentionPolicy, run_once
-from console import audit
 from console.app import create_app
-from console.auth import store
+from console.stores import audit as audit_store
+from console.stores import auth as auth_store
 from tests.conftest import make_settings
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -40,7 +40,7 @@ def console(tmp_path):  # type: ignore[no-untyped-def]
     app = create_app(settings, mode="console")
     with TestClient(app, base_url="http://testserver") as client:
         engine = app.state.eventscope.engine
-        _, token = store.create_token(engine, "auditor", "admin", "test")
+        _, token = auth_store.create_token(engine, "auditor", "admin", "test")
         client.headers["Authorization"] = f"Bearer {token}"
         yield app, client, engine
 
@@ -54,7 +54,7 @@ def entries(client: TestClient, **params: str) -> list[dict]:
 def test_logins_user_and_token_changes_are_audited_with_who_and_where(console) -> None:  # type: ignore[no-untyped-def]
     _, client, engine = console
     admin = client.headers.pop("Authorization")
-    store.create_user(engine, "olga", PASSWORD, "admin")
+    auth_store.create_user(engine, "olga", PASSWORD, "admin")
     assert (
         client.post("/login", data={"username": "olga", "password": "wrong one!"}).status_code
         == 401
@@ -93,7 +93,7 @@ def test_logins_user_and_token_changes_are_audited_with_who_and_where(console) -
 def test_filters_newest_first_and_cursor_pages(console) -> None:  # type: ignore[no-untyped-def]
     _, client, engine = console
     for n in range(7):
-        audit.record(
+        audit_store.record(
             engine, "ann" if n % 2 else "bob", f"user.test{n}", f"thing {n}", {"n": n}, "10.0.0.1"
         )
         time.sleep(0.002)
@@ -140,8 +140,8 @@ def test_bad_filters_are_400_naming_the_field(console, params, field) -> None:  
 
 def test_only_admins_read_it_and_no_route_changes_it(console) -> None:  # type: ignore[no-untyped-def]
     app, client, engine = console
-    _, viewer = store.create_token(engine, "v", "viewer", "test")
-    _, operator = store.create_token(engine, "o", "operator", "test")
+    _, viewer = auth_store.create_token(engine, "v", "viewer", "test")
+    _, operator = auth_store.create_token(engine, "o", "operator", "test")
     for token in (viewer, operator):
         answer = client.get("/api/audit", headers={"Authorization": f"Bearer {token}"})
         assert answer.status_code == 403
@@ -152,7 +152,7 @@ def test_only_admins_read_it_and_no_route_changes_it(console) -> None:  # type: 
 
 def test_retention_never_deletes_audit_rows(console) -> None:  # type: ignore[no-untyped-def]
     _, _, engine = console
-    audit.record(engine, "ann", "user.test", "old", {}, "local")
+    audit_store.record(engine, "ann", "user.test", "old", {}, "local")
     with engine.begin() as connection:
         connection.execute(audit_table.update().values(at_ms=1))  # very old (test only)
     run_once(engine, RetentionPolicy(max_age_s=1, max_bytes=1))
@@ -196,7 +196,7 @@ def test_cli_user_and_token_commands_are_audited(tmp_path) -> None:  # type: ign
 async def test_filter_the_audit_page_and_page_back(live_server, page) -> None:  # type: ignore[no-untyped-def]
     marker = f"browser-{time.time_ns()}"
     for n in range(3):
-        audit.record(
+        audit_store.record(
             live_server.engine, marker, "alerts.rule.save", f"rule {n}", {"n": n}, "1.2.3.4"
         )
     await page.goto(f"{live_server.url}/audit?limit=2")

@@ -21,7 +21,7 @@ from starlette.testclient import TestClient
 from collectors.config import settings_from_mapping
 from collectors.index.audit_models import audit_table
 from console.app import create_app
-from console.auth import store
+from console.stores import auth as auth_store
 from tests.conftest import serve_in_thread
 from tests.console.actions.helpers import read_topic, spring_headers
 from tests.kafka_helpers import create_topic, produce
@@ -79,11 +79,11 @@ def console(
     with serve_in_thread(app) as url:
         engine = app.state.eventscope.engine
         tokens = {
-            role: store.create_token(engine, f"{role}-token", role, "test")[1]
+            role: auth_store.create_token(engine, f"{role}-token", role, "test")[1]
             for role in ("viewer", "operator", "admin")
         }
-        store.create_user(engine, "vera", VIEWER_PASSWORD, "viewer")
-        store.create_user(engine, "adam", VIEWER_PASSWORD, "admin")
+        auth_store.create_user(engine, "vera", VIEWER_PASSWORD, "viewer")
+        auth_store.create_user(engine, "adam", VIEWER_PASSWORD, "admin")
         yield MaskedConsole(url, engine, index_url, tokens, topics)
 
 

@@ -9,8 +9,8 @@ import schemathesis
 from starlette.testclient import TestClient
 
 from console.app import create_app
-from console.auth import store
 from console.auth.permissions import permission_table, required_role
+from console.stores import auth as auth_store
 from console.views import registry
 from console.views.openapi import build_document
 from console.web.openapi import openapi_path
@@ -24,7 +24,7 @@ def console(tmp_path_factory):  # type: ignore[no-untyped-def]
     settings = make_settings(None, f"sqlite:///{path}", server={"auth": "on"})
     app = create_app(settings, mode="console")
     with TestClient(app, base_url="http://testserver") as client:
-        _, token = store.create_token(app.state.eventscope.engine, "docs", "viewer", "test")
+        _, token = auth_store.create_token(app.state.eventscope.engine, "docs", "viewer", "test")
         yield app, client, token
 
 

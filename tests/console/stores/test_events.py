@@ -7,7 +7,7 @@ import pytest
 from collectors.conventions import Conventions, RawRecord, normalize
 from collectors.index.writer import write_batch
 from collectors.kafka.tap import to_row
-from console.event_search import (
+from console.stores.events import (
     EventFilter,
     SearchError,
     encode_cursor,

@@ -3,7 +3,7 @@ items, preview it (dry run), create, list, inspect and cancel jobs, and answer "
 record already redriven, and where to?".
 
 A request selects records either by explicit coordinates or by an event filter (the one the
-events page uses: `console/event_search.py`). Redrive sends each DLQ record to the original
+events page uses: `console/event_store.py`). Redrive sends each DLQ record to the original
 topic named in its headers unless a target topic is given; replay sends each record to its
 own topic unless a target is given.
 """
@@ -22,8 +22,9 @@ from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, upda
 
 from collectors.index.action_models import items_table, jobs_table, journal_table
 from collectors.index.models import events_table
-from console import audit, event_search
-from console.event_search import EventFilter, SearchError
+from console.stores import audit as audit_store
+from console.stores import events as event_store
+from console.stores.events import EventFilter, SearchError
 
 KINDS = ("redrive", "replay")
 ACTIVE = ("pending", "running", "cancelling")
@@ -69,7 +70,7 @@ class JobRequest:
         return {"filter": self.filter_args}
 
     def event_filter(self) -> EventFilter:
-        f = event_search.parse_filter(self.filter_args)
+        f = event_store.parse_filter(self.filter_args)
         return replace(f, cluster=self.cluster, dlq_only=f.dlq_only or self.kind == "redrive")
 
 
@@ -190,7 +191,7 @@ def _selected_rows(
     engine: Engine, request: JobRequest
 ) -> Iterator[tuple[list[dict[str, Any]], list[Coordinates]]]:
     if not request.items:
-        for rows in event_search.iter_matching(engine, request.event_filter(), _ROW_COLUMNS):
+        for rows in event_store.iter_matching(engine, request.event_filter(), _ROW_COLUMNS):
             yield rows, []
         return
     c = events_table.c
@@ -488,7 +489,7 @@ def create_job(engine: Engine, request: JobRequest, actor: str, remote: str | No
             connection, job_id, "info",
             f"{request.kind} of {total} records to {target} created by {actor}",
         )  # fmt: skip
-        audit.record(
+        audit_store.record(
             connection, actor, f"action.{request.kind}", f"job {job_id}",
             {"selection": request.selection_json(), "target_topic": request.target_topic,
              "options": options, "total": total, "cluster": request.cluster},
@@ -519,7 +520,9 @@ def cancel_job(engine: Engine, job_id: int, actor: str, remote: str | None) -> s
             update(jobs_table).where(j.id == job_id, j.status == status).values(**values)
         )
         add_journal(connection, job_id, "info", f"cancel requested by {actor}")
-        audit.record(connection, actor, "action.cancel", f"job {job_id}", {"was": status}, remote)
+        audit_store.record(
+            connection, actor, "action.cancel", f"job {job_id}", {"was": status}, remote
+        )
     return new
 
 

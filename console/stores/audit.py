@@ -1,21 +1,27 @@
-"""Reading the audit log: filters from query parameters, newest first, cursor pages.
+"""The audit log: one row per thing done (who, what, to which thing, from where), and
+reading it back with filters, newest first, in cursor pages.
 
-The log is append-only: nothing here (or anywhere in the console) updates or deletes a row,
-and retention only ever deletes events.
+Actions are named "<kind>.<what>": auth.login, auth.login_failed, auth.logout,
+user.create, user.role, user.disable, user.enable, user.password, token.create,
+token.revoke, action.replay, action.redrive, action.cancel, alerts.rule.save, ...,
+alerts.silence.create, alerts.silence.expire, masking.rule.create, ... (the audit page
+filters by kind). The log is append-only: nothing here (or anywhere in the console)
+updates or deletes a row, and retention only ever deletes events.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select
+from sqlalchemy import Connection, Engine, and_, func, insert, or_, select
 
 from collectors.index.audit_models import audit_table
-from console.event_search import SearchError, format_time, parse_time, query_text
+from console.stores.events import SearchError, format_time, parse_time, query_text
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
@@ -162,3 +168,55 @@ def known_actors(engine: Engine, limit: int = 200) -> list[str]:
     query = select(c.actor).group_by(c.actor).order_by(func.max(c.at_ms).desc()).limit(limit)
     with engine.connect() as connection:
         return [str(actor) for actor in connection.execute(query).scalars()]
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+MAX_TEXT = 500
+
+
+def record(
+    connection_or_engine: Connection | Engine,
+    actor: str,
+    action: str,
+    target: str | None,
+    detail: dict[str, Any] | None = None,
+    remote: str | None = None,
+) -> None:
+    """Write the row; given a connection it joins that transaction, else it commits alone."""
+    statement = insert(audit_table).values(
+        at_ms=int(time.time() * 1000),
+        actor=actor[:MAX_TEXT],
+        action=action[:MAX_TEXT],
+        target=target[:MAX_TEXT] if target is not None else None,
+        detail=json.dumps(detail or {}, default=str, ensure_ascii=False),
+        remote=remote[:MAX_TEXT] if remote is not None else None,
+    )
+    if isinstance(connection_or_engine, Connection):
+        connection_or_engine.execute(statement)
+        return
+    with connection_or_engine.begin() as connection:
+        connection.execute(statement)
+
+
+def user_change_entries(changes: Mapping[Any, Any]) -> list[tuple[str, dict[str, Any]]]:
+    """The audit actions of one user update: a role change, disable/enable, a new password
+    (whose value is never written)."""
+    entries: list[tuple[str, dict[str, Any]]] = []
+    if changes.get("role") is not None:
+        entries.append(("user.role", {"role": changes["role"]}))
+    if changes.get("disabled") is not None:
+        entries.append(("user.disable" if changes["disabled"] else "user.enable", {}))
+    if changes.get("password") is not None:
+        entries.append(("user.password", {}))
+    return entries
+
+
+def cli_actor() -> str:
+    """Who ran an `eventscope` command: the operating-system user, marked as the CLI."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
