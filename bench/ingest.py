@@ -42,9 +42,10 @@ from bench.harness import free_port, report, scratch_dir, start_local_broker  # 
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
+from collectors.index.event_row import EVENT_COLUMNS, event_row  # noqa: E402
 from collectors.index.identity import text_hash  # noqa: E402
 from collectors.index.models import events_table, positions_table  # noqa: E402
-from collectors.index.writer import EVENT_COLUMNS, event_tuple, write_batch  # noqa: E402
+from collectors.index.writer import write_batch  # noqa: E402
 from collectors.kafka.tap import to_row  # noqa: E402
 from console.stores.events import EventFilter, search_events  # noqa: E402
 
@@ -288,7 +289,7 @@ def fill_index(engine, target: int, run: str) -> None:
                 "trace_id": f"{random.getrandbits(128):032x}",
                 "span_id": f"{random.getrandbits(64):016x}",
             }
-            rows.append(event_tuple(row))  # with the identity hashes of the new ids
+            rows.append(event_row(**row))  # with the identity hashes of the new ids
         write_batch(engine, "bench", rows, {}, 0)
         offset += n
         have += n

@@ -110,7 +110,10 @@ class RawRecord(NamedTuple):
 
 @dataclass(slots=True)
 class NormalizedEvent:
-    """One index row: record coordinates, capped payload and everything derived from it."""
+    """One index row: record coordinates, capped payload and everything derived from it.
+
+    Fields named like a column of `events` are that column (collectors/index/event_row.py
+    takes them by name); `trace_sampled` is not stored."""
 
     topic: str
     partition: int
@@ -121,7 +124,7 @@ class NormalizedEvent:
     value_size: int
     value_truncated: bool
     is_tombstone: bool
-    headers_json: str
+    headers: str  # JSON: [[name, value], ...] in wire order (the `headers` column)
     content_type: str
     schema_id: int | None
     event_id: str | None
@@ -594,7 +597,7 @@ def normalize(record: RawRecord, conventions: Conventions) -> NormalizedEvent:
         value_size,  # value_size
         truncated,  # value_truncated
         value is None,  # is_tombstone
-        headers_json,  # headers_json
+        headers_json,  # headers
         content_type,  # content_type
         schema_id,  # schema_id
         event_id,  # event_id

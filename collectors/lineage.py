@@ -38,7 +38,7 @@ from collectors.index.identity import identity_equals, identity_in
 from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
 from collectors.index.trace_models import spans_table
-from collectors.traces import EVENT_COLUMNS, Row
+from collectors.traces import FLOW_COLUMNS, Row
 
 DEFAULT_MAX_NODES = 500
 MAX_NODES = 5_000
@@ -93,14 +93,14 @@ class _Step:
 
 def event_by_id(engine: Engine, row_id: int) -> Row | None:
     with engine.connect() as connection:
-        row = connection.execute(select(*EVENT_COLUMNS).where(events.c.id == row_id)).first()
+        row = connection.execute(select(*FLOW_COLUMNS).where(events.c.id == row_id)).first()
     return dict(row._mapping) if row else None
 
 
 def lineage(
     engine: Engine, root: Mapping[str, Any], max_nodes: int = DEFAULT_MAX_NODES
 ) -> LineageGraph:
-    """The upstream and downstream lineage of one event (a row with EVENT_COLUMNS)."""
+    """The upstream and downstream lineage of one event (a row with FLOW_COLUMNS)."""
     max_nodes = max(1, min(max_nodes, MAX_NODES))
     graph = LineageGraph(root=root["id"])
     graph.nodes[root["id"]] = dict(root)
@@ -167,7 +167,7 @@ def _causation_down(connection: Connection, frontier: Sequence[Row]) -> list[tup
             by_event_id.setdefault(row["event_id"], []).append(row)
     found = []
     for batch in traces.chunked(sorted(by_event_id)):
-        query = select(*EVENT_COLUMNS).where(identity_in("causation_id", batch))
+        query = select(*FLOW_COLUMNS).where(identity_in("causation_id", batch))
         for child in traces.fetch_rows(connection, query):
             for parent in by_event_id[child["causation_id"]]:
                 found.append((child, Edge(parent["id"], child["id"], "causation")))
@@ -181,7 +181,7 @@ def _causation_up(connection: Connection, frontier: Sequence[Row]) -> list[tuple
             by_cause.setdefault(row["causation_id"], []).append(row)
     found = []
     for batch in traces.chunked(sorted(by_cause)):
-        query = select(*EVENT_COLUMNS).where(identity_in("event_id", batch))
+        query = select(*FLOW_COLUMNS).where(identity_in("event_id", batch))
         for parent in traces.fetch_rows(connection, query):
             for child in by_cause[parent["event_id"]]:
                 found.append((parent, Edge(parent["id"], child["id"], "causation")))
@@ -261,7 +261,7 @@ def _dead_letter_down(connection: Connection, frontier: Sequence[Row]) -> list[t
     earliest = min(r["timestamp_ms"] for r in wanted.values())
     found = []
     for batch in traces.chunked(sorted({topic for topic, _, _ in wanted})):
-        query = select(*EVENT_COLUMNS).where(
+        query = select(*FLOW_COLUMNS).where(
             dead_letters_since(earliest), c.dlq_original_topic.in_(batch)
         )
         for child in traces.fetch_rows(connection, query):
@@ -285,7 +285,7 @@ def _dead_letter_up(connection: Connection, frontier: Sequence[Row]) -> list[tup
     c = events.c
     found = []
     for condition in traces.coordinate_conditions(c.topic, c.partition, c.offset, children):
-        for parent in traces.fetch_rows(connection, select(*EVENT_COLUMNS).where(condition)):
+        for parent in traces.fetch_rows(connection, select(*FLOW_COLUMNS).where(condition)):
             for child in children[(parent["topic"], parent["partition"], parent["offset"])]:
                 if child["cluster"] == parent["cluster"]:
                     found.append((parent, Edge(parent["id"], child["id"], "dead-letter")))
@@ -346,14 +346,14 @@ def _correlation_rows(
             c.timestamp_ms > row["timestamp_ms"],
             and_(c.timestamp_ms == row["timestamp_ms"], c.id > row["id"]),
         )
-        query = select(*EVENT_COLUMNS).where(same, later).order_by(c.timestamp_ms, c.id)
+        query = select(*FLOW_COLUMNS).where(same, later).order_by(c.timestamp_ms, c.id)
     else:
         earlier = or_(
             c.timestamp_ms < row["timestamp_ms"],
             and_(c.timestamp_ms == row["timestamp_ms"], c.id < row["id"]),
         )
         query = (
-            select(*EVENT_COLUMNS).where(same, earlier).order_by(c.timestamp_ms.desc(), c.id.desc())
+            select(*FLOW_COLUMNS).where(same, earlier).order_by(c.timestamp_ms.desc(), c.id.desc())
         )
     return traces.fetch_rows(connection, query.limit(limit))
 

@@ -48,7 +48,7 @@ Context = tuple[str, str]  # (trace id, span id), lowercase hex
 Row = dict[str, Any]
 
 # The events columns the trace and lineage views need (never the value bytes).
-EVENT_COLUMNS = [
+FLOW_COLUMNS = [
     events.c[name]
     for name in (
         "id", "cluster", "topic", "partition", "offset", "timestamp_ms", "event_id",
@@ -276,7 +276,7 @@ def events_by_context(connection: Connection, contexts: Iterable[Context]) -> li
                 for trace_id, span_ids in by_trace.items()
             )
         )
-        found += fetch_rows(connection, select(*EVENT_COLUMNS).where(condition))
+        found += fetch_rows(connection, select(*FLOW_COLUMNS).where(condition))
     return found
 
 
@@ -286,7 +286,7 @@ def events_at_coordinates(
     c = events.c
     found: list[Row] = []
     for condition in coordinate_conditions(c.topic, c.partition, c.offset, coordinates):
-        found += fetch_rows(connection, select(*EVENT_COLUMNS).where(condition))
+        found += fetch_rows(connection, select(*FLOW_COLUMNS).where(condition))
     return found
 
 
@@ -465,20 +465,18 @@ def collect_flow(engine: Engine, reference: str) -> Flow:
 
         if looks_like_trace_id(reference):
             traces_wanted.add(reference.lower())
-            add_events(select(*EVENT_COLUMNS).where(identity_equals("trace_id", reference.lower())))
+            add_events(select(*FLOW_COLUMNS).where(identity_equals("trace_id", reference.lower())))
             matched_by = "trace_id"
         if not found:
-            add_events(select(*EVENT_COLUMNS).where(identity_equals("correlation_id", reference)))
+            add_events(select(*FLOW_COLUMNS).where(identity_equals("correlation_id", reference)))
             matched_by = "correlation_id" if found else matched_by
         if not found:
-            add_events(select(*EVENT_COLUMNS).where(identity_equals("event_id", reference)))
+            add_events(select(*FLOW_COLUMNS).where(identity_equals("event_id", reference)))
             correlations = {row["correlation_id"] for row in found.values()} - {None}
             if found:
                 matched_by = "event_id"
             if correlations:
-                add_events(
-                    select(*EVENT_COLUMNS).where(identity_in("correlation_id", correlations))
-                )
+                add_events(select(*FLOW_COLUMNS).where(identity_in("correlation_id", correlations)))
         traces_wanted |= {row["trace_id"] for row in found.values() if row["trace_id"]}
         spans = spans_of_traces(connection, traces_wanted, MAX_FLOW_SPANS)
         contexts = _contexts(spans) + [ctx for r in found.values() if (ctx := record_context(r))]
@@ -491,7 +489,7 @@ def collect_flow(engine: Engine, reference: str) -> Flow:
         for batch in chunked(sorted(traces_wanted)):
             if len(found) > MAX_FLOW_EVENTS:
                 break
-            add_events(select(*EVENT_COLUMNS).where(identity_in("trace_id", batch)))
+            add_events(select(*FLOW_COLUMNS).where(identity_in("trace_id", batch)))
     truncated = len(found) > MAX_FLOW_EVENTS or len(spans) >= MAX_FLOW_SPANS
     ordered = sorted(found.values(), key=lambda r: (r["timestamp_ms"], r["id"]))
     return Flow(reference, matched_by, ordered[:MAX_FLOW_EVENTS], spans, truncated)

@@ -17,17 +17,10 @@ from sqlalchemy import Connection, Engine, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 
 from collectors.index.engine import is_sqlite
-from collectors.index.identity import identity_hashes
-from collectors.index.models import IDENTITY_HASH_COLUMNS, events_table, positions_table
+from collectors.index.event_row import COLUMN_INDEX, EVENT_COLUMNS, EventTuple, event_row
+from collectors.index.models import positions_table
 
 PositionKey = tuple[str, int]  # (topic, partition)
-
-
-# The hot path hands rows to the driver as tuples in this column order: no per-row
-# processing by SQLAlchemy (it costs about as much as SQLite's own insert).
-EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in events_table.c if c.name != "id")
-COLUMN_INDEX = {name: i for i, name in enumerate(EVENT_COLUMNS)}
-EventTuple = tuple[Any, ...]
 
 
 class BatchHook(Protocol):
@@ -75,15 +68,6 @@ def _insert_events_sql(dialect: str) -> str:
 CHUNK_ROWS = 5_000
 # Rows per commit when batches queue up faster than they are written (BatchWriter).
 GROUP_COMMIT_ROWS = 20_000
-
-
-def event_tuple(row: Mapping[str, Any]) -> EventTuple:
-    """An event row by column name as the writer's tuple, its identity hashes computed
-    (absent columns are NULL)."""
-    values = dict(row)
-    hashes = identity_hashes(*(values.get(name) for name in IDENTITY_HASH_COLUMNS))
-    values.update(zip(IDENTITY_HASH_COLUMNS.values(), hashes, strict=True))
-    return tuple(values.get(name) for name in EVENT_COLUMNS)
 
 
 def _insert(engine: Engine, table: Any) -> Any:
@@ -148,14 +132,14 @@ class BatchWriter:
     ) -> int:
         """Write `rows` and the positions after them into the open transaction.
 
-        Rows are tuples in EVENT_COLUMNS order with their identity hashes (the tap's hot
-        path, collectors/kafka/tap.to_row) or mappings by column (hashes are computed).
+        Rows are tuples in EVENT_COLUMNS order with their hashes (the tap's hot path,
+        collectors/kafka/tap.to_row) or mappings by column name (tests and tools; the
+        hashes are computed, collectors/index/event_row.event_row).
         Once the transaction holds `commit_rows` rows it is committed: the return value is
         the number of new rows that commit made durable (0 when it stays open).
         """
         tuples: list[EventTuple] = [
-            row if type(row) is tuple else event_tuple(row)  # type: ignore[arg-type]
-            for row in rows
+            row if isinstance(row, tuple) else event_row(**row) for row in rows
         ]
         connection = self._connection
         if connection is None:

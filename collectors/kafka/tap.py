@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import pickle
 import re
 import time
@@ -31,14 +32,9 @@ from sqlalchemy import Engine
 
 from collectors.config import ClusterConfig, CollectorConfig
 from collectors.conventions import Conventions, NormalizedEvent, RawRecord, normalize
+from collectors.index.event_row import NORMALIZED_COLUMNS, EventTuple
 from collectors.index.identity import identity_hashes, text_hash
-from collectors.index.writer import (
-    BatchHook,
-    BatchWriter,
-    EventTuple,
-    PositionKey,
-    read_positions,
-)
+from collectors.index.writer import BatchHook, BatchWriter, PositionKey, read_positions
 from collectors.index.writer_process import WriterProcess
 from collectors.kafka.admin import client_options, explain
 
@@ -64,41 +60,17 @@ def subscription_pattern(include: Iterable[str], exclude: Iterable[str]) -> re.P
     return re.compile(f"^(?!(?:{excluded})$)(?:{included})$")
 
 
+_NORMALIZED = operator.attrgetter(*NORMALIZED_COLUMNS)
+
+
 def to_row(cluster: str, event: NormalizedEvent, now_ms: int) -> EventTuple:
-    """The index row of an event, in EVENT_COLUMNS order."""
+    """The index row of an event: a tuple in EVENT_COLUMNS order, taken from the event by
+    column name (collectors/index/event_row.py)."""
     return (
         cluster,
-        event.topic,
-        event.partition,
-        event.offset,
-        event.timestamp_ms,
         now_ms,
-        event.key,
-        text_hash(event.key),  # key_hash
-        event.value,
-        event.value_size,
-        event.value_truncated,
-        event.is_tombstone,
-        event.content_type,
-        event.schema_id,
-        event.headers_json,
-        event.event_id,
-        event.event_type,
-        event.source,
-        event.correlation_id,
-        event.causation_id,
-        event.trace_id,
-        event.span_id,
-        event.saga_id,
-        event.is_dlq,
-        event.dlq_original_topic,
-        event.dlq_original_partition,
-        event.dlq_original_offset,
-        event.dlq_error_class,
-        event.dlq_error_message,
-        event.dlq_stacktrace,
-        event.dlq_attempts,
-        event.dlq_format,
+        *_NORMALIZED(event),
+        text_hash(event.key),
         *identity_hashes(
             event.event_id, event.correlation_id, event.causation_id, event.trace_id,
             event.saga_id,

@@ -31,7 +31,7 @@ from collectors import lineage
 from collectors.index.identity import identity_equals
 from collectors.index.models import events_table as events
 from collectors.lineage import LineageGraph
-from collectors.traces import EVENT_COLUMNS, Row
+from collectors.traces import FLOW_COLUMNS, Row
 from console.state import app_state
 from console.stores.events import format_time
 from console.views.events import event_path
@@ -152,7 +152,7 @@ def _max_nodes(request: Request) -> int:
 
 def _find_event(engine: Any, cluster: str, topic: str, partition: int, offset: int) -> Row | None:
     c = events.c
-    query = select(*EVENT_COLUMNS).where(
+    query = select(*FLOW_COLUMNS).where(
         c.cluster == cluster, c.topic == topic, c.partition == partition, c.offset == offset
     )
     with engine.connect() as connection:
@@ -161,7 +161,7 @@ def _find_event(engine: Any, cluster: str, topic: str, partition: int, offset: i
 
 
 def _events_with_id(engine: Any, event_id: str) -> list[Row]:
-    query = select(*EVENT_COLUMNS).where(identity_equals("event_id", event_id)).limit(20)
+    query = select(*FLOW_COLUMNS).where(identity_equals("event_id", event_id)).limit(20)
     with engine.connect() as connection:
         return [dict(row._mapping) for row in connection.execute(query)]
 

@@ -168,7 +168,7 @@ def test_header_names_match_case_insensitively() -> None:
 def test_duplicate_header_uses_last_occurrence_and_keeps_all_in_json() -> None:
     event = norm([("correlation_id", b"old"), ("Other", None), ("correlation_id", b"new")])
     assert event.correlation_id == "new"
-    assert json.loads(event.headers_json) == [
+    assert json.loads(event.headers) == [
         ["correlation_id", "old"],
         ["Other", None],
         ["correlation_id", "new"],
@@ -554,13 +554,13 @@ def test_non_utf8_key_header_and_value() -> None:
     assert event.key == b"\xff\x00key"
     assert event.content_type == "binary"
     assert event.correlation_id == "c-\ufffd\ufffd"
-    stored = json.loads(event.headers_json)
+    stored = json.loads(event.headers)
     assert stored[1] == ["bin", {"b64": "gIEA"}]
 
 
 def test_headers_json_keeps_text_null_and_binary() -> None:
     event = norm([("a", b"1"), ("b", None), ("c", "ü".encode()), ("d", b"x\x00y")])
-    assert json.loads(event.headers_json) == [
+    assert json.loads(event.headers) == [
         ["a", "1"],
         ["b", None],
         ["c", "ü"],
@@ -583,19 +583,19 @@ def test_headers_json_is_compact_json_in_wire_order() -> None:
     ]
     event = norm(headers)
     expected = [[name, raw.decode()] for name, raw in headers]
-    assert event.headers_json == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
+    assert event.headers == json.dumps(expected, ensure_ascii=False, separators=(",", ":"))
     assert event.event_id == "e-2"
 
 
 def test_header_values_totalling_more_than_the_cap_are_each_kept_whole() -> None:
     event = norm([("a", b"x" * 10_000), ("b", b"y" * 10_000)])
-    assert json.loads(event.headers_json) == [["a", "x" * 10_000], ["b", "y" * 10_000]]
+    assert json.loads(event.headers) == [["a", "x" * 10_000], ["b", "y" * 10_000]]
 
 
 def test_headers_of_every_sequence_shape_are_read_once() -> None:
     headers = (("correlation_id", b"c-1"), ["x-list", b"l"], iter(("x-iter", b"i")))
     event = norm(headers)  # type: ignore[arg-type]
-    assert json.loads(event.headers_json) == [
+    assert json.loads(event.headers) == [
         ["correlation_id", "c-1"],
         ["x-list", "l"],
         ["x-iter", "i"],
@@ -644,7 +644,7 @@ def test_every_column_comes_from_its_own_source() -> None:
         "boom",
         "at Foo.bar",
     )
-    assert len(json.loads(event.headers_json)) == len(headers)
+    assert len(json.loads(event.headers)) == len(headers)
 
 
 def test_five_thousand_headers() -> None:
@@ -652,7 +652,7 @@ def test_five_thousand_headers() -> None:
     headers.append(("x-correlation-id", b"found-at-the-end"))
     event = norm(headers)
     assert event.correlation_id == "found-at-the-end"
-    stored = json.loads(event.headers_json)
+    stored = json.loads(event.headers)
     assert len(stored) == 1001
     assert stored[0] == ["h0", "0"]
     assert stored[999] == ["h999", "999"]
@@ -663,7 +663,7 @@ def test_one_megabyte_header_value() -> None:
     huge = b"x" * 1_048_576
     event = norm([("correlation_id", huge), ("blob", b"\xff" * 1_048_576)])
     assert event.correlation_id == "x" * 512
-    text_entry, binary_entry = json.loads(event.headers_json)
+    text_entry, binary_entry = json.loads(event.headers)
     assert text_entry[1] == {"text": "x" * 16384, "truncated": True, "size": 1_048_576}
     assert binary_entry[1]["truncated"] is True
     assert binary_entry[1]["size"] == 1_048_576
@@ -681,7 +681,7 @@ def test_hostile_header_shapes_do_not_raise() -> None:
         headers=[("ok", b"1"), ("str-value", "text"), ("x",), (b"bytes-name", b"v"), (5, b"v")],  # type: ignore[list-item]
     )
     event = normalize(raw, DEFAULTS)
-    assert json.loads(event.headers_json) == [
+    assert json.loads(event.headers) == [
         ["ok", "1"],
         ["str-value", "text"],
         ["bytes-name", "v"],
@@ -697,7 +697,7 @@ def test_random_bytes_never_raise() -> None:
         ]
         value = rng.choice([None, rng.randbytes(rng.randint(0, 300)), b"{" + rng.randbytes(40)])
         event = norm(headers, value, key=rng.randbytes(8))
-        json.loads(event.headers_json)
+        json.loads(event.headers)
 
 
 # --- configuration --------------------------------------------------------------------------

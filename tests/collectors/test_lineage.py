@@ -10,7 +10,7 @@ correlation id.
 from __future__ import annotations
 
 from collectors import lineage, traces
-from collectors.traces import EVENT_COLUMNS
+from collectors.traces import FLOW_COLUMNS
 from tests.collectors.trace_fixtures import event_row, index_rows, span
 
 T1, T2 = "1" * 32, "2" * 32
@@ -42,7 +42,7 @@ def build_scenario(engine) -> dict[str, int]:
         span(T2, P4, parent=D, kind=4, service="D", name="send topic4", start_ms=35),
     ], 0)  # fmt: skip
     with engine.connect() as connection:
-        rows = connection.execute(traces.select(*EVENT_COLUMNS)).mappings().all()
+        rows = connection.execute(traces.select(*FLOW_COLUMNS)).mappings().all()
     return {row["event_id"] or f"{row['topic']}@{row['offset']}": row["id"] for row in rows}
 
 
@@ -129,7 +129,7 @@ def test_correlation_steps_are_batched_and_past_a_full_window_still_found(
     with engine.connect() as connection:
         ids = {
             r["event_id"] or f"{r['topic']}@{r['offset']}": r["id"]
-            for r in connection.execute(traces.select(*EVENT_COLUMNS)).mappings()
+            for r in connection.execute(traces.select(*FLOW_COLUMNS)).mappings()
         }
     for window in (lineage.CORRELATION_WINDOW, 2):
         monkeypatch.setattr(lineage, "CORRELATION_WINDOW", window)

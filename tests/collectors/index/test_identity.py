@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import delete, insert, select
 
+from collectors.index.event_row import EVENT_COLUMNS
+from collectors.index.event_row import event_row as by_name
 from collectors.index.identity import (
     identity_equals,
     identity_in,
@@ -12,7 +14,7 @@ from collectors.index.identity import (
     text_hash,
 )
 from collectors.index.models import IDENTITY_HASH_COLUMNS, SEGMENT_ROWS, events_table
-from collectors.index.writer import EVENT_COLUMNS, event_tuple, write_batch
+from collectors.index.writer import write_batch
 from tests.collectors.trace_fixtures import event_row
 
 
@@ -59,7 +61,7 @@ def test_look_ups_probe_every_segment_of_the_index(index_db) -> None:
     also once the oldest are gone (retention)."""
     ids = [3, SEGMENT_ROWS + 1, 5 * SEGMENT_ROWS + 9]
     rows = [
-        dict(zip(EVENT_COLUMNS, event_tuple(event_row(
+        dict(zip(EVENT_COLUMNS, by_name(**event_row(
             "orders", offset, correlation_id="order-1", saga_id="order-1", key=b"k-1",
             key_hash=text_hash(b"k-1"), trace_id=f"{offset:032x}",
         )), strict=True), id=row_id)

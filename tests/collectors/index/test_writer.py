@@ -7,12 +7,8 @@ import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
 
-from collectors.index.writer import (
-    COLUMN_INDEX,
-    BatchWriter,
-    columns_getter,
-    read_positions,
-)
+from collectors.index.event_row import COLUMN_INDEX
+from collectors.index.writer import BatchWriter, columns_getter, read_positions
 from tests.collectors.index.test_writer_process import count, event_row
 
 

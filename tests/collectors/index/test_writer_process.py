@@ -12,8 +12,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from collectors.index.event_row import COLUMN_INDEX, EVENT_COLUMNS
+from collectors.index.event_row import event_row as by_name
 from collectors.index.models import events_table
-from collectors.index.writer import COLUMN_INDEX, EVENT_COLUMNS, event_tuple, read_positions
+from collectors.index.writer import read_positions
 from collectors.index.writer_process import WriterProcess, WriterProcessError
 
 
@@ -36,7 +38,7 @@ def event_row(topic: str, offset: int, **values: object) -> tuple:
         event_id=f"evt-{offset}",
     )
     row.update(values)
-    return event_tuple(row)
+    return by_name(**row)
 
 
 def count(engine, topic: str) -> int:
