@@ -46,8 +46,7 @@ from console.views import admin as admin_views
 from console.views import alerts as alert_views
 from console.views import audit as audit_views
 from console.views import auth as auth_views
-from console.views import dlq as dlq_views
-from console.views import events, groups, metrics, otlp, registry, topology, trace
+from console.views import groups, metrics, otlp, registry, topology, trace
 from console.views import lineage as lineage_views
 from console.views import masking as masking_views
 from console.views import openapi as openapi_views
@@ -139,9 +138,9 @@ def create_app(
     routes += metrics.routes
     routes += otlp.routes  # the OTLP receiver is a collector: served in every mode
     if mode != "collect":
-        routes += events.routes + groups.routes
+        routes += groups.routes
         routes += saga_views.routes
-        routes += dlq_views.routes + action_views.routes
+        routes += action_views.routes
         routes += alert_views.routes
         routes += trace.routes + lineage_views.routes + topology.routes
         routes += static_routes()

@@ -29,11 +29,6 @@ LEGACY: dict[str, Rule] = {
     "/logout": Rule({"POST": V}),
     # clusters and topics
     # events
-    "/events": Rule({"GET": V}),
-    "/api/events": Rule({"GET": V}),
-    "/events/tail": Rule({"GET": V}),
-    "/events/{cluster}/{topic}/{partition}/{offset}": Rule({"GET": V}),
-    "/api/events/{cluster}/{topic}/{partition}/{offset}": Rule({"GET": V}),
     # consumer lag
     "/groups": Rule({"GET": V}),
     "/api/groups": Rule({"GET": V}),
@@ -80,12 +75,6 @@ LEGACY: dict[str, Rule] = {
     "/alerts/receivers/{name}/delete": Rule({"POST": A}),
     "/api/alerts/receivers/{name}": Rule({"DELETE": A}),
     # dead-letter queues, redrive and replay jobs
-    "/dlq": Rule({"GET": V}),
-    "/api/dlq": Rule({"GET": V}),
-    "/dlq/{cluster}/{topic}": Rule({"GET": V}),
-    "/api/dlq/{cluster}/{topic}": Rule({"GET": V}),
-    "/dlq/{cluster}/{topic}/{partition}/{offset}": Rule({"GET": V}),
-    "/api/dlq/{cluster}/{topic}/{partition}/{offset}": Rule({"GET": V}),
     "/actions": Rule({"GET": V, "POST": OP}),
     "/api/actions": Rule({"GET": V, "POST": OP}),
     "/actions/new": Rule({"GET": OP}),

@@ -16,9 +16,10 @@ import time
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, NotRequired
 
 from sqlalchemy import Connection, Engine, and_, func, insert, or_, select, update
+from typing_extensions import TypedDict
 
 from collectors.index.action_models import items_table, jobs_table, journal_table
 from collectors.index.models import events_table
@@ -41,6 +42,30 @@ FILTER_FIELDS = (
 NARROWING_FIELDS = tuple(f for f in FILTER_FIELDS if f != "dlq_only")
 
 Coordinates = tuple[str, int, int]
+
+
+class SentCopy(TypedDict):
+    """The copy a job sent of a record: where it went, when, by which job."""
+
+    target_topic: str
+    target_partition: int
+    target_offset: int
+    at_ms: int | None
+    job_id: int
+
+
+class RedriveState(TypedDict):
+    state: str  # the latest redrive item's state; "sent" once a copy was sent
+    job_id: int
+    sent_to: NotRequired[SentCopy]
+
+
+# One earlier round of a record that came back to a DLQ ("from" is a keyword: the
+# functional form).
+RedriveRound = TypedDict(
+    "RedriveRound",
+    {"job_id": int, "at_ms": int | None, "actor": str, "from": list[Any], "to": list[Any]},
+)
 
 
 class RequestError(ValueError):
@@ -251,12 +276,12 @@ def source_match(
 
 def sent_copies(
     connection: Connection, cluster: str, sources: Sequence[Coordinates], kind: str = "redrive"
-) -> dict[Coordinates, dict[str, Any]]:
+) -> dict[Coordinates, SentCopy]:
     """The latest copy sent by a job of `kind` for each source: target, job, time."""
     if not sources:
         return {}
     i, j = items_table.c, jobs_table.c
-    found: dict[Coordinates, dict[str, Any]] = {}
+    found: dict[Coordinates, SentCopy] = {}
     for start in range(0, len(sources), 500):
         chunk = sources[start : start + 500]
         match = source_match(i.source_topic, i.source_partition, i.source_offset, chunk)
@@ -276,13 +301,13 @@ def sent_copies(
             .order_by(i.done_at_ms)
         )
         for row in connection.execute(query):
-            found[(row.source_topic, row.source_partition, row.source_offset)] = {
-                "target_topic": row.target_topic,
-                "target_partition": row.target_partition,
-                "target_offset": row.target_offset,
-                "at_ms": row.done_at_ms,
-                "job_id": row.job_id,
-            }
+            found[(row.source_topic, row.source_partition, row.source_offset)] = SentCopy(
+                target_topic=row.target_topic,
+                target_partition=row.target_partition,
+                target_offset=row.target_offset,
+                at_ms=row.done_at_ms,
+                job_id=row.job_id,
+            )
     return found
 
 
@@ -295,12 +320,12 @@ def describe_copy(copy: Mapping[str, Any]) -> str:
 
 def redrive_states(
     engine: Engine, cluster: str, sources: Sequence[Coordinates]
-) -> dict[Coordinates, dict[str, Any]]:
+) -> dict[Coordinates, RedriveState]:
     """For the DLQ list: each record's latest redrive item (any state) and its copy."""
     if not sources:
         return {}
     i, j = items_table.c, jobs_table.c
-    states: dict[Coordinates, dict[str, Any]] = {}
+    states: dict[Coordinates, RedriveState] = {}
     with engine.connect() as connection:
         match = source_match(i.source_topic, i.source_partition, i.source_offset, sources)
         query = (
@@ -310,22 +335,21 @@ def redrive_states(
             .order_by(i.id)
         )
         for row in connection.execute(query):
-            states[(row.source_topic, row.source_partition, row.source_offset)] = {
-                "state": row.state,
-                "job_id": row.job_id,
-            }
+            states[(row.source_topic, row.source_partition, row.source_offset)] = RedriveState(
+                state=row.state, job_id=row.job_id
+            )
         for coords, copy in sent_copies(connection, cluster, list(sources)).items():
-            states.setdefault(coords, {"state": "sent", "job_id": copy["job_id"]})
+            states.setdefault(coords, RedriveState(state="sent", job_id=copy["job_id"]))
             states[coords]["sent_to"] = copy
     return states
 
 
 def redrive_history(
     engine: Engine, cluster: str, event: Mapping[str, Any], depth: int = 10
-) -> list[dict[str, Any]]:
+) -> list[RedriveRound]:
     """Earlier rounds of a record that came back to a DLQ: its original record was itself a
     redriven copy of an older DLQ record, and so on (newest round first)."""
-    rounds: list[dict[str, Any]] = []
+    rounds: list[RedriveRound] = []
     i, j = items_table.c, jobs_table.c
     original = (
         event.get("dlq_original_topic"),
@@ -356,11 +380,11 @@ def redrive_history(
             ).first()
             if row is None:
                 break
-            rounds.append({
+            rounds.append(RedriveRound({
                 "job_id": row.job_id, "at_ms": row.done_at_ms, "actor": row.actor,
                 "from": [row.source_topic, row.source_partition, row.source_offset],
                 "to": list(original),
-            })  # fmt: skip
+            }))  # fmt: skip
             source = connection.execute(
                 select(
                     events_table.c.dlq_original_topic,

@@ -7,16 +7,16 @@ rows as server-sent events. JSON twins: /api/events and /api/events/{cluster}/..
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
-from typing import Any
-from urllib.parse import quote, urlencode
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, NotRequired
+from urllib.parse import urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
+from console.auth.roles import VIEWER
 from console.payload_view import (
     bytes_for_json,
     display_key,
@@ -24,107 +24,155 @@ from console.payload_view import (
     headers_for_json,
     payload_view,
 )
-from console.state import app_state
 from console.stores import events as event_store
-from console.stores.events import EventFilter, SearchError
+from console.stores.events import MAX_FILTER_CHARS, MAX_LIMIT, EventFilter, SearchError
 from console.stores.masking import masker_for
 from console.views.requests import record_coordinates
+from console.web import urls
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import STRING, SelfLink, enum, integer, p, q, text
 
 TAIL_POLL_S = 1.0
 TAIL_MAX_S = 30 * 60  # a browser reconnects by itself after this
 
 
-def event_json(row: dict[str, Any], *, full: bool = False) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "cluster": row["cluster"],
-        "topic": row["topic"],
-        "partition": row["partition"],
-        "offset": row["offset"],
-        "timestamp": event_store.format_time(row["timestamp_ms"]),
-        "timestamp_ms": row["timestamp_ms"],
-        "key": bytes_for_json(row["key"]),
-        "value_size": row["value_size"],
-        "value_truncated": row["value_truncated"],
-        "tombstone": row["is_tombstone"],
-        "content_type": row["content_type"],
-        "schema_id": row["schema_id"],
-        "event_id": row["event_id"],
-        "event_type": row["event_type"],
-        "source": row["source"],
-        "correlation_id": row["correlation_id"],
-        "causation_id": row["causation_id"],
-        "trace_id": row["trace_id"],
-        "span_id": row["span_id"],
-        "saga_id": row["saga_id"],
-        "dlq": None,
-        "links": {"self": "/api" + event_path(row)},
-    }
+class BytesJson(TypedDict):
+    """A byte string: `text` when it is UTF-8, else `b64`; never lossy."""
+
+    size: int
+    text: NotRequired[str]
+    b64: NotRequired[str]
+
+
+class DlqJson(TypedDict):
+    original_topic: str | None
+    original_partition: int | None
+    original_offset: int | None
+    error_class: str | None
+    error_message: str | None
+    attempts: int | None
+    format: str | None
+    stacktrace: NotRequired[str | None]
+
+
+class EventJson(TypedDict):
+    """One indexed record; `headers` and `value` only where one record is asked for."""
+
+    cluster: str
+    topic: str
+    partition: int
+    offset: int
+    timestamp: str
+    timestamp_ms: int
+    key: BytesJson | None
+    value_size: int
+    value_truncated: bool
+    tombstone: bool
+    content_type: str | None
+    schema_id: int | None
+    event_id: str | None
+    event_type: str | None
+    source: str | None
+    correlation_id: str | None
+    causation_id: str | None
+    trace_id: str | None
+    span_id: str | None
+    saga_id: str | None
+    dlq: DlqJson | None
+    links: SelfLink
+    headers: NotRequired[list[Any]]
+    value: NotRequired[BytesJson | None]
+
+
+class EventsJson(TypedDict):
+    events: list[EventJson]
+    limit: int
+    next_cursor: str | None
+    scan_capped_at: int | None
+
+
+def event_json(row: Mapping[str, Any], *, full: bool = False) -> EventJson:
+    body = EventJson(
+        cluster=row["cluster"],
+        topic=row["topic"],
+        partition=row["partition"],
+        offset=row["offset"],
+        timestamp=event_store.format_time(row["timestamp_ms"]),
+        timestamp_ms=row["timestamp_ms"],
+        key=bytes_for_json(row["key"]),  # type: ignore[typeddict-item]
+        value_size=row["value_size"],
+        value_truncated=row["value_truncated"],
+        tombstone=row["is_tombstone"],
+        content_type=row["content_type"],
+        schema_id=row["schema_id"],
+        event_id=row["event_id"],
+        event_type=row["event_type"],
+        source=row["source"],
+        correlation_id=row["correlation_id"],
+        causation_id=row["causation_id"],
+        trace_id=row["trace_id"],
+        span_id=row["span_id"],
+        saga_id=row["saga_id"],
+        dlq=None,
+        links=SelfLink(self=event_path(row, api=True)),
+    )
     if row["is_dlq"]:
-        body["dlq"] = {
-            "original_topic": row["dlq_original_topic"],
-            "original_partition": row["dlq_original_partition"],
-            "original_offset": row["dlq_original_offset"],
-            "error_class": row["dlq_error_class"],
-            "error_message": row["dlq_error_message"],
-            "attempts": row["dlq_attempts"],
-            "format": row["dlq_format"],
-        }
+        body["dlq"] = DlqJson(
+            original_topic=row["dlq_original_topic"],
+            original_partition=row["dlq_original_partition"],
+            original_offset=row["dlq_original_offset"],
+            error_class=row["dlq_error_class"],
+            error_message=row["dlq_error_message"],
+            attempts=row["dlq_attempts"],
+            format=row["dlq_format"],
+        )
     if full:
         body["headers"] = headers_for_json(row["headers"])
-        body["value"] = bytes_for_json(row["value"])
-        if row["is_dlq"]:
+        body["value"] = bytes_for_json(row["value"])  # type: ignore[typeddict-item]
+        if body["dlq"] is not None:
             body["dlq"]["stacktrace"] = row["dlq_stacktrace"]
     return body
 
 
-def event_path(row: dict[str, Any]) -> str:
-    return (
-        f"/events/{quote(row['cluster'], safe='')}/{quote(row['topic'], safe='')}"
-        f"/{row['partition']}/{row['offset']}"
-    )
+def event_path(row: Mapping[str, Any], *, api: bool = False) -> str:
+    return urls.event(row["cluster"], row["topic"], row["partition"], row["offset"], api=api)
 
 
-def _filter_or_400(request: Request) -> EventFilter:
+def _filter_or_400(call: Call) -> EventFilter:
     try:
-        return event_store.parse_filter(request.query_params)
+        return event_store.parse_filter(call.query)
     except SearchError as exc:
         raise HTTPException(400, str(exc)) from None
 
 
-async def events_page(request: Request) -> Response:
-    state = app_state(request)
-    api = request.url.path.startswith("/api/")
+async def events_page(call: Call) -> Reply | Response:
     try:
-        f = event_store.parse_filter(request.query_params)
+        f = event_store.parse_filter(call.query)
         error = None
     except SearchError as exc:
-        if api:
+        if call.api:
             return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
         f, error = EventFilter(), str(exc)
-    result = await run_in_threadpool(event_store.search_events, state.engine, f)
-    mask = await masker_for(request)
+    result = await run_in_threadpool(event_store.search_events, call.engine, f)
+    mask = await masker_for(call.request)
     shown = [mask(row) for row in result.events]
-    if api:
-        return JSONResponse(
-            {
-                "events": [event_json(row) for row in shown],
-                "limit": result.limit,
-                "next_cursor": result.next_cursor,
-                "scan_capped_at": result.scan_capped_at,
-            }
-        )
-    context = {
+    data = EventsJson(
+        events=[event_json(row) for row in shown],
+        limit=result.limit,
+        next_cursor=result.next_cursor,
+        scan_capped_at=result.scan_capped_at,
+    )
+    page = {
         "filter": f,
         "error": error,
         "result": result,
         "rows": [_row_view(row) for row in shown],
-        "query": request.query_params,
+        "query": call.query,
         "next_url": _next_url(f, result.next_cursor),
         "tail_url": "/events/tail?" + urlencode(f.query_args()),
         "newest_id": max((row["id"] for row in result.events), default=0),
     }
-    template = "_events_table.html" if request.headers.get("hx-request") else "events.html"
-    return state.templates.TemplateResponse(request, template, context)
+    return Reply(data, page=page)
 
 
 def _next_url(f: EventFilter, cursor: str | None) -> str | None:
@@ -142,29 +190,27 @@ def _row_view(row: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-async def event_detail(request: Request) -> Response:
-    state = app_state(request)
-    cluster, topic, partition, offset = record_coordinates(request)
+async def event_detail(call: Call) -> Reply:
+    cluster, topic, partition, offset = record_coordinates(call.request)
     row = await run_in_threadpool(
-        event_store.get_event, state.engine, cluster, topic, partition, offset
+        event_store.get_event, call.engine, cluster, topic, partition, offset
     )
     if row is None:
         raise HTTPException(404, f"no indexed event at {cluster}/{topic}/{partition}@{offset}")
-    row = (await masker_for(request))(row)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse(event_json(row, full=True))
-    key_query = (
-        urlencode({"cluster": row["cluster"], "topic": row["topic"], "key": row["key"].decode()})
-        if row["key"] is not None and _is_utf8(row["key"])
+    row = (await masker_for(call.request))(row)
+    key = row["key"]
+    key_history = (
+        urls.events(cluster=row["cluster"], topic=row["topic"], key=key.decode())
+        if key is not None and _is_utf8(key)
         else None
     )
-    context = {
+    page = {
         "event": _row_view(row),
         "headers": header_rows(row["headers"]),
         "payload": payload_view(row["value"]),
-        "key_history_url": f"/events?{key_query}" if key_query else None,
+        "key_history_url": key_history,
     }
-    return state.templates.TemplateResponse(request, "event.html", context)
+    return Reply(event_json(row, full=True), page=page)
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -175,12 +221,12 @@ def _is_utf8(raw: bytes) -> bool:
     return True
 
 
-async def events_tail(request: Request) -> Response:
+async def events_tail(call: Call) -> Response:
     """Server-sent events: each message is the HTML of new rows matching the filter."""
-    state = app_state(request)
-    f = _filter_or_400(request)
+    state, request = call.state, call.request
+    f = _filter_or_400(call)
     try:
-        after = int(request.query_params.get("after", "0"))
+        after = int(call.query.get("after", "0"))
     except ValueError:
         raise HTTPException(400, "after: not an integer") from None
     if after <= 0:
@@ -211,10 +257,47 @@ async def events_tail(request: Request) -> Response:
     )
 
 
-routes = [
-    Route("/events", events_page),
-    Route("/api/events", events_page),
-    Route("/events/tail", events_tail),
-    Route("/events/{cluster}/{topic}/{partition}/{offset}", event_detail),
-    Route("/api/events/{cluster}/{topic}/{partition}/{offset}", event_detail),
-]
+RECORD = (
+    p("cluster", STRING, "a configured cluster's name"),
+    p("topic", STRING, "a topic name"),
+    p("partition", integer(0), "partition number"),
+    p("offset", integer(0), "record offset"),
+)
+FILTER_TEXT = text(MAX_FILTER_CHARS)
+EVENT_FILTER = (
+    q("cluster", FILTER_TEXT, "exact cluster name"),
+    q("topic", FILTER_TEXT, "one topic or several, comma-separated"),
+    q("partition", integer(0)),
+    q("time_from", FILTER_TEXT, "ISO 8601 (UTC unless an offset is given) or epoch ms"),
+    q("time_to", FILTER_TEXT, "ISO 8601 (UTC unless an offset is given) or epoch ms"),
+    q("offset_from", integer(0)),
+    q("offset_to", integer(0)),
+    q("key", STRING, "exact record key (UTF-8)"),
+    q("event_type", FILTER_TEXT),
+    q("source", FILTER_TEXT),
+    q("header_name", FILTER_TEXT, "records having this header (case-insensitive)"),
+    q("header_value", FILTER_TEXT, "with header_name: the value contains this text"),
+    q("correlation_id", FILTER_TEXT),
+    q("event_id", FILTER_TEXT),
+    q("trace_id", FILTER_TEXT, "32 hex digits"),
+    q("text", FILTER_TEXT, "bytes of the value contain this text (scans the newest rows)"),
+    q("dlq_only", enum("1", "true", "on", "0"), "dead-letter records only"),
+    q("limit", integer(1, MAX_LIMIT), "page size (default 50)"),
+    q("cursor", FILTER_TEXT, "next_cursor of the previous page"),
+)
+
+ENDPOINTS = [
+    Endpoint(
+        events_page, VIEWER, path="/events", api="/api/events", template="events.html",
+        partial="_events_table.html",
+        summary="Search the indexed events across topics, newest first, with cursor paging.",
+        params=EVENT_FILTER, response=EventsJson, errors=(400,),
+    ),
+    Endpoint(events_tail, VIEWER, path="/events/tail"),
+    Endpoint(
+        event_detail, VIEWER, path="/events/{cluster}/{topic}/{partition}/{offset}",
+        api="/api/events/{cluster}/{topic}/{partition}/{offset}", template="event.html",
+        summary="One indexed record with its headers and value.",
+        params=RECORD, response=EventJson, errors=(400, 404),
+    ),
+]  # fmt: skip

@@ -32,6 +32,7 @@ from collectors.index.lag_models import (
 )
 from collectors.kafka.lag import SEVERITY_NAMES
 from console.state import app_state
+from console.web.schema import SelfLink
 
 STATUSES = ("OK", "WARN", "ERR", "NOTFOUND")
 STATUS_ORDER = {"ERR": 0, "WARN": 1, "NOTFOUND": 2, "OK": 3}
@@ -229,10 +230,6 @@ def groups_for_topic(engine: Engine, cluster: str, topic: str) -> list[dict[str,
 
 # ---------------------------------------------------------------------------------------------
 # JSON shapes
-
-
-class SelfLink(TypedDict):
-    self: str
 
 
 class GroupSummaryJson(TypedDict):

@@ -222,27 +222,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
         "GET": Operation("Who the caller is.", ok=shape(name=STRING, role=ROLE, via=STRING)),
     },
     # events
-    "/api/events": {
-        "GET": Operation(
-            "Search the indexed events across topics, newest first, with cursor paging.",
-            params=EVENT_FILTER,
-            ok=shape(
-                events=array_of(ref("EventSummary")),
-                limit=INTEGER,
-                next_cursor=NULLABLE_STRING,
-                scan_capped_at=NULLABLE_INTEGER,
-            ),
-            errors=(400,),
-        ),
-    },
-    "/api/events/{cluster}/{topic}/{partition}/{offset}": {
-        "GET": Operation(
-            "One indexed record with its headers and value.",
-            params=(CLUSTER, TOPIC, PARTITION, OFFSET),
-            ok=ref("EventSummary"),
-            errors=(400, 404),
-        ),
-    },
     # consumer lag
     "/api/groups": {
         "GET": Operation(
@@ -362,35 +341,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
         ),
     },
     # dead-letter queues and jobs
-    "/api/dlq": {
-        "GET": Operation(
-            "Every dead-letter topic with its count and ages.",
-            ok=shape(dlqs=ARRAY),
-        ),
-    },
-    "/api/dlq/{cluster}/{topic}": {
-        "GET": Operation(
-            "One dead-letter topic: messages grouped by error and by original topic.",
-            params=(CLUSTER, TOPIC, q("error_class", text(1000)), q("original_topic", text(1000))),
-            ok=shape(
-                cluster=STRING,
-                topic=STRING,
-                total=INTEGER,
-                by_error=ARRAY,
-                by_original_topic=ARRAY,
-                messages=ARRAY,
-            ),
-            errors=(400,),
-        ),
-    },
-    "/api/dlq/{cluster}/{topic}/{partition}/{offset}": {
-        "GET": Operation(
-            "One dead-letter record with its stack trace and redrive status.",
-            params=(CLUSTER, TOPIC, PARTITION, OFFSET),
-            ok=ref("EventSummary"),
-            errors=(400, 404),
-        ),
-    },
     "/api/actions": {
         "GET": Operation(
             "Replay and redrive jobs, newest first.",

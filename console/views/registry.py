@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from console.views import clusters, health
+from console.views import clusters, dlq, events, health
 from console.web.endpoints import Endpoint
 
 
@@ -15,7 +15,7 @@ def collector_endpoints() -> list[Endpoint]:
 
 
 def console_endpoints() -> list[Endpoint]:
-    return [*clusters.ENDPOINTS]
+    return [*clusters.ENDPOINTS, *dlq.ENDPOINTS, *events.ENDPOINTS]
 
 
 def all_endpoints() -> list[Endpoint]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic import TypeAdapter
+from typing_extensions import TypedDict
 
 Schema = dict[str, Any]
 
@@ -55,6 +56,12 @@ def shape(required: bool = True, **properties: Schema) -> Schema:
 
 def ref(name: str) -> Schema:
     return {"$ref": COMPONENT_REF.format(model=name)}
+
+
+class SelfLink(TypedDict):
+    """`links` of an item in a list: where its own JSON lives."""
+
+    self: str
 
 
 @dataclass(frozen=True)
