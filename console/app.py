@@ -46,10 +46,10 @@ from console.views import admin as admin_views
 from console.views import alerts as alert_views
 from console.views import audit as audit_views
 from console.views import auth as auth_views
-from console.views import groups, metrics, otlp, registry, topology, trace
 from console.views import lineage as lineage_views
 from console.views import masking as masking_views
 from console.views import openapi as openapi_views
+from console.views import registry, topology, trace
 from console.views import sagas as saga_views
 from console.web.endpoints import check_unique, routes_of
 
@@ -135,10 +135,7 @@ def create_app(
         endpoints += registry.console_endpoints()
     check_unique(endpoints)
     routes: list[BaseRoute] = routes_of(endpoints)
-    routes += metrics.routes
-    routes += otlp.routes  # the OTLP receiver is a collector: served in every mode
     if mode != "collect":
-        routes += groups.routes
         routes += saga_views.routes
         routes += action_views.routes
         routes += alert_views.routes

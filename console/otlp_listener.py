@@ -32,6 +32,7 @@ from console.auth.middleware import AccessControl
 from console.auth.permissions import permission_table
 from console.state import AppState
 from console.views import otlp
+from console.web.endpoints import routes_of
 
 log = logging.getLogger("eventscope.otlp")
 
@@ -54,7 +55,7 @@ async def about(request: Request) -> PlainTextResponse:
 
 def otlp_listener_app(state: AppState) -> Starlette:
     """`POST /v1/traces` and a short `GET /`; every other path is a 404."""
-    receiver: list[BaseRoute] = list(otlp.routes)
+    receiver: list[BaseRoute] = routes_of(otlp.ENDPOINTS)
     routes = [Route("/", about, methods=["GET"]), *receiver]
     # Only the receiver's route goes to the middleware: it then applies the console's
     # permission for /v1/traces, and lets `/` and unknown paths through to 200/404/405.
@@ -62,7 +63,10 @@ def otlp_listener_app(state: AppState) -> Starlette:
         routes=routes,
         middleware=[
             Middleware(
-                AccessControl, state=state, routes=receiver, permissions=permission_table([])
+                AccessControl,
+                state=state,
+                routes=receiver,
+                permissions=permission_table(otlp.ENDPOINTS),
             )
         ],
     )

@@ -30,14 +30,8 @@ LEGACY: dict[str, Rule] = {
     # clusters and topics
     # events
     # consumer lag
-    "/groups": Rule({"GET": V}),
-    "/api/groups": Rule({"GET": V}),
-    "/groups/{group:path}": Rule({"GET": V}),
-    "/api/groups/{group:path}": Rule({"GET": V}),
-    "/metrics": Rule({"GET": V}),
     # tracing and lineage; OTLP accepts only protobuf or JSON bodies, which a cross-site
     # form cannot send, and exporters authenticate with API tokens
-    "/v1/traces": Rule({"POST": OP}, csrf_exempt=True),
     "/trace": Rule({"GET": V}),
     "/trace/{reference:path}": Rule({"GET": V}),
     "/api/trace/{reference:path}": Rule({"GET": V}),

@@ -20,7 +20,8 @@ from collectors.config import ClusterConfig
 from collectors.kafka.admin import ClusterOverview, TopicInfo, cluster_overview
 from console.auth.roles import VIEWER
 from console.state import app_state
-from console.views.groups import GroupSummaryJson, groups_for_topic, summary_json
+from console.stores.groups import groups_for_topic
+from console.views.groups import GroupSummaryJson, summary_json
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import STRING, enum, p, q

@@ -9,40 +9,23 @@ partitions) plus the chart series and the status history.
 
 from __future__ import annotations
 
-import json
 import time
-from collections import defaultdict
-from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
-from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
 from typing_extensions import TypedDict
 
-from collectors.index.lag_models import (
-    lag_groups_table,
-    lag_rollups_table,
-    lag_samples_table,
-    lag_status_changes_table,
-)
-from collectors.kafka.lag import SEVERITY_NAMES
-from console.state import app_state
-from console.web.schema import SelfLink
+from console.auth.roles import VIEWER
+from console.stores import groups as store
+from console.stores.groups import GroupQuery
+from console.web import urls
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import STRING, SelfLink, enum, p, q, text
 
 STATUSES = ("OK", "WARN", "ERR", "NOTFOUND")
-STATUS_ORDER = {"ERR": 0, "WARN": 1, "NOTFOUND": 2, "OK": 3}
 SORTS = ("status", "group", "lag", "time_lag", "members")
 RANGES = {"1h": 3_600, "6h": 6 * 3_600, "24h": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
-RAW_RANGE_MAX_S = 86_400  # longer ranges read the 5-minute rollups
-SPARK_WINDOW_S = 30 * 60
-SPARK_POINTS = 60
-MAX_LISTED = 2_000
-HISTORY_ROWS = 100
 MAX_PARAM = 300
 METHOD_LABELS = {
     "index": "exact (index)",
@@ -50,182 +33,22 @@ METHOD_LABELS = {
     "caught-up": "caught up",
 }
 
-SUMMARY_COLUMNS = [
-    lag_groups_table.c[name]
-    for name in (
-        "cluster", "group_id", "sampled_at_ms", "state", "status", "complete", "total_lag",
-        "max_lag", "max_time_lag_s", "members", "partition_count", "topics",
-    )
-]  # fmt: skip
 
-
-@dataclass(frozen=True)
-class GroupQuery:
-    text: str = ""
-    status: str = ""
-    cluster: str = ""
-    sort: str = "status"
-
-
-def _param(request: Request, name: str) -> str:
-    value = request.query_params.get(name, "").strip()
+def _param(call: Call, name: str) -> str:
+    value = call.query.get(name, "").strip()
     if len(value) > MAX_PARAM:
         raise HTTPException(400, f"{name} is longer than {MAX_PARAM} characters")
     return value
 
 
-def parse_query(request: Request) -> GroupQuery:
-    status = _param(request, "status").upper()
+def parse_query(call: Call) -> GroupQuery:
+    status = _param(call, "status").upper()
     if status and status not in STATUSES:
         raise HTTPException(400, f"status must be one of {', '.join(STATUSES)}")
-    sort = _param(request, "sort") or "status"
+    sort = _param(call, "sort") or "status"
     if sort not in SORTS:
         raise HTTPException(400, f"sort must be one of {', '.join(SORTS)}")
-    return GroupQuery(_param(request, "q"), status, _param(request, "cluster"), sort)
-
-
-# ---------------------------------------------------------------------------------------------
-# Reading the index
-
-
-def list_groups(engine: Engine, query: GroupQuery) -> list[dict[str, Any]]:
-    g = lag_groups_table.c
-    statement = select(*SUMMARY_COLUMNS)
-    if query.cluster:
-        statement = statement.where(g.cluster == query.cluster)
-    if query.status:
-        statement = statement.where(g.status == query.status)
-    with engine.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(statement)]
-    needle = query.text.lower()
-    if needle:
-        rows = [row for row in rows if needle in row["group_id"].lower()]
-    for row in rows:
-        row["topics"] = _json_list(row["topics"])
-    _sort(rows, query.sort)
-    return rows[:MAX_LISTED]
-
-
-def _sort(rows: list[dict[str, Any]], sort: str) -> None:
-    rows.sort(key=lambda r: (r["group_id"], r["cluster"]))
-    if sort == "status":
-        rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 9), -r["total_lag"]))
-    elif sort == "lag":
-        rows.sort(key=lambda r: -r["total_lag"])
-    elif sort == "time_lag":
-        rows.sort(key=lambda r: -(r["max_time_lag_s"] or -1.0))
-    elif sort == "members":
-        rows.sort(key=lambda r: -r["members"])
-
-
-def _json_list(raw: str) -> list[Any]:
-    try:
-        value = json.loads(raw)
-    except (TypeError, ValueError):
-        return []
-    return value if isinstance(value, list) else []
-
-
-def sparklines(
-    engine: Engine, keys: list[tuple[str, str]], now_ms: int
-) -> dict[tuple[str, str], list[int]]:
-    """Total lag of the last 30 minutes per group, at most SPARK_POINTS points each."""
-    if not keys:
-        return {}
-    wanted = set(keys)
-    s = lag_samples_table.c
-    clusters = sorted({cluster for cluster, _ in keys})
-    series: dict[tuple[str, str], list[int]] = defaultdict(list)
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(s.cluster, s.group_id, s.total_lag)
-            .where(s.cluster.in_(clusters) & (s.sampled_at_ms >= now_ms - SPARK_WINDOW_S * 1000))
-            .order_by(s.sampled_at_ms)
-        )
-        for cluster, group_id, total_lag in rows:
-            if (cluster, group_id) in wanted:
-                series[(cluster, group_id)].append(int(total_lag))
-    return {key: _thin(values, SPARK_POINTS) for key, values in series.items()}
-
-
-def _thin(values: list[int], points: int) -> list[int]:
-    if len(values) <= points:
-        return values
-    step = len(values) / points
-    return [max(values[int(i * step) : int((i + 1) * step)] or [0]) for i in range(points)]
-
-
-def find_group(engine: Engine, group_id: str, cluster: str) -> dict[str, Any] | None:
-    g = lag_groups_table.c
-    statement = select(lag_groups_table).where(g.group_id == group_id)
-    if cluster:
-        statement = statement.where(g.cluster == cluster)
-    with engine.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(statement.order_by(g.cluster))]
-    if len(rows) > 1:
-        names = ", ".join(row["cluster"] for row in rows)
-        raise HTTPException(400, f"group {group_id!r} exists in clusters {names}: add ?cluster=")
-    if not rows:
-        return None
-    row = rows[0]
-    try:
-        detail = json.loads(row["detail"])
-    except ValueError:
-        detail = {}
-    row["detail"] = detail if isinstance(detail, dict) else {}
-    row["topics"] = _json_list(row["topics"])
-    return row
-
-
-def lag_series(
-    engine: Engine, cluster: str, group_id: str, range_s: int, now_ms: int
-) -> dict[str, Any]:
-    """Total lag and max time lag over time: raw samples up to a day, rollups beyond."""
-    since = now_ms - range_s * 1000
-    with engine.connect() as connection:
-        if range_s <= RAW_RANGE_MAX_S:
-            s = lag_samples_table.c
-            rows = connection.execute(
-                select(s.sampled_at_ms, s.total_lag, s.max_time_lag_s, s.severity)
-                .where(
-                    (s.cluster == cluster) & (s.group_id == group_id) & (s.sampled_at_ms >= since)
-                )
-                .order_by(s.sampled_at_ms)
-            ).all()
-            source = "samples"
-        else:
-            r = lag_rollups_table.c
-            rows = connection.execute(
-                select(r.bucket_ms, r.total_lag_max, r.max_time_lag_s, r.severity_max)
-                .where((r.cluster == cluster) & (r.group_id == group_id) & (r.bucket_ms >= since))
-                .order_by(r.bucket_ms)
-            ).all()
-            source = "rollups (5-minute maxima)"
-    return {
-        "source": source,
-        "time_ms": [int(row[0]) for row in rows],
-        "total_lag": [int(row[1]) for row in rows],
-        "max_time_lag_s": [None if row[2] is None else round(float(row[2]), 3) for row in rows],
-        "status": [SEVERITY_NAMES[min(max(int(row[3]), 0), 2)] for row in rows],
-    }
-
-
-def status_history(engine: Engine, cluster: str, group_id: str) -> list[dict[str, Any]]:
-    c = lag_status_changes_table.c
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(c.changed_at_ms, c.status, c.previous, c.reason)
-            .where((c.cluster == cluster) & (c.group_id == group_id))
-            .order_by(c.changed_at_ms.desc())
-            .limit(HISTORY_ROWS)
-        )
-        return [dict(row._mapping) for row in rows]
-
-
-def groups_for_topic(engine: Engine, cluster: str, topic: str) -> list[dict[str, Any]]:
-    """The groups with committed offsets on a topic, for the topic page."""
-    rows = list_groups(engine, GroupQuery(cluster=cluster, sort="group"))
-    return [row for row in rows if topic in row["topics"]]
+    return GroupQuery(_param(call, "q"), status, _param(call, "cluster"), sort)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -264,7 +87,7 @@ def summary_json(row: dict[str, Any]) -> GroupSummaryJson:
         partition_count=row["partition_count"],
         topics=row["topics"],
         sampled_at_ms=row["sampled_at_ms"],
-        links=SelfLink(self=group_url(row["cluster"], row["group_id"], api=True)),
+        links=SelfLink(self=urls.group(row["cluster"], row["group_id"], api=True)),
     )
 
 
@@ -272,12 +95,57 @@ def _round(value: float | None) -> float | None:
     return None if value is None else round(value, 3)
 
 
-def group_url(cluster: str, group_id: str, *, api: bool = False) -> str:
-    prefix = "/api/groups/" if api else "/groups/"
-    return f"{prefix}{quote(group_id, safe='')}?{urlencode({'cluster': cluster})}"
+class GroupJson(GroupSummaryJson):
+    trend: list[int]  # total lag over the last 30 minutes
+
+
+class GroupsJson(TypedDict):
+    groups: list[GroupJson]
+
+
+class LagSeriesJson(TypedDict):
+    source: str
+    time_ms: list[int]
+    total_lag: list[int]
+    max_time_lag_s: list[float | None]
+    status: list[str]
+
+
+class StatusChangeJson(TypedDict):
+    changed_at_ms: int
+    status: str
+    previous: str | None
+    reason: str | None
+
+
+class GroupDetailJson(TypedDict):
+    """Burrow's consumer status (status, complete, totallag, maxlag, partitions) plus the
+    time lag, the members, the chart series and the status history."""
+
+    cluster: str
+    group: str
+    state: str
+    status: str
+    complete: float
+    totallag: int
+    maxlag: dict[str, Any] | None  # the partition with the largest lag
+    max_time_lag_s: float | None
+    max_time_lag: Any
+    members: list[Any]
+    member_count: int
+    partition_count: int
+    protocol_type: str | None
+    topics: list[str]
+    sampled_at_ms: int
+    partitions: list[dict[str, Any]]
+    links: SelfLink
+    range: str
+    series: LagSeriesJson
+    history: list[StatusChangeJson]
 
 
 def detail_json(row: dict[str, Any]) -> dict[str, Any]:
+    """The group's JSON without its range, series and history."""
     detail = row["detail"]
     partitions = [p for p in detail.get("partitions", []) if isinstance(p, dict)]
     max_lag = detail.get("max_lag")
@@ -306,79 +174,95 @@ def detail_json(row: dict[str, Any]) -> dict[str, Any]:
 # Handlers
 
 
-async def groups_page(request: Request) -> Response:
-    state = app_state(request)
-    query = parse_query(request)
+async def groups_page(call: Call) -> Reply:
+    query = parse_query(call)
     now_ms = int(time.time() * 1000)
 
     def load() -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[int]]]:
-        rows = list_groups(state.engine, query)
+        rows = store.list_groups(call.engine, query)
         keys = [(row["cluster"], row["group_id"]) for row in rows]
-        return rows, sparklines(state.engine, keys, now_ms)
+        return rows, store.sparklines(call.engine, keys, now_ms)
 
     rows, sparks = await run_in_threadpool(load)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse(
-            {
-                "groups": [
-                    summary_json(row) | {"trend": sparks.get((row["cluster"], row["group_id"]), [])}
-                    for row in rows
-                ]
-            }
-        )
-    context = {
+    data = GroupsJson(
+        groups=[
+            GroupJson(**summary_json(row), trend=sparks.get((row["cluster"], row["group_id"]), []))
+            for row in rows
+        ]
+    )
+    page = {
         "rows": rows,
         "sparks": sparks,
         "query": query,
         "statuses": STATUSES,
         "sorts": SORTS,
-        "clusters": [c.name for c in state.settings.clusters],
-        "group_url": group_url,
-        "sampler_group": state.settings.collector.group_id,
+        "clusters": [c.name for c in call.settings.clusters],
+        "sampler_group": call.settings.collector.group_id,
     }
-    template = "_groups_table.html" if request.headers.get("hx-request") else "groups.html"
-    return state.templates.TemplateResponse(request, template, context)
+    return Reply(data, page=page)
 
 
-async def group_page(request: Request) -> Response:
-    state = app_state(request)
-    group_id = request.path_params["group"]
-    cluster = _param(request, "cluster")
-    range_name = _param(request, "range") or "1h"
+async def group_page(call: Call) -> Reply:
+    group_id = call.path["group"]
+    cluster = _param(call, "cluster")
+    range_name = _param(call, "range") or "1h"
     if range_name not in RANGES:
         raise HTTPException(400, f"range must be one of {', '.join(RANGES)}")
     now_ms = int(time.time() * 1000)
 
-    def load() -> tuple[dict[str, Any] | None, dict[str, Any], list[dict[str, Any]]]:
-        row = find_group(state.engine, group_id, cluster)
-        if row is None:
-            return None, {}, []
-        series = lag_series(state.engine, row["cluster"], group_id, RANGES[range_name], now_ms)
-        return row, series, status_history(state.engine, row["cluster"], group_id)
+    def load() -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+        rows = store.find_groups(call.engine, group_id, cluster)
+        if len(rows) != 1:
+            return rows, {}, []
+        found = rows[0]["cluster"]
+        series = store.lag_series(call.engine, found, group_id, RANGES[range_name], now_ms)
+        return rows, series, store.status_history(call.engine, found, group_id)
 
-    row, series, history = await run_in_threadpool(load)
-    if row is None:
+    rows, series, history = await run_in_threadpool(load)
+    if len(rows) > 1:
+        names = ", ".join(row["cluster"] for row in rows)
+        raise HTTPException(400, f"group {group_id!r} exists in clusters {names}: add ?cluster=")
+    if not rows:
         where = f" in cluster {cluster!r}" if cluster else ""
         raise HTTPException(404, f"no consumer group {group_id!r}{where} has been sampled")
+    row = rows[0]
     body = detail_json(row)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse(body | {"range": range_name, "series": series, "history": history})
-    context = {
+    page = {
         "group": body,
         "row": row,
         "range": range_name,
         "ranges": list(RANGES),
         "history": history,
-        "series_url": group_url(row["cluster"], group_id, api=True) + f"&range={range_name}",
-        "group_url": group_url,
+        "series_url": urls.group(row["cluster"], group_id, api=True, range=range_name),
         "method_labels": METHOD_LABELS,
     }
-    return state.templates.TemplateResponse(request, "group.html", context)
+    return Reply(body | {"range": range_name, "series": series, "history": history}, page=page)
 
 
-routes = [
-    Route("/groups", groups_page),
-    Route("/api/groups", groups_page),
-    Route("/groups/{group:path}", group_page),
-    Route("/api/groups/{group:path}", group_page),
-]
+SHORT_TEXT = text(MAX_PARAM)
+
+ENDPOINTS = [
+    Endpoint(
+        groups_page, VIEWER, path="/groups", api="/api/groups", template="groups.html",
+        partial="_groups_table.html",
+        summary="Consumer groups as the lag sampler last saw them, with a lag trend.",
+        params=(
+            q("q", SHORT_TEXT, "group ids containing this text"),
+            q("status", enum("OK", "WARN", "ERR", "NOTFOUND", "ok", "warn", "err")),
+            q("cluster", SHORT_TEXT),
+            q("sort", enum(*SORTS)),
+        ),
+        response=GroupsJson, errors=(400,),
+    ),
+    Endpoint(
+        group_page, VIEWER, path="/groups/{group:path}", api="/api/groups/{group:path}",
+        template="group.html",
+        summary="One group, shaped like Burrow's consumer status, with series and history.",
+        params=(
+            p("group", STRING, "the consumer group id"),
+            q("cluster", SHORT_TEXT, "needed when the group id exists in several clusters"),
+            q("range", enum(*RANGES), "span of the series"),
+        ),
+        response=GroupDetailJson, errors=(400, 404),
+    ),
+]  # fmt: skip

@@ -15,14 +15,12 @@ import math
 from collections.abc import Iterable
 from typing import Any
 
-from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
-from collectors.index.lag_models import lag_groups_table
-from console.state import app_state
+from console.auth.roles import VIEWER
+from console.stores import groups as groups_store
+from console.web.endpoints import Call, Endpoint
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -122,21 +120,11 @@ def render_metrics(rows: Iterable[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_rows(engine: Engine) -> list[dict[str, Any]]:
-    g = lag_groups_table.c
-    with engine.connect() as connection:
-        rows = connection.execute(
-            select(g.cluster, g.group_id, g.status, g.total_lag, g.max_lag, g.max_time_lag_s,
-                   g.detail).order_by(g.cluster, g.group_id)
-        )  # fmt: skip
-        return [dict(row._mapping) for row in rows]
-
-
-async def metrics(request: Request) -> Response:
-    engine = app_state(request).engine
-    rows = await run_in_threadpool(read_rows, engine)
+async def metrics(call: Call) -> Response:
+    engine = call.engine
+    rows = await run_in_threadpool(groups_store.metric_rows, engine)
     body = await run_in_threadpool(render_metrics, rows)
     return Response(body, media_type=CONTENT_TYPE)
 
 
-routes = [Route("/metrics", metrics)]
+ENDPOINTS = [Endpoint(metrics, VIEWER, path="/metrics")]

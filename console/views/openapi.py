@@ -223,39 +223,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     },
     # events
     # consumer lag
-    "/api/groups": {
-        "GET": Operation(
-            "Consumer groups as the lag sampler last saw them, with a lag trend.",
-            params=(
-                q("q", SHORT_TEXT, "group ids containing this text"),
-                q("status", enum("OK", "WARN", "ERR", "NOTFOUND", "ok", "warn", "err")),
-                q("cluster", SHORT_TEXT),
-                q("sort", enum("status", "group", "lag", "time_lag", "members")),
-            ),
-            ok=shape(groups=array_of(ref("GroupSummary"))),
-            errors=(400,),
-        ),
-    },
-    "/api/groups/{group:path}": {
-        "GET": Operation(
-            "One group, shaped like Burrow's consumer status, with series and history.",
-            params=(
-                p("group", STRING, "the consumer group id"),
-                q("cluster", SHORT_TEXT, "needed when the group id exists in several clusters"),
-                q("range", enum("1h", "6h", "24h", "7d", "30d"), "span of the series"),
-            ),
-            ok=shape(
-                required=False,
-                cluster=STRING,
-                group=STRING,
-                status=STRING,
-                partitions=ARRAY,
-                series=OBJECT,
-                history=ARRAY,
-            ),
-            errors=(400, 404),
-        ),
-    },
     # tracing, lineage, topology
     "/api/trace/{reference:path}": {
         "GET": Operation(

@@ -14,7 +14,6 @@ import time
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from collectors.otlp import (
     MAX_BODY_BYTES,
@@ -24,7 +23,8 @@ from collectors.otlp import (
     encode_response,
 )
 from collectors.traces import store_spans
-from console.state import app_state
+from console.auth.roles import OPERATOR
+from console.web.endpoints import Call, Endpoint
 
 log = logging.getLogger("eventscope.otlp")
 
@@ -46,8 +46,8 @@ async def _read_limited(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-async def receive_traces(request: Request) -> Response:
-    state = app_state(request)
+async def receive_traces(call: Call) -> Response:
+    state, request = call.state, call.request
     content_type = request.headers.get("content-type")
     try:
         body = await _read_limited(request, MAX_BODY_BYTES)
@@ -78,4 +78,7 @@ def _error(status: int, message: str, content_type: str | None) -> Response:
     return Response(body, status_code=status, media_type=media_type)
 
 
-routes = [Route("/v1/traces", receive_traces, methods=["POST"])]
+# OTLP bodies are protobuf or JSON, which a cross-site form cannot send, and exporters
+# authenticate with API tokens: no CSRF token.
+ENDPOINT = Endpoint(receive_traces, OPERATOR, path="/v1/traces", method="POST", csrf_exempt=True)
+ENDPOINTS = [ENDPOINT]

@@ -6,16 +6,16 @@
 
 from __future__ import annotations
 
-from console.views import clusters, dlq, events, health
+from console.views import clusters, dlq, events, groups, health, metrics, otlp
 from console.web.endpoints import Endpoint
 
 
 def collector_endpoints() -> list[Endpoint]:
-    return [*health.ENDPOINTS]
+    return [*health.ENDPOINTS, *metrics.ENDPOINTS, *otlp.ENDPOINTS]
 
 
 def console_endpoints() -> list[Endpoint]:
-    return [*clusters.ENDPOINTS, *dlq.ENDPOINTS, *events.ENDPOINTS]
+    return [*clusters.ENDPOINTS, *events.ENDPOINTS, *groups.ENDPOINTS, *dlq.ENDPOINTS]
 
 
 def all_endpoints() -> list[Endpoint]:
