@@ -50,7 +50,6 @@ from console.views import lineage as lineage_views
 from console.views import masking as masking_views
 from console.views import openapi as openapi_views
 from console.views import registry, topology, trace
-from console.views import sagas as saga_views
 from console.web.endpoints import check_unique, routes_of
 
 log = logging.getLogger("eventscope")
@@ -136,7 +135,6 @@ def create_app(
     check_unique(endpoints)
     routes: list[BaseRoute] = routes_of(endpoints)
     if mode != "collect":
-        routes += saga_views.routes
         routes += action_views.routes
         routes += alert_views.routes
         routes += trace.routes + lineage_views.routes + topology.routes

@@ -41,10 +41,6 @@ LEGACY: dict[str, Rule] = {
     "/topology": Rule({"GET": V}),
     "/api/topology": Rule({"GET": V}),
     # sagas
-    "/sagas": Rule({"GET": V}),
-    "/api/sagas": Rule({"GET": V}),
-    "/sagas/{saga_id:path}": Rule({"GET": V}),
-    "/api/sagas/{saga_id:path}": Rule({"GET": V}),
     # alerts: silences and test sends for operators, rules and receivers for admins
     "/alerts": Rule({"GET": V}),
     "/api/alerts": Rule({"GET": V}),

@@ -270,43 +270,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
         ),
     },
     # sagas
-    "/api/sagas": {
-        "GET": Operation(
-            "Saga instances with counts by type and status; what needs a human first.",
-            params=(
-                q("status", STRING, "comma-separated statuses"),
-                q("type", text(512)),
-                q("cluster", text(512)),
-                q("id", text(512), "saga id prefix"),
-                q("min_age", text(512), "a duration such as 30s, 5m, 2h or 1d"),
-                q("problems", enum("1", "0")),
-                q("sort", enum("priority", "newest", "oldest", "recent", "longest")),
-                q("limit", integer(1, 500)),
-                q("offset", integer(0, 100_000)),
-            ),
-            ok=shape(
-                sagas=ARRAY, counts=OBJECT, limit=INTEGER, offset=INTEGER, next=NULLABLE_STRING
-            ),
-            errors=(400,),
-        ),
-    },
-    "/api/sagas/{saga_id:path}": {
-        "GET": Operation(
-            "One saga: status, steps, events and the timeline bars.",
-            params=(p("saga_id", text(1024)), q("cluster", text(512))),
-            ok=shape(
-                required=False,
-                cluster=STRING,
-                saga_id=STRING,
-                status=STRING,
-                steps=ARRAY,
-                events=ARRAY,
-                timeline=ARRAY,
-                links=OBJECT,
-            ),
-            errors=(400, 404),
-        ),
-    },
     # dead-letter queues and jobs
     "/api/actions": {
         "GET": Operation(

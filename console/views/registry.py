@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from console.views import clusters, dlq, events, groups, health, metrics, otlp
+from console.views import clusters, dlq, events, groups, health, metrics, otlp, sagas
 from console.web.endpoints import Endpoint
 
 
@@ -15,7 +15,13 @@ def collector_endpoints() -> list[Endpoint]:
 
 
 def console_endpoints() -> list[Endpoint]:
-    return [*clusters.ENDPOINTS, *events.ENDPOINTS, *groups.ENDPOINTS, *dlq.ENDPOINTS]
+    return [
+        *clusters.ENDPOINTS,
+        *events.ENDPOINTS,
+        *groups.ENDPOINTS,
+        *dlq.ENDPOINTS,
+        *sagas.ENDPOINTS,
+    ]
 
 
 def all_endpoints() -> list[Endpoint]:
