@@ -49,7 +49,7 @@ from console.views import auth as auth_views
 from console.views import lineage as lineage_views
 from console.views import masking as masking_views
 from console.views import openapi as openapi_views
-from console.views import registry, topology, trace
+from console.views import registry, topology
 from console.web.endpoints import check_unique, routes_of
 
 log = logging.getLogger("eventscope")
@@ -137,7 +137,7 @@ def create_app(
     if mode != "collect":
         routes += action_views.routes
         routes += alert_views.routes
-        routes += trace.routes + lineage_views.routes + topology.routes
+        routes += lineage_views.routes + topology.routes
         routes += static_routes()
     if mode != "collect":
         routes += auth_views.routes + admin_views.routes

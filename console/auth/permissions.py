@@ -32,9 +32,6 @@ LEGACY: dict[str, Rule] = {
     # consumer lag
     # tracing and lineage; OTLP accepts only protobuf or JSON bodies, which a cross-site
     # form cannot send, and exporters authenticate with API tokens
-    "/trace": Rule({"GET": V}),
-    "/trace/{reference:path}": Rule({"GET": V}),
-    "/api/trace/{reference:path}": Rule({"GET": V}),
     "/lineage": Rule({"GET": V}),
     "/lineage/{cluster}/{topic}/{partition}/{offset}": Rule({"GET": V}),
     "/api/lineage/{cluster}/{topic}/{partition}/{offset}": Rule({"GET": V}),

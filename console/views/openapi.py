@@ -224,22 +224,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     # events
     # consumer lag
     # tracing, lineage, topology
-    "/api/trace/{reference:path}": {
-        "GET": Operation(
-            "Every record and span of one flow, by correlation id, event id or trace id.",
-            params=(p("reference", text(1000), "correlation id, event id or trace id"),),
-            ok=shape(
-                required=False,
-                reference=STRING,
-                matched_by=STRING,
-                services=ARRAY,
-                problems=ARRAY,
-                consumer_latency=ARRAY,
-                gaps=ARRAY,
-            ),
-            errors=(400, 404),
-        ),
-    },
     "/api/lineage/{cluster}/{topic}/{partition}/{offset}": {
         "GET": Operation(
             "Upstream and downstream lineage graph of one event, with preset positions.",

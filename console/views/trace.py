@@ -14,21 +14,22 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
-from urllib.parse import quote
+from typing import Any, Required
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response
+from typing_extensions import TypedDict
 
 from collectors import traces
 from collectors.traces import Flow, Row
-from console.state import app_state
+from console.auth.roles import VIEWER
 from console.stores.events import format_time
 from console.stores.masking import masker_for
 from console.views.events import event_path
+from console.web import urls
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import p, text
 
 MAX_REFERENCE_CHARS = 1_000
 MINIMAP_ROWS = 30  # flows with more rows than this get a minimap
@@ -256,8 +257,52 @@ def build_timeline(flow: Flow) -> Timeline:
     )
 
 
-def _item_json(item: Item, start_ms: float) -> dict[str, Any]:
-    return {
+class TraceItemJson(TypedDict, total=False):
+    """A timeline row; records add their coordinates and ids, spans their span fields."""
+
+    kind: Required[str]
+    label: Required[str]
+    offset_ms: Required[float]
+    duration_ms: Required[float]
+    error: Required[str | None]
+    flags: Required[list[str]]
+    links: Required[dict[str, str]]
+
+
+class ServiceRowsJson(TypedDict):
+    service: str
+    items: list[TraceItemJson]
+
+
+class LatencyJson(TypedDict):
+    consumer_group: str
+    records: int
+    avg_ms: float
+    max_ms: float
+
+
+class GapJson(TypedDict):
+    from_ms: float
+    to_ms: float
+    idle_ms: float
+
+
+class TraceJson(TypedDict):
+    reference: str
+    matched_by: str | None
+    start: str | None
+    duration_ms: float
+    record_count: int
+    span_count: int
+    truncated: bool
+    services: list[ServiceRowsJson]
+    consumer_latency: list[LatencyJson]
+    gaps: list[GapJson]
+    problems: list[TraceItemJson]
+
+
+def _item_json(item: Item, start_ms: float) -> TraceItemJson:
+    body: dict[str, Any] = {
         "kind": item.kind,
         "label": item.label,
         "offset_ms": round(item.start_ms - start_ms, 3),
@@ -267,25 +312,29 @@ def _item_json(item: Item, start_ms: float) -> dict[str, Any]:
         "links": {"self": "/api" + item.url} if item.url else {},
         **item.detail,
     }
+    return body  # type: ignore[return-value]  # the detail keys vary by kind
 
 
-def timeline_json(flow: Flow, timeline: Timeline) -> dict[str, Any]:
-    return {
-        "reference": flow.reference,
-        "matched_by": flow.matched_by,
-        "start": format_time(int(timeline.start_ms)) if timeline.row_count else None,
-        "duration_ms": round(timeline.duration_ms, 3),
-        "record_count": len(flow.events),
-        "span_count": len(flow.spans),
-        "truncated": flow.truncated,
-        "services": [
-            {"service": name, "items": [_item_json(i, timeline.start_ms) for i in items]}
+def timeline_json(flow: Flow, timeline: Timeline) -> TraceJson:
+    return TraceJson(
+        reference=flow.reference,
+        matched_by=flow.matched_by,
+        start=format_time(int(timeline.start_ms)) if timeline.row_count else None,
+        duration_ms=round(timeline.duration_ms, 3),
+        record_count=len(flow.events),
+        span_count=len(flow.spans),
+        truncated=flow.truncated,
+        services=[
+            ServiceRowsJson(service=name, items=[_item_json(i, timeline.start_ms) for i in items])
             for name, items in timeline.groups
         ],
-        "consumer_latency": timeline.latencies,
-        "gaps": [{k: g[k] for k in ("from_ms", "to_ms", "idle_ms")} for g in timeline.gaps],
-        "problems": [_item_json(i, timeline.start_ms) for i in timeline.errors],
-    }
+        consumer_latency=timeline.latencies,  # type: ignore[typeddict-item]
+        gaps=[
+            GapJson(from_ms=g["from_ms"], to_ms=g["to_ms"], idle_ms=g["idle_ms"])
+            for g in timeline.gaps
+        ],
+        problems=[_item_json(i, timeline.start_ms) for i in timeline.errors],
+    )
 
 
 def _reference(raw: str) -> str:
@@ -299,47 +348,45 @@ def _reference(raw: str) -> str:
     return reference
 
 
-async def trace_search(request: Request) -> Response:
+async def trace_search(call: Call) -> Reply | Response:
     """The search box: /trace?q=<id> goes to /trace/<id>."""
-    state = app_state(request)
-    query = request.query_params.get("q")
+    query = call.query.get("q")
     if query is None or not query.strip():
-        return state.templates.TemplateResponse(request, "trace_search.html", {"query": ""})
-    reference = _reference(query)
-    return RedirectResponse(f"/trace/{quote(reference, safe='')}", status_code=303)
+        return Reply({}, page={"query": ""})
+    return RedirectResponse(urls.trace(_reference(query)), status_code=303)
 
 
-async def trace_page(request: Request) -> Response:
-    state = app_state(request)
-    reference = _reference(request.path_params["reference"])
-    flow = await run_in_threadpool(traces.collect_flow, state.engine, reference)
-    mask = await masker_for(request)
+async def trace_page(call: Call) -> Reply:
+    reference = _reference(call.path["reference"])
+    flow = await run_in_threadpool(traces.collect_flow, call.engine, reference)
+    mask = await masker_for(call.request)
     flow = dataclasses.replace(flow, events=[mask(row) for row in flow.events])
-    api = request.url.path.startswith("/api/")
     if not flow.events and not flow.spans:
         message = f"no record or span found for {reference!r}"
-        if api:
-            return JSONResponse({"error": message}, status_code=404)
-        context: dict[str, Any] = {"query": reference, "not_found": message}
-        return state.templates.TemplateResponse(
-            request, "trace_search.html", context, status_code=404
-        )
+        if call.api:
+            raise HTTPException(404, message)
+        missing = {"query": reference, "not_found": message}
+        return Reply({}, page=missing, status=404, template="trace_search.html")
     timeline = build_timeline(flow)
-    if api:
-        return JSONResponse(timeline_json(flow, timeline))
-    context = {
+    page = {
         "flow": flow,
         "timeline": timeline,
         "query": reference,
         "show_minimap": timeline.row_count > MINIMAP_ROWS,
         "start_time": format_time(int(timeline.start_ms)),
-        "api_url": f"/api/trace/{quote(reference, safe='')}",
+        "api_url": urls.trace(reference, api=True),
     }
-    return state.templates.TemplateResponse(request, "trace.html", context)
+    return Reply(timeline_json(flow, timeline), page=page)
 
 
-routes = [
-    Route("/trace", trace_search),
-    Route("/trace/{reference:path}", trace_page),
-    Route("/api/trace/{reference:path}", trace_page),
-]
+ENDPOINTS = [
+    Endpoint(trace_search, VIEWER, path="/trace", template="trace_search.html"),
+    Endpoint(
+        trace_page, VIEWER, path="/trace/{reference:path}", api="/api/trace/{reference:path}",
+        template="trace.html",
+        summary="Every record and span of one flow, by correlation id, event id or trace id.",
+        params=(p("reference", text(MAX_REFERENCE_CHARS),
+                  "correlation id, event id or trace id"),),
+        response=TraceJson, errors=(400, 404),
+    ),
+]  # fmt: skip
