@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from console.views import clusters, dlq, events, groups, health, metrics, otlp, sagas
+from console.views import clusters, dlq, events, groups, health, metrics, otlp, sagas, trace
 from console.web.endpoints import Endpoint
 
 
@@ -21,6 +21,7 @@ def console_endpoints() -> list[Endpoint]:
         *groups.ENDPOINTS,
         *dlq.ENDPOINTS,
         *sagas.ENDPOINTS,
+        *trace.ENDPOINTS,
     ]
 
 
