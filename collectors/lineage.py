@@ -374,3 +374,23 @@ def _mark_failed(connection: Connection, graph: LineageGraph) -> None:
             if span["status_code"] == traces.STATUS_ERROR and row_id not in graph.failed:
                 who = span["service_name"] or span["name"]
                 graph.failed[row_id] = f"processing failed in {who}: {span['status_message'] or ''}"
+
+
+def flow_row_at(
+    engine: Engine, cluster: str, topic: str, partition: int, offset: int
+) -> Row | None:
+    """The event at these coordinates, with the columns a lineage graph reads."""
+    c = events.c
+    query = select(*FLOW_COLUMNS).where(
+        c.cluster == cluster, c.topic == topic, c.partition == partition, c.offset == offset
+    )
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return dict(row._mapping) if row else None
+
+
+def flow_rows_with_event_id(engine: Engine, event_id: str, limit: int = 20) -> list[Row]:
+    """Events that carry this event id (several when producers reuse ids)."""
+    query = select(*FLOW_COLUMNS).where(identity_equals("event_id", event_id)).limit(limit)
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]

@@ -46,10 +46,9 @@ from console.views import admin as admin_views
 from console.views import alerts as alert_views
 from console.views import audit as audit_views
 from console.views import auth as auth_views
-from console.views import lineage as lineage_views
 from console.views import masking as masking_views
 from console.views import openapi as openapi_views
-from console.views import registry, topology
+from console.views import registry
 from console.web.endpoints import check_unique, routes_of
 
 log = logging.getLogger("eventscope")
@@ -137,7 +136,6 @@ def create_app(
     if mode != "collect":
         routes += action_views.routes
         routes += alert_views.routes
-        routes += lineage_views.routes + topology.routes
         routes += static_routes()
     if mode != "collect":
         routes += auth_views.routes + admin_views.routes

@@ -32,11 +32,6 @@ LEGACY: dict[str, Rule] = {
     # consumer lag
     # tracing and lineage; OTLP accepts only protobuf or JSON bodies, which a cross-site
     # form cannot send, and exporters authenticate with API tokens
-    "/lineage": Rule({"GET": V}),
-    "/lineage/{cluster}/{topic}/{partition}/{offset}": Rule({"GET": V}),
-    "/api/lineage/{cluster}/{topic}/{partition}/{offset}": Rule({"GET": V}),
-    "/topology": Rule({"GET": V}),
-    "/api/topology": Rule({"GET": V}),
     # sagas
     # alerts: silences and test sends for operators, rules and receivers for admins
     "/alerts": Rule({"GET": V}),

@@ -18,24 +18,22 @@ from __future__ import annotations
 import threading
 import time
 from collections import OrderedDict
-from typing import Any
 
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response
+from typing_extensions import TypedDict
 
 from collectors import lineage
-from collectors.index.identity import identity_equals
-from collectors.index.models import events_table as events
 from collectors.lineage import LineageGraph
-from collectors.traces import FLOW_COLUMNS, Row
-from console.state import app_state
+from collectors.traces import Row
+from console.auth.roles import VIEWER
 from console.stores.events import format_time
-from console.views.events import event_path
+from console.views.events import RECORD, event_path
 from console.views.requests import record_coordinates
+from console.web import urls
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import integer, q
 
 LAYER_GAP_X = 260
 ROW_GAP_Y = 70
@@ -48,16 +46,16 @@ class Handoff:
     def __init__(self, ttl_s: float = 5.0, size: int = 32) -> None:
         self.ttl_s = ttl_s
         self.size = size
-        self._items: OrderedDict[tuple[int, int, int], tuple[float, dict[str, Any]]] = OrderedDict()
+        self._items: OrderedDict[tuple[int, int, int], tuple[float, LineageJson]] = OrderedDict()
         self._lock = threading.Lock()
 
-    def put(self, key: tuple[int, int, int], body: dict[str, Any]) -> None:
+    def put(self, key: tuple[int, int, int], body: LineageJson) -> None:
         with self._lock:
             self._items[key] = (time.monotonic(), body)
             while len(self._items) > self.size:
                 self._items.popitem(last=False)
 
-    def take(self, key: tuple[int, int, int]) -> dict[str, Any] | None:
+    def take(self, key: tuple[int, int, int]) -> LineageJson | None:
         with self._lock:
             item = self._items.pop(key, None)
         if item is None or time.monotonic() - item[0] > self.ttl_s:
@@ -68,8 +66,8 @@ class Handoff:
 handoff = Handoff()
 
 
-def lineage_path(row: Row) -> str:
-    return "/lineage" + event_path(row).removeprefix("/events")
+def lineage_path(row: Row, *, api: bool = False) -> str:
+    return urls.lineage(row["cluster"], row["topic"], row["partition"], row["offset"], api=api)
 
 
 def layout(graph: LineageGraph) -> dict[int, tuple[int, int]]:
@@ -92,7 +90,43 @@ def _label(row: Row) -> str:
     return text if len(text) <= MAX_LABEL_CHARS * 2 else text[: MAX_LABEL_CHARS * 2] + "…"
 
 
-def graph_json(graph: LineageGraph) -> dict[str, Any]:
+class LineageNodeJson(TypedDict):
+    id: str
+    label: str
+    cluster: str
+    topic: str
+    partition: int
+    offset: int
+    event_id: str | None
+    event_type: str | None
+    time: str
+    layer: int  # breadth-first distance: causes < 0 < effects
+    root: bool
+    dlq: bool
+    failed: str | None
+    url: str
+    x: int
+    y: int
+
+
+class LineageEdgeJson(TypedDict):
+    id: str
+    source: str
+    target: str
+    kind: str  # causation, trace, dead-letter, correlation
+    via: str | None
+
+
+class LineageJson(TypedDict):
+    root: str
+    nodes: list[LineageNodeJson]
+    edges: list[LineageEdgeJson]
+    truncated: bool
+    upstream: int
+    downstream: int
+
+
+def graph_json(graph: LineageGraph) -> LineageJson:
     positions = layout(graph)
     nodes = []
     for node_id, row in graph.nodes.items():
@@ -127,18 +161,18 @@ def graph_json(graph: LineageGraph) -> dict[str, Any]:
         }
         for edge in graph.edges.values()
     ]
-    return {
-        "root": f"e{graph.root}",
-        "nodes": nodes,
-        "edges": edges,
-        "truncated": graph.truncated,
-        "upstream": sum(1 for layer in graph.layers.values() if layer < 0),
-        "downstream": sum(1 for layer in graph.layers.values() if layer > 0),
-    }
+    return LineageJson(
+        root=f"e{graph.root}",
+        nodes=nodes,  # type: ignore[typeddict-item]
+        edges=edges,  # type: ignore[typeddict-item]
+        truncated=graph.truncated,
+        upstream=sum(1 for layer in graph.layers.values() if layer < 0),
+        downstream=sum(1 for layer in graph.layers.values() if layer > 0),
+    )
 
 
-def _max_nodes(request: Request) -> int:
-    raw = request.query_params.get("max_nodes")
+def _max_nodes(call: Call) -> int:
+    raw = call.query.get("max_nodes")
     if raw is None or raw == "":
         return lineage.DEFAULT_MAX_NODES
     try:
@@ -150,74 +184,64 @@ def _max_nodes(request: Request) -> int:
     return value
 
 
-def _find_event(engine: Any, cluster: str, topic: str, partition: int, offset: int) -> Row | None:
-    c = events.c
-    query = select(*FLOW_COLUMNS).where(
-        c.cluster == cluster, c.topic == topic, c.partition == partition, c.offset == offset
+async def lineage_page(call: Call) -> Reply:
+    cluster, topic, partition, offset = record_coordinates(call.request)
+    max_nodes = _max_nodes(call)
+    root = await run_in_threadpool(
+        lineage.flow_row_at, call.engine, cluster, topic, partition, offset
     )
-    with engine.connect() as connection:
-        row = connection.execute(query).first()
-    return dict(row._mapping) if row else None
-
-
-def _events_with_id(engine: Any, event_id: str) -> list[Row]:
-    query = select(*FLOW_COLUMNS).where(identity_equals("event_id", event_id)).limit(20)
-    with engine.connect() as connection:
-        return [dict(row._mapping) for row in connection.execute(query)]
-
-
-async def lineage_page(request: Request) -> Response:
-    state = app_state(request)
-    cluster, topic, partition, offset = record_coordinates(request)
-    max_nodes = _max_nodes(request)
-    root = await run_in_threadpool(_find_event, state.engine, cluster, topic, partition, offset)
     if root is None:
         raise HTTPException(404, f"no indexed event at {cluster}/{topic}/{partition}@{offset}")
-    key = (id(state.engine), root["id"], max_nodes)
-    if request.url.path.startswith("/api/"):
+    key = (id(call.engine), root["id"], max_nodes)
+    if call.api:
         body = handoff.take(key)
         if body is None:
-            graph = await run_in_threadpool(lineage.lineage, state.engine, root, max_nodes)
+            graph = await run_in_threadpool(lineage.lineage, call.engine, root, max_nodes)
             body = graph_json(graph)
-        return JSONResponse(body)
-    graph = await run_in_threadpool(lineage.lineage, state.engine, root, max_nodes)
+        return Reply(body)
+    graph = await run_in_threadpool(lineage.lineage, call.engine, root, max_nodes)
     body = graph_json(graph)
     handoff.put(key, body)
-    api_url = "/api" + lineage_path(root)
-    explicit_cap = "max_nodes" in request.query_params
-    by_id = {node["id"]: node for node in body["nodes"]}
-    context = {
+    explicit_cap = "max_nodes" in call.query
+    page = {
         "root": root,
         "root_path": event_path(root),
         "graph": body,
-        "by_id": by_id,
-        "api_url": api_url + (f"?max_nodes={max_nodes}" if explicit_cap else ""),
+        "by_id": {node["id"]: node for node in body["nodes"]},
+        "api_url": lineage_path(root, api=True)
+        + (f"?max_nodes={max_nodes}" if explicit_cap else ""),
     }
-    return state.templates.TemplateResponse(request, "lineage.html", context)
+    return Reply(body, page=page)
 
 
-async def lineage_search(request: Request) -> Response:
+async def lineage_search(call: Call) -> Reply | Response:
     """/lineage?event_id=...: one match opens its lineage, several are listed."""
-    state = app_state(request)
-    event_id = (request.query_params.get("event_id") or "").strip()
+    event_id = (call.query.get("event_id") or "").strip()
     if len(event_id) > 1_000 or "\x00" in event_id:
         raise HTTPException(400, "event_id: longer than 1000 characters or contains NUL")
-    matches = await run_in_threadpool(_events_with_id, state.engine, event_id) if event_id else []
+    matches = (
+        await run_in_threadpool(lineage.flow_rows_with_event_id, call.engine, event_id)
+        if event_id
+        else []
+    )
     if len(matches) == 1:
         return RedirectResponse(lineage_path(matches[0]), status_code=303)
-    context = {
+    page = {
         "event_id": event_id,
         "matches": [{**m, "lineage_url": lineage_path(m), "time": format_time(m["timestamp_ms"])}
                     for m in matches],
     }  # fmt: skip
-    status = 404 if event_id and not matches else 200
-    return state.templates.TemplateResponse(
-        request, "lineage_search.html", context, status_code=status
-    )
+    return Reply({}, page=page, status=404 if event_id and not matches else 200)
 
 
-routes = [
-    Route("/lineage", lineage_search),
-    Route("/lineage/{cluster}/{topic}/{partition}/{offset}", lineage_page),
-    Route("/api/lineage/{cluster}/{topic}/{partition}/{offset}", lineage_page),
-]
+ENDPOINTS = [
+    Endpoint(lineage_search, VIEWER, path="/lineage", template="lineage_search.html"),
+    Endpoint(
+        lineage_page, VIEWER, path="/lineage/{cluster}/{topic}/{partition}/{offset}",
+        api="/api/lineage/{cluster}/{topic}/{partition}/{offset}", template="lineage.html",
+        summary="Upstream and downstream lineage graph of one event, with preset positions.",
+        params=(*RECORD, q("max_nodes", integer(1, lineage.MAX_NODES),
+                           "cap on the nodes returned")),
+        response=LineageJson, errors=(400, 404),
+    ),
+]  # fmt: skip

@@ -224,35 +224,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     # events
     # consumer lag
     # tracing, lineage, topology
-    "/api/lineage/{cluster}/{topic}/{partition}/{offset}": {
-        "GET": Operation(
-            "Upstream and downstream lineage graph of one event, with preset positions.",
-            params=(
-                CLUSTER,
-                TOPIC,
-                p("partition", integer(0, 2**31 - 1)),
-                p("offset", integer(0, 2**63 - 1)),
-                q("max_nodes", integer(1), "cap on the nodes returned"),
-            ),
-            ok=shape(
-                root=STRING,
-                nodes=ARRAY,
-                edges=ARRAY,
-                truncated=BOOLEAN,
-                upstream=INTEGER,
-                downstream=INTEGER,
-            ),
-            errors=(400, 404),
-        ),
-    },
-    "/api/topology": {
-        "GET": Operation(
-            "Services, topics and consumer groups learned over a window, as edges.",
-            params=(q("window", integer(1, 7 * 24 * 60), "minutes (default 60)"),),
-            ok=shape(window_minutes=INTEGER, edges=ARRAY),
-            errors=(400,),
-        ),
-    },
     # sagas
     # dead-letter queues and jobs
     "/api/actions": {

@@ -6,7 +6,19 @@
 
 from __future__ import annotations
 
-from console.views import clusters, dlq, events, groups, health, metrics, otlp, sagas, trace
+from console.views import (
+    clusters,
+    dlq,
+    events,
+    groups,
+    health,
+    lineage,
+    metrics,
+    otlp,
+    sagas,
+    topology,
+    trace,
+)
 from console.web.endpoints import Endpoint
 
 
@@ -22,6 +34,8 @@ def console_endpoints() -> list[Endpoint]:
         *dlq.ENDPOINTS,
         *sagas.ENDPOINTS,
         *trace.ENDPOINTS,
+        *lineage.ENDPOINTS,
+        *topology.ENDPOINTS,
     ]
 
 

@@ -12,17 +12,17 @@ from __future__ import annotations
 import math
 import time
 from typing import Any
-from urllib.parse import quote, urlencode
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
 from collectors import topology as learned
 from collectors.topology import Edge, Node, NodeKey, Topology
-from console.state import app_state
+from console.auth.roles import VIEWER
+from console.web import urls
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import integer, q
 
 DEFAULT_WINDOW_MIN = 60
 MAX_WINDOW_MIN = 7 * 24 * 60
@@ -30,8 +30,8 @@ LAYER_GAP_X = 240
 ROW_GAP_Y = 80
 
 
-def _window(request: Request) -> int:
-    raw = request.query_params.get("window") or str(DEFAULT_WINDOW_MIN)
+def _window(call: Call) -> int:
+    raw = call.query.get("window") or str(DEFAULT_WINDOW_MIN)
     try:
         minutes = int(raw)
     except ValueError:
@@ -49,14 +49,11 @@ def node_url(node: Node, default_cluster: str | None) -> str | None:
     """Where a click on the node leads: topic page, group page, the service's events."""
     cluster = min(node.clusters) if node.clusters else default_cluster
     if node.kind == "service":
-        return "/events?" + urlencode({"source": node.name})
+        return urls.events(source=node.name)
     if node.kind == "topic":
-        if cluster is None:
-            return "/events?" + urlencode({"topic": node.name})
-        return f"/clusters/{quote(cluster, safe='')}/topics/{quote(node.name, safe='')}"
+        return urls.events(topic=node.name) if cluster is None else urls.topic(cluster, node.name)
     if node.kind == "group" and not node.synthetic:
-        query = "?" + urlencode({"cluster": cluster}) if cluster else ""
-        return f"/groups/{quote(node.name, safe='')}{query}"
+        return urls.group(cluster, node.name) if cluster else urls.group("", node.name)
     return None
 
 
@@ -129,7 +126,13 @@ def edge_json(edge: Edge, window_s: int) -> dict[str, Any]:
     }
 
 
-def topology_json(topology: Topology, minutes: int, default_cluster: str | None) -> dict[str, Any]:
+class TopologyJson(TypedDict):
+    window_minutes: int
+    nodes: list[dict[str, Any]]  # id, kind, name, clusters, url, layer, x, y (+ kind's own)
+    edges: list[dict[str, Any]]  # source, target, kind, count, rates, origins, consumers
+
+
+def topology_json(topology: Topology, minutes: int, default_cluster: str | None) -> TopologyJson:
     window_s = minutes * 60
     layers, placed = positions(topology)
     nodes = [
@@ -140,21 +143,25 @@ def topology_json(topology: Topology, minutes: int, default_cluster: str | None)
         (edge_json(edge, window_s) for edge in topology.edges.values()),
         key=lambda e: (e["from"]["kind"], e["from"]["name"], e["to"]["kind"], e["to"]["name"]),
     )
-    return {"window_minutes": minutes, "nodes": nodes, "edges": edges}
+    return TopologyJson(window_minutes=minutes, nodes=nodes, edges=edges)
 
 
-async def topology_page(request: Request) -> Response:
-    state = app_state(request)
-    minutes = _window(request)
+async def topology_page(call: Call) -> Reply:
+    minutes = _window(call)
     since_ms = int(time.time() * 1000) - minutes * 60_000
-    graph = await run_in_threadpool(learned.learn, state.engine, since_ms)
-    clusters = state.settings.clusters
+    graph = await run_in_threadpool(learned.learn, call.engine, since_ms)
+    clusters = call.settings.clusters
     body = topology_json(graph, minutes, clusters[0].name if clusters else None)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse(body)
     by_id = {node["id"]: node for node in body["nodes"]}
-    context = {"edges": body["edges"], "nodes": body["nodes"], "by_id": by_id, "window": minutes}
-    return state.templates.TemplateResponse(request, "topology.html", context)
+    page = {"edges": body["edges"], "nodes": body["nodes"], "by_id": by_id, "window": minutes}
+    return Reply(body, page=page)
 
 
-routes = [Route("/topology", topology_page), Route("/api/topology", topology_page)]
+ENDPOINTS = [
+    Endpoint(
+        topology_page, VIEWER, path="/topology", api="/api/topology", template="topology.html",
+        summary="Services, topics and consumer groups learned over a window, as edges.",
+        params=(q("window", integer(1, MAX_WINDOW_MIN), "minutes (default 60)"),),
+        response=TopologyJson, errors=(400,),
+    ),
+]  # fmt: skip
