@@ -41,7 +41,6 @@ from console.settings import check_console_sections
 from console.state import AppState, app_state
 from console.stores import auth as auth_store
 from console.templating import make_templates
-from console.views import actions as action_views
 from console.views import admin as admin_views
 from console.views import alerts as alert_views
 from console.views import audit as audit_views
@@ -134,7 +133,6 @@ def create_app(
     check_unique(endpoints)
     routes: list[BaseRoute] = routes_of(endpoints)
     if mode != "collect":
-        routes += action_views.routes
         routes += alert_views.routes
         routes += static_routes()
     if mode != "collect":

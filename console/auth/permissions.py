@@ -57,14 +57,6 @@ LEGACY: dict[str, Rule] = {
     "/alerts/receivers/{name}/delete": Rule({"POST": A}),
     "/api/alerts/receivers/{name}": Rule({"DELETE": A}),
     # dead-letter queues, redrive and replay jobs
-    "/actions": Rule({"GET": V, "POST": OP}),
-    "/api/actions": Rule({"GET": V, "POST": OP}),
-    "/actions/new": Rule({"GET": OP}),
-    "/actions/{job_id}": Rule({"GET": V}),
-    "/actions/{job_id}/progress": Rule({"GET": V}),
-    "/api/actions/{job_id}": Rule({"GET": V}),
-    "/actions/{job_id}/cancel": Rule({"POST": OP}),
-    "/api/actions/{job_id}/cancel": Rule({"POST": OP}),
     # administration
     "/admin": Rule({"GET": A}),
     "/api/admin/users": Rule({"GET": A, "POST": A}),

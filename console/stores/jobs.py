@@ -406,7 +406,22 @@ def redrive_history(
 # --- preview, create, inspect, cancel ------------------------------------------------------
 
 
-def preview(engine: Engine, request: JobRequest, sample: int = SAMPLE_SIZE) -> dict[str, Any]:
+class JobPreview(TypedDict):
+    """A dry run: how many records would be sent to which topic, skipped or refused."""
+
+    dry_run: bool
+    kind: str
+    cluster: str
+    total: int
+    to_send: int
+    skipped: int
+    already_redriven: int
+    failed: int
+    targets: dict[str, int]
+    sample: list[dict[str, Any]]  # source, target_topic, would, note, error_class
+
+
+def preview(engine: Engine, request: JobRequest, sample: int = SAMPLE_SIZE) -> JobPreview:
     """What a job would do: counts per target, skipped and failed counts, a sample."""
     total = skipped = failed = already = 0
     targets: dict[str, int] = {}
@@ -440,18 +455,18 @@ def preview(engine: Engine, request: JobRequest, sample: int = SAMPLE_SIZE) -> d
                     "target_topic": item.target_topic, "would": state, "note": note,
                     "error_class": item.error_class,
                 })  # fmt: skip
-    return {
-        "dry_run": True,
-        "kind": request.kind,
-        "cluster": request.cluster,
-        "total": total,
-        "to_send": sum(targets.values()),
-        "skipped": skipped,
-        "already_redriven": already,
-        "failed": failed,
-        "targets": targets,
-        "sample": examples,
-    }
+    return JobPreview(
+        dry_run=True,
+        kind=request.kind,
+        cluster=request.cluster,
+        total=total,
+        to_send=sum(targets.values()),
+        skipped=skipped,
+        already_redriven=already,
+        failed=failed,
+        targets=targets,
+        sample=examples,
+    )
 
 
 def _now_ms() -> int:
@@ -550,39 +565,90 @@ def cancel_job(engine: Engine, job_id: int, actor: str, remote: str | None) -> s
     return new
 
 
-def job_view(row: Mapping[str, Any], now_ms: int | None = None) -> dict[str, Any]:
+class Job(TypedDict):
+    """A job as pages and the API show it, with its rate and progress."""
+
+    id: int
+    action_id: str
+    kind: str  # replay | redrive
+    cluster: str
+    status: str
+    actor: str
+    remote: str | None
+    selection: dict[str, Any]
+    target_topic: str | None
+    options: dict[str, Any]
+    total: int
+    sent: int
+    skipped: int
+    failed: int
+    done: int
+    percent: float
+    rate: float | None  # records sent per second
+    error: str | None
+    created_at_ms: int
+    started_at_ms: int | None
+    finished_at_ms: int | None
+    elapsed_s: float | None
+
+
+class JobItem(TypedDict):
+    """One record of a job: where it comes from, its state, where its copy went."""
+
+    id: int
+    job_id: int
+    seq: int
+    cluster: str
+    source_topic: str
+    source_partition: int
+    source_offset: int
+    state: str
+    target_topic: str | None
+    target_partition: int | None
+    target_offset: int | None
+    note: str | None
+    done_at_ms: int | None
+
+
+class JournalLine(TypedDict):
+    at_ms: int
+    level: str  # info | warning | error
+    message: str
+
+
+def job_view(row: Mapping[str, Any], now_ms: int | None = None) -> Job:
     """A job row as pages and the API show it, with its rate and progress."""
     now_ms = now_ms or _now_ms()
     started, finished = row["started_at_ms"], row["finished_at_ms"]
     elapsed = ((finished or now_ms) - started) / 1000 if started else None
     done = row["sent"] + row["skipped"] + row["failed"]
-    return {
-        "id": row["id"],
-        "action_id": row["action_id"],
-        "kind": row["kind"],
-        "cluster": row["cluster"],
-        "status": row["status"],
-        "actor": row["actor"],
-        "remote": row["remote"],
-        "selection": json.loads(row["selection"]),
-        "target_topic": row["target_topic"],
-        "options": json.loads(row["options"]),
-        "total": row["total"],
-        "sent": row["sent"],
-        "skipped": row["skipped"],
-        "failed": row["failed"],
-        "done": done,
-        "percent": round(100 * done / row["total"], 1) if row["total"] else 100.0,
-        "rate": round(row["sent"] / elapsed, 1) if elapsed and elapsed > 0 else None,
-        "error": row["error"],
-        "created_at_ms": row["created_at_ms"],
-        "started_at_ms": started,
-        "finished_at_ms": finished,
-        "elapsed_s": elapsed,
-    }
+    return Job(
+        id=row["id"],
+        action_id=row["action_id"],
+        kind=row["kind"],
+        cluster=row["cluster"],
+        status=row["status"],
+        actor=row["actor"],
+        remote=row["remote"],
+        selection=json.loads(row["selection"]),
+        target_topic=row["target_topic"],
+        options=json.loads(row["options"]),
+        total=row["total"],
+        sent=row["sent"],
+        skipped=row["skipped"],
+        failed=row["failed"],
+        done=done,
+        percent=round(100 * done / row["total"], 1) if row["total"] else 100.0,
+        rate=round(row["sent"] / elapsed, 1) if elapsed and elapsed > 0 else None,
+        error=row["error"],
+        created_at_ms=row["created_at_ms"],
+        started_at_ms=started,
+        finished_at_ms=finished,
+        elapsed_s=elapsed,
+    )
 
 
-def list_jobs(engine: Engine, limit: int = 100, status: str | None = None) -> list[dict[str, Any]]:
+def list_jobs(engine: Engine, limit: int = 100, status: str | None = None) -> list[Job]:
     j = jobs_table.c
     query = select(jobs_table).order_by(j.id.desc()).limit(limit)
     if status == "active":
@@ -593,31 +659,33 @@ def list_jobs(engine: Engine, limit: int = 100, status: str | None = None) -> li
         return [job_view(dict(r._mapping)) for r in connection.execute(query)]
 
 
-def get_job(engine: Engine, job_id: int) -> dict[str, Any] | None:
+def get_job(engine: Engine, job_id: int) -> Job | None:
     with engine.connect() as connection:
         row = connection.execute(select(jobs_table).where(jobs_table.c.id == job_id)).first()
     return job_view(dict(row._mapping)) if row else None
 
 
-def job_journal(engine: Engine, job_id: int, limit: int = 200) -> list[dict[str, Any]]:
+def job_journal(engine: Engine, job_id: int, limit: int = 200) -> list[JournalLine]:
     c = journal_table.c
     query = (
         select(c.at_ms, c.level, c.message).where(c.job_id == job_id).order_by(c.id.desc())
     ).limit(limit)
     with engine.connect() as connection:
-        return [dict(r._mapping) for r in connection.execute(query)][::-1]
+        rows = [JournalLine(at_ms=r.at_ms, level=r.level, message=r.message)
+                for r in connection.execute(query)]  # fmt: skip
+    return rows[::-1]
 
 
 def job_items(
     engine: Engine, job_id: int, state: str | None = None, limit: int = 100
-) -> list[dict[str, Any]]:
+) -> list[JobItem]:
     c = items_table.c
     query = select(items_table).where(c.job_id == job_id)
     if state:
         query = query.where(c.state == state)
     query = query.order_by(c.seq).limit(limit)
     with engine.connect() as connection:
-        return [dict(r._mapping) for r in connection.execute(query)]
+        return [JobItem(**r._mapping) for r in connection.execute(query)]  # type: ignore[typeddict-item]
 
 
 def item_counts(engine: Engine, job_id: int) -> dict[str, int]:

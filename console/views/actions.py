@@ -13,21 +13,50 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData, QueryParams
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, Response
+from typing_extensions import TypedDict
 
 from console.actions.actor import actor_of, remote_of
-from console.state import app_state
+from console.auth.roles import OPERATOR, VIEWER
 from console.stores import jobs
+from console.views.events import EVENT_FILTER
+from console.web import urls
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import (
+    BOOLEAN,
+    INTEGER,
+    STRING,
+    Schema,
+    array_of,
+    enum,
+    integer,
+    p,
+    q,
+    shape,
+)
 
 MAX_BODY = 2 * 1024 * 1024
 OPTION_FIELDS = ("kind", "cluster", "target_topic", "rate", "dry_run", "keep_error_headers",
                  "force")  # fmt: skip
 
 
-def _clusters(request: Request) -> list[str]:
-    return [cluster.name for cluster in app_state(request).settings.clusters]
+class JobsJson(TypedDict):
+    jobs: list[jobs.Job]
+
+
+class JobDetailJson(jobs.Job):
+    items: list[jobs.JobItem]
+    item_states: dict[str, int]
+    journal: list[jobs.JournalLine]
+
+
+class CancelJson(TypedDict):
+    id: int
+    status: str
+
+
+def _clusters(call: Call) -> list[str]:
+    return [cluster.name for cluster in call.settings.clusters]
 
 
 def request_from_params(params: QueryParams | FormData) -> dict[str, Any]:
@@ -38,9 +67,9 @@ def request_from_params(params: QueryParams | FormData) -> dict[str, Any]:
     return raw
 
 
-def _job_id(request: Request) -> int:
+def _job_id(call: Call) -> int:
     try:
-        job_id = int(request.path_params["job_id"])
+        job_id = int(call.path["job_id"])
     except ValueError:
         raise HTTPException(400, "job id must be an integer") from None
     if not 0 < job_id < 2**63:
@@ -48,20 +77,16 @@ def _job_id(request: Request) -> int:
     return job_id
 
 
-async def jobs_page(request: Request) -> Response:
-    state = app_state(request)
-    status = request.query_params.get("status")
+async def jobs_page(call: Call) -> Reply:
+    status = call.query.get("status")
     if status not in (None, "", "active", "finished"):
         raise HTTPException(400, "status: active or finished")
-    rows = await run_in_threadpool(jobs.list_jobs, state.engine, 100, status or None)
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"jobs": rows})
-    return state.templates.TemplateResponse(request, "actions.html", {"jobs": rows})
+    rows = await run_in_threadpool(jobs.list_jobs, call.engine, 100, status or None)
+    return Reply(JobsJson(jobs=rows))
 
 
-async def create_job_api(request: Request) -> Response:
-    state = app_state(request)
-    body = await request.body()
+async def create_job_api(call: Call) -> Response:
+    body = await call.request.body()
     if len(body) > MAX_BODY:
         raise HTTPException(413, "request body too large")
     try:
@@ -71,96 +96,140 @@ async def create_job_api(request: Request) -> Response:
     if not isinstance(raw, dict):
         raise HTTPException(400, "body: a JSON object")
     try:
-        job_request = jobs.parse_request(raw, _clusters(request))
+        job_request = jobs.parse_request(raw, _clusters(call))
     except jobs.RequestError as exc:
         raise HTTPException(400, str(exc)) from None
     if job_request.options.dry_run:
-        return JSONResponse(await run_in_threadpool(jobs.preview, state.engine, job_request))
+        return JSONResponse(await run_in_threadpool(jobs.preview, call.engine, job_request))
     job_id = await run_in_threadpool(
-        jobs.create_job, state.engine, job_request, actor_of(request), remote_of(request)
+        jobs.create_job, call.engine, job_request, actor_of(call.request), remote_of(call.request)
     )
-    job = await run_in_threadpool(jobs.get_job, state.engine, job_id)
-    return JSONResponse(job, status_code=201, headers={"Location": f"/api/actions/{job_id}"})
+    job = await run_in_threadpool(jobs.get_job, call.engine, job_id)
+    location = urls.job(job_id, api=True)
+    return JSONResponse(job, status_code=201, headers={"Location": location})
 
 
-async def new_job_page(request: Request) -> Response:
+async def new_job_page(call: Call) -> Reply:
     """The confirmation step: what would be sent, to where, and the form that does it."""
-    state = app_state(request)
-    raw = request_from_params(request.query_params)
+    raw = request_from_params(call.request.query_params)
     raw["kind"] = raw["kind"] or "replay"
     error = preview = None
     try:
-        job_request = jobs.parse_request(raw, _clusters(request))
-        preview = await run_in_threadpool(jobs.preview, state.engine, job_request)
+        job_request = jobs.parse_request(raw, _clusters(call))
+        preview = await run_in_threadpool(jobs.preview, call.engine, job_request)
     except jobs.RequestError as exc:
         error = str(exc)
-    context = {
+    page = {
         "raw": raw, "preview": preview, "error": error,
-        "hidden": [(k, v) for k, v in request.query_params.multi_items()
+        "hidden": [(k, v) for k, v in call.request.query_params.multi_items()
                    if k in ("item", *jobs.FILTER_FIELDS, "cluster", "kind")],
     }  # fmt: skip
-    return state.templates.TemplateResponse(
-        request, "action_new.html", context, status_code=400 if error and preview is None else 200
-    )
+    return Reply({}, page=page, status=400 if error and preview is None else 200)
 
 
-async def create_job_form(request: Request) -> Response:
-    state = app_state(request)
-    form = await request.form()
+async def create_job_form(call: Call) -> Reply:
+    form = await call.request.form()
     try:
-        job_request = jobs.parse_request(request_from_params(form), _clusters(request))
+        job_request = jobs.parse_request(request_from_params(form), _clusters(call))
     except jobs.RequestError as exc:
         raise HTTPException(400, str(exc)) from None
     job_id = await run_in_threadpool(
-        jobs.create_job, state.engine, job_request, actor_of(request), remote_of(request)
+        jobs.create_job, call.engine, job_request, actor_of(call.request), remote_of(call.request)
     )
-    return RedirectResponse(f"/actions/{job_id}", status_code=303)
+    return Reply({"id": job_id}, redirect=urls.job(job_id))
 
 
-async def job_page(request: Request) -> Response:
-    state = app_state(request)
-    job_id = _job_id(request)
+async def job_page(call: Call) -> Reply:
+    job_id = _job_id(call)
+    state_filter = call.query.get("state") or None
 
-    def load() -> tuple[Any, ...]:
-        job = jobs.get_job(state.engine, job_id)
+    def load() -> tuple[
+        jobs.Job | None, list[jobs.JournalLine], list[jobs.JobItem], dict[str, int]
+    ]:
+        job = jobs.get_job(call.engine, job_id)
         if job is None:
             return None, [], [], {}
-        items = jobs.job_items(state.engine, job_id, request.query_params.get("state") or None)
-        return (job, jobs.job_journal(state.engine, job_id), items,
-                jobs.item_counts(state.engine, job_id))  # fmt: skip
+        items = jobs.job_items(call.engine, job_id, state_filter)
+        return (job, jobs.job_journal(call.engine, job_id), items,
+                jobs.item_counts(call.engine, job_id))  # fmt: skip
 
     job, journal, items, counts = await run_in_threadpool(load)
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({**job, "items": items, "item_states": counts, "journal": journal})
-    template = "_action_progress.html" if request.url.path.endswith("/progress") else "action.html"
-    context = {"job": job, "journal": journal, "items": items, "counts": counts}
-    return state.templates.TemplateResponse(request, template, context)
+    data = JobDetailJson(**job, items=items, item_states=counts, journal=journal)
+    page = {"job": job, "journal": journal, "items": items, "counts": counts}
+    return Reply(data, page=page)
 
 
-async def cancel_job(request: Request) -> Response:
-    state = app_state(request)
-    job_id = _job_id(request)
+async def cancel_job(call: Call) -> Reply:
+    job_id = _job_id(call)
     status = await run_in_threadpool(
-        jobs.cancel_job, state.engine, job_id, actor_of(request), remote_of(request)
+        jobs.cancel_job, call.engine, job_id, actor_of(call.request), remote_of(call.request)
     )
     if status is None:
         raise HTTPException(404, f"no job {job_id}")
-    if request.url.path.startswith("/api/"):
-        return JSONResponse({"id": job_id, "status": status})
-    return RedirectResponse(f"/actions/{job_id}", status_code=303)
+    return Reply(CancelJson(id=job_id, status=status), redirect=urls.job(job_id))
 
 
-routes = [
-    Route("/actions", jobs_page, methods=["GET"]),
-    Route("/actions", create_job_form, methods=["POST"]),
-    Route("/api/actions", jobs_page, methods=["GET"]),
-    Route("/api/actions", create_job_api, methods=["POST"]),
-    Route("/actions/new", new_job_page),
-    Route("/actions/{job_id}", job_page),
-    Route("/actions/{job_id}/progress", job_page),
-    Route("/api/actions/{job_id}", job_page),
-    Route("/actions/{job_id}/cancel", cancel_job, methods=["POST"]),
-    Route("/api/actions/{job_id}/cancel", cancel_job, methods=["POST"]),
-]
+EVENT_FILTER_BODY: Schema = {
+    "type": "object",
+    "description": "event search fields, as the /api/events query parameters",
+    "properties": {param.name: STRING for param in EVENT_FILTER if param.name != "limit"},
+}
+
+ACTION_REQUEST: Schema = {
+    "type": "object",
+    "properties": {
+        "kind": enum("replay", "redrive"),
+        "cluster": STRING,
+        "items": array_of(
+            {
+                "oneOf": [
+                    {"type": "string", "description": "topic/partition/offset"},
+                    shape(topic=STRING, partition=INTEGER, offset=INTEGER),
+                ]
+            }
+        ),
+        "filter": EVENT_FILTER_BODY,
+        "target_topic": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9._-]{1,249}$"},
+        "rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000},
+        "dry_run": BOOLEAN,
+        "keep_error_headers": BOOLEAN,
+        "force": BOOLEAN,
+    },
+    "required": ["kind"],
+}
+
+JOB = p("job_id", integer(), "the job id")
+
+ENDPOINTS = [
+    Endpoint(
+        jobs_page, VIEWER, path="/actions", api="/api/actions", template="actions.html",
+        summary="Replay and redrive jobs, newest first.",
+        params=(q("status", enum("active", "finished")),), response=JobsJson, errors=(400,),
+    ),
+    Endpoint(create_job_form, OPERATOR, path="/actions", method="POST"),
+    Endpoint(
+        create_job_api, OPERATOR, api="/api/actions", method="POST",
+        summary="Create a replay or redrive job, or preview it with dry_run.",
+        body=ACTION_REQUEST, status=201, response=jobs.Job,
+        other_responses=((200, "dry run: what would be sent, to where", jobs.JobPreview),),
+        errors=(400, 413),
+    ),
+    Endpoint(new_job_page, OPERATOR, path="/actions/new", template="action_new.html"),
+    Endpoint(
+        job_page, VIEWER, path="/actions/{job_id}", api="/api/actions/{job_id}",
+        template="action.html",
+        summary="One job with its items, item state counts and journal.",
+        params=(JOB, q("state", STRING, "only items in this state")),
+        response=JobDetailJson, errors=(400, 404),
+    ),
+    Endpoint(job_page, VIEWER, path="/actions/{job_id}/progress",
+             template="_action_progress.html"),
+    Endpoint(
+        cancel_job, OPERATOR, path="/actions/{job_id}/cancel",
+        api="/api/actions/{job_id}/cancel", method="POST",
+        summary="Cancel a job (what was sent stays sent).", params=(JOB,),
+        response=CancelJson, errors=(400, 404),
+    ),
+]  # fmt: skip

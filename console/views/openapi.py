@@ -34,7 +34,6 @@ from console.web.schema import (
     integer,
     p,
     q,
-    ref,
     shape,
     text,
 )
@@ -137,35 +136,6 @@ EVENT_FILTER = (
     q("limit", integer(1, MAX_LIMIT), "page size (default 50)"),
     q("cursor", FILTER_TEXT, "next_cursor of the previous page"),
 )
-EVENT_FILTER_BODY: Schema = {
-    "type": "object",
-    "description": "event search fields, as the /api/events query parameters",
-    "properties": {param.name: STRING for param in EVENT_FILTER if param.name != "limit"},
-}
-
-ACTION_REQUEST: Schema = {
-    "type": "object",
-    "properties": {
-        "kind": enum("replay", "redrive"),
-        "cluster": STRING,
-        "items": array_of(
-            {
-                "oneOf": [
-                    {"type": "string", "description": "topic/partition/offset"},
-                    shape(topic=STRING, partition=INTEGER, offset=INTEGER),
-                ]
-            }
-        ),
-        "filter": EVENT_FILTER_BODY,
-        "target_topic": {"type": ["string", "null"], "pattern": "^[A-Za-z0-9._-]{1,249}$"},
-        "rate": {"type": ["number", "null"], "exclusiveMinimum": 0, "maximum": 1_000_000},
-        "dry_run": BOOLEAN,
-        "keep_error_headers": BOOLEAN,
-        "force": BOOLEAN,
-    },
-    "required": ["kind"],
-}
-
 RULE: Schema = {
     "type": "object",
     "description": "an alert rule; which keys apply depends on `kind` (see /api/alerts/rules)",
@@ -226,41 +196,6 @@ OPERATIONS: dict[str, dict[str, Operation]] = {
     # tracing, lineage, topology
     # sagas
     # dead-letter queues and jobs
-    "/api/actions": {
-        "GET": Operation(
-            "Replay and redrive jobs, newest first.",
-            params=(q("status", enum("active", "finished")),),
-            ok=shape(jobs=array_of(ref("Job"))),
-            errors=(400,),
-        ),
-        "POST": Operation(
-            "Create a replay or redrive job, or preview it with dry_run.",
-            body=ACTION_REQUEST,
-            ok_status=201,
-            ok=ref("Job"),
-            other_ok=((200, "dry run: what would be sent, to where", OBJECT),),
-            errors=(400, 413),
-        ),
-    },
-    "/api/actions/{job_id}": {
-        "GET": Operation(
-            "One job with its items, item state counts and journal.",
-            params=(
-                p("job_id", integer(), "the job id"),
-                q("state", STRING, "only items in this state"),
-            ),
-            ok=ref("Job"),
-            errors=(400, 404),
-        ),
-    },
-    "/api/actions/{job_id}/cancel": {
-        "POST": Operation(
-            "Cancel a job (what was sent stays sent).",
-            params=(p("job_id", integer(), "the job id"),),
-            ok=shape(id=INTEGER, status=STRING),
-            errors=(400, 404),
-        ),
-    },
     # alerts
     "/api/alerts": {
         "GET": Operation(

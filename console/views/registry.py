@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 from console.views import (
+    actions,
     clusters,
     dlq,
     events,
@@ -36,6 +37,7 @@ def console_endpoints() -> list[Endpoint]:
         *trace.ENDPOINTS,
         *lineage.ENDPOINTS,
         *topology.ENDPOINTS,
+        *actions.ENDPOINTS,
     ]
 
 
