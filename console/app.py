@@ -33,6 +33,7 @@ from console import assets
 from console.actions.runner import ActionRunner
 from console.alerts.delivery import DeliveryWorker
 from console.alerts.evaluator import AlertEvaluator, collector_delays_of
+from console.alerts.settings import alerts_settings_of, external_url
 from console.auth.middleware import AccessControl
 from console.auth.permissions import permission_table
 from console.otlp_listener import OtlpListener
@@ -42,7 +43,6 @@ from console.state import AppState, app_state
 from console.stores import auth as auth_store
 from console.templating import make_templates
 from console.views import admin as admin_views
-from console.views import alerts as alert_views
 from console.views import audit as audit_views
 from console.views import auth as auth_views
 from console.views import masking as masking_views
@@ -82,11 +82,11 @@ def background_services(state: AppState) -> list[Service]:
     # Replay and redrive jobs (producers) start after every receiver.
     services.append(ActionRunner(state.engine, settings.clusters, conventions))
     # The alert evaluator reads what the services above write; its sender starts after it.
-    alerting = alert_views.alerts_settings_of(settings)
+    alerting = alerts_settings_of(settings)
     taps = [service for service in services if isinstance(service, Tap)]
     services.append(
         AlertEvaluator(state.engine, alerting, settings.clusters,
-                       alert_views.external_url(settings), collector_delays_of(taps))
+                       external_url(settings), collector_delays_of(taps))
     )  # fmt: skip
     services.append(DeliveryWorker(state.engine, alerting.retry))
     return services
@@ -133,7 +133,6 @@ def create_app(
     check_unique(endpoints)
     routes: list[BaseRoute] = routes_of(endpoints)
     if mode != "collect":
-        routes += alert_views.routes
         routes += static_routes()
     if mode != "collect":
         routes += auth_views.routes + admin_views.routes

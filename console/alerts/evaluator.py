@@ -57,12 +57,16 @@ from console.alerts.webhook_format import (
     fingerprint,
     group_key,
 )
-from console.stores.alerts import all_rules, load_receivers, sync_config_receivers
+from console.stores.alerts import (
+    ACTIVE_STATES,
+    PENDING,
+    all_rules,
+    load_receivers,
+    sync_config_receivers,
+)
 
 log = logging.getLogger("eventscope.alerts")
 
-PENDING = "pending"
-ACTIVE_STATES = (PENDING, FIRING)
 MAX_BACKOFF_S = 300.0
 REACHABILITY_TIMEOUT_S = 5.0
 

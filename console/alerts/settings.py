@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
+from collectors.config import Settings
 from console.alerts.grouping import GroupTiming
 from console.alerts.retry_policy import RetryPolicy
 from console.alerts.rules import Rule, RuleError, parse_duration, rule_from_mapping
@@ -243,3 +244,15 @@ def _check_url(key: str, url: Any) -> None:
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise AlertConfigError(key, f"must be an http:// or https:// URL, got {url!r}")
+
+
+def alerts_settings_of(settings: Settings) -> AlertSettings:
+    """The `[alerts]` section of loaded settings (validated at load time; cheap to rebuild)."""
+    return alert_settings(settings.alerts)
+
+
+def external_url(settings: Settings) -> str:
+    """The console's address in notifications: alerts.external_url, server.external_url,
+    else where it listens."""
+    configured = settings.alerts.get("external_url") or settings.server.external_url
+    return str(configured or f"http://{settings.server.host}:{settings.server.port}")

@@ -34,28 +34,6 @@ LEGACY: dict[str, Rule] = {
     # form cannot send, and exporters authenticate with API tokens
     # sagas
     # alerts: silences and test sends for operators, rules and receivers for admins
-    "/alerts": Rule({"GET": V}),
-    "/api/alerts": Rule({"GET": V}),
-    "/alerts/silences": Rule({"POST": OP}),
-    "/api/alerts/silences": Rule({"POST": OP}),
-    "/alerts/silences/{silence_id:int}/expire": Rule({"POST": OP}),
-    "/api/alerts/silences/{silence_id:int}/expire": Rule({"POST": OP}),
-    "/alerts/rules": Rule({"GET": V}),
-    "/api/alerts/rules": Rule({"GET": V, "POST": A}),
-    "/alerts/rules/save": Rule({"POST": A}),
-    "/alerts/rules/preview": Rule({"POST": V}),
-    "/api/alerts/rules/preview": Rule({"POST": V}),
-    "/alerts/rules/{name}/delete": Rule({"POST": A}),
-    "/api/alerts/rules/{name}": Rule({"DELETE": A}),
-    "/alerts/receivers": Rule({"GET": V}),
-    "/api/alerts/receivers": Rule({"GET": V, "POST": A}),
-    "/alerts/receivers/create": Rule({"POST": A}),
-    "/alerts/receivers/{name}/test": Rule({"POST": OP}),
-    "/api/alerts/receivers/{name}/test": Rule({"POST": OP}),
-    "/alerts/receivers/{name}/enable": Rule({"POST": A}),
-    "/api/alerts/receivers/{name}/enable": Rule({"POST": A}),
-    "/alerts/receivers/{name}/delete": Rule({"POST": A}),
-    "/api/alerts/receivers/{name}": Rule({"DELETE": A}),
     # dead-letter queues, redrive and replay jobs
     # administration
     "/admin": Rule({"GET": A}),

@@ -1,9 +1,10 @@
-"""Rules and receivers kept in the index: those edited in the console, and the configured
-receivers copied in at start so that deliveries, the log and the 410 switch-off have one
-place to live.
+"""The alerts' store: rules and receivers kept in the index (those edited in the console,
+and the configured receivers copied in at start so that deliveries, the log and the 410
+switch-off have one place to live), alerts with their silences, and the delivery log.
 
 Rules from the configuration file stay in the settings (they are never copied): a
-console rule may not take the name of a configured one.
+console rule may not take the name of a configured one. Every change made in the console
+is written with its audit row in one transaction.
 """
 
 from __future__ import annotations
@@ -15,9 +16,30 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from collectors.index.alert_models import alert_receivers_table, alert_rules_table
+from collectors.index.alert_models import (
+    alert_deliveries_table,
+    alert_receivers_table,
+    alert_rules_table,
+    alerts_table,
+)
+from console.alerts.grouping import FIRING
 from console.alerts.rules import Rule, RuleError, rule_from_mapping
 from console.alerts.settings import AlertSettings, Receiver, receiver_from_mapping
+from console.alerts.silences import create_silence, expire_silence, load_silences
+from console.stores import audit as audit_store
+
+PENDING = "pending"
+ACTIVE_STATES = (PENDING, FIRING)  # an alert's states before it resolves
+HISTORY_LIMIT = 200
+DELIVERIES_LIMIT = 200
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who changes something from the console, for the audit row."""
+
+    name: str
+    remote: str | None
 
 
 @dataclass(frozen=True)
@@ -225,3 +247,139 @@ def receivers_with_config(
     for receiver in configured:
         stored.setdefault(receiver.name, StoredReceiver(receiver, "config", None, 0))
     return dict(sorted(stored.items()))
+
+
+# --- reading for the pages ----------------------------------------------------------------------
+
+
+def alerts_and_silences(engine: Engine, now_ms: int) -> tuple[list[Any], list[Any], list[Any]]:
+    """(active alert rows, resolved alert rows newest first, silences of the last day)."""
+    c = alerts_table.c
+    with engine.connect() as connection:
+        active = connection.execute(
+            select(alerts_table).where(c.state.in_(ACTIVE_STATES)).order_by(c.active_since_ms)
+        ).all()
+        history = connection.execute(
+            select(alerts_table)
+            .where(c.state == "resolved")
+            .order_by(c.ends_at_ms.desc())
+            .limit(HISTORY_LIMIT)
+        ).all()
+        silences = load_silences(connection, now_ms, expired_within_ms=86_400_000)
+    return list(active), list(history), silences
+
+
+def rules_with_counts(
+    engine: Engine,
+) -> tuple[list[tuple[Rule | None, str, str | None]], dict[tuple[str, str], int]]:
+    """The console's stored rules, and the active alerts per (rule name, state)."""
+    with engine.connect() as connection:
+        stored = console_rules(connection)
+        counts: dict[tuple[str, str], int] = {}
+        for name, state in connection.execute(
+            select(alerts_table.c.rule_name, alerts_table.c.state).where(
+                alerts_table.c.state.in_(ACTIVE_STATES)
+            )
+        ):
+            counts[(name, state)] = counts.get((name, state), 0) + 1
+    return stored, counts
+
+
+def receivers_and_deliveries(
+    engine: Engine, configured: Sequence[Receiver], name: str | None = None
+) -> tuple[dict[str, StoredReceiver], list[Any]]:
+    """Every receiver, and the delivery log newest first (of one receiver, if named)."""
+    c = alert_deliveries_table.c
+    with engine.connect() as connection:
+        receivers = receivers_with_config(connection, configured)
+        query = select(alert_deliveries_table).order_by(c.id.desc()).limit(DELIVERIES_LIMIT)
+        if name is not None:
+            query = query.where(c.receiver == name)
+        deliveries = connection.execute(query).all()
+    return receivers, list(deliveries)
+
+
+def find_receiver(
+    engine: Engine, configured: Sequence[Receiver], name: str
+) -> StoredReceiver | None:
+    with engine.connect() as connection:
+        return receivers_with_config(connection, configured).get(name)
+
+
+# --- changes from the console, each with its audit row -------------------------------------------
+
+
+def add_silence(
+    engine: Engine, matchers: Mapping[str, str], seconds: float, comment: str, actor: Actor,
+    now_ms: int,
+) -> int:  # fmt: skip
+    with engine.begin() as connection:
+        silence_id = create_silence(connection, matchers, seconds, comment, actor.name, now_ms)
+        audit_store.record(
+            connection, actor.name, "alerts.silence.create", str(silence_id),
+            {"matchers": dict(matchers), "seconds": seconds, "comment": comment}, actor.remote,
+        )  # fmt: skip
+    return silence_id
+
+
+def end_silence(engine: Engine, silence_id: int, actor: Actor, now_ms: int) -> bool:
+    with engine.begin() as connection:
+        done = expire_silence(connection, silence_id, now_ms)
+        if done:
+            audit_store.record(connection, actor.name, "alerts.silence.expire", str(silence_id),
+                               {}, actor.remote)  # fmt: skip
+    return done
+
+
+def save_rule_audited(
+    engine: Engine, data: Mapping[str, Any], settings: AlertSettings, actor: Actor, now_ms: int,
+    replaces: str | None,
+) -> Rule:  # fmt: skip
+    with engine.begin() as connection:
+        rule = save_rule(connection, data, settings, now_ms, actor.name, replaces=replaces)
+        audit_store.record(
+            connection, actor.name, "alerts.rule.save", rule.name,
+            {"rule": rule.to_mapping(), "replaces": replaces}, actor.remote,
+        )  # fmt: skip
+    return rule
+
+
+def delete_rule_audited(engine: Engine, name: str, actor: Actor) -> bool:
+    with engine.begin() as connection:
+        done = delete_rule(connection, name)
+        if done:
+            audit_store.record(connection, actor.name, "alerts.rule.delete", name, {},
+                               actor.remote)  # fmt: skip
+    return done
+
+
+def create_receiver_audited(
+    engine: Engine, data: Mapping[str, Any], actor: Actor, now_ms: int
+) -> Receiver:
+    with engine.begin() as connection:
+        receiver = create_receiver(connection, data, now_ms)
+        audit_store.record(
+            connection, actor.name, "alerts.receiver.create", receiver.name,
+            {"url": receiver.url, "signed": receiver.secret is not None,
+             "headers": sorted(receiver.headers)},
+            actor.remote,
+        )  # fmt: skip
+    return receiver
+
+
+def delete_receiver_audited(engine: Engine, name: str, actor: Actor) -> bool:
+    with engine.begin() as connection:
+        done = delete_receiver(connection, name)
+        if done:
+            audit_store.record(connection, actor.name, "alerts.receiver.delete", name, {},
+                               actor.remote)  # fmt: skip
+    return done
+
+
+def enable_receiver_audited(engine: Engine, name: str, actor: Actor, now_ms: int) -> bool:
+    with engine.begin() as connection:
+        done = set_receiver_enabled(connection, name, True, None, now_ms)
+        if done:
+            audit_store.record(connection, actor.name, "alerts.receiver.enable", name, {},
+                               actor.remote)  # fmt: skip
+    return done

@@ -11,42 +11,45 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import Engine, select
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from typing_extensions import TypedDict
 
-from collectors.config import Settings
-from collectors.index.alert_models import alert_deliveries_table, alerts_table
 from console.alerts.delivery import send_test
-from console.alerts.evaluator import ACTIVE_STATES, AlertEvaluator, preview
+from console.alerts.evaluator import AlertEvaluator, preview
 from console.alerts.rules import KINDS, SEVERITIES, Rule, RuleError, rule_from_mapping
-from console.alerts.settings import AlertConfigError, AlertSettings, Receiver, alert_settings
-from console.alerts.signing import generate_secret
-from console.alerts.silences import SilenceError, create_silence, expire_silence, load_silences
-from console.state import AppState, app_state
-from console.stores import audit as audit_store
-from console.stores.alerts import (
-    console_rules,
-    create_receiver,
-    delete_receiver,
-    delete_rule,
-    receivers_with_config,
-    save_rule,
-    set_receiver_enabled,
+from console.alerts.settings import (
+    AlertConfigError,
+    AlertSettings,
+    alerts_settings_of,
+    external_url,
 )
-from console.views.auth import principal_of, remote_of
-from console.views.requests import is_api, json_object
+from console.alerts.signing import generate_secret
+from console.alerts.silences import SilenceError
+from console.auth.roles import ADMIN, OPERATOR, VIEWER
+from console.state import AppState
+from console.stores import alerts as store
+from console.stores import audit as audit_store
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import (
+    BOOLEAN,
+    NUMBER,
+    STRING,
+    Schema,
+    array_of,
+    enum,
+    integer,
+    p,
+    q,
+    shape,
+    text,
+)
 
-HISTORY_LIMIT = 200
-DELIVERIES_LIMIT = 200
 MAX_ROW_ID = 2**63 - 1
 SILENCE_DURATIONS = {"1h": 3600, "4h": 14_400, "1d": 86_400, "1w": 604_800}
 RULE_FORM_FIELDS = (
@@ -65,92 +68,150 @@ RULE_FORM_FIELDS = (
 )
 
 
-def alerts_settings_of(settings: Settings) -> AlertSettings:
-    return alert_settings(settings.alerts)  # validated at load time; cheap to rebuild
-
-
-def external_url(settings: Settings) -> str:
-    configured = settings.alerts.get("external_url") or settings.server.external_url
-    return str(configured or f"http://{settings.server.host}:{settings.server.port}")
-
-
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-def _actor(request: Request) -> str:
-    principal = principal_of(request)
-    return principal.name if principal else "anonymous"
+def _actor(call: Call) -> store.Actor:
+    return store.Actor(call.actor, call.remote)
 
 
-def _audit(request: Request, connection: Any, action: str, target: str, detail: dict) -> None:
-    audit_store.record(connection, _actor(request), action, target, detail, remote_of(request))
-
-
-def _back(path: str, **query: str) -> RedirectResponse:
+def _back(path: str, **query: str) -> str:
     clean = {k: v for k, v in query.items() if v}
-    return RedirectResponse(path + (f"?{urlencode(clean)}" if clean else ""), 303)
+    return path + (f"?{urlencode(clean)}" if clean else "")
+
+
+# --- JSON shapes -------------------------------------------------------------------------------
+
+
+class AlertJson(TypedDict):
+    fingerprint: str
+    rule: str
+    state: str
+    severity: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    value: float | None
+    activeSinceMs: int | None
+    startsAtMs: int | None
+    endsAtMs: int | None
+    generatorURL: str | None
+    silencedBy: int | None
+
+
+class AlertsJson(TypedDict):
+    firing: list[AlertJson]
+    pending: list[AlertJson]
+    resolved: list[AlertJson]
+    silences: list[dict[str, Any]]
+
+
+class RuleJson(TypedDict, total=False):
+    """A rule as written (its keys depend on its kind), where it comes from, in words."""
+
+    name: str
+    kind: str
+    source: str
+    describes: str
+
+
+class RuleWithCountsJson(RuleJson, total=False):
+    firing: int
+    pending: int
+
+
+class BrokenRuleJson(TypedDict):
+    name: str
+    error: str | None
+
+
+class RulesJson(TypedDict):
+    rules: list[RuleWithCountsJson]
+    broken: list[BrokenRuleJson]
+    kinds: dict[str, str]
+
+
+class PreviewJson(TypedDict):
+    rule: RuleJson
+    alerts: list[dict[str, Any]]
+
+
+class DeliveryJson(TypedDict):
+    id: int
+    receiver: str
+    webhookId: str
+    notification: int | None
+    test: bool
+    attempt: int
+    attemptedAtMs: int
+    status: int | None
+    latencyMs: float | None
+    outcome: str
+    error: str | None
+
+
+class ReceiversJson(TypedDict):
+    receivers: list[dict[str, Any]]
+    deliveries: list[DeliveryJson]
+
+
+class CreatedReceiverJson(TypedDict):
+    name: str
+    secret: str | None  # shown here only
+
+
+class TestSendJson(TypedDict):
+    receiver: str
+    delivered: bool
+    status: int | None
+    latencyMs: float | None
+    error: str | None
 
 
 # --- alerts and silences ----------------------------------------------------------------------
 
 
-def _alert_json(row: Any, silenced_by: int | None) -> dict[str, Any]:
-    return {
-        "fingerprint": row.fingerprint,
-        "rule": row.rule_name,
-        "state": row.state,
-        "severity": row.severity,
-        "labels": json.loads(row.labels),
-        "annotations": json.loads(row.annotations),
-        "value": row.value,
-        "activeSinceMs": row.active_since_ms,
-        "startsAtMs": row.starts_at_ms,
-        "endsAtMs": row.ends_at_ms,
-        "generatorURL": row.generator_url,
-        "silencedBy": silenced_by,
-    }
+def _alert_json(row: Any, silenced_by: int | None) -> AlertJson:
+    return AlertJson(
+        fingerprint=row.fingerprint,
+        rule=row.rule_name,
+        state=row.state,
+        severity=row.severity,
+        labels=json.loads(row.labels),
+        annotations=json.loads(row.annotations),
+        value=row.value,
+        activeSinceMs=row.active_since_ms,
+        startsAtMs=row.starts_at_ms,
+        endsAtMs=row.ends_at_ms,
+        generatorURL=row.generator_url,
+        silencedBy=silenced_by,
+    )
 
 
-def read_alerts(engine: Engine, now_ms: int) -> dict[str, Any]:
-    c = alerts_table.c
-    with engine.connect() as connection:
-        active = connection.execute(
-            select(alerts_table).where(c.state.in_(ACTIVE_STATES)).order_by(c.active_since_ms)
-        ).all()
-        history = connection.execute(
-            select(alerts_table)
-            .where(c.state == "resolved")
-            .order_by(c.ends_at_ms.desc())
-            .limit(HISTORY_LIMIT)
-        ).all()
-        silences = load_silences(connection, now_ms, expired_within_ms=86_400_000)
+def read_alerts(call: Call, now_ms: int) -> AlertsJson:
+    active, history, silences = store.alerts_and_silences(call.engine, now_ms)
     live = [s for s in silences if s.active(now_ms)]
 
     def silence_of(row: Any) -> int | None:
         labels = json.loads(row.labels)
         return next((s.id for s in live if s.matches(labels)), None)
 
-    return {
-        "firing": [_alert_json(r, silence_of(r)) for r in active if r.state == "firing"],
-        "pending": [_alert_json(r, silence_of(r)) for r in active if r.state == "pending"],
-        "resolved": [_alert_json(r, None) for r in history],
-        "silences": [s.as_json(now_ms) for s in silences],
-    }
+    return AlertsJson(
+        firing=[_alert_json(r, silence_of(r)) for r in active if r.state == "firing"],
+        pending=[_alert_json(r, silence_of(r)) for r in active if r.state == "pending"],
+        resolved=[_alert_json(r, None) for r in history],
+        silences=[s.as_json(now_ms) for s in silences],
+    )
 
 
-async def alerts_page(request: Request) -> Response:
-    state = app_state(request)
-    data = await run_in_threadpool(read_alerts, state.engine, _now_ms())
-    if is_api(request):
-        return JSONResponse(data)
-    context = {
-        **data,
+async def alerts_page(call: Call) -> Reply:
+    data = await run_in_threadpool(read_alerts, call, _now_ms())
+    page = {
         "durations": SILENCE_DURATIONS,
-        "error": request.query_params.get("error"),
-        "evaluator": _evaluator(state),
+        "error": call.query.get("error"),
+        "evaluator": _evaluator(call.state),
     }
-    return state.templates.TemplateResponse(request, "alerts.html", context)
+    return Reply(data, page=page)
 
 
 def _silence_request(fields: Mapping[str, Any]) -> tuple[dict[str, str], float, str]:
@@ -181,12 +242,11 @@ def _form_matchers(form: FormData) -> dict[str, str]:
     return out
 
 
-async def create_silence_view(request: Request) -> Response:
-    state = app_state(request)
-    if is_api(request):
-        fields: dict[str, Any] = await json_object(request)
+async def create_silence_view(call: Call) -> Reply:
+    if call.api:
+        fields: dict[str, Any] = await call.json_object()
     else:
-        form = await request.form()
+        form = await call.request.form()
         try:
             fields = {
                 "matchers": _form_matchers(form),
@@ -194,90 +254,57 @@ async def create_silence_view(request: Request) -> Response:
                 "comment": str(form.get("comment", "")),
             }
         except SilenceError as exc:
-            return _back("/alerts", error=str(exc))
+            return Reply({}, redirect=_back("/alerts", error=str(exc)))
     try:
         matchers, seconds, comment = _silence_request(fields)
+        silence_id = await run_in_threadpool(
+            store.add_silence, call.engine, matchers, seconds, comment, _actor(call), _now_ms()
+        )
     except SilenceError as exc:
-        if is_api(request):
+        if call.api:
             raise HTTPException(400, str(exc)) from None
-        return _back("/alerts", error=str(exc))
-
-    def write() -> int:
-        with state.engine.begin() as connection:
-            silence_id = create_silence(
-                connection, matchers, seconds, comment, _actor(request), _now_ms()
-            )
-            _audit(
-                request,
-                connection,
-                "alerts.silence.create",
-                str(silence_id),
-                {"matchers": matchers, "seconds": seconds, "comment": comment},
-            )
-            return silence_id
-
-    try:
-        silence_id = await run_in_threadpool(write)
-    except SilenceError as exc:
-        if is_api(request):
-            raise HTTPException(400, str(exc)) from None
-        return _back("/alerts", error=str(exc))
-    if is_api(request):
-        return JSONResponse({"id": silence_id}, status_code=201)
-    return _back("/alerts")
+        return Reply({}, redirect=_back("/alerts", error=str(exc)))
+    return Reply({"id": silence_id}, status=201, redirect="/alerts")
 
 
-async def expire_silence_view(request: Request) -> Response:
-    state = app_state(request)
-    silence_id = int(request.path_params["silence_id"])
+async def expire_silence_view(call: Call) -> Reply:
+    silence_id = int(call.path["silence_id"])
     if silence_id > MAX_ROW_ID:  # past any id the index can hold (and its integer type)
         raise HTTPException(404, f"no active silence {silence_id}")
-
-    def write() -> bool:
-        with state.engine.begin() as connection:
-            done = expire_silence(connection, silence_id, _now_ms())
-            if done:
-                _audit(request, connection, "alerts.silence.expire", str(silence_id), {})
-            return done
-
-    if not await run_in_threadpool(write):
+    done = await run_in_threadpool(
+        store.end_silence, call.engine, silence_id, _actor(call), _now_ms()
+    )
+    if not done:
         raise HTTPException(404, f"no active silence {silence_id}")
-    if is_api(request):
-        return JSONResponse({"id": silence_id, "status": "expired"})
-    return _back("/alerts")
+    return Reply({"id": silence_id, "status": "expired"}, redirect="/alerts")
 
 
 # --- rules ------------------------------------------------------------------------------------
 
 
-def _rule_json(rule: Rule) -> dict[str, Any]:
-    return rule.to_mapping() | {"source": rule.source, "describes": rule.describe()}
+def _rule_json(rule: Rule) -> RuleJson:
+    return rule.to_mapping() | {  # type: ignore[return-value]
+        "source": rule.source,
+        "describes": rule.describe(),
+    }
 
 
-def read_rules(engine: Engine, settings: AlertSettings) -> dict[str, Any]:
-    with engine.connect() as connection:
-        stored = console_rules(connection)
-        counts: dict[tuple[str, str], int] = {}
-        for name, state in connection.execute(
-            select(alerts_table.c.rule_name, alerts_table.c.state).where(
-                alerts_table.c.state.in_(ACTIVE_STATES)
-            )
-        ):
-            counts[(name, state)] = counts.get((name, state), 0) + 1
+def read_rules(call: Call, settings: AlertSettings) -> RulesJson:
+    stored, counts = store.rules_with_counts(call.engine)
     rules = [*settings.rules, *(rule for rule, _, _ in stored if rule)]
-    broken = [{"name": name, "error": error} for rule, name, error in stored if rule is None]
-    return {
-        "rules": [
-            _rule_json(rule)
-            | {
-                "firing": counts.get((rule.name, "firing"), 0),
-                "pending": counts.get((rule.name, "pending"), 0),
-            }
+    broken = [BrokenRuleJson(name=name, error=error) for rule, name, error in stored if not rule]
+    return RulesJson(
+        rules=[
+            RuleWithCountsJson(
+                **_rule_json(rule),
+                firing=counts.get((rule.name, "firing"), 0),
+                pending=counts.get((rule.name, "pending"), 0),
+            )
             for rule in rules
         ],
-        "broken": broken,
-        "kinds": {kind: spec[0] for kind, spec in KINDS.items()},
-    }
+        broken=broken,
+        kinds={kind: spec[0] for kind, spec in KINDS.items()},
+    )
 
 
 def rule_from_form(form: FormData) -> dict[str, Any]:
@@ -335,40 +362,35 @@ def _evaluator(state: AppState) -> AlertEvaluator | None:
 
 
 async def rules_page(
-    request: Request,
+    call: Call,
     form_values: Mapping[str, Any] | None = None,
     error: str | None = None,
     previewed: list[dict[str, Any]] | None = None,
-    status_code: int = 200,
-) -> Response:
-    state = app_state(request)
-    settings = alerts_settings_of(state.settings)
-    data = await run_in_threadpool(read_rules, state.engine, settings)
-    if is_api(request):
-        return JSONResponse(data)
-    edit = request.query_params.get("edit")
+    status: int = 200,
+) -> Reply:
+    """The rules (JSON), or the page with the editor (filled after a failed save)."""
+    settings = alerts_settings_of(call.settings)
+    data = await run_in_threadpool(read_rules, call, settings)
+    edit = call.query.get("edit")
     values: Mapping[str, Any] = form_values or {}
-    if form_values is None and edit:
+    if form_values is None and edit and not call.api:
         found = next(
             (r for r in data["rules"] if r["name"] == edit and r["source"] == "console"), None
         )
         if found is None:
             raise HTTPException(404, f"no console rule named {edit!r}")
         values = _form_values(found) | {"original": edit}
-    evaluator = _evaluator(state)
-    context = {
-        **data,
+    evaluator = _evaluator(call.state)
+    page = {
         "severities": SEVERITIES,
         "values": values,
-        "error": error or request.query_params.get("error"),
+        "error": error or call.query.get("error"),
         "previewed": previewed,
         "rule_errors": evaluator.last_report.rule_errors
         if evaluator and evaluator.last_report
         else {},
     }
-    return state.templates.TemplateResponse(
-        request, "alerts_rules.html", context, status_code=status_code
-    )
+    return Reply(data, page=page, status=status, template="alerts_rules.html")
 
 
 def _form_values(rule: Mapping[str, Any]) -> dict[str, Any]:
@@ -389,152 +411,110 @@ def _form_dict(form: FormData) -> dict[str, Any]:
     return values
 
 
-async def save_rule_view(request: Request) -> Response:
-    state = app_state(request)
-    settings = alerts_settings_of(state.settings)
-    if is_api(request):
-        data = await json_object(request)
-        replaces = request.query_params.get("replaces") or None
+async def save_rule_view(call: Call) -> Reply:
+    settings = alerts_settings_of(call.settings)
+    if call.api:
+        data = await call.json_object()
+        replaces = call.query.get("replaces") or None
         form_values: dict[str, Any] = {}
     else:
-        form = await request.form()
+        form = await call.request.form()
         form_values = _form_dict(form)
         replaces = form_values["original"] or None
         try:
             data = rule_from_form(form)
         except RuleError as exc:
-            return await rules_page(request, form_values, str(exc), status_code=400)
-
-    def write() -> Rule:
-        with state.engine.begin() as connection:
-            rule = save_rule(
-                connection, data, settings, _now_ms(), _actor(request), replaces=replaces
-            )
-            _audit(
-                request,
-                connection,
-                "alerts.rule.save",
-                rule.name,
-                {"rule": rule.to_mapping(), "replaces": replaces},
-            )
-            return rule
-
+            return await rules_page(call, form_values, str(exc), status=400)
     try:
-        rule = await run_in_threadpool(write)
+        rule = await run_in_threadpool(
+            store.save_rule_audited, call.engine, data, settings, _actor(call), _now_ms(), replaces
+        )
     except RuleError as exc:
-        if is_api(request):
+        if call.api:
             raise HTTPException(400, str(exc)) from None
-        return await rules_page(request, form_values, str(exc), status_code=400)
-    if is_api(request):
-        return JSONResponse(_rule_json(rule), status_code=201)
-    return _back("/alerts/rules")
+        return await rules_page(call, form_values, str(exc), status=400)
+    return Reply(_rule_json(rule), status=201, redirect="/alerts/rules")
 
 
-async def delete_rule_view(request: Request) -> Response:
-    state = app_state(request)
-    name = request.path_params["name"]
-
-    def write() -> bool:
-        with state.engine.begin() as connection:
-            done = delete_rule(connection, name)
-            if done:
-                _audit(request, connection, "alerts.rule.delete", name, {})
-            return done
-
-    if not await run_in_threadpool(write):
+async def delete_rule_view(call: Call) -> Reply:
+    name = call.path["name"]
+    done = await run_in_threadpool(store.delete_rule_audited, call.engine, name, _actor(call))
+    if not done:
         raise HTTPException(404, f"no console rule named {name!r}")
-    if is_api(request):
-        return JSONResponse({"deleted": name})
-    return _back("/alerts/rules")
+    return Reply({"deleted": name}, redirect="/alerts/rules")
 
 
-async def preview_rule_view(request: Request) -> Response:
-    state = app_state(request)
+async def preview_rule_view(call: Call) -> Reply:
     form_values: dict[str, Any] = {}
     try:
-        if is_api(request):
-            data = await json_object(request)
+        if call.api:
+            data = await call.json_object()
         else:
-            form = await request.form()
+            form = await call.request.form()
             form_values = _form_dict(form)
             data = rule_from_form(form)
         rule = rule_from_mapping(data, source="console")
     except RuleError as exc:
-        if is_api(request):
+        if call.api:
             raise HTTPException(400, str(exc)) from None
-        return await rules_page(request, form_values, str(exc), status_code=400)
-    probes = await _probes_for(state, rule)
-    found = await run_in_threadpool(preview, state.engine, rule, probes, _now_ms())
-    if is_api(request):
-        return JSONResponse({"rule": _rule_json(rule), "alerts": found})
-    return await rules_page(request, form_values, previewed=found)
+        return await rules_page(call, form_values, str(exc), status=400)
+    probes = await _probes_for(call.state, rule)
+    found = await run_in_threadpool(preview, call.engine, rule, probes, _now_ms())
+    if call.api:
+        return Reply(PreviewJson(rule=_rule_json(rule), alerts=found))
+    return await rules_page(call, form_values, previewed=found)
 
 
 # --- receivers --------------------------------------------------------------------------------
 
 
-def read_receivers(
-    engine: Engine, configured: Sequence[Receiver], name: str | None = None
-) -> dict[str, Any]:
-    c = alert_deliveries_table.c
-    with engine.connect() as connection:
-        receivers = receivers_with_config(connection, configured)
-        query = select(alert_deliveries_table).order_by(c.id.desc()).limit(DELIVERIES_LIMIT)
-        if name is not None:
-            query = query.where(c.receiver == name)
-        deliveries = connection.execute(query).all()
-    return {
-        "receivers": [stored.as_json() for stored in receivers.values()],
-        "deliveries": [
-            {
-                "id": row.id,
-                "receiver": row.receiver,
-                "webhookId": row.webhook_id,
-                "notification": row.outbox_id,
-                "test": row.outbox_id is None,
-                "attempt": row.attempt,
-                "attemptedAtMs": row.attempted_at_ms,
-                "status": row.status_code,
-                "latencyMs": row.latency_ms,
-                "outcome": row.outcome,
-                "error": row.error,
-            }
+def read_receivers(call: Call, name: str | None = None) -> ReceiversJson:
+    configured = alerts_settings_of(call.settings).receivers
+    receivers, deliveries = store.receivers_and_deliveries(call.engine, configured, name)
+    return ReceiversJson(
+        receivers=[stored.as_json() for stored in receivers.values()],
+        deliveries=[
+            DeliveryJson(
+                id=row.id,
+                receiver=row.receiver,
+                webhookId=row.webhook_id,
+                notification=row.outbox_id,
+                test=row.outbox_id is None,
+                attempt=row.attempt,
+                attemptedAtMs=row.attempted_at_ms,
+                status=row.status_code,
+                latencyMs=row.latency_ms,
+                outcome=row.outcome,
+                error=row.error,
+            )
             for row in deliveries
         ],
-    }
-
-
-async def receivers_page(
-    request: Request,
-    created: Mapping[str, str] | None = None,
-    error: str | None = None,
-    status_code: int = 200,
-) -> Response:
-    state = app_state(request)
-    name = request.query_params.get("receiver") or None
-    configured = alerts_settings_of(state.settings).receivers
-    data = await run_in_threadpool(read_receivers, state.engine, configured, name)
-    if is_api(request):
-        return JSONResponse(data)
-    context = {
-        **data,
-        "created": created,
-        "selected": name,
-        "error": error or request.query_params.get("error"),
-        "notice": request.query_params.get("notice"),
-    }
-    return state.templates.TemplateResponse(
-        request, "alerts_receivers.html", context, status_code=status_code
     )
 
 
-async def create_receiver_view(request: Request) -> Response:
-    state = app_state(request)
-    if is_api(request):
-        body = await json_object(request)
+async def receivers_page(
+    call: Call,
+    created: Mapping[str, str] | None = None,
+    error: str | None = None,
+    status: int = 200,
+) -> Reply:
+    name = call.query.get("receiver") or None
+    data = await run_in_threadpool(read_receivers, call, name)
+    page = {
+        "created": created,
+        "selected": name,
+        "error": error or call.query.get("error"),
+        "notice": call.query.get("notice"),
+    }
+    return Reply(data, page=page, status=status, template="alerts_receivers.html")
+
+
+async def create_receiver_view(call: Call) -> Reply:
+    if call.api:
+        body = await call.json_object()
         sign = body.pop("sign", True)
     else:
-        form = await request.form()
+        form = await call.request.form()
         body = {"name": str(form.get("name", "")).strip(), "url": str(form.get("url", "")).strip()}
         timeout = str(form.get("timeout", "")).strip()
         if timeout:
@@ -542,143 +522,194 @@ async def create_receiver_view(request: Request) -> Response:
         try:
             headers = _pairs_field(str(form.get("headers", "")), "headers")
         except RuleError as exc:
-            return await receivers_page(request, error=str(exc), status_code=400)
+            return await receivers_page(call, error=str(exc), status=400)
         if headers:
             body["headers"] = headers
         sign = form.get("sign") is not None
     if "secret" in body:
         message = "secrets are generated by eventscope; omit 'secret'"
-        if is_api(request):
+        if call.api:
             raise HTTPException(400, message)
-        return await receivers_page(request, error=message, status_code=400)
+        return await receivers_page(call, error=message, status=400)
     secret = generate_secret() if sign else None
     if secret:
         body["secret"] = secret
-
-    def write() -> None:
-        with state.engine.begin() as connection:
-            receiver = create_receiver(connection, body, _now_ms())
-            _audit(
-                request,
-                connection,
-                "alerts.receiver.create",
-                receiver.name,
-                {
-                    "url": receiver.url,
-                    "signed": secret is not None,
-                    "headers": sorted(receiver.headers),
-                },
-            )
-
     try:
-        await run_in_threadpool(write)
+        await run_in_threadpool(
+            store.create_receiver_audited, call.engine, body, _actor(call), _now_ms()
+        )
     except (AlertConfigError, ValueError) as exc:
-        if is_api(request):
+        if call.api:
             raise HTTPException(400, str(exc)) from None
-        return await receivers_page(request, error=str(exc), status_code=400)
+        return await receivers_page(call, error=str(exc), status=400)
+    if call.api:
+        return Reply(CreatedReceiverJson(name=str(body["name"]), secret=secret), status=201)
     created = {"name": str(body["name"]), "secret": secret or ""}
-    if is_api(request):
-        return JSONResponse({"name": body["name"], "secret": secret}, status_code=201)
-    return await receivers_page(request, created=created, status_code=201)
+    return await receivers_page(call, created=created, status=201)
 
 
-async def delete_receiver_view(request: Request) -> Response:
-    state = app_state(request)
-    name = request.path_params["name"]
-
-    def write() -> bool:
-        with state.engine.begin() as connection:
-            done = delete_receiver(connection, name)
-            if done:
-                _audit(request, connection, "alerts.receiver.delete", name, {})
-            return done
-
-    if not await run_in_threadpool(write):
+async def delete_receiver_view(call: Call) -> Reply:
+    name = call.path["name"]
+    done = await run_in_threadpool(store.delete_receiver_audited, call.engine, name, _actor(call))
+    if not done:
         raise HTTPException(404, f"no console receiver named {name!r}")
-    if is_api(request):
-        return JSONResponse({"deleted": name})
-    return _back("/alerts/receivers")
+    return Reply({"deleted": name}, redirect="/alerts/receivers")
 
 
-async def enable_receiver_view(request: Request) -> Response:
-    state = app_state(request)
-    name = request.path_params["name"]
-
-    def write() -> bool:
-        with state.engine.begin() as connection:
-            done = set_receiver_enabled(connection, name, True, None, _now_ms())
-            if done:
-                _audit(request, connection, "alerts.receiver.enable", name, {})
-            return done
-
-    if not await run_in_threadpool(write):
+async def enable_receiver_view(call: Call) -> Reply:
+    name = call.path["name"]
+    done = await run_in_threadpool(
+        store.enable_receiver_audited, call.engine, name, _actor(call), _now_ms()
+    )
+    if not done:
         raise HTTPException(404, f"no receiver named {name!r}")
-    if is_api(request):
-        return JSONResponse({"enabled": name})
-    return _back("/alerts/receivers")
+    return Reply({"enabled": name}, redirect="/alerts/receivers")
 
 
-async def test_receiver_view(request: Request) -> Response:
-    state = app_state(request)
-    name = request.path_params["name"]
-
-    configured = alerts_settings_of(state.settings).receivers
-
-    def find() -> Any:
-        with state.engine.connect() as connection:
-            return receivers_with_config(connection, configured).get(name)
-
-    stored = await run_in_threadpool(find)
+async def test_receiver_view(call: Call) -> Reply:
+    name = call.path["name"]
+    configured = alerts_settings_of(call.settings).receivers
+    stored = await run_in_threadpool(store.find_receiver, call.engine, configured, name)
     if stored is None:
         raise HTTPException(404, f"no receiver named {name!r}")
-    result = await send_test(state.engine, stored.receiver, external_url(state.settings))
+    result = await send_test(call.engine, stored.receiver, external_url(call.settings))
     await run_in_threadpool(
-        audit_store.record,
-        state.engine,
-        _actor(request),
-        "alerts.receiver.test",
-        name,
-        {"status": result.status_code, "error": result.error},
-        remote_of(request),
+        audit_store.record, call.engine, call.actor, "alerts.receiver.test", name,
+        {"status": result.status_code, "error": result.error}, call.remote,
+    )  # fmt: skip
+    answer = TestSendJson(
+        receiver=name,
+        delivered=result.ok,
+        status=result.status_code,
+        latencyMs=result.latency_ms,
+        error=result.error,
     )
-    answer = {
-        "receiver": name,
-        "delivered": result.ok,
-        "status": result.status_code,
-        "latencyMs": result.latency_ms,
-        "error": result.error,
-    }
-    if is_api(request):
-        return JSONResponse(answer)
     if result.ok:
         notice = f"test delivered to {name}: HTTP {result.status_code}"
-        return _back("/alerts/receivers", notice=notice)
-    return _back("/alerts/receivers", error=f"test to {name} failed: {result.error}")
+        back = _back("/alerts/receivers", notice=notice)
+    else:
+        back = _back("/alerts/receivers", error=f"test to {name} failed: {result.error}")
+    return Reply(answer, redirect=back)
 
 
-routes = [
-    Route("/alerts", alerts_page),
-    Route("/api/alerts", alerts_page),
-    Route("/alerts/silences", create_silence_view, methods=["POST"]),
-    Route("/api/alerts/silences", create_silence_view, methods=["POST"]),
-    Route("/alerts/silences/{silence_id:int}/expire", expire_silence_view, methods=["POST"]),
-    Route("/api/alerts/silences/{silence_id:int}/expire", expire_silence_view, methods=["POST"]),
-    Route("/alerts/rules", rules_page),
-    Route("/api/alerts/rules", rules_page),
-    Route("/alerts/rules/save", save_rule_view, methods=["POST"]),
-    Route("/api/alerts/rules", save_rule_view, methods=["POST"]),
-    Route("/alerts/rules/preview", preview_rule_view, methods=["POST"]),
-    Route("/api/alerts/rules/preview", preview_rule_view, methods=["POST"]),
-    Route("/alerts/rules/{name}/delete", delete_rule_view, methods=["POST"]),
-    Route("/api/alerts/rules/{name}", delete_rule_view, methods=["DELETE"]),
-    Route("/alerts/receivers", receivers_page),
-    Route("/api/alerts/receivers", receivers_page),
-    Route("/alerts/receivers/create", create_receiver_view, methods=["POST"]),
-    Route("/api/alerts/receivers", create_receiver_view, methods=["POST"]),
-    Route("/alerts/receivers/{name}/test", test_receiver_view, methods=["POST"]),
-    Route("/api/alerts/receivers/{name}/test", test_receiver_view, methods=["POST"]),
-    Route("/alerts/receivers/{name}/enable", enable_receiver_view, methods=["POST"]),
-    Route("/api/alerts/receivers/{name}/enable", enable_receiver_view, methods=["POST"]),
-    Route("/alerts/receivers/{name}/delete", delete_receiver_view, methods=["POST"]),
-    Route("/api/alerts/receivers/{name}", delete_receiver_view, methods=["DELETE"]),
-]
+RULE: Schema = {
+    "type": "object",
+    "description": "an alert rule; which keys apply depends on `kind` (see /api/alerts/rules)",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z_][A-Za-z0-9_]*$", "maxLength": 100},
+        "kind": enum(*KINDS),
+        "cluster": STRING,
+        "group": STRING,
+        "topic": STRING,
+        "saga_type": STRING,
+        "threshold": NUMBER,
+        "window": {"type": ["string", "number"], "description": "30s, 5m, 2h, 1d or seconds"},
+        "statuses": array_of(STRING),
+        "for": {"type": ["string", "number"], "description": "30s, 5m, 2h, 1d or seconds"},
+        "severity": enum(*SEVERITIES),
+        "labels": {"type": "object", "additionalProperties": STRING},
+        "annotations": {"type": "object", "additionalProperties": STRING},
+        "receivers": array_of(STRING),
+        "enabled": BOOLEAN,
+    },
+    "required": ["name", "kind"],
+}
+
+RECEIVER: Schema = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$"},
+        "url": {"type": "string", "format": "uri", "maxLength": 2000},
+        "headers": {"type": "object", "additionalProperties": STRING},
+        "timeout": {"type": ["string", "number"], "description": "at most 2m"},
+        "max_alerts": integer(0),
+        "enabled": BOOLEAN,
+        "sign": {"type": "boolean", "description": "generate a signing secret (default true)"},
+    },
+    "required": ["name", "url"],
+}
+
+SILENCE: Schema = {
+    "type": "object",
+    "properties": {
+        "matchers": {"type": "object", "additionalProperties": STRING},
+        "duration": {"oneOf": [enum(*SILENCE_DURATIONS), NUMBER]},
+        "comment": STRING,
+    },
+    "required": ["matchers"],
+}
+
+NAME = p("name", STRING, "the rule's or receiver's name")
+SILENCE_ID = p("silence_id", integer(0), "the silence's id")
+DELETED = shape(deleted=STRING)
+
+ENDPOINTS = [
+    Endpoint(
+        alerts_page, VIEWER, path="/alerts", api="/api/alerts", template="alerts.html",
+        summary="Firing, pending and resolved alerts, and silences.", response=AlertsJson,
+    ),
+    Endpoint(
+        create_silence_view, OPERATOR, path="/alerts/silences", api="/api/alerts/silences",
+        method="POST", summary="Silence the alerts whose labels match.", body=SILENCE,
+        status=201, response=shape(id=integer()), errors=(400,),
+    ),
+    Endpoint(
+        expire_silence_view, OPERATOR, path="/alerts/silences/{silence_id:int}/expire",
+        api="/api/alerts/silences/{silence_id:int}/expire", method="POST",
+        summary="End a silence now.", params=(SILENCE_ID,),
+        response=shape(id=integer(), status=STRING), errors=(404,),
+    ),
+    Endpoint(
+        rules_page, VIEWER, path="/alerts/rules", api="/api/alerts/rules",
+        template="alerts_rules.html",
+        summary="Alert rules (configured and console), broken ones, and the rule kinds.",
+        params=(q("edit", text(100), "the page opens this console rule in the editor"),),
+        response=RulesJson,
+    ),
+    Endpoint(
+        save_rule_view, ADMIN, path="/alerts/rules/save", api="/api/alerts/rules",
+        method="POST", summary="Save a console rule.",
+        params=(q("replaces", text(100), "the name of the rule this one replaces"),),
+        body=RULE, status=201, response=RuleJson, errors=(400,),
+    ),
+    Endpoint(
+        preview_rule_view, VIEWER, path="/alerts/rules/preview",
+        api="/api/alerts/rules/preview", method="POST",
+        summary="What a rule would fire right now, without saving it.", body=RULE,
+        response=PreviewJson, errors=(400,),
+    ),
+    Endpoint(
+        delete_rule_view, ADMIN, path="/alerts/rules/{name}/delete",
+        api="/api/alerts/rules/{name}", method="POST", api_method="DELETE",
+        summary="Delete a console rule.", params=(NAME,), response=DELETED, errors=(404,),
+    ),
+    Endpoint(
+        receivers_page, VIEWER, path="/alerts/receivers", api="/api/alerts/receivers",
+        template="alerts_receivers.html", summary="Webhook receivers and the delivery log.",
+        params=(q("receiver", STRING, "only this receiver's deliveries"),),
+        response=ReceiversJson,
+    ),
+    Endpoint(
+        create_receiver_view, ADMIN, path="/alerts/receivers/create",
+        api="/api/alerts/receivers", method="POST",
+        summary="Create a webhook receiver; its signing secret is in this answer only.",
+        body=RECEIVER, status=201, response=CreatedReceiverJson, errors=(400,),
+    ),
+    Endpoint(
+        test_receiver_view, OPERATOR, path="/alerts/receivers/{name}/test",
+        api="/api/alerts/receivers/{name}/test", method="POST",
+        summary="Send a test notification to a receiver now.", params=(NAME,),
+        response=TestSendJson, errors=(404,),
+    ),
+    Endpoint(
+        enable_receiver_view, ADMIN, path="/alerts/receivers/{name}/enable",
+        api="/api/alerts/receivers/{name}/enable", method="POST",
+        summary="Enable a receiver again (after a 410 Gone disabled it).", params=(NAME,),
+        response=shape(enabled=STRING), errors=(404,),
+    ),
+    Endpoint(
+        delete_receiver_view, ADMIN, path="/alerts/receivers/{name}/delete",
+        api="/api/alerts/receivers/{name}", method="POST", api_method="DELETE",
+        summary="Delete a console receiver.", params=(NAME,), response=DELETED, errors=(404,),
+    ),
+]  # fmt: skip

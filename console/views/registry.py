@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from console.views import (
     actions,
+    alerts,
     clusters,
     dlq,
     events,
@@ -38,6 +39,7 @@ def console_endpoints() -> list[Endpoint]:
         *lineage.ENDPOINTS,
         *topology.ENDPOINTS,
         *actions.ENDPOINTS,
+        *alerts.ENDPOINTS,
     ]
 
 

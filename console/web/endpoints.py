@@ -16,12 +16,14 @@ a Starlette `Response` as is.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -115,6 +117,31 @@ class Call:
     @property
     def query(self) -> Mapping[str, str]:
         return self.request.query_params
+
+    @property
+    def remote(self) -> str | None:
+        """The client's address, as the audit log records it."""
+        client = self.request.client
+        return client.host if client else None
+
+    @property
+    def actor(self) -> str:
+        """Who acts: the signed-in principal's name, else the client's address."""
+        principal = getattr(self.request.state, "principal", None)
+        name = getattr(principal, "name", None)
+        if isinstance(name, str) and name:
+            return name[:100]
+        return self.remote or "anonymous"
+
+    async def json_object(self) -> dict[str, Any]:
+        """The body as a JSON object ({} when empty); anything else is a 400."""
+        try:
+            body = json.loads(await self.request.body() or b"{}")
+        except ValueError:
+            raise HTTPException(400, "the body is not JSON") from None
+        if not isinstance(body, dict):
+            raise HTTPException(400, "the body must be a JSON object")
+        return body
 
 
 def _serve(endpoint: Endpoint, api: bool) -> Callable[[Request], Awaitable[Response]]:
