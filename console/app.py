@@ -42,11 +42,6 @@ from console.settings import check_console_sections
 from console.state import AppState, app_state
 from console.stores import auth as auth_store
 from console.templating import make_templates
-from console.views import admin as admin_views
-from console.views import audit as audit_views
-from console.views import auth as auth_views
-from console.views import masking as masking_views
-from console.views import openapi as openapi_views
 from console.views import registry
 from console.web.endpoints import check_unique, routes_of
 
@@ -134,9 +129,6 @@ def create_app(
     routes: list[BaseRoute] = routes_of(endpoints)
     if mode != "collect":
         routes += static_routes()
-    if mode != "collect":
-        routes += auth_views.routes + admin_views.routes
-        routes += audit_views.routes + masking_views.routes + openapi_views.routes
     app = Starlette(
         routes=routes,
         lifespan=lifespan,

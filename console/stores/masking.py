@@ -21,6 +21,7 @@ from collectors.index.masking_models import masking_rules_table as rules_table
 from console.masking import MaskingPolicy, MaskRule, RowMasker, make_rule, masker
 from console.masking_rules import masking_settings
 from console.state import app_state
+from console.stores import audit as audit_store
 
 StoredRow = tuple[Any, ...]
 
@@ -132,3 +133,47 @@ async def masker_for(request: Request) -> RowMasker:
     state = app_state(request)
     policy = await run_in_threadpool(current_policy, state.engine, state.settings)
     return masker(policy, caller_role(request))
+
+
+# --- changes from the console, each with its audit row -------------------------------------------
+
+
+def create_rule_audited(
+    engine: Engine, rule: MaskRule, enabled: bool, actor: str, remote: str | None
+) -> int:
+    """Store a rule and its audit row; ValueError when the name is taken."""
+    with engine.begin() as connection:
+        rule_id = create_rule(connection, rule, enabled, actor)
+        audit_store.record(
+            connection, actor, "masking.rule.create", rule.name,
+            {**rule.as_json(), "id": rule_id, "enabled": enabled}, remote,
+        )  # fmt: skip
+    return rule_id
+
+
+def set_enabled_audited(
+    engine: Engine, rule_id: int, enabled: bool, actor: str, remote: str | None
+) -> bool:
+    """False when there is no such rule."""
+    with engine.begin() as connection:
+        row = get_rule(connection, rule_id)
+        if row is None:
+            return False
+        set_enabled(connection, rule_id, enabled)
+        action = "masking.rule.enable" if enabled else "masking.rule.disable"
+        audit_store.record(connection, actor, action, row["name"], {"id": rule_id}, remote)
+    return True
+
+
+def delete_rule_audited(engine: Engine, rule_id: int, actor: str, remote: str | None) -> bool:
+    """False when there is no such rule."""
+    with engine.begin() as connection:
+        row = get_rule(connection, rule_id)
+        if row is None:
+            return False
+        delete_rule(connection, rule_id)
+        audit_store.record(
+            connection, actor, "masking.rule.delete", row["name"],
+            {"id": rule_id, "kind": row["kind"], "pattern": row["pattern"]}, remote,
+        )  # fmt: skip
+    return True

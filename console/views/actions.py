@@ -16,7 +16,6 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from typing_extensions import TypedDict
 
-from console.actions.actor import actor_of, remote_of
 from console.auth.roles import OPERATOR, VIEWER
 from console.stores import jobs
 from console.views.events import EVENT_FILTER
@@ -102,7 +101,7 @@ async def create_job_api(call: Call) -> Response:
     if job_request.options.dry_run:
         return JSONResponse(await run_in_threadpool(jobs.preview, call.engine, job_request))
     job_id = await run_in_threadpool(
-        jobs.create_job, call.engine, job_request, actor_of(call.request), remote_of(call.request)
+        jobs.create_job, call.engine, job_request, call.actor, call.remote
     )
     job = await run_in_threadpool(jobs.get_job, call.engine, job_id)
     location = urls.job(job_id, api=True)
@@ -134,7 +133,7 @@ async def create_job_form(call: Call) -> Reply:
     except jobs.RequestError as exc:
         raise HTTPException(400, str(exc)) from None
     job_id = await run_in_threadpool(
-        jobs.create_job, call.engine, job_request, actor_of(call.request), remote_of(call.request)
+        jobs.create_job, call.engine, job_request, call.actor, call.remote
     )
     return Reply({"id": job_id}, redirect=urls.job(job_id))
 
@@ -163,9 +162,7 @@ async def job_page(call: Call) -> Reply:
 
 async def cancel_job(call: Call) -> Reply:
     job_id = _job_id(call)
-    status = await run_in_threadpool(
-        jobs.cancel_job, call.engine, job_id, actor_of(call.request), remote_of(call.request)
-    )
+    status = await run_in_threadpool(jobs.cancel_job, call.engine, job_id, call.actor, call.remote)
     if status is None:
         raise HTTPException(404, f"no job {job_id}")
     return Reply(CancelJson(id=job_id, status=status), redirect=urls.job(job_id))

@@ -6,15 +6,17 @@ from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import RedirectResponse, Response
+from typing_extensions import TypedDict
 
 from console.auth.middleware import SESSION_COOKIE
+from console.auth.roles import PUBLIC, ROLES, VIEWER
 from console.auth.throttle import LoginThrottle
-from console.state import app_state
 from console.stores import audit as audit_store
 from console.stores import auth as auth_store
 from console.stores.auth import Principal
+from console.web.endpoints import Call, Endpoint, Reply
+from console.web.schema import STRING, enum, shape
 
 throttle = LoginThrottle()
 
@@ -22,10 +24,6 @@ throttle = LoginThrottle()
 def principal_of(request: Request) -> Principal | None:
     principal: Principal | None = getattr(request.state, "principal", None)
     return principal
-
-
-def remote_of(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
 
 
 def _safe_next(target: str | None) -> str:
@@ -36,38 +34,46 @@ def _safe_next(target: str | None) -> str:
     return target if not parts.netloc and not parts.scheme else "/"
 
 
-async def login(request: Request) -> Response:
-    state = app_state(request)
-    if request.method == "GET":
-        return state.templates.TemplateResponse(
-            request, "login.html", {"next": _safe_next(request.query_params.get("next")),
-                                    "error": None},
+async def audit(
+    call: Call, action: str, target: str, detail: dict, actor: str | None = None
+) -> None:
+    """Write an audit row (best effort: the audit trail never fails a login)."""
+    try:
+        await run_in_threadpool(
+            audit_store.record, call.engine, actor or call.actor, action, target, detail,
+            call.remote,
         )  # fmt: skip
+    except Exception:  # the audit trail must not break logins
+        return
+
+
+async def login(call: Call) -> Reply | Response:
+    request = call.request
+    if request.method == "GET":
+        return Reply({}, page={"next": _safe_next(call.query.get("next")), "error": None})
     form = await request.form()
     username = str(form.get("username", ""))[:100]
     password = str(form.get("password", ""))[:1000]
     target = _safe_next(str(form.get("next", "/")))
-    keys = [f"user:{username.lower()}", f"addr:{remote_of(request)}"]
+    keys = [f"user:{username.lower()}", f"addr:{call.remote or 'unknown'}"]
     wait = throttle.retry_after(keys)
     if wait > 0:
-        return state.templates.TemplateResponse(
-            request, "login.html",
-            {"next": target, "error": f"Too many failed attempts; try again in {wait:.0f} s."},
-            status_code=429, headers={"Retry-After": str(int(wait) + 1)},
+        page = {"next": target, "error": f"Too many failed attempts; try again in {wait:.0f} s."}
+        return call.state.templates.TemplateResponse(
+            request, "login.html", page, status_code=429,
+            headers={"Retry-After": str(int(wait) + 1)},
         )  # fmt: skip
-    user = await run_in_threadpool(auth_store.authenticate, state.engine, username, password)
+    user = await run_in_threadpool(auth_store.authenticate, call.engine, username, password)
     if user is None:
         throttle.failed(keys)
-        audit(request, "auth.login_failed", username, {})
-        return state.templates.TemplateResponse(
-            request, "login.html", {"next": target, "error": "Wrong user name or password."},
-            status_code=401,
-        )  # fmt: skip
+        await audit(call, "auth.login_failed", username, {}, actor="anonymous")
+        page = {"next": target, "error": "Wrong user name or password."}
+        return Reply({}, page=page, status=401)
     throttle.succeeded(keys)
     token, _csrf = await run_in_threadpool(
-        auth_store.create_session, state.engine, user["id"], remote_of(request)
+        auth_store.create_session, call.engine, user["id"], call.remote or "unknown"
     )
-    audit(request, "auth.login", user["username"], {}, actor=user["username"])
+    await audit(call, "auth.login", user["username"], {}, actor=user["username"])
     response = RedirectResponse(target, status_code=303)
     response.set_cookie(
         SESSION_COOKIE, token, max_age=auth_store.SESSION_TTL_S, httponly=True, samesite="strict",
@@ -76,42 +82,37 @@ async def login(request: Request) -> Response:
     return response
 
 
-async def logout(request: Request) -> Response:
-    state = app_state(request)
-    cookie = request.cookies.get(SESSION_COOKIE)
+async def logout(call: Call) -> Response:
+    cookie = call.request.cookies.get(SESSION_COOKIE)
     if cookie:
-        await run_in_threadpool(auth_store.end_session, state.engine, cookie)
-    principal = principal_of(request)
+        await run_in_threadpool(auth_store.end_session, call.engine, cookie)
+    principal = principal_of(call.request)
     if principal is not None:
-        audit(request, "auth.logout", principal.name, {"via": principal.via})
+        await audit(call, "auth.logout", principal.name, {"via": principal.via})
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
-async def whoami(request: Request) -> Response:
-    principal = principal_of(request)
-    if principal is None:
-        return JSONResponse({"error": "not logged in"}, status_code=401)
-    return JSONResponse({"name": principal.name, "role": principal.role, "via": principal.via})
+class WhoamiJson(TypedDict):
+    name: str
+    role: str
+    via: str  # session, token, proxy or auth-off
 
 
-def audit(
-    request: Request, action: str, target: str, detail: dict, actor: str | None = None
-) -> None:
-    """Write an audit row (best effort: the audit trail never fails a login)."""
-    principal = principal_of(request)
-    who = actor or (principal.name if principal else "anonymous")
-    try:
-        audit_store.record(
-            app_state(request).engine, who, action, target, detail, remote_of(request)
-        )
-    except Exception:  # the audit trail must not break logins
-        return
+async def whoami(call: Call) -> Reply:
+    principal = principal_of(call.request)
+    if principal is None:  # the middleware lets no anonymous caller this far
+        return Reply({"error": "not logged in"}, status=401)
+    return Reply(WhoamiJson(name=principal.name, role=principal.role, via=principal.via))
 
 
-routes = [
-    Route("/login", login, methods=["GET", "POST"]),
-    Route("/logout", logout, methods=["POST"]),
-    Route("/api/whoami", whoami),
-]
+ENDPOINTS = [
+    Endpoint(login, PUBLIC, path="/login", template="login.html"),
+    Endpoint(login, PUBLIC, path="/login", method="POST", template="login.html"),
+    Endpoint(logout, VIEWER, path="/logout", method="POST"),
+    Endpoint(
+        whoami, VIEWER, api="/api/whoami", summary="Who the caller is.",
+        response=shape(name=STRING, role=enum(*ROLES), via=STRING),
+    ),
+]  # fmt: skip

@@ -1,21 +1,27 @@
 """Every endpoint of the console, by the process that serves it.
 
 `collector_endpoints` run in every mode (health, metrics, the OTLP receiver);
-`console_endpoints` only where the web console runs.
+`console_endpoints` only where the web console runs. A new area adds its module here
+(tests/console/test_registry.py fails when a view module's endpoints are missing).
 """
 
 from __future__ import annotations
 
 from console.views import (
     actions,
+    admin,
     alerts,
+    audit,
+    auth,
     clusters,
     dlq,
     events,
     groups,
     health,
     lineage,
+    masking,
     metrics,
+    openapi,
     otlp,
     sagas,
     topology,
@@ -23,24 +29,19 @@ from console.views import (
 )
 from console.web.endpoints import Endpoint
 
+COLLECTOR_AREAS = (health, metrics, otlp)
+CONSOLE_AREAS = (
+    clusters, events, groups, dlq, sagas, trace, lineage, topology, actions, alerts,
+    auth, admin, audit, masking, openapi,
+)  # fmt: skip
+
 
 def collector_endpoints() -> list[Endpoint]:
-    return [*health.ENDPOINTS, *metrics.ENDPOINTS, *otlp.ENDPOINTS]
+    return [endpoint for area in COLLECTOR_AREAS for endpoint in area.ENDPOINTS]
 
 
 def console_endpoints() -> list[Endpoint]:
-    return [
-        *clusters.ENDPOINTS,
-        *events.ENDPOINTS,
-        *groups.ENDPOINTS,
-        *dlq.ENDPOINTS,
-        *sagas.ENDPOINTS,
-        *trace.ENDPOINTS,
-        *lineage.ENDPOINTS,
-        *topology.ENDPOINTS,
-        *actions.ENDPOINTS,
-        *alerts.ENDPOINTS,
-    ]
+    return [endpoint for area in CONSOLE_AREAS for endpoint in area.ENDPOINTS]
 
 
 def all_endpoints() -> list[Endpoint]:

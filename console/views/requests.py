@@ -1,31 +1,13 @@
-"""What several views read from a request the same way: is it the JSON twin, its JSON
-body, the coordinates of one record. Bad input is a 400 naming what is wrong."""
+"""What several views read from a request the same way: the coordinates of one record.
+Bad input is a 400 naming what is wrong."""
 
 from __future__ import annotations
-
-import json
-from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 
 MAX_PARTITION = 2**31  # Kafka's partition numbers and offsets are int32 and int64
 MAX_OFFSET = 2**63
-
-
-def is_api(request: Request) -> bool:
-    return request.url.path.startswith("/api/")
-
-
-async def json_object(request: Request) -> dict[str, Any]:
-    """The body as a JSON object; an empty body is {}."""
-    try:
-        body = json.loads(await request.body() or b"{}")
-    except ValueError:
-        raise HTTPException(400, "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise HTTPException(400, "the body must be a JSON object")
-    return body
 
 
 def record_coordinates(request: Request) -> tuple[str, str, int, int]:
