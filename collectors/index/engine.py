@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event
+from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event, text
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
 from sqlmodel import Session
@@ -50,6 +50,17 @@ def bind_common_types_directly() -> None:
     sqlite3.register_adapter(type(None), none_to_null)
     sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for exact bytes: no copy
     sqlite3.register_adapter(bool, int)
+
+
+def index_problem(engine: Engine) -> str | None:
+    """Why the index does not answer a trivial query, or None when it does (a probe:
+    it reports, never raises)."""
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"[:300]
+    return None
 
 
 def sqlite_file(url: str) -> Path | None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 
-from sqlalchemy import text
 from starlette.concurrency import run_in_threadpool
 from typing_extensions import TypedDict
 
+from collectors.index.engine import index_problem
 from collectors.kafka.admin import is_reachable
 from console.auth.roles import PUBLIC
 from console.web.endpoints import Call, Endpoint, Reply
@@ -40,15 +40,8 @@ async def healthz(call: Call) -> Reply:
 async def readyz(call: Call) -> Reply:
     state = call.state
 
-    def check_index() -> tuple[bool, str | None]:
-        try:
-            with state.engine.connect() as connection:
-                connection.execute(text("SELECT 1"))
-            return True, None
-        except Exception as exc:  # reported, not raised: this is a probe
-            return False, f"{type(exc).__name__}: {exc}"[:300]
-
-    index_ok, index_error = await run_in_threadpool(check_index)
+    index_error = await run_in_threadpool(index_problem, state.engine)
+    index_ok = index_error is None
     results = await asyncio.gather(
         *(is_reachable(cluster, timeout_s=5) for cluster in state.settings.clusters)
     )

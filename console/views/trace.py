@@ -302,7 +302,13 @@ class TraceJson(TypedDict):
 
 
 def _item_json(item: Item, start_ms: float) -> TraceItemJson:
+    # A span's detail holds its span links under "links"; in the JSON they are
+    # "span_links", so that "links" means the same on every item: where its JSON is.
+    detail = {
+        ("span_links" if key == "links" else key): value for key, value in item.detail.items()
+    }
     body: dict[str, Any] = {
+        **detail,
         "kind": item.kind,
         "label": item.label,
         "offset_ms": round(item.start_ms - start_ms, 3),
@@ -310,7 +316,6 @@ def _item_json(item: Item, start_ms: float) -> TraceItemJson:
         "error": item.error,
         "flags": item.flags,
         "links": {"self": "/api" + item.url} if item.url else {},
-        **item.detail,
     }
     return body  # type: ignore[return-value]  # the detail keys vary by kind
 

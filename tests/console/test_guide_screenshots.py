@@ -1,6 +1,7 @@
 """Every page of the console on the demo shop's traffic, in Chromium: each page renders
-(HTTP 200, its heading, no script error, no dialog). The guide's screenshots are taken of
-the same tour by scripts/screenshots.py."""
+(HTTP 200, its heading, no script error, no dialog), and its JSON twin answers with the
+shape its endpoint declares. The guide's screenshots are taken of the same tour by
+scripts/screenshots.py."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from console.demo import tour
 from console.demo.runner import DemoOptions, demo_settings
 from console.demo.shop import Shop
 from tests.conftest import serve_in_thread
+from tests.console.api_shapes import operation_for, shape_problems
 
 pytestmark = [pytest.mark.kafka, pytest.mark.browser]
 
@@ -32,6 +34,13 @@ async def test_every_page_renders_the_demo_traffic(kafka_bootstrap: str, tmp_pat
         try:
             async with httpx.AsyncClient(base_url=url, timeout=15) as client:
                 ids = await tour.wait_for_traffic(client, shop, prefix)
+                problems: list[str] = []
+                for _name, path, _expected in tour.pages(ids):
+                    if operation_for("/api" + path) is None:
+                        continue  # a page without a twin (/admin lists users and tokens)
+                    answer = await client.get("/api" + path)
+                    problems += shape_problems("/api" + path, answer.status_code, answer.json())
+                assert problems == [], "\n".join(problems)
             await page.set_viewport_size({"width": 1440, "height": 900})
             for _name, path, expected in tour.pages(ids):
                 answer = await page.goto(url + path)
