@@ -25,7 +25,6 @@ from typing import Any
 import orjson
 from sqlalchemy import Connection, Engine, and_, select, tuple_, update
 
-from collectors.background import cancel_and_wait
 from collectors.index.engine import one_of
 from collectors.index.identity import identity_equals, text_hash
 from collectors.index.models import events_table
@@ -42,6 +41,7 @@ from collectors.saga_rules import (
     SagaStatus,
     new_state,
 )
+from collectors.services import PeriodicService
 
 log = logging.getLogger("eventscope.sagas")
 
@@ -353,7 +353,7 @@ def evaluate_due(engine: Engine, options: SagaOptions, now_ms: int) -> int:
             return changed
 
 
-class SagaEvaluator:
+class SagaEvaluator(PeriodicService):
     """Background service: re-evaluates time-dependent saga statuses periodically."""
 
     name = "saga-evaluator"
@@ -361,35 +361,17 @@ class SagaEvaluator:
     def __init__(
         self, engine: Engine, options: SagaOptions, clock: Callable[[], float] = time.time
     ) -> None:
+        super().__init__()
         self.engine = engine
         self.options = options
         self.clock = clock
         self.passes = 0
         self.last_changed = 0
-        self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
+        self.first_delay_s = self.retry_s = options.evaluate_interval_s
+        self.max_backoff_s = MAX_BACKOFF_S
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        interval = self.options.evaluate_interval_s
-        delay = interval
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                now_ms = int(self.clock() * 1000)
-                self.last_changed = await asyncio.to_thread(
-                    evaluate_due, self.engine, self.options, now_ms
-                )
-                self.passes += 1
-                self.last_error = None
-                delay = interval
-            except Exception as exc:  # the index may be unreachable for a while
-                self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("%s failed: %s", self.name, self.last_error)
-                delay = min(max(delay * 2, interval), MAX_BACKOFF_S)
+    async def step(self) -> float:
+        now_ms = int(self.clock() * 1000)
+        self.last_changed = await asyncio.to_thread(evaluate_due, self.engine, self.options, now_ms)
+        self.passes += 1
+        return self.options.evaluate_interval_s

@@ -10,7 +10,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator
 
 from sqlalchemy import Engine
 from starlette.applications import Starlette
@@ -22,22 +22,13 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 
 from collectors.config import Settings
-from collectors.conventions import Conventions
 from collectors.index import migrate
 from collectors.index.engine import create_index_engine
-from collectors.index.retention import RetentionPolicy, RetentionService
-from collectors.kafka.lag import LagSampler
-from collectors.kafka.tap import Tap
-from collectors.sagas import SagaEvaluator, SagaHook, saga_options
-from console import assets
-from console.actions.runner import ActionRunner
-from console.alerts.delivery import DeliveryWorker
-from console.alerts.evaluator import AlertEvaluator, collector_delays_of
-from console.alerts.settings import alerts_settings_of, external_url
+from collectors.services import ServiceGroup
+from console import assets, composition
 from console.auth.middleware import AccessControl
 from console.auth.permissions import permission_table
-from console.otlp_listener import OtlpListener
-from console.services import Service, ServiceGroup
+from console.composition import ServiceFactory
 from console.settings import check_console_sections
 from console.state import AppState, app_state
 from console.stores import auth as auth_store
@@ -50,59 +41,15 @@ log = logging.getLogger("eventscope")
 MODES = ("all", "console", "collect")
 
 
-ServiceFactory = Callable[[AppState], Sequence[Service]]
-
-
-def background_services(state: AppState) -> list[Service]:
-    """The services that run beside the web app, in start order."""
-    settings = state.settings
-    conventions = Conventions.from_mapping(
-        {**settings.conventions, "value_cap": settings.collector.value_cap}
-    )
-    sagas = saga_options(settings.sagas)
-    services: list[Service] = [
-        # A hook holds what it collected until its writer commits: one per tap.
-        Tap(cluster, state.engine, conventions, settings.collector, hooks=[SagaHook(sagas)])
-        for cluster in settings.clusters
-    ]
-    if settings.server.otlp_port:  # a receiver too; first, so that a busy port fails fast
-        services.insert(0, OtlpListener(state))
-    services.append(SagaEvaluator(state.engine, sagas))
-    # The lag sampler starts after the taps (it reads the positions they write).
-    services += [
-        LagSampler(cluster, state.engine, settings.lag, [settings.collector.group_id])
-        for cluster in settings.clusters
-    ]
-    services.append(RetentionService(state.engine, retention_policy(settings)))
-    # Replay and redrive jobs (producers) start after every receiver.
-    services.append(ActionRunner(state.engine, settings.clusters, conventions))
-    # The alert evaluator reads what the services above write; its sender starts after it.
-    alerting = alerts_settings_of(settings)
-    taps = [service for service in services if isinstance(service, Tap)]
-    services.append(
-        AlertEvaluator(state.engine, alerting, settings.clusters,
-                       external_url(settings), collector_delays_of(taps))
-    )  # fmt: skip
-    services.append(DeliveryWorker(state.engine, alerting.retry))
-    return services
-
-
-def retention_policy(settings: Settings) -> RetentionPolicy:
-    collector = settings.collector
-    return RetentionPolicy(
-        max_age_s=collector.retention_max_age_s or None,
-        max_bytes=collector.retention_max_bytes or None,
-        unfinished_saga_max_age_s=collector.retention_unfinished_sagas_s or None,
-    )
-
-
 def create_app(
     settings: Settings,
     mode: str = "all",
     *,
     engine: Engine | None = None,
-    service_factory: ServiceFactory = background_services,
+    service_factory: ServiceFactory | None = None,
 ) -> Starlette:
+    """The web app of `mode`; its lifespan runs migrations, then starts the background
+    services that `service_factory` builds (console/composition.py's by default)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
     check_console_sections(settings)
@@ -115,7 +62,8 @@ def create_app(
         if mode != "collect" and settings.server.auth == "on":
             _create_first_admin(engine)
         if mode in ("all", "collect"):
-            state.services = ServiceGroup(service_factory(state))
+            build = service_factory or composition.background_services
+            state.services = ServiceGroup(build(state))
             await state.services.start()
         try:
             yield

@@ -28,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
 
+from collectors.services import Health, ServiceStatus
 from console.auth.middleware import AccessControl
 from console.auth.permissions import permission_table
 from console.state import AppState
@@ -117,6 +118,7 @@ class OtlpListener:
         self.host = server.otlp_bind_host
         self.port = server.otlp_port
         self.name = "otlp-listener"
+        self.health = Health()
         self._server: _EmbeddedServer | None = None
         self._serving: asyncio.Task[None] | None = None
 
@@ -154,6 +156,14 @@ class OtlpListener:
                 raise OtlpListenerError(message)
             await asyncio.sleep(0.01)
         log.info("OTLP/HTTP receiver listening on %s", self.url)
+        self.health.running = True
+        self.health.succeeded()
+
+    def status(self) -> ServiceStatus:
+        if self._serving is not None and self._serving.done() and self.health.running:
+            self.health.running = False
+            self.health.failed("the listener stopped")
+        return self.health.status()
 
     async def _serve(self, server: uvicorn.Server, sockets: list[socket.socket]) -> None:
         try:
@@ -165,6 +175,7 @@ class OtlpListener:
                 log.error("the OTLP/HTTP listener on %s stopped unexpectedly", self.url)
 
     async def stop(self) -> None:
+        self.health.running = False
         if self._server is None or self._serving is None:
             return
         self._server.should_exit = True

@@ -11,7 +11,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from collectors.config import Settings
-from console.services import ServiceGroup
+from collectors.services import ServiceGroup
 
 
 @dataclass

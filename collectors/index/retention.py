@@ -20,13 +20,13 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine, and_, delete, or_, select, text
 
-from collectors.background import cancel_and_wait
 from collectors.index.engine import one_of
 from collectors.index.models import events_table as events
 from collectors.index.saga_models import sagas_table as sagas
 from collectors.index.trace_models import span_links_table as span_links
 from collectors.index.trace_models import spans_table as spans
 from collectors.saga_rules import SagaStatus
+from collectors.services import PeriodicService
 
 log = logging.getLogger("eventscope.retention")
 
@@ -201,36 +201,24 @@ def _delete_to_size(engine: Engine, policy: RetentionPolicy) -> int:
     return deleted
 
 
-class RetentionService:
+class RetentionService(PeriodicService):
     """Background service applying the policy every interval."""
 
+    name = "retention"
+
     def __init__(self, engine: Engine, policy: RetentionPolicy) -> None:
-        self.name = "retention"
+        super().__init__()
         self.engine = engine
         self.policy = policy
+        self.retry_s = policy.interval_s
         self.last_deleted = 0
         self.last_round = RetentionRound()
-        self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                result = await asyncio.to_thread(run_round, self.engine, self.policy)
-                self.last_deleted = result.events
-                self.last_round = result
-                self.last_error = None
-                if result.events or result.spans or result.sagas:
-                    log.info("retention deleted %d events, %d spans, %d sagas",
-                             result.events, result.spans, result.sagas)  # fmt: skip
-            except Exception as exc:  # keep going: the next round may succeed
-                self.last_error = f"{type(exc).__name__}: {exc}"[:300]
-                log.warning("retention failed: %s", self.last_error)
-            await asyncio.sleep(self.policy.interval_s)
+    async def step(self) -> float:
+        result = await asyncio.to_thread(run_round, self.engine, self.policy)
+        self.last_deleted = result.events
+        self.last_round = result
+        if result.events or result.spans or result.sagas:
+            log.info("retention deleted %d events, %d spans, %d sagas",
+                     result.events, result.spans, result.sagas)  # fmt: skip
+        return self.policy.interval_s

@@ -45,7 +45,6 @@ from aiokafka.protocol.admin import (
 from aiokafka.protocol.api import Request
 from sqlalchemy import Connection, Engine, delete, func, insert, select
 
-from collectors.background import cancel_and_wait
 from collectors.config import ClusterConfig, LagConfig
 from collectors.index.lag_models import (
     lag_groups_table,
@@ -68,6 +67,7 @@ from collectors.kafka.lag_rules import (
     offset_lag,
     was_caught_up_recently,
 )
+from collectors.services import PeriodicService
 
 log = logging.getLogger("eventscope.lag")
 
@@ -685,11 +685,10 @@ class SamplerStats:
     last_look_at: float | None = None
     last_duration_s: float | None = None
     errors: int = 0
-    last_error: str | None = None
 
 
-class LagSampler:
-    """A background service (start/stop) that samples one cluster's consumer groups."""
+class LagSampler(PeriodicService):
+    """A background service that samples one cluster's consumer groups every interval."""
 
     def __init__(
         self,
@@ -698,7 +697,10 @@ class LagSampler:
         settings: LagConfig,
         exclude_groups: Iterable[str] = (),
     ) -> None:
+        super().__init__()
         self.name = f"lag[{cluster.name}]"
+        self.retry_s = settings.interval_s
+        self.max_backoff_s = MAX_BACKOFF_S
         self.cluster = cluster
         self.engine = engine
         self.settings = settings
@@ -712,36 +714,22 @@ class LagSampler:
         self._previous_status: dict[str, str] | None = None
         self._admin: AIOKafkaAdminClient | None = None
         self._reader: AIOKafkaConsumer | None = None
-        self._task: asyncio.Task[None] | None = None
         self._last_rollup_bucket: int | None = None
         self._last_retention = 0.0
 
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await super().stop()
         await self._disconnect()
 
-    async def _run(self) -> None:
-        backoff = 1.0
-        while True:
-            started = time.monotonic()
-            try:
-                await self.sample_once()
-                backoff = 1.0
-                delay = max(0.0, self.settings.interval_s - (time.monotonic() - started))
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # an unreachable cluster or index: log, retry later
-                self.stats.errors += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("%s look failed: %s", self.name, self.stats.last_error)
-                await self._disconnect()
-                delay = max(backoff, self.settings.interval_s)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
-            await asyncio.sleep(delay)
+    async def step(self) -> float:
+        started = time.monotonic()
+        await self.sample_once()
+        return max(0.0, self.settings.interval_s - (time.monotonic() - started))
+
+    async def on_error(self, exc: Exception) -> None:
+        """An unreachable cluster or index: the clients are opened afresh next time."""
+        self.stats.errors += 1
+        await self._disconnect()
 
     async def _connect(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._admin is None or self._reader is None:
@@ -793,7 +781,6 @@ class LagSampler:
         self.stats.partitions = sum(len(r.partitions) for r in results)
         self.stats.last_look_at = look.time
         self.stats.last_duration_s = time.perf_counter() - started
-        self.stats.last_error = None
         return results
 
     def judge_and_store(self, look: ClusterLook) -> list[GroupResult]:

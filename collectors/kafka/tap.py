@@ -37,6 +37,7 @@ from collectors.index.identity import identity_hashes, text_hash
 from collectors.index.writer import BatchHook, BatchWriter, PositionKey, read_positions
 from collectors.index.writer_process import WriterProcess
 from collectors.kafka.admin import client_options, explain
+from collectors.services import Health, ServiceStatus
 
 log = logging.getLogger("eventscope.tap")
 
@@ -107,7 +108,6 @@ class TapStats:
     last_batch_at: float | None = None
     last_record_timestamp_ms: int | None = None
     write_errors: int = 0
-    last_error: str | None = None
     assigned: list[str] = field(default_factory=list)
 
 
@@ -150,6 +150,7 @@ class Tap:
         self.conventions = conventions
         self.settings = settings
         self.stats = TapStats()
+        self.health = Health()
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._writer: asyncio.Task[None] | None = None
@@ -208,6 +209,10 @@ class Tap:
         self._db_writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write")
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=self.name)
+        self.health.running = True
+
+    def status(self) -> ServiceStatus:
+        return self.health.status()
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -228,6 +233,7 @@ class Tap:
         self._normalizer.shutdown(wait=False)
         self._db_writer.shutdown(wait=False)
         await asyncio.to_thread(self._index_writer.close)
+        self.health.running = False
         if self._consumer is not None:
             with contextlib.suppress(Exception):
                 await self._consumer.stop()
@@ -265,8 +271,8 @@ class Tap:
         try:
             await self.seek_to_stored_positions(list(consumer.assignment()))
         except Exception as exc:  # the index may be unreachable for a while
-            self.stats.last_error = f"cannot read stored positions: {type(exc).__name__}: {exc}"
-            log.warning("%s %s", self.name, self.stats.last_error[:500])
+            error = self.health.failed(f"cannot read stored positions: {type(exc).__name__}: {exc}")
+            log.warning("%s %s", self.name, error)
             await asyncio.sleep(REWIND_RETRY_S)
             return False
         self._read_epoch = epoch
@@ -287,8 +293,8 @@ class Tap:
                 await consumer.start()
                 break
             except Exception as exc:  # the cluster may be down at start: keep trying
-                self.stats.last_error = f"cannot connect: {await explain(self.cluster, exc)}"
-                log.warning("%s %s", self.name, self.stats.last_error)
+                error = self.health.failed(f"cannot connect: {await explain(self.cluster, exc)}")
+                log.warning("%s %s", self.name, error)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 30.0)
         loop = asyncio.get_running_loop()
@@ -334,10 +340,10 @@ class Tap:
                     # Every batch since the last commit is lost: read them again.
                     self._epoch += 1
                     self.stats.write_errors += 1
-                    self.stats.last_error = f"index write failed: {type(exc).__name__}: {exc}"[:500]
+                    error = self.health.failed(f"index write failed: {type(exc).__name__}: {exc}")
                     log.warning(
                         "%s %s (reading again from the stored positions in %.1fs)",
-                        self.name, self.stats.last_error, delay,
+                        self.name, error, delay,
                     )  # fmt: skip
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, WRITE_RETRY_MAX_S)
@@ -349,5 +355,6 @@ class Tap:
                 self.stats.batches += 1
                 self.stats.last_batch_at = time.time()
                 self.stats.last_record_timestamp_ms = batch.newest_timestamp_ms
+                self.health.succeeded()
             finally:
                 self._queue.task_done()

@@ -23,7 +23,6 @@ no longer has the record and the copy is complete (value and headers not truncat
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import logging
@@ -37,10 +36,10 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from sqlalchemy import Engine, and_, bindparam, or_, select, update
 from starlette.concurrency import run_in_threadpool
 
-from collectors.background import cancel_and_wait
 from collectors.config import ClusterConfig
 from collectors.conventions import Conventions
 from collectors.index.action_models import items_table, jobs_table
+from collectors.services import PeriodicService
 from console.actions.producer import idempotent_producer
 from console.actions.provenance import Provenance, error_header_names, outgoing_headers
 from console.actions.rate import RateLimiter
@@ -67,7 +66,9 @@ def _now_ms() -> int:
     return int(time.time() * 1000)
 
 
-class ActionRunner:
+class ActionRunner(PeriodicService):
+    """Background service: runs the queued replay and redrive jobs, one at a time."""
+
     name = "action-runner"
 
     def __init__(
@@ -80,6 +81,7 @@ class ActionRunner:
         lease_s: float = LEASE_S,
         poll_s: float = POLL_S,
     ) -> None:
+        super().__init__()
         self.engine = engine
         self.clusters = {cluster.name: cluster for cluster in clusters}
         self.error_names = error_header_names(conventions or Conventions())
@@ -87,35 +89,21 @@ class ActionRunner:
         self.lease_s = lease_s
         self.poll_s = poll_s
         self.owner = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-        self._task: asyncio.Task[None] | None = None
-        self.last_error: str | None = None
-
-    async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name=self.name)
+        self.retry_s = poll_s
+        self.max_backoff_s = MAX_BACKOFF_S
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await super().stop()
         with contextlib.suppress(Exception):
             await run_in_threadpool(self._release_leases)
 
-    async def _loop(self) -> None:
-        backoff = self.poll_s
-        while True:
-            try:
-                job = await run_in_threadpool(self.claim_next)
-                if job is None:
-                    await asyncio.sleep(self.poll_s)
-                    continue
-                await self.run(job)
-                backoff = self.poll_s
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # never crash the process: record, back off, retry
-                self.last_error = f"{type(exc).__name__}: {exc}"
-                log.exception("action runner: %s", self.last_error)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, MAX_BACKOFF_S)
+    async def step(self) -> float:
+        """Run the next job to its end; wait a poll interval when there is none."""
+        job = await run_in_threadpool(self.claim_next)
+        if job is None:
+            return self.poll_s
+        await self.run(job)
+        return 0.0
 
     # --- leases -----------------------------------------------------------------------------
 

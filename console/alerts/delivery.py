@@ -28,8 +28,8 @@ from typing import Any
 import httpx
 from sqlalchemy import Engine, insert, select, update
 
-from collectors.background import cancel_and_wait
 from collectors.index.alert_models import alert_deliveries_table, alert_outbox_table
+from collectors.services import PeriodicService
 from console.alerts.retry_policy import NextStep, Outcome, RetryPolicy, after_attempt
 from console.alerts.settings import Receiver
 from console.alerts.signing import signature_headers
@@ -118,7 +118,7 @@ def log_attempt(
         )
 
 
-class DeliveryWorker:
+class DeliveryWorker(PeriodicService):
     """Background service: sends what the evaluator put in the outbox."""
 
     name = "alert-delivery"
@@ -130,22 +130,21 @@ class DeliveryWorker:
         poll_interval_s: float = 1.0,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
         self.engine = engine
         self.policy = policy
         self.poll_interval_s = poll_interval_s
         self.clock = clock
-        self.last_error: str | None = None
+        self.retry_s = self.max_backoff_s = poll_interval_s  # the outbox keeps what waits
         self.client: httpx.AsyncClient | None = None
-        self._task: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
 
     async def start(self) -> None:
         self.client = httpx.AsyncClient(follow_redirects=False)
-        self._task = asyncio.create_task(self._run(), name=self.name)
+        await super().start()
 
     async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await super().stop()
         if self.client is not None:
             await self.client.aclose()
             self.client = None
@@ -154,19 +153,15 @@ class DeliveryWorker:
         """Look at the outbox now (after the evaluator enqueued something)."""
         self._wake.set()
 
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self.run_once()
-                self.last_error = None
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # the index may be unreachable for a while
-                self.last_error = f"{type(exc).__name__}: {exc}"[:MAX_ERROR]
-                log.warning("%s failed: %s", self.name, self.last_error)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
+    async def step(self) -> float:
+        await self.run_once()
+        return self.poll_interval_s
+
+    async def pause(self, seconds: float) -> None:
+        """Until the poll interval is over, or until `wake`."""
+        self._wake.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout=seconds)
 
     async def run_once(self) -> int:
         """Attempt every due notification once; returns how many attempts were made."""

@@ -32,10 +32,10 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 
-from collectors.background import cancel_and_wait
 from collectors.config import ClusterConfig
 from collectors.index.alert_models import alert_groups_table, alert_outbox_table, alerts_table
 from collectors.kafka.admin import is_reachable
+from collectors.services import PeriodicService
 from console.alerts.grouping import (
     FIRING,
     RESOLVED,
@@ -405,7 +405,7 @@ def _json_map(text: str) -> dict[str, str]:
 CollectorDelays = Callable[[], Mapping[str, float | None]]
 
 
-class AlertEvaluator:
+class AlertEvaluator(PeriodicService):
     """Background service: evaluate every ``evaluate_interval_s``; never crashes the process."""
 
     name = "alert-evaluator"
@@ -419,6 +419,9 @@ class AlertEvaluator:
         collector_delays: CollectorDelays = dict,
         clock: Callable[[], float] = time.time,
     ) -> None:
+        super().__init__()
+        self.retry_s = settings.evaluate_interval_s
+        self.max_backoff_s = MAX_BACKOFF_S
         self.engine = engine
         self.settings = settings
         self.clusters = list(clusters)
@@ -426,18 +429,12 @@ class AlertEvaluator:
         self.clock = clock
         self.alerts = AlertEngine(engine, settings, external_url)
         self.last_report: PassReport | None = None
-        self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         await asyncio.to_thread(
             sync_config_receivers, self.engine, self.settings.receivers, int(self.clock() * 1000)
         )
-        self._task = asyncio.create_task(self._run(), name=self.name)
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
+        await super().start()
 
     async def probes(self, rules: Sequence[Rule] | None = None) -> Probes:
         kinds = {rule.kind for rule in (rules if rules is not None else self._known_rules())}
@@ -466,23 +463,11 @@ class AlertEvaluator:
     def _known_rules(self) -> list[Rule]:
         return list(self.settings.rules)
 
-    async def _run(self) -> None:
-        interval = self.settings.evaluate_interval_s
-        delay = 0.0
-        while True:
-            await asyncio.sleep(delay)
-            try:
-                report = await self.evaluate_once()
-                self.last_error = None
-                for rule, error in report.rule_errors.items():
-                    log.warning("alert rule %s failed: %s", rule, error)
-                delay = interval
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # an unreachable index: log, retry with backoff
-                self.last_error = f"{type(exc).__name__}: {exc}"[:500]
-                log.warning("%s failed: %s", self.name, self.last_error)
-                delay = min(max(delay * 2, interval), MAX_BACKOFF_S)
+    async def step(self) -> float:
+        report = await self.evaluate_once()
+        for rule, error in report.rule_errors.items():
+            log.warning("alert rule %s failed: %s", rule, error)
+        return self.settings.evaluate_interval_s
 
 
 def collector_delays_of(taps: Sequence[Any]) -> CollectorDelays:

@@ -163,7 +163,8 @@ async def clusters_page(call: Call) -> Reply:
     clusters = call.settings.clusters
     overviews = await asyncio.gather(*(_overview(call.request, c) for c in clusters))
     rows = [ClusterRow(c, o, e) for c, (o, e) in zip(clusters, overviews, strict=True)]
-    return Reply(ClustersJson(clusters=[row.as_json() for row in rows]), page={"rows": rows})
+    page = {"rows": rows, "services": call.state.services.status()}
+    return Reply(ClustersJson(clusters=[row.as_json() for row in rows]), page=page)
 
 
 async def topics_page(call: Call) -> Reply:

@@ -9,6 +9,7 @@ from typing_extensions import TypedDict
 
 from collectors.index.engine import index_problem
 from collectors.kafka.admin import is_reachable
+from collectors.services import ServiceStatus
 from console.auth.roles import PUBLIC
 from console.web.endpoints import Call, Endpoint, Reply
 
@@ -30,7 +31,7 @@ class Readiness(TypedDict):
     ready: bool
     index: IndexCheck
     clusters: dict[str, Check]
-    services: dict[str, bool]
+    services: dict[str, ServiceStatus]  # each background service: running, last success/error
 
 
 async def healthz(call: Call) -> Reply:

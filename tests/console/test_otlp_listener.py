@@ -23,7 +23,8 @@ from starlette.testclient import TestClient
 from collectors.config import ConfigError, Settings, load_settings, settings_from_mapping
 from collectors.index.engine import create_index_engine
 from collectors.index.trace_models import spans_table
-from console.app import background_services, create_app
+from console.app import create_app
+from console.composition import background_services
 from console.otlp_listener import OtlpListener, OtlpListenerError
 from console.state import AppState
 from console.stores import auth as auth_store

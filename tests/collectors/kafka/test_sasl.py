@@ -133,9 +133,9 @@ async def test_a_wrong_password_is_a_clear_error_soon(sasl_broker: LocalBroker, 
     await tap.start()
     try:
         deadline = time.monotonic() + ERROR_DEADLINE_S
-        while tap.stats.last_error is None and time.monotonic() < deadline:
+        while tap.health.last_error is None and time.monotonic() < deadline:
             await asyncio.sleep(0.1)
-        assert tap.stats.last_error is not None, "the tap reported nothing"
-        assert "Authentication failed" in tap.stats.last_error
+        assert tap.health.last_error is not None, "the tap reported nothing"
+        assert "Authentication failed" in tap.health.last_error
     finally:
         await asyncio.wait_for(tap.stop(), 20)

@@ -15,6 +15,14 @@ def test_health_and_readiness(live_server) -> None:
     assert body["ready"] is True
     assert body["index"] == {"ready": True, "error": None, "backend": "sqlite"}
     assert body["clusters"]["local"]["ready"] is True
+    tap = body["services"]["tap[local]"]
+    assert tap["running"] is True and tap["last_error"] is None
+    assert set(body["services"]) >= {"tap[local]", "lag[local]", "retention", "alert-evaluator"}
+
+
+def test_the_home_page_shows_each_services_state(live_server) -> None:
+    page = httpx.get(f"{live_server.url}/clusters", timeout=20).text
+    assert 'data-service="tap[local]"' in page and "running" in page
 
 
 async def test_topics_api_lists_partitions_and_offsets(
