@@ -30,17 +30,16 @@ from collectors.index.identity import identity_equals, text_hash
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
 from collectors.index.writer import EventTuple, columns_getter
+from collectors.saga_config import saga_rules_from_mapping
 from collectors.saga_rules import (
     DEFAULT_STUCK_AFTER_S,
     MAX_KEY_CHARS,
     MAX_RECORDS,
     Outcome,
-    SagaEventRef,
     SagaRules,
-    SagaState,
     SagaStatus,
-    new_state,
 )
+from collectors.saga_state import SagaEventRef, SagaState, new_state
 from collectors.services import PeriodicService
 
 log = logging.getLogger("eventscope.sagas")
@@ -90,7 +89,7 @@ def saga_options(data: Mapping[str, Any]) -> SagaOptions:
         if not math.isfinite(value) or value <= 0:
             raise ValueError(f"{key}: expected a positive number of seconds")
         values[key] = float(value)
-    return SagaOptions(rules=SagaRules.from_mapping(rest), **values)
+    return SagaOptions(rules=saga_rules_from_mapping(rest), **values)
 
 
 def event_key(cluster: str, topic: str, partition: int, offset: int) -> str:

@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.saga_rules import Outcome, SagaState, StepProgress, StepRecord
+from collectors.saga_rules import Outcome
+from collectors.saga_state import SagaState, StepProgress, StepRecord
 from collectors.sagas import parse_event_key
 from console.web import urls
 

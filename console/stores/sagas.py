@@ -16,7 +16,8 @@ from sqlalchemy import Engine, case, func, select
 from collectors.index.identity import identity_equals
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
-from collectors.saga_rules import SagaState, SagaStatus
+from collectors.saga_rules import SagaStatus
+from collectors.saga_state import SagaState
 from collectors.sagas import TIME_DEPENDENT, SagaOptions, rebuild_state
 
 STATUSES = tuple(str(status) for status in SagaStatus)

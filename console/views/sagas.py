@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from typing_extensions import TypedDict
 
-from collectors.saga_rules import StepProgress, StepRecord
+from collectors.saga_state import StepProgress, StepRecord
 from collectors.sagas import SagaOptions, saga_options
 from console.auth.roles import VIEWER
 from console.saga_timeline import build_timeline, event_link

@@ -4,17 +4,16 @@ import random
 
 import pytest
 
+from collectors.saga_config import saga_rules_from_mapping
 from collectors.saga_rules import (
     MAX_RECORDS,
     Outcome,
     SagaDefinition,
-    SagaEventRef,
     SagaRules,
-    SagaState,
     SagaStatus,
     StepDefinition,
-    new_state,
 )
+from collectors.saga_state import SagaEventRef, SagaState, new_state
 
 MINUTE_MS = 60_000
 HOUR_MS = 3_600_000
@@ -191,7 +190,7 @@ def test_reply_topic_means_success_unless_the_name_says_otherwise() -> None:
     ],
 )
 def test_hostile_event_types_never_raise(event_type: str) -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     classification = rules.classify(event_type, event_type)
     assert isinstance(classification.outcome, Outcome)
     assert len(classification.step) <= 200
@@ -216,13 +215,13 @@ def test_wrong_types_in_an_event_never_raise() -> None:
 
 
 def test_configured_words_beat_the_defaults() -> None:
-    rules = SagaRules.from_mapping({"outcomes": {"succeeded": ["Created"]}})
+    rules = saga_rules_from_mapping({"outcomes": {"succeeded": ["Created"]}})
     assert rules.classify("OrderCreated", "").outcome is Outcome.SUCCEEDED
     assert rules.classify("FlightReserved", "").outcome is Outcome.SUCCEEDED
 
 
 def test_configured_prefix_word_and_topic_patterns() -> None:
-    rules = SagaRules.from_mapping(
+    rules = saga_rules_from_mapping(
         {
             "use_defaults": False,
             "outcomes": {"failed": ["Oops*"], "compensation": ["*Storno*"]},
@@ -276,11 +275,11 @@ def test_configured_prefix_word_and_topic_patterns() -> None:
 )
 def test_bad_configuration_names_the_bad_key(config: dict, named: str) -> None:
     with pytest.raises(ValueError, match=named.replace("[", r"\[").replace("]", r"\]")):
-        SagaRules.from_mapping(config)
+        saga_rules_from_mapping(config)
 
 
 def test_definition_is_recognized_by_event_type_topic_or_first_event() -> None:
-    rules = SagaRules.from_mapping(
+    rules = saga_rules_from_mapping(
         {
             "definitions": [
                 TRIP_DEFINITION,
@@ -313,7 +312,7 @@ def test_trip_rollback_without_definition() -> None:
 
 @pytest.mark.parametrize("failure", ["PaymentFailed", "PaymentDeclined"])
 def test_trip_rollback_with_definition(failure: str) -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     refs = events("TripBookingRequested", "FlightReserved", "HotelReserved", failure)
     refs += events("HotelCancelled", "FlightCancelled", start_ms=10_000)
     state = replay(refs, rules)
@@ -331,7 +330,7 @@ def test_trip_rollback_with_definition(failure: str) -> None:
 
 
 def test_trip_compensations_out_of_reverse_order_are_reported() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     refs = events(
         "TripBookingRequested",
         "FlightReserved",
@@ -364,7 +363,7 @@ def test_orchestrated_commands_and_replies_without_definition() -> None:
 
 
 def test_trip_completes_with_definition_on_final_event() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     refs = events("TripBookingRequested", "FlightReserved", "HotelReserved", "TripBooked")
     along = statuses_along(refs, rules)
     assert along == [SagaStatus.RUNNING] * 3 + [SagaStatus.COMPLETED]
@@ -374,7 +373,7 @@ def test_trip_completes_with_definition_on_final_event() -> None:
 
 
 def test_choreographed_payment_completes_with_definition() -> None:
-    rules = SagaRules.from_mapping({"definitions": [RIDE_PAYMENT_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [RIDE_PAYMENT_DEFINITION]})
     along = statuses_along(events("PaymentSucceeded", "DriverCredited", "ReceiptSent"), rules)
     assert along == [SagaStatus.RUNNING, SagaStatus.RUNNING, SagaStatus.COMPLETED]
 
@@ -390,7 +389,7 @@ def test_choreographed_payment_without_definition_is_completed_while_latest_news
 @pytest.mark.parametrize("with_definition", [True, False])
 def test_payment_failure_path_is_compensated_by_the_refund(with_definition: bool) -> None:
     config = {"definitions": [RIDE_PAYMENT_DEFINITION]} if with_definition else {}
-    rules = SagaRules.from_mapping(config)
+    rules = saga_rules_from_mapping(config)
     refs = events("PaymentSucceeded", "DriverCreditFailed", "RefundInitiated")
     along = statuses_along(refs, rules)
     assert along[1:] == [SagaStatus.FAILED, SagaStatus.COMPENSATED]
@@ -405,7 +404,7 @@ def test_retried_step_that_then_succeeds_is_not_a_failure() -> None:
 
 
 def test_stuck_when_a_defined_step_outlives_its_timeout() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     state = replay(events("TripBookingRequested", "FlightReserved", "ReserveHotel"), rules)
     started = state.last_ms
     assert state.evaluate(started + 30_000, rules) is SagaStatus.RUNNING
@@ -414,7 +413,7 @@ def test_stuck_when_a_defined_step_outlives_its_timeout() -> None:
 
 
 def test_stuck_when_the_saga_outlives_its_timeout() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     state = replay(events("TripBookingRequested", "FlightReserved"), rules)
     assert state.evaluate(state.first_ms + 599_000, rules) is SagaStatus.RUNNING
     assert state.evaluate(state.first_ms + 601_000, rules) is SagaStatus.STUCK
@@ -436,7 +435,7 @@ def test_quiet_saga_with_nothing_pending_counts_as_completed() -> None:
 
 
 def test_new_event_clears_a_stuck_status() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     state = replay(events("TripBookingRequested", "ReserveFlight"), rules)
     assert state.evaluate(state.last_ms + 2 * MINUTE_MS, rules) is SagaStatus.STUCK
     state.apply(events("FlightReserved", start_ms=state.last_ms + 1)[0], rules)
@@ -447,7 +446,7 @@ def test_new_event_clears_a_stuck_status() -> None:
 @pytest.mark.parametrize("with_definition", [True, False])
 def test_missing_compensation_after_timeout_names_the_step(with_definition: bool) -> None:
     config = {"definitions": [TRIP_DEFINITION]} if with_definition else {}
-    rules = SagaRules.from_mapping(config)
+    rules = saga_rules_from_mapping(config)
     refs = events("FlightReserved", "HotelReserved", "PaymentFailed", "FlightCancelled")
     state = replay(refs, rules)
     assert state.status is SagaStatus.COMPENSATING
@@ -459,7 +458,7 @@ def test_missing_compensation_after_timeout_names_the_step(with_definition: bool
 
 def test_failure_without_any_compensation() -> None:
     refs = events("FlightReserved", "HotelReserved", "PaymentFailed")
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     state = replay(refs, rules)
     assert state.status is SagaStatus.FAILED
     assert state.evaluate(state.last_ms + HOUR_MS, rules) is SagaStatus.COMPENSATION_INCOMPLETE
@@ -468,7 +467,7 @@ def test_failure_without_any_compensation() -> None:
 
 
 def test_failure_of_first_step_needs_no_compensation() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     state = replay(events("TripBookingRequested", "FlightReservationFailed"), rules)
     assert state.status is SagaStatus.FAILED
     assert state.evaluate(state.last_ms + 5 * HOUR_MS, rules) is SagaStatus.FAILED
@@ -479,14 +478,14 @@ def test_failure_of_first_step_needs_no_compensation() -> None:
 
 
 def test_steps_out_of_defined_order_are_reported() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     state = replay(events("PaymentSucceeded", "FlightReserved", "HotelReserved"), rules)
     assert state.status is SagaStatus.COMPLETED
     assert state.problems == ["step payment before flight", "step payment before hotel"]
 
 
 def test_arrival_order_does_not_change_the_outcome() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     refs = events(*TRIP_FAILURE)
     expected = replay(refs, rules).to_json()
     for permutation in itertools.permutations(refs):
@@ -508,7 +507,7 @@ def test_arrival_order_does_not_change_the_outcome_without_definition() -> None:
 
 
 def test_saga_type_comes_from_the_earliest_recognized_event() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     refs = events("SomethingElse", "HotelReserved")
     assert replay(refs[::-1], rules).saga_type == "trip-booking"
     assert replay([refs[0]], rules).saga_type is None
@@ -538,7 +537,7 @@ def test_history_is_bounded_but_time_range_is_not() -> None:
 
 
 def test_state_round_trips_through_json() -> None:
-    rules = SagaRules.from_mapping({"definitions": [TRIP_DEFINITION]})
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]})
     state = replay(events(*TRIP_FAILURE[:5]), rules)
     text = json.dumps(state.to_json())
     loaded = SagaState.from_json(text)

@@ -12,7 +12,7 @@ from sqlalchemy import select, text, update
 from collectors.index.event_row import EVENT_COLUMNS
 from collectors.index.saga_models import sagas_table
 from collectors.index.writer import BatchWriter, write_batch
-from collectors.saga_rules import new_state
+from collectors.saga_state import new_state
 from collectors.sagas import (
     LOAD_CHUNK,
     SagaHook,

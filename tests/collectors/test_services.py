@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -49,7 +50,7 @@ async def test_a_failing_step_is_recorded_retried_with_backoff_and_cleared_by_su
         await _until(lambda: service.status()["last_success_ms"] is not None)
         status = service.status()
         assert status["running"] and status["last_error"] is None and status["errors"] == 4
-        gaps = [later - earlier for earlier, later in zip(service.steps, service.steps[1:])]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(service.steps)]
         assert gaps[0] >= 0.009 and gaps[1] >= 0.019, gaps  # 0.01, then doubled
         assert gaps[3] < 0.08, gaps  # capped at max_backoff_s
     finally:

@@ -7,7 +7,9 @@ from collections import Counter
 import pytest
 
 from collectors.conventions import Conventions, RawRecord, normalize
-from collectors.saga_rules import SagaEventRef, SagaRules, SagaStatus, new_state
+from collectors.saga_config import saga_rules_from_mapping
+from collectors.saga_rules import SagaStatus
+from collectors.saga_state import SagaEventRef, new_state
 from console.demo import messages
 from console.demo.flows import (
     CHECKOUT_NEXT,
@@ -187,7 +189,7 @@ SHIPMENT_FAILED = [
 )  # fmt: skip
 def test_the_saga_view_reads_each_story_as_intended(story: list[tuple[str, str]],
                                                     status: SagaStatus) -> None:  # fmt: skip
-    rules = SagaRules.from_mapping({})
+    rules = saga_rules_from_mapping({})
     saga = new_state("checkout-ord-1")
     for index, (event_type, attribute) in enumerate(story):
         ref = SagaEventRef(f"e{index}", event_type, getattr(TOPICS, attribute), 1000 + index * 10)
