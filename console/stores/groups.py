@@ -17,7 +17,7 @@ from collectors.index.lag_models import (
     lag_samples_table,
     lag_status_changes_table,
 )
-from collectors.kafka.lag import SEVERITY_NAMES
+from collectors.kafka.lag_store import SEVERITY_NAMES
 
 STATUS_ORDER = {"ERR": 0, "WARN": 1, "NOTFOUND": 2, "OK": 3}
 RAW_RANGE_MAX_S = 86_400  # longer ranges read the 5-minute rollups

@@ -22,16 +22,10 @@ from collectors.index.lag_models import (
     lag_status_changes_table,
 )
 from collectors.index.models import events_table, positions_table
-from collectors.kafka.lag import (
-    ROLLUP_BUCKET_MS,
-    ClusterLook,
-    GroupLook,
-    LagJudge,
-    LagSampler,
-    decode_assignment,
-    delete_before,
-    roll_up,
-)
+from collectors.kafka.lag import LagSampler
+from collectors.kafka.lag_judge import LagJudge
+from collectors.kafka.lag_look import ClusterLook, GroupLook, decode_assignment
+from collectors.kafka.lag_store import ROLLUP_BUCKET_MS, delete_before, roll_up
 from collectors.kafka.lag_rules import EvaluationSettings, PartitionStatus
 from tests.kafka_helpers import create_topic, produce
 
@@ -68,7 +62,7 @@ def test_judge_prefers_exact_times_and_falls_back_to_interpolation() -> None:
 
 
 def test_a_live_owner_turns_stop_into_stall() -> None:
-    from collectors.kafka.lag import Member
+    from collectors.kafka.lag_look import Member
 
     key = ("t", 0)
     owner = Member("m-1", "client", "10.0.0.1")
