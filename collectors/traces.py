@@ -34,7 +34,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from collectors.index.identity import identity_equals, identity_in
 from collectors.index.models import events_table as events
 from collectors.index.trace_models import span_links_table, spans_table
-from collectors.otlp import SpanRecord
+from collectors.otlp_model import SpanRecord
 
 SPAN_KIND_NAMES = ("unspecified", "internal", "server", "client", "producer", "consumer")
 KIND_PRODUCER = 4

@@ -15,13 +15,8 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from collectors.otlp import (
-    MAX_BODY_BYTES,
-    OtlpError,
-    decode_traces_request,
-    encode_error,
-    encode_response,
-)
+from collectors.otlp import decode_traces_request, encode_error, encode_response
+from collectors.otlp_model import MAX_BODY_BYTES, OtlpError
 from collectors.traces import store_spans
 from console.auth.roles import OPERATOR
 from console.web.endpoints import Call, Endpoint

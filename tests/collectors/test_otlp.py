@@ -26,16 +26,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
-from collectors.otlp import (
+from collectors.otlp import decode_traces_request, encode_error, encode_response, wire_format
+from collectors.otlp_model import (
     MAX_ATTRIBUTES,
     MAX_EVENTS,
     MAX_STRING_BYTES,
     DecodeResult,
     OtlpError,
-    decode_traces_request,
-    encode_error,
-    encode_response,
-    wire_format,
 )
 
 PROTOBUF = "application/x-protobuf"

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from collectors.index.writer import write_batch
-from collectors.otlp import SpanRecord
+from collectors.otlp_model import SpanRecord
 
 BASE_NS = 1_700_000_000_000_000_000
 

@@ -25,8 +25,8 @@ from collectors.index.models import events_table, positions_table
 from collectors.kafka.lag import LagSampler
 from collectors.kafka.lag_judge import LagJudge
 from collectors.kafka.lag_look import ClusterLook, GroupLook, decode_assignment
-from collectors.kafka.lag_store import ROLLUP_BUCKET_MS, delete_before, roll_up
 from collectors.kafka.lag_rules import EvaluationSettings, PartitionStatus
+from collectors.kafka.lag_store import ROLLUP_BUCKET_MS, delete_before, roll_up
 from tests.kafka_helpers import create_topic, produce
 
 FAST = LagConfig(interval_s=0.5, window=4, allowed_lag=0)

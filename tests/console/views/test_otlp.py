@@ -16,7 +16,7 @@ from starlette.testclient import TestClient
 
 from collectors.index.engine import create_index_engine
 from collectors.index.trace_models import spans_table
-from collectors.otlp import MAX_BODY_BYTES
+from collectors.otlp_model import MAX_BODY_BYTES
 from console.app import create_app
 from tests.conftest import make_settings
 
