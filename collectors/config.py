@@ -399,59 +399,47 @@ def is_loopback(host: str) -> bool:
 
 
 def redacted(settings: Settings) -> dict[str, Any]:
-    """The effective configuration as plain data, with every secret replaced by '***'."""
-
-    def scrub(name: str, value: Any) -> Any:
-        if value is None:
-            return None
-        if any(word in name for word in SECRET_WORDS):
-            return "***"
-        if name == "url" and isinstance(value, str):
-            return redact_url(value)
-        if isinstance(value, tuple):
-            return list(value)
-        return value
-
-    def table(obj: Any) -> dict[str, Any]:
-        return {f.name: scrub(f.name, getattr(obj, f.name)) for f in fields(obj)}
-
+    """The effective configuration as plain data, every secret replaced by '***'."""
     clusters: dict[str, Any] = {}
     for cluster in settings.clusters:
-        body = table(cluster)
+        body = _plain(cluster)
         body.pop("name")
         clusters[cluster.name] = body
-    return {
-        "source": settings.source or "(defaults and environment)",
-        "server": table(settings.server),
-        "index": table(settings.index),
-        "collector": table(settings.collector),
-        "lag": table(settings.lag),
+    plain = {
+        "server": _plain(settings.server),
+        "index": _plain(settings.index),
+        "collector": _plain(settings.collector),
+        "lag": _plain(settings.lag),
         "clusters": clusters,
-        "conventions": dict(settings.conventions),
-        "sagas": dict(settings.sagas),
-        "alerts": _redacted_alerts(settings.alerts),
-        "masking": dict(settings.masking),
+        "conventions": settings.conventions,
+        "sagas": settings.sagas,
+        "alerts": settings.alerts,
+        "masking": settings.masking,
     }
+    return {"source": settings.source or "(defaults and environment)", **redact(plain)}
 
 
-def _redacted_alerts(alerts: Mapping[str, Any]) -> dict[str, Any]:
-    """The alerts section with receiver secrets and custom header values hidden."""
-    out = dict(alerts)
-    receivers = out.get("receivers")
-    if isinstance(receivers, list):
-        hidden = []
-        for receiver in receivers:
-            body = dict(receiver) if isinstance(receiver, Mapping) else receiver
-            if isinstance(body, dict):
-                if body.get("secret") is not None:
-                    body["secret"] = "***"  # noqa: S105 - the redaction mark
-                if isinstance(body.get("url"), str):
-                    body["url"] = redact_url(body["url"])
-                if isinstance(body.get("headers"), Mapping):
-                    body["headers"] = {name: "***" for name in body["headers"]}
-            hidden.append(body)
-        out["receivers"] = hidden
-    return out
+def _plain(obj: Any) -> dict[str, Any]:
+    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+
+
+def redact(value: Any, name: str = "") -> Any:
+    """One rule for every section: a value under a key naming a secret (password, secret,
+    token, key_pem) becomes '***', and so does every value of a `headers` table (they
+    carry credentials); a URL loses its password; tuples become lists."""
+    if value is None:
+        return None
+    if any(word in name for word in SECRET_WORDS):
+        return "***"
+    if isinstance(value, Mapping):
+        if name == "headers":
+            return {str(key): "***" for key in value}
+        return {str(key): redact(item, str(key)) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact(item, name) for item in value]
+    if name == "url" and isinstance(value, str):
+        return redact_url(value)
+    return value
 
 
 def redact_url(url: str) -> str:

@@ -29,7 +29,7 @@ from console import assets, composition
 from console.auth.middleware import AccessControl
 from console.auth.permissions import permission_table
 from console.composition import ServiceFactory
-from console.settings import check_console_sections
+from console.settings import area_settings
 from console.state import AppState, app_state
 from console.stores import auth as auth_store
 from console.templating import make_templates
@@ -52,9 +52,10 @@ def create_app(
     services that `service_factory` builds (console/composition.py's by default)."""
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}")
-    check_console_sections(settings)
+    areas = area_settings(settings)
     engine = engine or create_index_engine(settings.index.url)
-    state = AppState(settings=settings, engine=engine, templates=make_templates(), mode=mode)
+    state = AppState(settings=settings, areas=areas, engine=engine, templates=make_templates(),
+                     mode=mode)  # fmt: skip
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -11,16 +11,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from collectors.config import Settings
-from collectors.conventions import Conventions
 from collectors.index.retention import RetentionPolicy, RetentionService
 from collectors.kafka.lag import LagSampler
 from collectors.kafka.tap import Tap
-from collectors.sagas import SagaEvaluator, SagaHook, saga_options
+from collectors.sagas import SagaEvaluator, SagaHook
 from collectors.services import Service
 from console.actions.runner import ActionRunner
 from console.alerts.delivery import DeliveryWorker
 from console.alerts.evaluator import AlertEvaluator, collector_delays_of
-from console.alerts.settings import alerts_settings_of, external_url
+from console.alerts.settings import external_url
 from console.otlp_listener import OtlpListener
 from console.state import AppState
 
@@ -30,10 +29,7 @@ ServiceFactory = Callable[[AppState], Sequence[Service]]
 def background_services(state: AppState) -> list[Service]:
     """The services that run beside the web app, in start order."""
     settings = state.settings
-    conventions = Conventions.from_mapping(
-        {**settings.conventions, "value_cap": settings.collector.value_cap}
-    )
-    sagas = saga_options(settings.sagas)
+    conventions, sagas = state.areas.conventions, state.areas.sagas
     services: list[Service] = [
         # A hook holds what it collected until its writer commits: one per tap.
         Tap(cluster, state.engine, conventions, settings.collector, hooks=[SagaHook(sagas)])
@@ -51,7 +47,7 @@ def background_services(state: AppState) -> list[Service]:
     # Replay and redrive jobs (producers) start after every receiver.
     services.append(ActionRunner(state.engine, settings.clusters, conventions))
     # The alert evaluator reads what the services above write; its sender starts after it.
-    alerting = alerts_settings_of(settings)
+    alerting = state.areas.alerts
     taps = [service for service in services if isinstance(service, Tap)]
     services.append(
         AlertEvaluator(state.engine, alerting, settings.clusters,

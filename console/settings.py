@@ -1,34 +1,53 @@
-"""Settings as the console runs with them: the collectors' settings, plus a check of the
-sections the console owns.
+"""Settings as the console runs with them: the collectors' settings, and each area's own
+section read once into its typed form.
 
-collectors/config.py reads the whole file but keeps `[alerts]` and `[masking]` as plain
-tables: their rules are console code (console/alerts, console/masking_rules) and
-collectors/ never imports console/. Every console entry point loads settings through this
-module, so a bad rule stops `eventscope config check` and every start before anything runs.
+collectors/config.py reads the whole file and checks every key it owns; the sections of
+the console (`[alerts]`, `[masking]`) stay plain tables there, because their rules are
+console code and collectors/ never imports console/. `AreaSettings` reads those, and the
+collectors' `[conventions]` and `[sagas]`, into the objects the code uses, once: every
+console entry point loads settings through this module, so a bad rule stops `eventscope
+config check` and every start (the error names the key) before anything runs.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from collectors import config
 from collectors.config import ConfigError, Settings
-from console.alerts.settings import AlertConfigError, alert_settings
-from console.masking_rules import MaskingConfigError, masking_settings
+from collectors.conventions import Conventions
+from collectors.sagas import SagaOptions, saga_options
+from console.alerts.settings import AlertConfigError, AlertSettings, alert_settings
+from console.masking_rules import MaskingConfigError, MaskingSettings, masking_settings
 
 
-def check_console_sections(settings: Settings) -> None:
+@dataclass(frozen=True)
+class AreaSettings:
+    """Each area's section in its typed form (built by `area_settings`)."""
+
+    alerts: AlertSettings
+    masking: MaskingSettings
+    sagas: SagaOptions
+    conventions: Conventions  # with the collector's value cap
+
+
+def area_settings(settings: Settings) -> AreaSettings:
     """Raise ConfigError naming the key (`alerts.rules[0].threshold`, ...) of a bad rule."""
     try:
-        alert_settings(settings.alerts)
+        alerts = alert_settings(settings.alerts)
     except AlertConfigError as exc:
         raise ConfigError(f"alerts.{exc.key}", exc.message) from None
     try:
-        masking_settings(settings.masking)
+        masking = masking_settings(settings.masking)
     except MaskingConfigError as exc:
         raise ConfigError(f"masking.{exc.key}", exc.message) from None
+    conventions = Conventions.from_mapping(
+        {**settings.conventions, "value_cap": settings.collector.value_cap}
+    )
+    return AreaSettings(alerts, masking, saga_options(settings.sagas), conventions)
 
 
 def load_settings(
@@ -36,11 +55,11 @@ def load_settings(
     environ: Mapping[str, str] | None = None,
 ) -> Settings:
     settings = config.load_settings(config_path, environ)
-    check_console_sections(settings)
+    area_settings(settings)
     return settings
 
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     settings = config.settings_from_mapping(raw)
-    check_console_sections(settings)
+    area_settings(settings)
     return settings

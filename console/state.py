@@ -12,11 +12,13 @@ from starlette.templating import Jinja2Templates
 
 from collectors.config import Settings
 from collectors.services import ServiceGroup
+from console.settings import AreaSettings
 
 
 @dataclass
 class AppState:
     settings: Settings
+    areas: AreaSettings  # each area's section, read once
     engine: Engine
     templates: Jinja2Templates
     mode: str

@@ -246,11 +246,6 @@ def _check_url(key: str, url: Any) -> None:
         raise AlertConfigError(key, f"must be an http:// or https:// URL, got {url!r}")
 
 
-def alerts_settings_of(settings: Settings) -> AlertSettings:
-    """The `[alerts]` section of loaded settings (validated at load time; cheap to rebuild)."""
-    return alert_settings(settings.alerts)
-
-
 def external_url(settings: Settings) -> str:
     """The console's address in notifications: alerts.external_url, server.external_url,
     else where it listens."""

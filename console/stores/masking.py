@@ -15,11 +15,10 @@ from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
-from collectors.config import Settings
 from collectors.conventions import Conventions
 from collectors.index.masking_models import masking_rules_table as rules_table
 from console.masking import MaskingPolicy, MaskRule, RowMasker, make_rule, masker
-from console.masking_rules import masking_settings
+from console.masking_rules import MaskingSettings
 from console.state import app_state
 from console.stores import audit as audit_store
 
@@ -98,29 +97,20 @@ def _compiled(rows: tuple[StoredRow, ...]) -> tuple[MaskRule, ...]:
     return tuple(rules)
 
 
-_static: dict[int, tuple[Settings, tuple[MaskRule, ...], str, dict[str, tuple[str, ...]]]] = {}
-
-
-def _configured(settings: Settings) -> tuple[tuple[MaskRule, ...], str, dict[str, tuple[str, ...]]]:
-    """The file's rules, `apply_to` and the header sources of derived columns (cached)."""
-    cached = _static.get(id(settings))
-    if cached is None or cached[0] is not settings:
-        configured = masking_settings(settings.masking)
-        conventions = Conventions.from_mapping(dict(settings.conventions))
-        derived = {
-            "dlq_error_class": tuple(conventions.dlq_error_class_headers),
-            "dlq_error_message": tuple(conventions.dlq_error_message_headers),
-            "dlq_stacktrace": tuple(conventions.dlq_stacktrace_headers),
-        }
-        cached = (settings, configured.rules, configured.apply_to, derived)
-        _static[id(settings)] = cached
-    return cached[1], cached[2], cached[3]
-
-
-def current_policy(engine: Engine, settings: Settings) -> MaskingPolicy:
-    rules, apply_to, derived = _configured(settings)
+def current_policy(
+    engine: Engine, configured: MaskingSettings, conventions: Conventions
+) -> MaskingPolicy:
+    """The file's rules and the stored ones; a derived column (the DLQ error fields) is
+    masked by the rules of the headers it is read from."""
+    derived = {
+        "dlq_error_class": tuple(conventions.dlq_error_class_headers),
+        "dlq_error_message": tuple(conventions.dlq_error_message_headers),
+        "dlq_stacktrace": tuple(conventions.dlq_stacktrace_headers),
+    }
     stored = _compiled(_stored_rows(engine))
-    return MaskingPolicy(rules=rules + stored, apply_to=apply_to, derived_from=derived)
+    return MaskingPolicy(
+        rules=configured.rules + stored, apply_to=configured.apply_to, derived_from=derived
+    )
 
 
 def caller_role(request: Request) -> str | None:
@@ -131,7 +121,8 @@ def caller_role(request: Request) -> str | None:
 async def masker_for(request: Request) -> RowMasker:
     """What a view calls: a function that masks an index row as this caller may see it."""
     state = app_state(request)
-    policy = await run_in_threadpool(current_policy, state.engine, state.settings)
+    areas = state.areas
+    policy = await run_in_threadpool(current_policy, state.engine, areas.masking, areas.conventions)
     return masker(policy, caller_role(request))
 
 

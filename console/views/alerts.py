@@ -26,7 +26,6 @@ from console.alerts.rules import KINDS, SEVERITIES, Rule, RuleError, rule_from_m
 from console.alerts.settings import (
     AlertConfigError,
     AlertSettings,
-    alerts_settings_of,
     external_url,
 )
 from console.alerts.signing import generate_secret
@@ -347,7 +346,7 @@ async def _probes_for(state: AppState, rule: Rule) -> Any:
     if evaluator is None:
         evaluator = AlertEvaluator(
             state.engine,
-            alerts_settings_of(state.settings),
+            state.areas.alerts,
             state.settings.clusters,
             external_url(state.settings),
         )
@@ -369,7 +368,7 @@ async def rules_page(
     status: int = 200,
 ) -> Reply:
     """The rules (JSON), or the page with the editor (filled after a failed save)."""
-    settings = alerts_settings_of(call.settings)
+    settings = call.state.areas.alerts
     data = await run_in_threadpool(read_rules, call, settings)
     edit = call.query.get("edit")
     values: Mapping[str, Any] = form_values or {}
@@ -412,7 +411,7 @@ def _form_dict(form: FormData) -> dict[str, Any]:
 
 
 async def save_rule_view(call: Call) -> Reply:
-    settings = alerts_settings_of(call.settings)
+    settings = call.state.areas.alerts
     if call.api:
         data = await call.json_object()
         replaces = call.query.get("replaces") or None
@@ -469,7 +468,7 @@ async def preview_rule_view(call: Call) -> Reply:
 
 
 def read_receivers(call: Call, name: str | None = None) -> ReceiversJson:
-    configured = alerts_settings_of(call.settings).receivers
+    configured = call.state.areas.alerts.receivers
     receivers, deliveries = store.receivers_and_deliveries(call.engine, configured, name)
     return ReceiversJson(
         receivers=[stored.as_json() for stored in receivers.values()],
@@ -568,7 +567,7 @@ async def enable_receiver_view(call: Call) -> Reply:
 
 async def test_receiver_view(call: Call) -> Reply:
     name = call.path["name"]
-    configured = alerts_settings_of(call.settings).receivers
+    configured = call.state.areas.alerts.receivers
     stored = await run_in_threadpool(store.find_receiver, call.engine, configured, name)
     if stored is None:
         raise HTTPException(404, f"no receiver named {name!r}")

@@ -16,7 +16,7 @@ from typing_extensions import TypedDict
 
 from console.auth.roles import ADMIN
 from console.masking import KINDS, MaskingRuleError
-from console.masking_rules import masking_settings, rule_from_mapping
+from console.masking_rules import rule_from_mapping
 from console.stores import masking as store
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import BOOLEAN, STRING, integer, p, shape
@@ -53,7 +53,7 @@ def _stored_json(row: dict[str, Any]) -> MaskingRuleJson:
 
 
 def _overview(call: Call) -> MaskingJson:
-    configured = masking_settings(call.settings.masking)
+    configured = call.state.areas.masking
     return MaskingJson(
         apply_to=configured.apply_to,
         rules=[

@@ -17,14 +17,11 @@ from urllib.parse import urlencode
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
 from typing_extensions import TypedDict
 
 from collectors.saga_state import StepProgress, StepRecord
-from collectors.sagas import SagaOptions, saga_options
 from console.auth.roles import VIEWER
 from console.saga_timeline import build_timeline, event_link
-from console.state import app_state
 from console.stores import sagas as store
 from console.stores.sagas import DEFAULT_LIMIT, STATUSES, SagaFilter
 from console.templating import timestamp_ms
@@ -112,15 +109,6 @@ def parse_filter(params: QueryParams) -> SagaFilter:
 
 
 # --------------------------------------------------------------------------- reading
-
-
-def options_of(request: Request) -> SagaOptions:
-    """The saga rules of this app's settings, built once (they cache classifications)."""
-    cached: SagaOptions | None = getattr(request.app.state, "saga_options", None)
-    if cached is None:
-        cached = saga_options(app_state(request).settings.sagas)
-        request.app.state.saga_options = cached
-    return cached
 
 
 # --------------------------------------------------------------------------- timeline
@@ -288,7 +276,7 @@ async def sagas_page(call: Call) -> Reply:
         return Reply({}, page=_page_context(page), status=400)
     now_ms = int(time.time() * 1000)
     result = await run_in_threadpool(
-        store.list_sagas, call.engine, f, options_of(call.request), now_ms
+        store.list_sagas, call.engine, f, call.state.areas.sagas, now_ms
     )
     next_args = f.query_args(offset=f.offset + f.limit) if result.has_more else None
     data = SagasJson(
@@ -339,7 +327,7 @@ async def saga_detail(call: Call) -> Reply:
             400, f"saga {saga_id[:200]!r} exists in clusters {clusters}: add ?cluster="
         )
     row = found[0]
-    options = options_of(call.request)
+    options = call.state.areas.sagas
     saga, ids = await run_in_threadpool(
         store.load_saga, call.engine, row["cluster"], row["saga_id"], row["state"], options
     )
