@@ -156,7 +156,8 @@ async def job_page(call: Call) -> Reply:
     if job is None:
         raise HTTPException(404, f"no job {job_id}")
     data = JobDetailJson(**job, items=items, item_states=counts, journal=journal)
-    page = {"job": job, "journal": journal, "items": items, "counts": counts}
+    page = {"job": job, "journal": journal, "items": items, "counts": counts,
+            "state_filter": state_filter}  # fmt: skip
     return Reply(data, page=page)
 
 
@@ -221,8 +222,7 @@ ENDPOINTS = [
         params=(JOB, q("state", STRING, "only items in this state")),
         response=JobDetailJson, errors=(400, 404),
     ),
-    Endpoint(job_page, VIEWER, path="/actions/{job_id}/progress",
-             template="_action_progress.html"),
+    Endpoint(job_page, VIEWER, path="/actions/{job_id}/progress", template="_action_live.html"),
     Endpoint(
         cancel_job, OPERATOR, path="/actions/{job_id}/cancel",
         api="/api/actions/{job_id}/cancel", method="POST",

@@ -33,6 +33,7 @@ from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import STRING, SelfLink, enum, integer, p, q, text
 
 TAIL_POLL_S = 1.0
+TAIL_KEEP_ROWS = 200  # the live tail shows the newest rows only
 TAIL_MAX_S = 30 * 60  # a browser reconnects by itself after this
 
 
@@ -171,6 +172,7 @@ async def events_page(call: Call) -> Reply | Response:
         "next_url": _next_url(f, result.next_cursor),
         "tail_url": "/events/tail?" + urlencode(f.query_args()),
         "newest_id": max((row["id"] for row in result.events), default=0),
+        "tail_keep": TAIL_KEEP_ROWS,
     }
     return Reply(data, page=page)
 
@@ -245,7 +247,7 @@ async def events_tail(call: Call) -> Response:
             rows = await run_in_threadpool(event_store.newer_than, state.engine, f, after)
             if rows:
                 after = max(row["id"] for row in rows)
-                html = template.render(rows=[_row_view(mask(r)) for r in reversed(rows)])
+                html = template.render(rows=[_row_view(mask(r)) for r in reversed(rows)], fresh=True)
                 data = "\n".join(f"data: {line}" for line in html.splitlines() or [""])
                 yield f"event: rows\nid: {after}\n{data}\n\n"
             await asyncio.sleep(TAIL_POLL_S)

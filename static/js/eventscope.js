@@ -1,34 +1,37 @@
 // Small progressive enhancements; every page works without this file.
 "use strict";
 
-// Live tail on the events page: new matching rows arrive as server-sent events whose data
-// is server-rendered (escaped) table rows.
+// Live tail on the events page. htmx's SSE extension holds the connection and puts the
+// server-rendered rows on top; this only switches it on and off (pausing closes the
+// stream, resuming reads on from the newest row shown) and keeps the newest rows.
 function setUpLiveTail(root) {
   const toggle = root.querySelector("#live-tail");
-  if (!toggle || toggle.dataset.bound) return;
+  const slot = root.querySelector("#tail-slot");
+  if (!toggle || !slot || toggle.dataset.bound || !window.htmx) return;
   toggle.dataset.bound = "1";
-  root.querySelectorAll("#event-rows tr").forEach((row) => { row.dataset.seen = "1"; });
-  let source = null;
   const status = root.querySelector("#tail-status");
-  const stop = () => {
-    if (source) source.close();
-    source = null;
-    if (status) status.textContent = "";
-  };
+  const keep = Number(toggle.dataset.keep) || 200;
   toggle.addEventListener("change", () => {
-    if (!toggle.checked) return stop();
-    source = new EventSource(toggle.dataset.tailUrl);
+    if (!toggle.checked) {
+      htmx.swap(slot, "", { swapStyle: "innerHTML" });  // htmx closes the stream
+      if (status) status.textContent = "paused";
+      return;
+    }
+    const listener = document.createElement("span");
+    listener.setAttribute("hx-ext", "sse");
+    listener.setAttribute("sse-connect", `${toggle.dataset.tailUrl}&after=${toggle.dataset.after}`);
+    listener.setAttribute("sse-swap", "rows");
+    listener.setAttribute("hx-target", "#event-rows");
+    listener.setAttribute("hx-swap", "afterbegin");
+    slot.replaceChildren(listener);
+    htmx.process(listener);
     if (status) status.textContent = "following new events…";
-    source.addEventListener("rows", (message) => {
-      const body = document.getElementById("event-rows");
-      if (!body) return;
-      body.insertAdjacentHTML("afterbegin", message.data);
-      body.querySelectorAll("tr:not([data-seen])").forEach((row) => {
-        row.dataset.seen = "1";
-        row.classList.add("fresh");
-      });
-    });
-    source.onerror = () => { if (status) status.textContent = "reconnecting…"; };
+  });
+  document.body.addEventListener("htmx:sseMessage", (event) => {
+    if (event.detail.type !== "rows") return;
+    if (event.detail.lastEventId) toggle.dataset.after = event.detail.lastEventId;
+    const rows = document.querySelectorAll("#event-rows tr");
+    for (let i = keep; i < rows.length; i++) rows[i].remove();
   });
 }
 

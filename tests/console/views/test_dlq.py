@@ -77,6 +77,9 @@ async def test_click_redrive_confirm_see_it_done_and_find_it_on_the_original_top
     await page.locator("#confirm").click()
     await page.wait_for_url("**/actions/*")
     await page.locator("#job-status", has_text="done").wait_for(timeout=30_000)
+    # The records table and the journal followed the job, without a reload.
+    await page.locator('#job-items tr[data-state="sent"]').wait_for()
+    assert "sent 1, skipped 0, failed 0 of 1" in await page.locator("#journal").inner_text()
     landed = await read_topic(kafka_bootstrap, original, 1)
     assert [(r.key, r.value) for r in landed] == [(b"k2", b'{"n": 2}')]
     headers = header_map(landed[0].headers)

@@ -107,4 +107,13 @@ async def test_live_tail_shows_new_events_without_reload(
     await page.locator("#tail-status").filter(has_text="following").wait_for()
     await produce(kafka_bootstrap, unique_topic, [(b"tail-1", b'{"n": 1}', [])])
     await page.locator(f'tr[data-event="{unique_topic}/0/0"]').wait_for(timeout=20_000)
+    # Paused, nothing arrives; resumed, what came meanwhile arrives too.
+    await page.uncheck("#live-tail")
+    await page.locator("#tail-status").filter(has_text="paused").wait_for()
+    await produce(kafka_bootstrap, unique_topic, [(b"tail-2", b'{"n": 2}', [])])
+    await asyncio.sleep(3)
+    assert await page.locator(f'tr[data-event="{unique_topic}/0/1"]').count() == 0
+    await page.check("#live-tail")
+    await page.locator(f'tr[data-event="{unique_topic}/0/1"]').wait_for(timeout=20_000)
+    assert await page.locator("#event-rows tr").count() == 2
     assert page.problems == []
