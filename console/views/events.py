@@ -247,7 +247,8 @@ async def events_tail(call: Call) -> Response:
             rows = await run_in_threadpool(event_store.newer_than, state.engine, f, after)
             if rows:
                 after = max(row["id"] for row in rows)
-                html = template.render(rows=[_row_view(mask(r)) for r in reversed(rows)], fresh=True)
+                shown = [_row_view(mask(row)) for row in reversed(rows)]
+                html = template.render(rows=shown, fresh=True)
                 data = "\n".join(f"data: {line}" for line in html.splitlines() or [""])
                 yield f"event: rows\nid: {after}\n{data}\n\n"
             await asyncio.sleep(TAIL_POLL_S)
