@@ -26,10 +26,11 @@ import orjson
 from sqlalchemy import Connection, Engine, and_, select, tuple_, update
 
 from collectors.index.engine import one_of
+from collectors.index.event_row import EventTuple
 from collectors.index.identity import identity_equals, text_hash
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
-from collectors.index.writer import EventTuple, columns_getter
+from collectors.index.writer import columns_getter
 from collectors.saga_config import saga_rules_from_mapping
 from collectors.saga_rules import (
     DEFAULT_STUCK_AFTER_S,

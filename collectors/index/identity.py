@@ -76,7 +76,8 @@ def identity_hashes(
 def segment_of(row_id: Any) -> ColumnElement[int]:
     """The segment expression of the hash indexes, written exactly as they declare it (a
     planner matches an indexed expression only when it is the same, literal included)."""
-    return row_id.op("/")(literal_column(str(SEGMENT_ROWS)))
+    segment: ColumnElement[int] = row_id.op("/")(literal_column(str(SEGMENT_ROWS)))
+    return segment
 
 
 def _segments() -> Select[tuple[int]]:

@@ -38,7 +38,8 @@ from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Connection
 from typing import Any, NoReturn
 
-from collectors.index.writer import BatchHook, BatchWriter, EventTuple, PositionKey
+from collectors.index.event_row import EventTuple
+from collectors.index.writer import BatchHook, BatchWriter, PositionKey
 
 log = logging.getLogger("eventscope.writer")
 

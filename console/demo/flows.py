@@ -196,7 +196,7 @@ def basket_total_cents(items: list[dict[str, int | str]]) -> int:
 
 def retry_backoff_s(attempt: int, base_s: float) -> float:
     """Exponential backoff before the given attempt (attempt 2 waits base_s, 3 waits 2x...)."""
-    return base_s * 2 ** max(0, attempt - 2)
+    return float(base_s * 2 ** max(0, attempt - 2))
 
 
 @dataclass(frozen=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
 from starlette.concurrency import run_in_threadpool
@@ -35,7 +36,7 @@ def _safe_next(target: str | None) -> str:
 
 
 async def audit(
-    call: Call, action: str, target: str, detail: dict, actor: str | None = None
+    call: Call, action: str, target: str, detail: dict[str, Any], actor: str | None = None
 ) -> None:
     """Write an audit row (best effort: the audit trail never fails a login)."""
     try:

@@ -93,7 +93,8 @@ def json_schema(shape_or_type: Any, components: dict[str, Schema]) -> Schema:
     if name and schema.get("type") == "object":
         components[name] = _untitled(schema)
         return ref(name)
-    return _untitled(schema)
+    untitled: Schema = _untitled(schema)
+    return untitled
 
 
 def _untitled(schema: Any) -> Any:

@@ -14,6 +14,7 @@ Create Date: 2026-11-29
 
 import logging
 from collections.abc import Sequence
+from typing import Any
 
 import sqlalchemy as sa
 from alembic import op
@@ -51,7 +52,7 @@ def downgrade() -> None:
         _partial_index(column, [column])
 
 
-def _partial_index(column: str, expressions: list) -> None:
+def _partial_index(column: str, expressions: list[Any]) -> None:
     where = sa.text(f"{column} IS NOT NULL")
     op.create_index(
         f"ix_events_{column}", "events", expressions, sqlite_where=where, postgresql_where=where
