@@ -34,12 +34,7 @@ HISTORY_LIMIT = 200
 DELIVERIES_LIMIT = 200
 
 
-@dataclass(frozen=True)
-class Actor:
-    """Who changes something from the console, for the audit row."""
-
-    name: str
-    remote: str | None
+Actor = audit_store.Actor
 
 
 @dataclass(frozen=True)
@@ -323,12 +318,10 @@ def add_silence(
 
 
 def end_silence(engine: Engine, silence_id: int, actor: Actor, now_ms: int) -> bool:
-    with engine.begin() as connection:
-        done = expire_silence(connection, silence_id, now_ms)
-        if done:
-            audit_store.record(connection, actor.name, "alerts.silence.expire", str(silence_id),
-                               {}, actor.remote)  # fmt: skip
-    return done
+    return audit_store.change_audited(
+        engine, actor, "alerts.silence.expire", str(silence_id),
+        lambda connection: expire_silence(connection, silence_id, now_ms),
+    )  # fmt: skip
 
 
 def save_rule_audited(
@@ -345,12 +338,9 @@ def save_rule_audited(
 
 
 def delete_rule_audited(engine: Engine, name: str, actor: Actor) -> bool:
-    with engine.begin() as connection:
-        done = delete_rule(connection, name)
-        if done:
-            audit_store.record(connection, actor.name, "alerts.rule.delete", name, {},
-                               actor.remote)  # fmt: skip
-    return done
+    return audit_store.change_audited(
+        engine, actor, "alerts.rule.delete", name, lambda connection: delete_rule(connection, name)
+    )
 
 
 def create_receiver_audited(
@@ -368,18 +358,14 @@ def create_receiver_audited(
 
 
 def delete_receiver_audited(engine: Engine, name: str, actor: Actor) -> bool:
-    with engine.begin() as connection:
-        done = delete_receiver(connection, name)
-        if done:
-            audit_store.record(connection, actor.name, "alerts.receiver.delete", name, {},
-                               actor.remote)  # fmt: skip
-    return done
+    return audit_store.change_audited(
+        engine, actor, "alerts.receiver.delete", name,
+        lambda connection: delete_receiver(connection, name),
+    )  # fmt: skip
 
 
 def enable_receiver_audited(engine: Engine, name: str, actor: Actor, now_ms: int) -> bool:
-    with engine.begin() as connection:
-        done = set_receiver_enabled(connection, name, True, None, now_ms)
-        if done:
-            audit_store.record(connection, actor.name, "alerts.receiver.enable", name, {},
-                               actor.remote)  # fmt: skip
-    return done
+    return audit_store.change_audited(
+        engine, actor, "alerts.receiver.enable", name,
+        lambda connection: set_receiver_enabled(connection, name, True, None, now_ms),
+    )  # fmt: skip

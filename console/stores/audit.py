@@ -14,7 +14,7 @@ from __future__ import annotations
 import base64
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -220,3 +220,28 @@ def cli_actor() -> str:
         return f"cli:{getpass.getuser()}"
     except (KeyError, OSError):
         return "cli"
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who changes something from the console, for the audit row."""
+
+    name: str
+    remote: str | None
+
+
+def change_audited(
+    engine: Engine,
+    actor: Actor,
+    action: str,
+    target: str,
+    change: Callable[[Connection], bool],
+    detail: dict[str, Any] | None = None,
+) -> bool:
+    """Make a change that may find nothing to change; if it did change something, its audit
+    row commits with it. Returns whether it did."""
+    with engine.begin() as connection:
+        done = change(connection)
+        if done:
+            record(connection, actor.name, action, target, detail, actor.remote)
+    return done
