@@ -358,22 +358,48 @@ def start(
         _server_properties(broker, extra_properties), encoding="utf-8"
     )
     format_storage(broker, libs)
-    with broker.log_file.open("ab") as log:
-        process = subprocess.Popen(
-            _java_command(libs, "kafka.Kafka", str(broker.properties_file)),
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True, cwd=broker.data_dir,
-        )  # fmt: skip
-    broker.pid_file.write_text(str(process.pid), encoding="utf-8")
+    pid = _spawn_detached(
+        _java_command(libs, "kafka.Kafka", str(broker.properties_file)),
+        cwd=broker.data_dir, log_file=broker.log_file,
+    )  # fmt: skip
+    broker.pid_file.write_text(str(pid), encoding="utf-8")
     try:
         wait_until_ready(
-            broker.bootstrap, timeout_s, process=process, log_file=broker.log_file,
+            broker.bootstrap, timeout_s, pid=pid, log_file=broker.log_file,
             on_wait=None if quiet else _print_wait,
         )  # fmt: skip
     except BrokerError:
         stop(broker)
         raise
-    return process.pid
+    return pid
+
+
+def _spawn_detached(command: list[str], cwd: Path, log_file: Path) -> int:
+    """Start the broker in a session of its own, output appended to its log; return its pid.
+
+    Not a `subprocess.Popen`: the broker outlives this process on purpose (`eventscope kafka
+    start` returns while it runs), and a Popen object dropped while its child still runs
+    is reported as a leak. `stop` and `exit_code` reap it when it ends.
+    """
+    shell = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(cwd), *command]
+    append = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+    return os.posix_spawn(
+        shell[0], shell, dict(os.environ), setsid=True,
+        file_actions=[
+            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+            (os.POSIX_SPAWN_OPEN, 1, str(log_file), append, 0o644),
+            (os.POSIX_SPAWN_DUP2, 1, 2),
+        ],
+    )  # fmt: skip
+
+
+def exit_code(pid: int) -> int | None:
+    """The exit code of a child that has ended (reaping it), or None while it runs."""
+    try:
+        done, status = os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:  # not our child (another shell started it): ask the kernel
+        return None if _alive(pid) else -1
+    return os.waitstatus_to_exitcode(status) if done == pid else None
 
 
 def _print_wait(waited_s: float) -> None:
@@ -383,8 +409,8 @@ def _print_wait(waited_s: float) -> None:
 def wait_until_ready(
     bootstrap: str,
     timeout_s: float,
-    process: subprocess.Popen[bytes] | None = None,
     *,
+    pid: int | None = None,
     log_file: Path | None = None,
     on_wait: Callable[[float], None] | None = None,
 ) -> None:
@@ -398,8 +424,8 @@ def wait_until_ready(
     next_report = started + 5.0
     last_error = "no answer"
     while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise BrokerError(_exit_message(process.returncode, log_file))
+        if pid is not None and (code := exit_code(pid)) is not None:
+            raise BrokerError(_exit_message(code, log_file))
         try:
             if _accepts_connections(bootstrap) and asyncio.run(_serves_metadata(bootstrap)):
                 return

@@ -26,6 +26,7 @@ from collectors.index.trace_models import spans_table
 from console.app import create_app
 from console.composition import background_services
 from console.otlp_listener import OtlpListener, OtlpListenerError
+from console.settings import area_settings
 from console.state import AppState
 from console.stores import auth as auth_store
 from console.templating import make_templates
@@ -194,7 +195,8 @@ def app_state(tmp_path: Path, otlp_port: int, mode: str = "all") -> AppState:
     settings = make_settings(None, f"sqlite:///{tmp_path / 'index.db'}",
                              server={"auth": "off", "otlp_port": otlp_port})  # fmt: skip
     engine = create_index_engine(settings.index.url)
-    return AppState(settings=settings, engine=engine, templates=make_templates(), mode=mode)
+    return AppState(settings=settings, areas=area_settings(settings), engine=engine,
+                    templates=make_templates(), mode=mode)  # fmt: skip
 
 
 async def test_the_service_starts_in_this_event_loop_and_frees_the_port(tmp_path) -> None:

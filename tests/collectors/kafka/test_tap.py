@@ -306,6 +306,7 @@ async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
             .where(events_table.c.topic == unique_topic)
             .group_by(events_table.c.partition)
         ).all()
+    engine.dispose()
     assert sum(s[1] for s in stats) == total
     assert sum(s[4] for s in stats) == total
     for _partition, count, low, high, _distinct in stats:

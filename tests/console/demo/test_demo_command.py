@@ -59,6 +59,14 @@ def _until_first_order(
     return url, correlation_id, seen
 
 
+def _reap(process: subprocess.Popen[str]) -> None:
+    if process.poll() is None:
+        process.kill()
+        process.wait()
+    if process.stdout is not None:
+        process.stdout.close()
+
+
 def _stop(process: subprocess.Popen[str]) -> int:
     process.send_signal(signal.SIGINT)
     return process.wait(timeout=40)
@@ -83,9 +91,7 @@ def test_demo_prints_where_to_look_and_stops_cleanly_on_ctrl_c(
         assert _stop(process) == 0
         assert (tmp_path / "eventscope-demo.db").exists()
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _reap(process)
 
 
 def test_demo_starts_its_own_broker_with_relative_paths_quietly(tmp_path: Path) -> None:
@@ -108,9 +114,7 @@ def test_demo_starts_its_own_broker_with_relative_paths_quietly(tmp_path: Path) 
         assert _stop(process) == 0
         assert not (tmp_path / "state" / "kafka" / "kafka.pid").exists(), "broker left running"
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        _reap(process)
         subprocess.run(
             [sys.executable, "-m", "console.cli", "kafka", "stop", "--data-dir", "state/kafka"],
             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,

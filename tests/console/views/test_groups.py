@@ -38,6 +38,7 @@ def lag_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveS
     app = create_app(settings, mode="all", engine=engine, service_factory=services)
     with serve_in_thread(app) as url:
         yield LiveServer(url, settings, engine)
+    engine.dispose()
 
 
 async def _lagging_group(bootstrap: str, group_id: str, topic: str) -> None:
