@@ -55,8 +55,8 @@ def parse_query(call: Call) -> GroupQuery:
 # JSON shapes
 
 
-class GroupSummaryJson(TypedDict):
-    """A consumer group as Burrow's consumer list sees it, plus eventscope's time lag."""
+class GroupJsonBase(TypedDict):
+    """What the list and the detail of a group share (Burrow's names where it has them)."""
 
     cluster: str
     group: str
@@ -64,13 +64,18 @@ class GroupSummaryJson(TypedDict):
     status: str
     complete: float
     totallag: int
-    maxlag: int | None
     max_time_lag_s: float | None
-    members: int
     partition_count: int
     topics: list[str]
     sampled_at_ms: int
     links: SelfLink
+
+
+class GroupSummaryJson(GroupJsonBase):
+    """A consumer group as Burrow's consumer list sees it, plus eventscope's time lag."""
+
+    maxlag: int | None
+    members: int
 
 
 def summary_json(row: dict[str, Any]) -> GroupSummaryJson:
@@ -118,27 +123,16 @@ class StatusChangeJson(TypedDict):
     reason: str | None
 
 
-class GroupDetailJson(TypedDict):
+class GroupDetailJson(GroupJsonBase):
     """Burrow's consumer status (status, complete, totallag, maxlag, partitions) plus the
     time lag, the members, the chart series and the status history."""
 
-    cluster: str
-    group: str
-    state: str
-    status: str
-    complete: float
-    totallag: int
     maxlag: dict[str, Any] | None  # the partition with the largest lag
-    max_time_lag_s: float | None
     max_time_lag: Any
     members: list[Any]
     member_count: int
-    partition_count: int
     protocol_type: str | None
-    topics: list[str]
-    sampled_at_ms: int
     partitions: list[dict[str, Any]]
-    links: SelfLink
     range: str
     series: LagSeriesJson
     history: list[StatusChangeJson]

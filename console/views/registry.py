@@ -10,6 +10,8 @@ from __future__ import annotations
 from console.views import (
     actions,
     admin,
+    alert_receivers,
+    alert_rules,
     alerts,
     audit,
     auth,
@@ -31,8 +33,8 @@ from console.web.endpoints import Endpoint
 
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
-    clusters, events, groups, dlq, sagas, trace, lineage, topology, actions, alerts,
-    auth, admin, audit, masking, openapi,
+    clusters, events, groups, dlq, sagas, trace, lineage, topology, actions,
+    alerts, alert_rules, alert_receivers, auth, admin, audit, masking, openapi,
 )  # fmt: skip
 
 

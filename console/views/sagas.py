@@ -122,13 +122,18 @@ class SagaLinks(TypedDict):
     page: str
 
 
-class SagaItemJson(TypedDict):
+class SagaJsonBase(TypedDict):
+    """What the list and the detail of a saga share."""
+
     cluster: str
     saga_id: str
     saga_type: str | None
     status: str
     first_ms: int
     last_ms: int
+
+
+class SagaItemJson(SagaJsonBase):
     first: str
     last: str
     age_s: float
@@ -196,13 +201,7 @@ class SagaDetailLinks(SagaLinks):
     events: str | None
 
 
-class SagaDetailJson(TypedDict):
-    cluster: str
-    saga_id: str
-    saga_type: str | None
-    status: str
-    first_ms: int
-    last_ms: int
+class SagaDetailJson(SagaJsonBase):
     duration_s: float
     problems: list[str]
     correlation_id: str | None
