@@ -25,6 +25,7 @@ from bench.harness import scratch_dir, write_summary  # noqa: E402
 from collectors.config import ClusterConfig  # noqa: E402
 from collectors.index import migrate  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
+from console.actions.job_request import parse_request  # noqa: E402
 from console.actions.runner import ActionRunner  # noqa: E402
 from console.stores import jobs  # noqa: E402
 from tests.console.actions.helpers import CLUSTER, index_topic, spring_headers  # noqa: E402
@@ -45,7 +46,7 @@ async def main(args: argparse.Namespace) -> None:
     ]
     await produce(args.bootstrap, dlt, records)
     await index_topic(engine, args.bootstrap, dlt, args.records)
-    request = jobs.parse_request({"kind": "redrive", "filter": {"topic": dlt}}, [CLUSTER])
+    request = parse_request({"kind": "redrive", "filter": {"topic": dlt}}, [CLUSTER])
     started = time.perf_counter()
     job_id = jobs.create_job(engine, request, "bench", None)
     created = time.perf_counter()

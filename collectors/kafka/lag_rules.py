@@ -1,4 +1,5 @@
-"""How eventscope decides whether a consumer group is healthy.
+"""How eventscope decides whether a consumer group is healthy (pure rules; long because each
+rule is written out with the explanation below it stands on).
 
 Offset lag
     For each partition, offset lag is the partition's end offset minus the group's committed

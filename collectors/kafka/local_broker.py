@@ -4,7 +4,9 @@ It is Kafka's own broker, a single KRaft node (broker and controller in one proc
 to 127.0.0.1. The jars of `org.apache.kafka:kafka_2.13` and its runtime dependencies are
 resolved from Maven Central with Maven into a cache folder on first use; the storage is
 formatted once per data directory; the process runs detached with its pid in the data
-directory so that `eventscope kafka stop` can find it from another shell.
+directory so that `eventscope kafka stop` can find it from another shell. Resolving the
+jars, writing the configuration (with the optional SASL listener) and the process's life
+stay together: each step needs the others' paths and ports.
 """
 
 from __future__ import annotations

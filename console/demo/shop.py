@@ -5,7 +5,8 @@ method; `ShopService` does the plumbing every real service has: it consumes, ope
 `process <topic>` span under the producer's trace context, and `emit`s CloudEvents with a
 `send <topic>` span whose context travels in the `traceparent` header.
 
-See flows.py for the story (saga, choreography, retries, dead letters) and the odds.
+See flows.py for the story (saga, choreography, retries, dead letters) and the odds. The
+five services are in this one module on purpose: the shop reads as one story.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response
 from typing_extensions import TypedDict
 
+from console.actions.job_request import FILTER_FIELDS, RequestError, parse_request
 from console.auth.roles import OPERATOR, VIEWER
 from console.stores import jobs
 from console.views.events import EVENT_FILTER
@@ -62,7 +63,7 @@ def request_from_params(params: QueryParams | FormData) -> dict[str, Any]:
     """A form or query string in the shape of the JSON API's body."""
     raw: dict[str, Any] = {name: params.get(name) for name in OPTION_FIELDS}
     raw["items"] = [str(v) for v in params.getlist("item")]
-    raw["filter"] = {name: str(params.get(name)) for name in jobs.FILTER_FIELDS if params.get(name)}
+    raw["filter"] = {name: str(params.get(name)) for name in FILTER_FIELDS if params.get(name)}
     return raw
 
 
@@ -95,8 +96,8 @@ async def create_job_api(call: Call) -> Response:
     if not isinstance(raw, dict):
         raise HTTPException(400, "body: a JSON object")
     try:
-        job_request = jobs.parse_request(raw, _clusters(call))
-    except jobs.RequestError as exc:
+        job_request = parse_request(raw, _clusters(call))
+    except RequestError as exc:
         raise HTTPException(400, str(exc)) from None
     if job_request.options.dry_run:
         return JSONResponse(await run_in_threadpool(jobs.preview, call.engine, job_request))
@@ -114,14 +115,14 @@ async def new_job_page(call: Call) -> Reply:
     raw["kind"] = raw["kind"] or "replay"
     error = preview = None
     try:
-        job_request = jobs.parse_request(raw, _clusters(call))
+        job_request = parse_request(raw, _clusters(call))
         preview = await run_in_threadpool(jobs.preview, call.engine, job_request)
-    except jobs.RequestError as exc:
+    except RequestError as exc:
         error = str(exc)
     page = {
         "raw": raw, "preview": preview, "error": error,
         "hidden": [(k, v) for k, v in call.request.query_params.multi_items()
-                   if k in ("item", *jobs.FILTER_FIELDS, "cluster", "kind")],
+                   if k in ("item", *FILTER_FIELDS, "cluster", "kind")],
     }  # fmt: skip
     return Reply({}, page=page, status=400 if error and preview is None else 200)
 
@@ -129,8 +130,8 @@ async def new_job_page(call: Call) -> Reply:
 async def create_job_form(call: Call) -> Reply:
     form = await call.request.form()
     try:
-        job_request = jobs.parse_request(request_from_params(form), _clusters(call))
-    except jobs.RequestError as exc:
+        job_request = parse_request(request_from_params(form), _clusters(call))
+    except RequestError as exc:
         raise HTTPException(400, str(exc)) from None
     job_id = await run_in_threadpool(
         jobs.create_job, call.engine, job_request, call.actor, call.remote

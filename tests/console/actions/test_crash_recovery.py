@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 
+from console.actions.job_request import parse_request
 from console.actions.provenance import provenance_of
 from console.stores import jobs
 from tests.conftest import ROOT
@@ -46,7 +47,7 @@ async def test_kill_9_mid_redrive_resumes_and_sends_each_message_once(
     records = [(str(i).encode(), b"v%d" % i, spring_headers(original, 0, i)) for i in range(COUNT)]
     await produce(kafka_bootstrap, dlt, records)
     await index_topic(index_db.engine, kafka_bootstrap, dlt, COUNT)
-    request = jobs.parse_request({"kind": "redrive", "filter": {"topic": dlt}}, [CLUSTER])
+    request = parse_request({"kind": "redrive", "filter": {"topic": dlt}}, [CLUSTER])
     job_id = jobs.create_job(index_db.engine, request, "tester", None)
 
     first = start_runner(index_db.url, kafka_bootstrap)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from console.actions.job_request import parse_request
 from console.actions.rate import RateLimiter
 from console.actions.runner import ActionRunner
 from console.stores import jobs
@@ -41,9 +42,7 @@ async def test_a_redrive_honours_its_rate_within_ten_percent(
         kafka_bootstrap, dlt, [(None, b"x", spring_headers(original, 0, i)) for i in range(600)]
     )
     await index_topic(index_db.engine, kafka_bootstrap, dlt, 600)
-    request = jobs.parse_request(
-        {"kind": "redrive", "filter": {"topic": dlt}, "rate": 200}, [CLUSTER]
-    )
+    request = parse_request({"kind": "redrive", "filter": {"topic": dlt}, "rate": 200}, [CLUSTER])
     job_id = jobs.create_job(index_db.engine, request, "tester", None)
     job = await run_until_finished(
         ActionRunner(index_db.engine, [kafka_cluster]), index_db.engine, job_id

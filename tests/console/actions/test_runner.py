@@ -8,6 +8,7 @@ import time
 from sqlalchemy import select
 
 from collectors.index.audit_models import audit_table
+from console.actions.job_request import parse_request
 from console.actions.runner import ActionRunner
 from console.stores import jobs
 from tests.console.actions.helpers import (
@@ -49,7 +50,7 @@ async def test_redrive_spring_and_connect_records_to_their_original_topics(
     await index_topic(index_db.engine, kafka_bootstrap, spring_dlt, 2)
     await index_topic(index_db.engine, kafka_bootstrap, connect_dlq, 1)
 
-    request = jobs.parse_request(
+    request = parse_request(
         {"kind": "redrive", "filter": {"topic": f"{spring_dlt},{connect_dlq}"}}, [CLUSTER]
     )
     preview = jobs.preview(index_db.engine, request)
@@ -96,7 +97,7 @@ async def test_forced_redrive_to_a_chosen_topic_keeps_error_headers_when_asked(
     await create_topic(kafka_bootstrap, target)
     await produce(kafka_bootstrap, dlt, [(b"k", b"v", spring_headers("elsewhere", 0, 1))])
     await index_topic(index_db.engine, kafka_bootstrap, dlt, 1)
-    request = jobs.parse_request(
+    request = parse_request(
         {"kind": "redrive", "items": [f"{dlt}/0/0"], "target_topic": target,
          "keep_error_headers": True},
         [CLUSTER],
@@ -119,7 +120,7 @@ async def test_replay_a_correlation_id_to_a_replay_topic(
         (b"c", b"3", [("correlation_id", b"c-42")]),
     ])  # fmt: skip
     await index_topic(index_db.engine, kafka_bootstrap, unique_topic, 3)
-    request = jobs.parse_request(
+    request = parse_request(
         {"kind": "replay", "filter": {"correlation_id": "c-42"}, "target_topic": target},
         [CLUSTER],
     )
