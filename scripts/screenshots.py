@@ -21,16 +21,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import uvicorn
 from playwright.async_api import async_playwright
 
-from collectors.index.engine import create_index_engine
 from collectors.kafka import local_broker
 from console import assets
-from console.app import create_app
 from console.demo import tour
-from console.demo.runner import DemoOptions, demo_settings
-from console.demo.shop import Shop
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import free_port
 
@@ -52,23 +47,7 @@ def _broker(bootstrap: str | None, scratch: Path) -> Iterator[str]:
 
 
 async def _tour(bootstrap: str, scratch: Path, out: Path, prefix: str) -> int:
-    port = free_port()
-    options = DemoOptions(port=port, index_url=f"sqlite:///{scratch / 'guide.db'}",
-                          topic_prefix=prefix)  # fmt: skip
-    settings = demo_settings(bootstrap, options)
-    engine = create_index_engine(settings.index.url)
-    app = create_app(settings, mode="all", engine=engine)
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    serving = asyncio.create_task(server.serve())
-    while not server.started:
-        if serving.done():
-            return 1
-        await asyncio.sleep(0.05)
-    url = f"http://127.0.0.1:{port}"
-    shop = Shop(bootstrap, f"{url}/v1/traces", prefix=prefix, rate=10, seed=5,
-                odds=tour.TOUR_ODDS, pace=tour.TOUR_PACE)  # fmt: skip
-    await shop.start()
-    try:
+    async with tour.running_demo(bootstrap, scratch, prefix, free_port()) as (url, shop):
         async with httpx.AsyncClient(base_url=url, timeout=15) as client:
             ids = await tour.wait_for_traffic(client, shop, prefix)
         async with async_playwright() as playwright:
@@ -82,17 +61,9 @@ async def _tour(bootstrap: str, scratch: Path, out: Path, prefix: str) -> int:
                     await page.goto(url + path)
                     await page.wait_for_load_state("networkidle")
                     await page.screenshot(path=str(target / f"{name}.png"))
-                    print(
-                        f"  {target.relative_to(ROOT) if target.is_relative_to(ROOT) else target}"
-                        f"/{name}.png"
-                    )
+                    print(f"  {target / name}.png")
                 await page.close()
             await browser.close()
-    finally:
-        await shop.stop()
-        server.should_exit = True
-        await serving
-        engine.dispose()
     return 0
 
 

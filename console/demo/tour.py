@@ -1,24 +1,30 @@
 """A tour of every console page on the demo shop's traffic, for the guide's screenshots
-(scripts/screenshots.py) and the browser test that every page renders
-(tests/console/test_guide_screenshots.py).
+(scripts/screenshots.py) and the tests that every page renders and the shop fills them
+(tests/console/test_guide_screenshots.py, tests/console/demo/test_shop.py).
 
+`running_demo` runs the demo's console and a brisk shop in this event loop;
 `wait_for_traffic` waits until each page has something to show and returns the ids the
-pages need; `PAGES` lists (name, path, text the heading must show).
+pages need; `pages` lists (name, path, text the heading must show).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+import uvicorn
 
+from collectors.index.engine import create_index_engine
+from console.app import create_app
 from console.demo.flows import Odds, SlowPace
-from console.demo.runner import CLUSTER_NAME
+from console.demo.runner import CLUSTER_NAME, DemoOptions, demo_settings
 from console.demo.shop import Shop
 
 # Failures often enough that a short run has compensations, retries and dead letters.
@@ -27,6 +33,46 @@ TOUR_ODDS = Odds(out_of_stock=0.05, card_declined=0.2, gateway_timeout=0.5,
 TOUR_PACE = SlowPace(slow_delay_s=0.4)
 
 T = TypeVar("T")
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn inside a running loop: whoever runs the loop owns the signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # type: ignore[no-untyped-def]
+        yield
+
+
+@contextlib.asynccontextmanager
+async def running_demo(
+    bootstrap: str, folder: Path, prefix: str, port: int, seed: int = 5
+) -> AsyncIterator[tuple[str, Shop]]:
+    """The demo's console (index in `folder`) on 127.0.0.1:`port` and a shop placing ten
+    orders a second with frequent failures; (console URL, shop). Both stop on the way out."""
+    options = DemoOptions(port=port, index_url=f"sqlite:///{folder / 'demo.db'}",
+                          topic_prefix=prefix)  # fmt: skip
+    settings = demo_settings(bootstrap, options)
+    engine = create_index_engine(settings.index.url)
+    app = create_app(settings, mode="all", engine=engine)
+    server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    serving = asyncio.create_task(server.serve())
+    try:
+        while not server.started:
+            if serving.done():
+                raise RuntimeError(f"the demo console did not start on port {port}")
+            await asyncio.sleep(0.05)
+        url = f"http://127.0.0.1:{port}"
+        shop = Shop(bootstrap, f"{url}/v1/traces", prefix=prefix, rate=10, seed=seed,
+                    odds=TOUR_ODDS, pace=TOUR_PACE)  # fmt: skip
+        await shop.start()
+        try:
+            yield url, shop
+        finally:
+            await shop.stop()
+    finally:
+        server.should_exit = True
+        await serving
+        engine.dispose()
 
 
 @dataclass(frozen=True)

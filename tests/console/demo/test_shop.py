@@ -10,72 +10,55 @@ from typing import Any
 import httpx
 import pytest
 
-from collectors.index.engine import create_index_engine
-from console.app import create_app
-from console.demo.flows import Odds, SlowPace
-from console.demo.runner import DemoOptions, demo_settings
-from console.demo.shop import Shop
-from tests.conftest import serve_in_thread, wait_until
+from console.demo import tour
+from tests.conftest import free_port, wait_until
 
 pytestmark = pytest.mark.kafka
-
-# Failures are frequent here so that a few seconds show every kind of them.
-TEST_ODDS = Odds(out_of_stock=0.05, card_declined=0.2, gateway_timeout=0.5,
-                 carrier_failure=0.1, retry_backoff_s=0.1)  # fmt: skip
 
 
 async def test_the_shop_fills_every_page_a_newcomer_opens(
     kafka_bootstrap: str, tmp_path: Path
 ) -> None:
     prefix = f"t-shop-{uuid.uuid4().hex[:8]}"
-    options = DemoOptions(index_url=f"sqlite:///{tmp_path / 'demo.db'}", topic_prefix=prefix)
-    settings = demo_settings(kafka_bootstrap, options)
-    engine = create_index_engine(settings.index.url)
-    with serve_in_thread(create_app(settings, mode="all", engine=engine)) as url:
-        shop = Shop(kafka_bootstrap, f"{url}/v1/traces", prefix=prefix, rate=10, seed=11,
-                    odds=TEST_ODDS, pace=SlowPace(slow_delay_s=0.4))  # fmt: skip
-        await shop.start()
-        try:
-            correlation_id = await asyncio.wait_for(asyncio.shield(shop.first_completed), 20)
-            async with httpx.AsyncClient(base_url=url, timeout=10) as client:
+    port = free_port()
+    async with tour.running_demo(kafka_bootstrap, tmp_path, prefix, port, seed=11) as (url, shop):
+        correlation_id = await asyncio.wait_for(asyncio.shield(shop.first_completed), 20)
+        async with httpx.AsyncClient(base_url=url, timeout=10) as client:
 
-                async def complete_flow() -> dict[str, Any] | None:
-                    answer = await client.get(f"/api/trace/{correlation_id}")
-                    if answer.status_code != 200:
-                        return None
-                    flow = answer.json()
-                    services = {group["service"] for group in flow["services"]}
-                    wanted = {"order-service", "inventory-service", "payment-service",
-                              "shipping-service"}  # fmt: skip
-                    done = flow["record_count"] >= 7 and flow["span_count"] >= 14
-                    return flow if done and wanted <= services else None
-
-                flow = await wait_until(complete_flow)
-                assert flow["matched_by"]
-
-                async def sagas() -> dict[str, int] | None:
-                    counts = (await client.get("/api/sagas")).json()["counts"]["by_status"]
-                    return counts if counts["compensated"] and counts["completed"] else None
-
-                await wait_until(sagas)
-
-                async def dead_letters() -> list[dict[str, Any]] | None:
-                    dlqs = (await client.get("/api/dlq")).json()["dlqs"]
-                    return [d for d in dlqs if d["topic"] == shop.topics.payment_dlt] or None
-
-                [dlq] = await wait_until(dead_letters)
-                messages = (await client.get(f"/api/dlq/demo/{dlq['topic']}")).json()["messages"]
-                assert messages[0]["dlq"]["original_topic"] in (
-                    shop.topics.payment_commands, shop.topics.payment_retry)  # fmt: skip
-
-                async def slow_group() -> dict[str, Any] | None:
-                    groups = (await client.get("/api/groups")).json()["groups"]
-                    for group in groups:
-                        if group["group"] == f"{prefix}-notification" and group["totallag"] > 0:
-                            return group
+            async def complete_flow() -> dict[str, Any] | None:
+                answer = await client.get(f"/api/trace/{correlation_id}")
+                if answer.status_code != 200:
                     return None
+                flow = answer.json()
+                services = {group["service"] for group in flow["services"]}
+                wanted = {"order-service", "inventory-service", "payment-service",
+                          "shipping-service"}  # fmt: skip
+                done = flow["record_count"] >= 7 and flow["span_count"] >= 14
+                return flow if done and wanted <= services else None
 
-                await wait_until(slow_group)
-        finally:
-            await shop.stop()
-    engine.dispose()
+            flow = await wait_until(complete_flow)
+            assert flow["matched_by"]
+
+            async def sagas() -> dict[str, int] | None:
+                counts = (await client.get("/api/sagas")).json()["counts"]["by_status"]
+                return counts if counts["compensated"] and counts["completed"] else None
+
+            await wait_until(sagas)
+
+            async def dead_letters() -> list[dict[str, Any]] | None:
+                dlqs = (await client.get("/api/dlq")).json()["dlqs"]
+                return [d for d in dlqs if d["topic"] == shop.topics.payment_dlt] or None
+
+            [dlq] = await wait_until(dead_letters)
+            messages = (await client.get(f"/api/dlq/demo/{dlq['topic']}")).json()["messages"]
+            assert messages[0]["dlq"]["original_topic"] in (
+                shop.topics.payment_commands, shop.topics.payment_retry)  # fmt: skip
+
+            async def slow_group() -> dict[str, Any] | None:
+                groups = (await client.get("/api/groups")).json()["groups"]
+                for group in groups:
+                    if group["group"] == f"{prefix}-notification" and group["totallag"] > 0:
+                        return group
+                return None
+
+            await wait_until(slow_group)
