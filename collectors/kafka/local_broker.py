@@ -17,16 +17,23 @@ import logging
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
-import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from collectors.cache import cache_dir
+from collectors.local_process import (
+    LocalServiceError,
+    java_major_version,
+    pid_from_file,
+    port_is_free,
+    run_maven,
+    spawn_detached,
+    stop_pid,
+    wait_for,
+)
 
 KAFKA_VERSION = os.environ.get("EVENTSCOPE_KAFKA_VERSION", "4.1.1")
 SLF4J_BINDING = "org.apache.logging.log4j:log4j-slf4j-impl:2.24.3"
@@ -34,7 +41,7 @@ DEFAULT_PORT = 9092
 READY_TIMEOUT_S = 90.0
 
 
-class BrokerError(RuntimeError):
+class BrokerError(LocalServiceError):
     """A problem the user can act on; the message says what to do."""
 
 
@@ -87,51 +94,28 @@ def default_data_dir() -> Path:
 # --- resolving the jars -----------------------------------------------------------------
 
 
-def java_major_version() -> int:
-    java = shutil.which("java")
-    if java is None:
-        raise BrokerError("Java is not installed: Kafka 4 needs Java 17 or newer on PATH.")
-    result = subprocess.run([java, "-version"], capture_output=True, text=True, check=False)
-    match = re.search(r'version "(\d+)(?:\.(\d+))?', result.stderr + result.stdout)
-    if not match:
-        raise BrokerError(f"Cannot tell the Java version from: {result.stderr.strip()!r}")
-    major = int(match.group(1))
-    return int(match.group(2) or 0) if major == 1 else major
-
-
 def resolve_jars(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     """Return the folder holding the broker's jars, downloading them with Maven if needed."""
     libs = cache_dir() / f"kafka_2.13-{version}" / "libs"
     marker = libs / ".complete"
     if marker.is_file():
         return libs
-    mvn = shutil.which("mvn")
-    if mvn is None:
-        raise BrokerError(
-            "Maven is not installed: it is needed once to fetch Apache Kafka's jars "
-            f"(org.apache.kafka:kafka_2.13:{version}). Install Maven (package 'maven')."
-        )
-    libs.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=libs.parent) as work:
-        pom = Path(work) / "pom.xml"
-        pom.write_text(_pom(version), encoding="utf-8")
-        staging = Path(work) / "libs"
-        if not quiet:
-            print(f"Resolving Apache Kafka {version} from Maven Central (first use only)...")
-        result = subprocess.run(
-            [
-                mvn, "-B", "-q", "-f", str(pom), "dependency:copy-dependencies",
-                f"-DoutputDirectory={staging}", "-DincludeScope=runtime",
-            ],
-            capture_output=True, text=True, check=False,
-        )  # fmt: skip
-        if result.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
-            tail = "\n".join((result.stdout + result.stderr).strip().splitlines()[-15:])
-            raise BrokerError(f"Maven could not resolve Kafka {version}:\n{tail}")
-        (staging / ".complete").write_text(version, encoding="utf-8")
-        if libs.exists():
-            shutil.rmtree(libs)
-        staging.rename(libs)
+    if not quiet:
+        print(f"Resolving Apache Kafka {version} from Maven Central (first use only)...")
+    staging = libs.parent / "libs.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    goal = ["dependency:copy-dependencies", f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime"]  # fmt: skip
+    try:
+        run_maven(_pom(version), goal, f"Apache Kafka {version}", libs.parent)
+    except LocalServiceError as exc:
+        raise BrokerError(str(exc)) from None
+    if not any(staging.glob("kafka_2.13-*.jar")):
+        raise BrokerError(f"Maven resolved Kafka {version} but no kafka_2.13 jar arrived")
+    (staging / ".complete").write_text(version, encoding="utf-8")
+    if libs.exists():
+        shutil.rmtree(libs)
+    staging.rename(libs)
     return libs
 
 
@@ -259,16 +243,6 @@ def _java_command(libs: Path, main_class: str, *args: str, heap: str = "512m") -
     ]  # fmt: skip
 
 
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
 def format_storage(broker: LocalBroker, libs: Path) -> None:
     """Format KRaft storage once; a data directory keeps its cluster id across restarts."""
     if (broker.data_dir / "logs" / "meta.properties").is_file():
@@ -316,20 +290,7 @@ def recorded_port(data_dir: Path) -> int | None:
 
 
 def running_pid(broker: LocalBroker) -> int | None:
-    try:
-        pid = int(broker.pid_file.read_text(encoding="utf-8").strip())
-    except (OSError, ValueError):
-        return None
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return None
-    except PermissionError:
-        return pid
-    cmdline = Path(f"/proc/{pid}/cmdline")
-    if cmdline.exists() and b"kafka.Kafka" not in cmdline.read_bytes():
-        return None  # the pid was reused by another program
-    return pid
+    return pid_from_file(broker.pid_file, b"kafka.Kafka")
 
 
 def start(
@@ -344,7 +305,10 @@ def start(
     if pid is not None:
         wait_until_ready(broker.bootstrap, timeout_s)
         return pid
-    major = java_major_version()
+    try:
+        major = java_major_version()
+    except LocalServiceError as exc:
+        raise BrokerError(str(exc)) from None
     if major < 17:
         raise BrokerError(f"Kafka 4 needs Java 17 or newer; found Java {major}.")
     for port in (broker.port, broker.controller_port, broker.sasl_port):
@@ -360,7 +324,7 @@ def start(
         _server_properties(broker, extra_properties), encoding="utf-8"
     )
     format_storage(broker, libs)
-    pid = _spawn_detached(
+    pid = spawn_detached(
         _java_command(libs, "kafka.Kafka", str(broker.properties_file)),
         cwd=broker.data_dir, log_file=broker.log_file,
     )  # fmt: skip
@@ -374,34 +338,6 @@ def start(
         stop(broker)
         raise
     return pid
-
-
-def _spawn_detached(command: list[str], cwd: Path, log_file: Path) -> int:
-    """Start the broker in a session of its own, output appended to its log; return its pid.
-
-    Not a `subprocess.Popen`: the broker outlives this process on purpose (`eventscope kafka
-    start` returns while it runs), and a Popen object dropped while its child still runs
-    is reported as a leak. `stop` and `exit_code` reap it when it ends.
-    """
-    shell = ["/bin/sh", "-c", 'cd "$0" && exec "$@"', str(cwd), *command]
-    append = os.O_WRONLY | os.O_APPEND | os.O_CREAT
-    return os.posix_spawn(
-        shell[0], shell, dict(os.environ), setsid=True,
-        file_actions=[
-            (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
-            (os.POSIX_SPAWN_OPEN, 1, str(log_file), append, 0o644),
-            (os.POSIX_SPAWN_DUP2, 1, 2),
-        ],
-    )  # fmt: skip
-
-
-def exit_code(pid: int) -> int | None:
-    """The exit code of a child that has ended (reaping it), or None while it runs."""
-    try:
-        done, status = os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:  # not our child (another shell started it): ask the kernel
-        return None if _alive(pid) else -1
-    return os.waitstatus_to_exitcode(status) if done == pid else None
 
 
 def _print_wait(waited_s: float) -> None:
@@ -421,49 +357,20 @@ def wait_until_ready(
     Until the port accepts connections, only a TCP connect is tried: the Kafka client would
     log an error for every refused attempt, which reads like a failure while it is not.
     """
-    started = time.monotonic()
-    deadline = started + timeout_s
-    next_report = started + 5.0
-    last_error = "no answer"
-    while time.monotonic() < deadline:
-        if pid is not None and (code := exit_code(pid)) is not None:
-            raise BrokerError(_exit_message(code, log_file))
+
+    def ready() -> bool:
         try:
-            if _accepts_connections(bootstrap) and asyncio.run(_serves_metadata(bootstrap)):
-                return
-        except Exception as exc:  # any failure here just means "not yet"
-            last_error = f"{type(exc).__name__}: {exc}"
-        now = time.monotonic()
-        if on_wait is not None and now >= next_report:
-            on_wait(now - started)
-            next_report = now + 5.0
-        time.sleep(0.5)
-    where = f"; its log is {log_file}" if log_file is not None else ""
-    raise BrokerError(
-        f"Kafka at {bootstrap} did not serve metadata in {timeout_s:.0f}s ({last_error}){where}"
-    )
+            return _accepts_connections(bootstrap) and asyncio.run(_serves_metadata(bootstrap))
+        except Exception:  # any failure here just means "not yet"
+            return False
 
-
-def _exit_message(code: int | None, log_file: Path | None) -> str:
-    if log_file is None:
-        return f"Kafka exited with code {code} while starting."
-    return (
-        f"Kafka exited with code {code} while starting. Its log is {log_file}; "
-        f"the last lines:\n{log_tail(log_file)}"
-    )
-
-
-def log_tail(log_file: Path, lines: int = 8) -> str:
-    """The log's last lines that say something: Java stack frames are left out."""
     try:
-        text = log_file.read_text(encoding="utf-8", errors="replace")
-    except OSError as exc:
-        return f"  (cannot read it: {exc.strerror})"
-    telling = [
-        line for line in text.rstrip().splitlines()[-200:]
-        if line.strip() and not line.lstrip().startswith(("at ", "... "))
-    ]  # fmt: skip
-    return "\n".join(f"  {line[:300]}" for line in telling[-lines:])
+        wait_for(
+            ready, timeout_s, what=f"Kafka at {bootstrap}", pid=pid, log_file=log_file,
+            on_wait=on_wait,
+        )  # fmt: skip
+    except LocalServiceError as exc:
+        raise BrokerError(str(exc)) from None
 
 
 def _accepts_connections(bootstrap: str) -> bool:
@@ -495,37 +402,10 @@ async def _serves_metadata(bootstrap: str) -> bool:
 def stop(broker: LocalBroker, timeout_s: float = 30.0) -> bool:
     """Stop the broker cleanly (SIGTERM, then SIGKILL after timeout_s); False if not running."""
     pid = running_pid(broker)
-    if pid is None:
-        broker.pid_file.unlink(missing_ok=True)
-        return False
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.2)
-    if _alive(pid):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while _alive(pid):
-            time.sleep(0.1)
+    if pid is not None:
+        stop_pid(pid, timeout_s)
     broker.pid_file.unlink(missing_ok=True)
-    return True
-
-
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = Path(f"/proc/{pid}/stat")
-    with contextlib.suppress(OSError):
-        if stat.read_text().split(") ", 1)[1].startswith("Z"):
-            return False
-    return True
+    return pid is not None
 
 
 def status(broker: LocalBroker) -> dict[str, object]:

@@ -42,10 +42,10 @@ def test_start_refuses_a_taken_port(tmp_path: Path) -> None:
             local_broker.start(LocalBroker(data_dir=tmp_path, port=port), quiet=True)
 
 
-def test_missing_java_is_a_clear_error(monkeypatch) -> None:
+def test_missing_java_is_a_clear_error(monkeypatch, tmp_path: Path) -> None:
     monkeypatch.setattr(local_broker.shutil, "which", lambda name: None)
     with pytest.raises(BrokerError, match="Java is not installed"):
-        local_broker.java_major_version()
+        local_broker.start(LocalBroker(data_dir=tmp_path, port=free_port()), quiet=True)
 
 
 def test_missing_maven_is_a_clear_error(monkeypatch, tmp_path: Path) -> None:
