@@ -12,7 +12,7 @@ import ipaddress
 import os
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -34,6 +34,37 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
+class SchemaRegistryConfig:
+    """A Confluent-compatible schema registry (Confluent, Apicurio's ccompat API, Redpanda,
+    Karapace): basic auth or a bearer token, TLS checked against `ca_file` if given."""
+
+    url: str
+    username: str | None = None
+    password: str | None = None
+    token: str | None = None
+    ca_file: str | None = None
+    verify: bool = True
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class SchemaFileConfig:
+    """A schema for one part (value or key) of one topic's records, read from a file, for
+    records written without a registry: an Avro schema (.avsc) or a Protobuf descriptor set
+    (`protoc --descriptor_set_out`, with `--include_imports`) and the message's full name."""
+
+    avro: str | None = None
+    protobuf: str | None = None
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class TopicSchemasConfig:
+    value: SchemaFileConfig | None = None
+    key: SchemaFileConfig | None = None
+
+
+@dataclass(frozen=True)
 class ClusterConfig:
     name: str
     bootstrap: str
@@ -46,6 +77,8 @@ class ClusterConfig:
     ssl_keyfile: str | None = None
     include: tuple[str, ...] = (".*",)
     exclude: tuple[str, ...] = ()
+    schema_registry: SchemaRegistryConfig | None = None
+    topic_schemas: Mapping[str, TopicSchemasConfig] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -208,11 +241,48 @@ def _cluster_from_mapping(name: str, body: Any) -> ClusterConfig:
         raise ConfigError(prefix, "must be a table")
     if "bootstrap" not in body:
         raise ConfigError(f"{prefix}.bootstrap", "missing (host:port[,host:port...])")
-    return _section(ClusterConfig, prefix, body, fixed={"name": name})
+    plain = {k: v for k, v in body.items() if k not in ("schema_registry", "topic_schemas")}
+    fixed: dict[str, Any] = {"name": name}
+    if "schema_registry" in body:
+        fixed["schema_registry"] = _schema_registry(f"{prefix}.schema_registry", body)
+    if "topic_schemas" in body:
+        fixed["topic_schemas"] = _topic_schemas(f"{prefix}.topic_schemas", body["topic_schemas"])
+    return _section(ClusterConfig, prefix, plain, fixed=fixed)
+
+
+def _schema_registry(prefix: str, cluster_body: Mapping[str, Any]) -> SchemaRegistryConfig:
+    body = cluster_body["schema_registry"]
+    if isinstance(body, str):
+        body = {"url": body}  # the short form: schema_registry = "http://..."
+    if not isinstance(body, Mapping) or "url" not in body:
+        raise ConfigError(f"{prefix}.url", "missing (http[s]://host:port[/path])")
+    return _section(SchemaRegistryConfig, prefix, body)
+
+
+def _topic_schemas(prefix: str, body: Any) -> dict[str, TopicSchemasConfig]:
+    if not isinstance(body, Mapping):
+        raise ConfigError(prefix, "must be a table of topic names")
+    topics: dict[str, TopicSchemasConfig] = {}
+    for topic, parts in body.items():
+        where = f"{prefix}.{topic}"
+        if not isinstance(parts, Mapping):
+            raise ConfigError(where, "must be a table with `value` and/or `key`")
+        unknown = set(parts) - {"value", "key"}
+        if unknown:
+            raise ConfigError(f"{where}.{sorted(unknown)[0]}", "unknown key (known: value, key)")
+        topics[topic] = TopicSchemasConfig(
+            **{part: _section(SchemaFileConfig, f"{where}.{part}", spec)
+               for part, spec in parts.items()}
+        )  # fmt: skip
+    return topics
 
 
 def _coerce(key: str, annotation: Any, value: Any) -> Any:
     text = str(annotation)
+    if text.startswith("bool"):
+        if not isinstance(value, bool):
+            raise ConfigError(key, f"must be true or false, got {value!r}")
+        return value
     if "tuple" in text:
         if isinstance(value, str):
             value = [value]
@@ -287,6 +357,46 @@ def _validate(settings: Settings) -> None:
                 )
             if not cluster.sasl_username or cluster.sasl_password is None:
                 raise ConfigError(f"{prefix}.sasl_username", "SASL needs a username and password")
+        if cluster.schema_registry is not None:
+            _check_schema_registry(f"{prefix}.schema_registry", cluster.schema_registry)
+        for topic, parts in cluster.topic_schemas.items():
+            for part in ("value", "key"):
+                spec = getattr(parts, part)
+                if spec is not None:
+                    _check_schema_file(f"{prefix}.topic_schemas.{topic}.{part}", spec)
+
+
+def _check_schema_registry(prefix: str, registry: SchemaRegistryConfig) -> None:
+    parts = urlsplit(registry.url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(
+            f"{prefix}.url", f"expected http[s]://host:port[/path], got {registry.url!r}"
+        )
+    if registry.token and registry.username:
+        raise ConfigError(f"{prefix}.token", "give either a token or username and password")
+    if registry.password is not None and not registry.username:
+        raise ConfigError(f"{prefix}.username", "a password needs a username")
+    if registry.timeout_s <= 0:
+        raise ConfigError(f"{prefix}.timeout_s", "must be > 0")
+    if registry.ca_file is not None and not Path(registry.ca_file).is_file():
+        raise ConfigError(f"{prefix}.ca_file", f"file not found: {registry.ca_file}")
+
+
+def _check_schema_file(prefix: str, spec: SchemaFileConfig) -> None:
+    from collectors.schemas.schema_files import SchemaFileError, load_schema_file
+
+    if (spec.avro is None) == (spec.protobuf is None):
+        raise ConfigError(
+            prefix, "give one of `avro` (an .avsc file) or `protobuf` (a descriptor set)"
+        )
+    if spec.protobuf is not None and not spec.message:
+        raise ConfigError(f"{prefix}.message", "missing: the full name of the Protobuf message")
+    if spec.avro is not None and spec.message is not None:
+        raise ConfigError(f"{prefix}.message", "only for `protobuf`")
+    try:
+        load_schema_file(spec)
+    except SchemaFileError as exc:
+        raise ConfigError(f"{prefix}.{exc.key}", exc.message) from None
 
 
 def _check_conventions(conventions: Mapping[str, Any]) -> None:
@@ -338,6 +448,7 @@ def _apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
     if env.get("EVENTSCOPE_INDEX_URL"):
         index = replace(index, url=env["EVENTSCOPE_INDEX_URL"])
     clusters = list(settings.clusters)
+    registry_url = env.get("EVENTSCOPE_SCHEMA_REGISTRY_URL")
     bootstrap = env.get("EVENTSCOPE_KAFKA_BOOTSTRAP")
     if bootstrap:
         # One variable for the common single-cluster case: it overrides the first configured
@@ -346,6 +457,15 @@ def _apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
             clusters[0] = replace(clusters[0], bootstrap=bootstrap)
         else:
             clusters.append(ClusterConfig(name=DEFAULT_CLUSTER, bootstrap=bootstrap))
+    if registry_url and clusters:
+        # The same for the first cluster's schema registry (its other settings stay).
+        current = clusters[0].schema_registry
+        registry = (
+            replace(current, url=registry_url)
+            if current
+            else SchemaRegistryConfig(url=registry_url)
+        )
+        clusters[0] = replace(clusters[0], schema_registry=registry)
     settings = replace(settings, server=server, index=index, clusters=tuple(clusters))
     try:
         _validate(settings)
@@ -368,6 +488,8 @@ def _name_environment_variable(exc: ConfigError, env: Mapping[str, str]) -> Conf
     variable = ENV_FOR_KEY.get(exc.key)
     if variable is None and exc.key.endswith(".bootstrap"):
         variable = "EVENTSCOPE_KAFKA_BOOTSTRAP"
+    if variable is None and exc.key.endswith(".schema_registry.url"):
+        variable = "EVENTSCOPE_SCHEMA_REGISTRY_URL"
     if variable and env.get(variable):
         return ConfigError(variable, exc.message)
     return exc
@@ -420,7 +542,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
 
 
 def _plain(obj: Any) -> dict[str, Any]:
-    return {f.name: getattr(obj, f.name) for f in fields(obj)}
+    return asdict(obj)
 
 
 def redact(value: Any, name: str = "") -> Any:

@@ -32,6 +32,17 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from collectors.schemas.decoders import to_json
+from collectors.schemas.decoding import (
+    DECODED,
+    FAILED,
+    PENDING,
+    UNKNOWN_FRAMED,
+    Decoded,
+    RecordDecoder,
+)
+from collectors.schemas.wire import MAGIC_BYTE
+
 IDENTITY_MAX_CHARS = 512
 """Identity values (ids, type, source, topic names) longer than this are cut."""
 
@@ -65,7 +76,6 @@ _EXTRA_DLQ_MARKER_HEADERS = (
 )
 
 # Headers whose value may reveal that a Confluent-framed value is protobuf, not Avro.
-_PROTOBUF_HINT_HEADERS = (CONTENT_TYPE_HEADER, "ce_datacontenttype")
 
 # Keys that make a JSON object look like an event envelope rather than a bare entity, so
 # that `$.id` is an event id and not, say, an order id.
@@ -131,6 +141,11 @@ class NormalizedEvent:
     headers: str  # JSON: [[name, value], ...] in wire order (the `headers` column)
     content_type: str
     schema_id: int | None
+    key_schema_id: int | None
+    decoded_key: str | None
+    decoded_value: str | None
+    decode_state: str | None
+    decode_note: str | None
     event_id: str | None
     event_type: str | None
     source: str | None
@@ -347,7 +362,7 @@ class Conventions:
                 if key.endswith("_json_paths"):
                     for path in raw:
                         try:
-                            _split_json_path(path)
+                            split_json_path(path)
                         except ValueError as exc:
                             raise ValueError(f"conventions: {key}: {exc}") from None
                 raw = list(raw)
@@ -382,14 +397,17 @@ class Conventions:
                 "content_type",
                 [
                     "empty for a null or zero-length value",
-                    "avro-confluent / protobuf-confluent for the Confluent wire prefix "
-                    "(protobuf when header content-type or ce_datacontenttype says so)",
+                    "avro-confluent / protobuf-confluent / json-schema-confluent for a record "
+                    "in the registry's wire format, by the type of its schema "
+                    "(schema-registry while the schema is not known yet)",
+                    "avro / protobuf when a schema file configured for the topic decodes it",
                     "cloudevents-json when header content-type starts with application/cloudevents",
                     "json, text or binary from the value bytes",
                 ],
             )
         )
         rows.append(("schema_id", ["Confluent wire prefix: byte 0, then a 4-byte schema id"]))
+        rows.append(("key_schema_id", ["the key's Confluent wire prefix, as for schema_id"]))
         marker_names = [
             name
             for column in _DLQ_COLUMNS
@@ -452,7 +470,7 @@ def _field_plan(
     return _FieldPlan(
         header_steps=steps,
         header_names=tuple(name for name, _ in steps),
-        json_paths=tuple(_split_json_path(path) for path in json_paths),
+        json_paths=tuple(split_json_path(path) for path in json_paths),
         envelopes_only=envelopes_only,
     )
 
@@ -477,7 +495,8 @@ def _describe_headers(names: Iterable[str]) -> list[str]:
     return sources
 
 
-def _split_json_path(path: str) -> tuple[str, ...]:
+def split_json_path(path: str) -> tuple[str, ...]:
+    """`$.a.b.0` as its segments (`$.` then names or list indexes, dot-separated)."""
     if not isinstance(path, str) or not path.startswith("$."):
         raise ValueError(f"JSON path {path!r} must start with '$.'")
     segments = tuple(path[2:].split("."))
@@ -526,8 +545,12 @@ def _trace_of(value: str) -> tuple[str, str, bool] | None:
     return trace_id, span_id, flags[1] in _ODD_HEX_DIGITS  # the "sampled" bit
 
 
-def normalize(record: RawRecord, conventions: Conventions) -> NormalizedEvent:
-    """Derive the index row for ``record`` following ``conventions``."""
+def normalize(
+    record: RawRecord, conventions: Conventions, decoder: RecordDecoder | None = None
+) -> NormalizedEvent:
+    """Derive the index row for ``record`` following ``conventions``; `decoder` reads the
+    cluster's registry-framed and schema-file records (without one, framed records are
+    left pending: no registry is configured)."""
     headers_json, by_name = _read_headers(record.headers)
     topic = record.topic if isinstance(record.topic, str) else str(record.topic)
     key = record.key
@@ -549,9 +572,22 @@ def normalize(record: RawRecord, conventions: Conventions) -> NormalizedEvent:
         structured = (
             _header_text(content_type_header, 256).lower().startswith(STRUCTURED_CLOUDEVENTS_PREFIX)
         )
-    content_type, schema_id, document = _classify_value(
-        stored_value, truncated, structured, by_name
-    )
+    if decoder is None:
+        decoder = _NO_SCHEMAS
+    key = key if type(key) is bytes or key is None else _as_bytes(key)
+    schema_value = _schema_decoding(decoder, topic, "value", stored_value, truncated, value_size)
+    schema_key = _schema_decoding(decoder, topic, "key", key, False, 0) if key else None
+    if schema_value is not None and schema_value.content_type is not None:
+        content_type = schema_value.content_type
+        schema_id, document = schema_value.schema_id, schema_value.document
+        structured = False
+    else:
+        content_type, schema_id, document = _classify_value(stored_value, truncated, structured)
+    decoded_value = decoded_key = decode_state = decode_note = key_schema_id = None
+    if schema_value is not None or schema_key is not None:
+        decoded_value, decoded_key, decode_state, decode_note, key_schema_id = _decoding_columns(
+            schema_value, schema_key, value_cap
+        )
 
     structured_doc: dict[str, Any] | None = None
     json_roots: tuple[Any, ...] = ()
@@ -596,7 +632,7 @@ def normalize(record: RawRecord, conventions: Conventions) -> NormalizedEvent:
         record.partition,  # partition
         record.offset,  # offset
         record.timestamp_ms,  # timestamp_ms
-        key if type(key) is bytes or key is None else _as_bytes(key),  # key
+        key,  # key
         stored_value,  # value
         value_size,  # value_size
         truncated,  # value_truncated
@@ -604,6 +640,11 @@ def normalize(record: RawRecord, conventions: Conventions) -> NormalizedEvent:
         headers_json,  # headers
         content_type,  # content_type
         schema_id,  # schema_id
+        key_schema_id,  # key_schema_id
+        decoded_key,  # decoded_key
+        decoded_value,  # decoded_value
+        decode_state,  # decode_state
+        decode_note,  # decode_note
         event_id,  # event_id
         event_type or topic[:IDENTITY_MAX_CHARS] or None,  # event_type
         source,  # source
@@ -906,7 +947,7 @@ def _json_lookup(plan: _FieldPlan, json_roots: tuple[Any, ...]) -> str | None:
         for path in plan.json_paths:
             if is_object and path[0] not in root:  # the usual miss, decided without a call
                 continue
-            node = _resolve(root, path)
+            node = resolve_json_path(root, path)
             if node is not None:
                 text = _json_scalar_text(node)
                 if text:
@@ -922,7 +963,7 @@ def _envelopes(roots: tuple[Any, ...]) -> tuple[Any, ...]:
     )
 
 
-def _resolve(node: Any, path: tuple[str, ...]) -> Any:
+def resolve_json_path(node: Any, path: tuple[str, ...]) -> Any:
     for segment in path:
         if isinstance(node, dict):
             node = node.get(segment)
@@ -966,26 +1007,65 @@ def _find_trace(
 
 # --- value ---------------------------------------------------------------------------------
 
+_NO_SCHEMAS = RecordDecoder(None)
+_STATE_RANK = {None: 0, DECODED: 1, PENDING: 2, FAILED: 3}
+
+
+def _schema_decoding(
+    decoder: RecordDecoder, topic: str, part: str, data: bytes | None, truncated: bool, size: int
+) -> Decoded | None:
+    if not data:
+        return None
+    if truncated and data[0] == MAGIC_BYTE:
+        note = f"not decoded: the value ({size} bytes) is over the index's value cap"
+        return Decoded(UNKNOWN_FRAMED, None, None, FAILED, note)
+    return decoder.decode(topic, part, data)
+
+
+def _decoding_columns(
+    value: Decoded | None, key: Decoded | None, cap: int
+) -> tuple[str | None, str | None, str | None, str | None, int | None]:
+    """(decoded_value, decoded_key, decode_state, decode_note, key_schema_id): the state is
+    the worse of the value's and the key's; the note says which part it is about."""
+    notes = []
+    state = None
+    decoded: list[str | None] = [None, None]
+    for slot, (part, result) in enumerate((("value", value), ("key", key))):
+        if result is None:
+            continue
+        if _STATE_RANK[result.state] > _STATE_RANK[state]:
+            state = result.state
+        if result.note:
+            notes.append(result.note if part == "value" else f"key: {result.note}")
+        if result.state == DECODED:
+            text = to_json(result.document)
+            if len(text) > cap:
+                notes.append(
+                    f"{part}: decoded form ({len(text)} bytes) over the value cap, not kept"
+                )
+            else:
+                decoded[slot] = text
+    key_schema_id = key.schema_id if key is not None else None
+    return (
+        decoded[0],
+        decoded[1],
+        state,
+        "; ".join(notes)[:ERROR_MESSAGE_MAX_CHARS] or None,
+        key_schema_id,
+    )
+
 
 def _classify_value(
-    value: bytes | None,
-    truncated: bool,
-    structured: bool,
-    by_name: dict[str, bytes | None],
+    value: bytes | None, truncated: bool, structured: bool
 ) -> tuple[str, int | None, Any]:
-    """(content_type, schema_id, parsed JSON document or None) for the stored value.
+    """(content_type, schema_id, parsed JSON document or None) for a stored value that no
+    schema decoded.
 
     A truncated value is never parsed; if its prefix is JSON-looking text it is still
     reported as json (or cloudevents-json), since the cut is ours and not the producer's.
     """
     if not value:
         return "empty", None, None
-    if value[0] == 0 and len(value) >= 5:
-        schema_id = int.from_bytes(value[1:5], "big")
-        for name in _PROTOBUF_HINT_HEADERS:
-            if "protobuf" in _header_text(by_name.get(name), 256).lower():
-                return "protobuf-confluent", schema_id, None
-        return "avro-confluent", schema_id, None
     json_start = _json_start(value)
     if (
         json_start >= 0

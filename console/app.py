@@ -70,6 +70,8 @@ def create_app(
             yield
         finally:
             await state.services.stop()
+            for client in state.registries.values():  # the schema pages' connections
+                client.close()
 
     endpoints = registry.collector_endpoints()
     if mode != "collect":

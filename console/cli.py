@@ -4,6 +4,7 @@ eventscope serve            web console and collectors in one process (embedded 
 eventscope console          web console only (shared PostgreSQL index)
 eventscope collect          collectors only (shared PostgreSQL index)
 eventscope kafka start|stop|status
+eventscope registry start|stop|status   a local schema registry (Confluent-compatible API)
 eventscope demo             a small event-driven shop, with Kafka and the console
 eventscope config check
 eventscope index upgrade|status
@@ -17,10 +18,14 @@ import dataclasses
 import json
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
+
+if TYPE_CHECKING:
+    from collectors.schemas.local_registry import LocalRegistry
 
 from collectors.config import ConfigError, Settings, redacted
 from collectors.kafka.local_broker import (
@@ -74,26 +79,26 @@ def build_parser() -> argparse.ArgumentParser:
         command.add_argument("--port", type=int, help="override server.port")
         command.set_defaults(handler=run_server, mode=mode)
 
-    kafka = commands.add_parser("kafka", help="a local Apache Kafka broker for trying things out")
-    kafka_commands = kafka.add_subparsers(title="kafka commands", required=True)
-    for name, handler, text in (
-        ("start", kafka_start, "resolve, format and start a single-node KRaft broker"),
-        ("stop", kafka_stop, "stop the local broker"),
-        ("status", kafka_status, "is the local broker running and serving metadata?"),
-    ):
-        sub = kafka_commands.add_parser(name, help=text, description=text)
-        sub.add_argument(
-            "--port", type=int, default=None,
-            help="client port (default: the one the data directory last used, else 9092)",
-        )  # fmt: skip
-        sub.add_argument("--data-dir", default=None, help="default: ./.eventscope/kafka")
-        sub.set_defaults(handler=handler)
-        if name == "start":
-            sub.add_argument(
-                "--sasl-plain-user", action="append", default=[], metavar="NAME:PASSWORD",
-                help="add a SASL_PLAINTEXT listener on --port + 2 accepting this PLAIN user "
-                "(repeatable)",
-            )  # fmt: skip
+    kafka_commands = _local_service_commands(
+        commands, "kafka", "a local Apache Kafka broker for trying things out",
+        (("start", kafka_start, "resolve, format and start a single-node KRaft broker"),
+         ("stop", kafka_stop, "stop the local broker"),
+         ("status", kafka_status, "is the local broker running and serving metadata?")),
+        port_help="client port (default: the one the data directory last used, else 9092)",
+    )  # fmt: skip
+    kafka_commands["start"].add_argument(
+        "--sasl-plain-user", action="append", default=[], metavar="NAME:PASSWORD",
+        help="add a SASL_PLAINTEXT listener on --port + 2 accepting this PLAIN user (repeatable)",
+    )  # fmt: skip
+    _local_service_commands(
+        commands, "registry",
+        "a local schema registry (Confluent-compatible API) for trying things out",
+        (("start", registry_start, "fetch (once) and start Apicurio Registry on loopback"),
+         ("stop", registry_stop, "stop the local schema registry"),
+         ("status", registry_status, "is the local schema registry running and answering?")),
+        port_help="API port (default: the one the data directory last used, else 8081; "
+        "health checks use --port + 1)",
+    )  # fmt: skip
 
     demo = commands.add_parser(
         "demo",
@@ -122,6 +127,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--topic-prefix", default="shop", help="prefix of the shop's topics and groups"
     )
     demo.add_argument("--seed", type=int, default=None, help="seed the shop's random outcomes")
+    demo.add_argument(
+        "--schema-registry", default=None, metavar="URL",
+        help="use this schema registry (default: $EVENTSCOPE_SCHEMA_REGISTRY_URL, else a local "
+        "one, started beside the broker)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--registry-port", type=int, default=8081,
+        help="local schema registry's port (default 8081; health checks on the next one)",
+    )  # fmt: skip
+    demo.add_argument(
+        "--no-registry", action="store_true", help="no schema registry: the shop writes JSON only"
+    )
     demo.add_argument(
         "--shop-only", action="store_true",
         help="run only the shop against --bootstrap (no broker, no console of its own)",
@@ -248,6 +265,27 @@ def _broker(args: argparse.Namespace) -> LocalBroker:
     return LocalBroker(data_dir=data_dir, port=port)
 
 
+def _local_service_commands(
+    commands: argparse._SubParsersAction[argparse.ArgumentParser],
+    service: str,
+    help_text: str,
+    entries: tuple[tuple[str, Callable[[argparse.Namespace], int], str], ...],
+    *,
+    port_help: str,
+) -> dict[str, argparse.ArgumentParser]:
+    """`eventscope <service> start|stop|status`, each with --port and --data-dir."""
+    parser = commands.add_parser(service, help=help_text)
+    sub_commands = parser.add_subparsers(title=f"{service} commands", required=True)
+    made = {}
+    for name, handler, text in entries:
+        sub = sub_commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--port", type=int, default=None, help=port_help)
+        sub.add_argument("--data-dir", default=None, help=f"default: ./.eventscope/{service}")
+        sub.set_defaults(handler=handler)
+        made[name] = sub
+    return made
+
+
 def kafka_start(args: argparse.Namespace) -> int:
     from collectors.kafka.local_broker import BrokerError, parse_sasl_user, start
 
@@ -270,19 +308,64 @@ def kafka_stop(args: argparse.Namespace) -> int:
     from collectors.kafka.local_broker import stop
 
     broker = _broker(args)
-    if stop(broker):
-        print(f"Kafka at {broker.bootstrap} stopped")
-    else:
-        print(f"No local Kafka is running for {broker.data_dir}")
-    return 0
+    return _report_stop(stop(broker), f"Kafka at {broker.bootstrap}", "Kafka", broker.data_dir)
 
 
 def kafka_status(args: argparse.Namespace) -> int:
     from collectors.kafka.local_broker import status
 
-    state = status(_broker(args))
+    return _report_status(status(_broker(args)))
+
+
+def _report_stop(stopped: bool, running: str, kind: str, data_dir: Path) -> int:
+    if stopped:
+        print(f"{running} stopped")
+    else:
+        print(f"No local {kind} is running for {data_dir}")
+    return 0
+
+
+def _report_status(state: dict[str, object]) -> int:
+    """The service's state as JSON; the exit code says whether it answers."""
     print(json.dumps(state, indent=2))
     return 0 if state["ready"] else 1
+
+
+def _registry(args: argparse.Namespace) -> LocalRegistry:
+    from collectors.schemas import local_registry
+
+    data_dir = Path(args.data_dir) if args.data_dir else local_registry.default_data_dir()
+    port = args.port or local_registry.recorded_port(data_dir) or local_registry.DEFAULT_PORT
+    return local_registry.LocalRegistry(data_dir=data_dir, port=port)
+
+
+def registry_start(args: argparse.Namespace) -> int:
+    from collectors.schemas.local_registry import RegistryStartError, start
+
+    registry = _registry(args)
+    try:
+        pid = start(registry)
+    except RegistryStartError as exc:
+        print(f"eventscope registry: {exc}", file=sys.stderr)
+        return 1
+    print(f"The schema registry is ready at {registry.url} (pid {pid})")
+    print(f"  its schemas are kept in {registry.data_dir}")
+    print(f"  export EVENTSCOPE_SCHEMA_REGISTRY_URL={registry.url}")
+    return 0
+
+
+def registry_stop(args: argparse.Namespace) -> int:
+    from collectors.schemas.local_registry import stop
+
+    registry = _registry(args)
+    running = f"The schema registry at {registry.url}"
+    return _report_stop(stop(registry), running, "schema registry", registry.data_dir)
+
+
+def registry_status(args: argparse.Namespace) -> int:
+    from collectors.schemas.local_registry import status
+
+    return _report_status(status(_registry(args)))
 
 
 def run_demo(args: argparse.Namespace) -> int:
@@ -306,6 +389,9 @@ def run_demo(args: argparse.Namespace) -> int:
         seed=args.seed,
         shop_only=args.shop_only,
         traces_url=args.traces_url,
+        schema_registry=args.schema_registry,
+        registry_port=args.registry_port,
+        no_registry=args.no_registry,
     )
     try:
         return run(options)

@@ -15,6 +15,9 @@ from collectors.index.retention import RetentionPolicy, RetentionService
 from collectors.kafka.lag import LagSampler
 from collectors.kafka.tap import Tap
 from collectors.sagas import SagaEvaluator, SagaHook
+from collectors.schemas.decoding import RecordDecoder
+from collectors.schemas.redecode import Redecoder
+from collectors.schemas.usage import SchemaUsageHook
 from collectors.services import Service
 from console.actions.runner import ActionRunner
 from console.alerts.delivery import DeliveryWorker
@@ -30,11 +33,19 @@ def background_services(state: AppState) -> list[Service]:
     """The services that run beside the web app, in start order."""
     settings = state.settings
     conventions, sagas = state.areas.conventions, state.areas.sagas
+    decoders = {cluster.name: RecordDecoder.for_cluster(cluster) for cluster in settings.clusters}
     services: list[Service] = [
         # A hook holds what it collected until its writer commits: one per tap.
-        Tap(cluster, state.engine, conventions, settings.collector, hooks=[SagaHook(sagas)])
+        Tap(cluster, state.engine, conventions, settings.collector, hooks=[SagaHook(sagas)],
+            decoder=decoders[cluster.name])
         for cluster in settings.clusters
-    ]
+    ]  # fmt: skip
+    # Records indexed while the registry was out of reach are decoded when it answers.
+    services += [
+        Redecoder(cluster.name, state.engine, conventions, decoders[cluster.name],
+                  hooks=[SagaHook(sagas), SchemaUsageHook()])
+        for cluster in settings.clusters if cluster.schema_registry is not None
+    ]  # fmt: skip
     if settings.server.otlp_port:  # a receiver too; first, so that a busy port fails fast
         services.insert(0, OtlpListener(state))
     services.append(SagaEvaluator(state.engine, sagas))

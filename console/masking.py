@@ -13,8 +13,9 @@ Three kinds of rule (the shapes AKHQ, Kafbat UI and Redpanda Console users know)
   text is replaced. In JSON it applies to string and number leaves (a number that matches
   becomes a masked string); in bytes that are not UTF-8 it matches byte by byte.
 
-Masking is for display only: replay and redrive read the original bytes from Kafka or the
-index and never go through this module.
+Records a schema decoded are masked in their decoded form (JSON), and their raw bytes are
+withheld from whoever the rules apply to. Masking is for display only: replay and redrive
+read the original bytes from Kafka or the index and never go through this module.
 """
 
 from __future__ import annotations
@@ -422,9 +423,19 @@ def mask_event(row: Mapping[str, Any], policy: MaskingPolicy, role: str | None) 
     if not rules:
         return out
     if "value" in out:
-        out["value"] = mask_payload(out["value"], rules)
+        if out.get("decoded_value") is not None and out["value"]:
+            # The rules read the decoded form; the bytes it came from would show what
+            # they hide (Avro strings are plain in the bytes), so they are withheld.
+            out["value"] = None
+            out["value_withheld"] = True
+        else:
+            out["value"] = mask_payload(out["value"], rules)
     if "key" in out:
         out["key"] = mask_payload(out["key"], rules)
+    for column in ("decoded_value", "decoded_key"):
+        if isinstance(out.get(column), str):
+            masked = mask_payload(out[column].encode("utf-8"), rules)
+            out[column] = masked.decode("utf-8", "replace") if masked is not None else None
     if isinstance(out.get("headers"), str):
         out["headers"] = mask_headers(out["headers"], rules)
     hidden = header_rule_names(rules)

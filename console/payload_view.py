@@ -11,6 +11,7 @@ import base64
 import json
 import re
 import unicodedata
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +52,16 @@ def bytes_for_json(raw: bytes | None) -> dict[str, Any] | None:
     return {"b64": base64.b64encode(raw).decode(), "size": len(raw)}
 
 
-def display_key(raw: bytes | None, cap: int = 200) -> str:
+def display_key(raw: bytes | None, decoded: str | None = None, cap: int = 200) -> str:
+    """A key for a table cell: its decoded form when a schema decoded it (a string without
+    its quotes), else its text, else its bytes in hex."""
+    if decoded is not None:
+        try:
+            value = json.loads(decoded)
+        except ValueError:
+            value = decoded
+        shown = visible(value if isinstance(value, str) else decoded)
+        return shown if len(shown) <= cap else shown[:cap] + "…"
     if raw is None:
         return "null"
     text = bytes_as_text(raw)
@@ -181,3 +191,43 @@ def payload_view(value: bytes | None) -> PayloadView:
     if text is not None:
         return PayloadView("text", text=visible(text), shown_bytes=min(len(value), TEXT_CAP))
     return PayloadView("hex", hex_lines=hex_dump(value), shown_bytes=min(len(value), HEX_CAP))
+
+
+# --- decoded records -------------------------------------------------------------------
+
+
+def parsed_json(text: str | None) -> Any:
+    """A decoded value or key (stored as JSON text) as data; None when there is none."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+@dataclass(frozen=True)
+class DecodedView:
+    """What a schema made of a record: its state, why not when it failed, and the decoded
+    value as highlighted JSON."""
+
+    state: str  # decoded, pending, failed
+    note: str | None
+    tokens: list[Token] | None
+    decoded_bytes: int
+    value_withheld: bool
+
+
+def decoded_view(row: Mapping[str, Any]) -> DecodedView | None:
+    state = row.get("decode_state")
+    if state is None:
+        return None
+    decoded = row.get("decoded_value")
+    tokens = json_tokens(decoded.encode("utf-8")) if decoded else None
+    return DecodedView(
+        state=str(state),
+        note=row.get("decode_note"),
+        tokens=tokens,
+        decoded_bytes=len(decoded or ""),
+        value_withheld=bool(row.get("value_withheld")),
+    )

@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from collectors.config import Settings
+from collectors.schemas.registry import RegistryClient
 from collectors.services import ServiceGroup
 from console.settings import AreaSettings
 
@@ -25,6 +26,8 @@ class AppState:
     services: ServiceGroup = field(default_factory=lambda: ServiceGroup([]))
     # Kafka round trips in flight, by what they ask (see console/views/clusters.py).
     in_flight: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
+    # Schema registry clients by cluster, made on first use (console/stores/schemas.py).
+    registries: dict[str, RegistryClient] = field(default_factory=dict)
 
 
 def app_state(request: Request) -> AppState:

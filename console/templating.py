@@ -22,6 +22,7 @@ NAVIGATION = (
     ("Topics", "/topics", True),
     ("Consumer groups", "/groups", True),
     ("DLQ", "/dlq", True),
+    ("Schemas", "/schemas", True),
     ("Replay", "/actions", True),
     ("Sagas", "/sagas", True),
     ("Alerts", "/alerts", True),

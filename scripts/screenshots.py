@@ -1,9 +1,11 @@
 """Take the user guide's screenshots from the demo shop's traffic.
 
-    .venv/bin/python scripts/screenshots.py [--bootstrap HOST:PORT] [--out docs/screenshots]
+    .venv/bin/python scripts/screenshots.py [--bootstrap HOST:PORT] [--schema-registry URL]
+        [--out docs/screenshots]
 
-Starts a local Kafka broker in a temporary folder (unless --bootstrap names one), the
-console on a temporary SQLite index and the demo shop, waits until every page has
+Starts a local Kafka broker and schema registry in a temporary folder (unless
+--bootstrap and --schema-registry name running ones), the console on a temporary SQLite
+index and the demo shop, waits until every page has
 something to show (console/demo/tour.py), and saves each page in Debian's Chromium at
 1440x900 (OUT/NAME.png, the ones the guide shows) and at 390x844 (OUT/narrow/NAME.png).
 Run it again whenever a page changes, and commit the pictures.
@@ -24,6 +26,7 @@ import httpx
 from playwright.async_api import async_playwright
 
 from collectors.kafka import local_broker
+from collectors.schemas import local_registry
 from console import assets
 from console.demo import tour
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
@@ -46,8 +49,22 @@ def _broker(bootstrap: str | None, scratch: Path) -> Iterator[str]:
         local_broker.stop(broker)
 
 
-async def _tour(bootstrap: str, scratch: Path, out: Path, prefix: str) -> int:
-    async with tour.running_demo(bootstrap, scratch, prefix, free_port()) as (url, shop):
+@contextlib.contextmanager
+def _registry(url: str | None, scratch: Path) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    registry = local_registry.LocalRegistry(scratch / "registry", port=free_port(span=2))
+    local_registry.start(registry)
+    try:
+        yield registry.url
+    finally:
+        local_registry.stop(registry)
+
+
+async def _tour(bootstrap: str, registry: str, scratch: Path, out: Path, prefix: str) -> int:
+    demo = tour.running_demo(bootstrap, scratch, prefix, free_port(), registry_url=registry)
+    async with demo as (url, shop):
         async with httpx.AsyncClient(base_url=url, timeout=15) as client:
             ids = await tour.wait_for_traffic(client, shop, prefix)
         async with async_playwright() as playwright:
@@ -70,6 +87,9 @@ async def _tour(bootstrap: str, scratch: Path, out: Path, prefix: str) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bootstrap", help="a running broker (default: start a local one)")
+    parser.add_argument(
+        "--schema-registry", help="a running registry's URL (default: start a local one)"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = parser.parse_args()
     problem = assets.ensure()
@@ -80,8 +100,12 @@ def main() -> int:
         scratch = Path(name)
         # On a broker of its own the shop has the demo's names; elsewhere, names of its own.
         prefix = f"guide-{uuid.uuid4().hex[:6]}" if args.bootstrap else "shop"
-        with _broker(args.bootstrap, scratch) as bootstrap:
-            return asyncio.run(_tour(bootstrap, scratch, Path(args.out).absolute(), prefix))
+        with (
+            _broker(args.bootstrap, scratch) as bootstrap,
+            _registry(args.schema_registry, scratch) as registry,
+        ):
+            out = Path(args.out).absolute()
+            return asyncio.run(_tour(bootstrap, registry, scratch, out, prefix))
 
 
 if __name__ == "__main__":

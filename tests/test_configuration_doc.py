@@ -34,6 +34,15 @@ def test_every_section_key_is_documented() -> None:
         for field in dataclasses.fields(config.ClusterConfig)
         if field.name != "name" and f"`clusters.<name>.{field.name}`" not in DOC
     ]
+    missing += [
+        f"clusters.<name>.schema_registry.{field.name}"
+        for field in dataclasses.fields(config.SchemaRegistryConfig)
+        if f"`clusters.<name>.schema_registry.{field.name}`" not in DOC
+    ]
+    missing += [
+        field.name for field in dataclasses.fields(config.SchemaFileConfig)
+        if f"`{field.name}`" not in DOC
+    ]  # fmt: skip
     assert missing == []
 
 

@@ -115,7 +115,11 @@ def _compose_service(name: str) -> tuple[list[str], dict[str, str]]:
 
 
 def test_the_compose_collect_and_console_commands_run_as_in_their_containers(
-    installed: Path, tmp_path: Path, kafka_bootstrap: str, postgres_url: str
+    installed: Path,
+    tmp_path: Path,
+    kafka_bootstrap: str,
+    postgres_url: str,
+    schema_registry_url: str,
 ) -> None:
     database_url, _ = fresh_postgres_database(postgres_url)
     started: list[tuple[str, str]] = []
@@ -130,8 +134,10 @@ def test_the_compose_collect_and_console_commands_run_as_in_their_containers(
             assert make_url(environment["EVENTSCOPE_INDEX_URL"]).drivername == (
                 make_url(database_url).drivername
             )
+            assert environment["EVENTSCOPE_SCHEMA_REGISTRY_URL"].startswith("http://registry:")
             environment |= {
                 "EVENTSCOPE_KAFKA_BOOTSTRAP": kafka_bootstrap,
+                "EVENTSCOPE_SCHEMA_REGISTRY_URL": schema_registry_url,
                 "EVENTSCOPE_INDEX_URL": database_url,
                 "EVENTSCOPE_PORT": str(port),
             }

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from typing import Any, NamedTuple
 
-from collectors.index.identity import identity_hashes, text_hash
+from collectors.index.identity import identity_hashes, search_key, text_hash
 from collectors.index.models import IDENTITY_HASH_COLUMNS
 
 EventTuple = tuple[Any, ...]
@@ -38,6 +38,11 @@ class EventRow(NamedTuple):
     headers: str  # JSON: [[name, value], ...] in wire order, duplicates kept
     content_type: str
     schema_id: int | None
+    key_schema_id: int | None
+    decoded_key: str | None  # JSON
+    decoded_value: str | None  # JSON
+    decode_state: str | None  # decoded, pending, failed (collectors/schemas/decoding.py)
+    decode_note: str | None
     event_id: str | None
     event_type: str | None
     source: str | None
@@ -74,7 +79,7 @@ def event_row(**columns: Any) -> EventRow:
     """A row by column name, its hashes computed from the key and identity columns
     (columns not given are NULL). For tests, benchmarks and tools, not the hot path."""
     values: dict[str, Any] = dict.fromkeys(EVENT_COLUMNS) | columns
-    values["key_hash"] = text_hash(values["key"])
+    values["key_hash"] = text_hash(search_key(values["key"], values["decoded_key"]))
     hashes = identity_hashes(*(values[name] for name in IDENTITY_HASH_COLUMNS))
     values.update(zip(IDENTITY_HASH_COLUMNS.values(), hashes, strict=True))
     return EventRow(**values)

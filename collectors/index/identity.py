@@ -19,6 +19,7 @@ sagas are identified by their correlation id, which is indexed already).
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,7 @@ from sqlalchemy import (
     false,
     func,
     literal_column,
+    or_,
     select,
     union_all,
 )
@@ -54,6 +56,34 @@ def text_hash(value: str | bytes | None) -> int | None:
     state = _EMPTY_HASH.copy()
     state.update(data)
     return int.from_bytes(state.digest(), "big", signed=True)
+
+
+def search_key(key: bytes | None, decoded_key: str | None) -> bytes | None:
+    """What a key look-up matches: the key's bytes, or the text of a decoded key (JSON)
+    that is a string or an integer, so that an Avro key "order-7" is found as order-7."""
+    if decoded_key is None:
+        return key
+    if decoded_key.startswith('"'):
+        try:
+            value = json.loads(decoded_key)
+        except ValueError:
+            return key
+        return value.encode("utf-8", "surrogatepass") if isinstance(value, str) else key
+    if decoded_key.lstrip("-").isdigit():
+        return decoded_key.encode()
+    return key
+
+
+def decoded_key_forms(key: bytes) -> list[str]:
+    """The decoded_key texts that `search_key` maps to `key`."""
+    try:
+        text = key.decode("utf-8")
+    except UnicodeDecodeError:
+        return []
+    forms = [json.dumps(text, ensure_ascii=False)]
+    if text.lstrip("-").isdigit():
+        forms.append(text)
+    return forms
 
 
 def identity_hashes(
@@ -101,7 +131,9 @@ def hashed_in(hash_column: Any, hashes: list[int | None]) -> ColumnElement[bool]
 def key_equals(key: bytes) -> ColumnElement[bool]:
     """Events whose record key is `key`, through the key hash index."""
     c = events_table.c
-    return and_(hashed_in(c.key_hash, [text_hash(key)]), c.key == key)
+    forms = decoded_key_forms(key)
+    same = or_(c.key == key, c.decoded_key.in_(forms)) if forms else c.key == key
+    return and_(hashed_in(c.key_hash, [text_hash(key)]), same)
 
 
 class _Unselective(ColumnElement[bool]):

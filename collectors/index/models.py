@@ -70,6 +70,14 @@ class Event(SQLModel, table=True):
     is_tombstone: bool = Field(default=False)
     content_type: str = Field(default="binary", sa_column=Column(Text, nullable=False))
     schema_id: int | None = Field(default=None)
+    # Records written through a schema registry or described by a schema file: the decoded
+    # form (JSON text) that search reads and pages show, and whether decoding worked
+    # (collectors/schemas/decoding.py: decoded, pending or failed, with a note why not).
+    key_schema_id: int | None = Field(default=None)
+    decoded_key: str | None = Field(default=None, sa_column=Column(Text))
+    decoded_value: str | None = Field(default=None, sa_column=Column(Text))
+    decode_state: str | None = Field(default=None, sa_column=Column(Text))
+    decode_note: str | None = Field(default=None, sa_column=Column(Text))
     headers: str = Field(default="[]", sa_column=Column(Text, nullable=False))
 
     event_id: str | None = Field(default=None, sa_column=Column(Text))
@@ -107,7 +115,24 @@ class Event(SQLModel, table=True):
           for column in ("key_hash", *IDENTITY_HASH_COLUMNS.values())),
         Index("ix_events_dlq", "is_dlq", "timestamp_ms", sqlite_where=text("is_dlq"),
               postgresql_where=text("is_dlq")),
+        Index("ix_events_decode_pending", "cluster", "id",
+              sqlite_where=text("decode_state = 'pending'"),
+              postgresql_where=text("decode_state = 'pending'")),
     )  # fmt: skip
+
+
+class SchemaUsage(SQLModel, table=True):
+    """Which schema ids each topic's values and keys were written with, and when: the
+    schema pages' "used by" and the first sign of a producer changing its schema."""
+
+    __tablename__ = "schema_usage"
+
+    cluster: str = Field(sa_column=Column(Text, primary_key=True))
+    topic: str = Field(sa_column=Column(Text, primary_key=True))
+    part: str = Field(sa_column=Column(Text, primary_key=True))  # "value" or "key"
+    schema_id: int = Field(sa_column=Column(BigInteger, primary_key=True))
+    first_seen_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_seen_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class Position(SQLModel, table=True):
@@ -129,3 +154,4 @@ events_table = Event.__table__  # type: ignore[attr-defined]
 # SQLAlchemy writes for a Boolean column.
 EVENTS_IS_DLQ: ColumnElement[Any] = literal_column("events.is_dlq")
 positions_table = Position.__table__  # type: ignore[attr-defined]
+schema_usage_table = SchemaUsage.__table__  # type: ignore[attr-defined]

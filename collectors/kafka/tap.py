@@ -33,18 +33,22 @@ from sqlalchemy import Engine
 from collectors.config import ClusterConfig, CollectorConfig
 from collectors.conventions import Conventions, NormalizedEvent, RawRecord, normalize
 from collectors.index.event_row import NORMALIZED_COLUMNS, EventTuple
-from collectors.index.identity import identity_hashes, text_hash
+from collectors.index.identity import identity_hashes, search_key, text_hash
 from collectors.index.writer import BatchHook, BatchWriter, PositionKey, read_positions
 from collectors.index.writer_process import WriterProcess
 from collectors.kafka.admin import client_options, explain
+from collectors.schemas.decoding import RecordDecoder
+from collectors.schemas.usage import SchemaUsageHook
 from collectors.services import Health, ServiceStatus
 
 log = logging.getLogger("eventscope.tap")
 
-# Topics no one wants indexed: Kafka's own, schema registries', Connect's, and ours.
+# Topics no one wants indexed: Kafka's own, schema registries' (Confluent's, Apicurio's
+# KafkaSQL journal), Connect's, and ours.
 INTERNAL_TOPIC_PATTERNS = (
     r"__.*",
     r"_schemas",
+    r"kafkasql-journal",
     r"_confluent.*",
     r"connect-(configs|offsets|status)",
     r"eventscope-internal.*",
@@ -71,7 +75,7 @@ def to_row(cluster: str, event: NormalizedEvent, now_ms: int) -> EventTuple:
         cluster,
         now_ms,
         *_NORMALIZED(event),
-        text_hash(event.key),
+        text_hash(search_key(event.key, event.decoded_key)),
         *identity_hashes(
             event.event_id, event.correlation_id, event.causation_id, event.trace_id,
             event.saga_id,
@@ -80,7 +84,11 @@ def to_row(cluster: str, event: NormalizedEvent, now_ms: int) -> EventTuple:
 
 
 def normalize_batch(
-    cluster: str, records: Sequence[Any], conventions: Conventions, now_ms: int
+    cluster: str,
+    records: Sequence[Any],
+    conventions: Conventions,
+    now_ms: int,
+    decoder: RecordDecoder | None = None,
 ) -> tuple[list[EventTuple], dict[PositionKey, int]]:
     """Rows for the index and the next offset per partition after them."""
     rows: list[EventTuple] = []
@@ -95,7 +103,7 @@ def normalize_batch(
             record.value,
             record.headers or (),
         )
-        rows.append(to_row(cluster, normalize(raw, conventions), now_ms))
+        rows.append(to_row(cluster, normalize(raw, conventions, decoder), now_ms))
         position = (record.topic, record.partition)
         next_offsets[position] = max(next_offsets.get(position, 0), record.offset + 1)
     return rows, next_offsets
@@ -142,9 +150,12 @@ class Tap:
         conventions: Conventions,
         settings: CollectorConfig,
         hooks: Sequence[BatchHook] = (),
+        decoder: RecordDecoder | None = None,
     ) -> None:
         self.name = f"tap[{cluster.name}]"
-        self.hooks = list(hooks)
+        self.hooks = [*hooks, SchemaUsageHook()]
+        # The cluster's schemas: registry look-ups happen in the normalizer thread.
+        self.decoder = decoder or RecordDecoder.for_cluster(cluster)
         self.cluster = cluster
         self.engine = engine
         self.conventions = conventions
@@ -232,6 +243,7 @@ class Tap:
                 await self._writer
         self._normalizer.shutdown(wait=False)
         self._db_writer.shutdown(wait=False)
+        self.decoder.close()  # (a re-decode pass sharing it has stopped before the tap)
         await asyncio.to_thread(self._index_writer.close)
         self.health.running = False
         if self._consumer is not None:
@@ -313,7 +325,7 @@ class Tap:
             now_ms = int(time.time() * 1000)
             rows, next_offsets = await loop.run_in_executor(
                 self._normalizer, normalize_batch, self.cluster.name, records,
-                self.conventions, now_ms,
+                self.conventions, now_ms, self.decoder,
             )  # fmt: skip
             newest = max(record.timestamp for record in records)
             await self._queue.put(_Batch(rows, next_offsets, newest, now_ms, epoch))

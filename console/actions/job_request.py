@@ -19,7 +19,7 @@ TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
 FILTER_FIELDS = (
     "topic", "partition", "time_from", "time_to", "offset_from", "offset_to", "key",
     "event_type", "source", "header_name", "header_value", "correlation_id", "event_id",
-    "trace_id", "text", "dlq_only",
+    "trace_id", "text", "json_path", "json_value", "dlq_only",
 )  # fmt: skip
 NARROWING_FIELDS = tuple(f for f in FILTER_FIELDS if f != "dlq_only")
 

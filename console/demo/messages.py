@@ -23,6 +23,7 @@ Headers = list[tuple[str, bytes]]
 
 SPEC_VERSION = "1.0"
 CONTENT_TYPE = "application/json"
+AVRO_CONTENT_TYPE = "application/avro"
 
 ATTEMPTS_HEADER = "retry_topic-attempts"
 BACKOFF_HEADER = "retry_topic-backoff-timestamp"
@@ -71,7 +72,7 @@ class Envelope:
         """Ids for a message caused by this one."""
         return FlowIds(self.correlation_id, self.saga_id, causation_id=self.id)
 
-    def headers(self) -> Headers:
+    def headers(self, content_type: str = CONTENT_TYPE) -> Headers:
         headers = [
             ("ce_specversion", SPEC_VERSION),
             ("ce_id", self.id),
@@ -79,7 +80,7 @@ class Envelope:
             ("ce_type", self.type),
             ("ce_time", self.time),
             ("ce_subject", self.subject),
-            ("content-type", CONTENT_TYPE),
+            ("content-type", content_type),
             ("ce_correlationid", self.correlation_id),
             ("ce_sagaid", self.saga_id),
         ]

@@ -3,12 +3,16 @@
 1. Kafka: the broker named by --bootstrap (or EVENTSCOPE_KAFKA_BOOTSTRAP) is used as is and
    left alone; otherwise the local broker of `eventscope kafka start` is started (or reused
    when it already runs). Only a broker this command started is stopped at the end.
+   The schema registry alike (--schema-registry, EVENTSCOPE_SCHEMA_REGISTRY_URL, else the
+   local one of `eventscope registry start`), started beside the broker; if it cannot run
+   (no Java 21), the demo goes on and the shop writes JSON only.
 2. The console and its collectors, as `eventscope serve` runs them, on a SQLite index,
    bound to 127.0.0.1 with access control off, tapping the shop's topics.
-3. The shop (shop.py), exporting its spans to the console's own `/v1/traces`.
+3. The shop (shop.py), exporting its spans to the console's own `/v1/traces`; its payment
+   commands are Avro through the registry.
 
 On SIGINT or SIGTERM the shop stops first (its last spans still reach the console), then
-the console, then the broker.
+the console, then the registry and the broker.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import os
 import re
 import signal
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +34,8 @@ import uvicorn
 from collectors.config import Settings, settings_from_mapping
 from collectors.kafka import local_broker
 from collectors.kafka.local_broker import BrokerError, LocalBroker
+from collectors.local_process import port_is_free
+from collectors.schemas import local_registry
 from console.demo.shop import Shop
 
 log = logging.getLogger("eventscope.demo")
@@ -56,6 +63,9 @@ class DemoOptions:
     # Only the shop, against a running broker and console (docker-compose's demo profile).
     shop_only: bool = False
     traces_url: str | None = None
+    schema_registry: str | None = None  # a registry's URL; None: the local one
+    registry_port: int = local_registry.DEFAULT_PORT
+    no_registry: bool = False  # JSON only
 
 
 _PREFIX = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,59}")
@@ -70,13 +80,18 @@ def check_options(options: DemoOptions) -> None:
         raise DemoError("--topic-prefix: use 1-60 letters, digits, '-' and '_'")
 
 
-def demo_settings(bootstrap: str, options: DemoOptions) -> Settings:
+def demo_settings(
+    bootstrap: str, options: DemoOptions, registry_url: str | None = None
+) -> Settings:
     """The console's settings: loopback without login, lag sampled every 2 s, shop topics only."""
     prefix = options.topic_prefix
+    cluster: dict[str, object] = {"bootstrap": bootstrap, "include": [rf"{prefix}\..*"]}
+    if registry_url is not None:
+        cluster["schema_registry"] = {"url": registry_url}
     return settings_from_mapping({
         "server": {"host": "127.0.0.1", "port": options.port, "auth": "off"},
         "index": {"url": options.index_url},
-        "clusters": {CLUSTER_NAME: {"bootstrap": bootstrap, "include": [rf"{prefix}\..*"]}},
+        "clusters": {CLUSTER_NAME: cluster},
         # A collector group of its own: demos on a shared broker never split partitions.
         "collector": {"group_id": f"eventscope-{prefix}", "writer": "thread",
                       "batch_max_wait_ms": 100},
@@ -87,7 +102,7 @@ def demo_settings(bootstrap: str, options: DemoOptions) -> Settings:
 def run(options: DemoOptions) -> int:
     """Run until SIGINT/SIGTERM; return the exit code."""
     check_options(options)
-    if not local_broker.port_is_free(options.port):
+    if not port_is_free(options.port):
         raise DemoError(f"port {options.port} on 127.0.0.1 is in use; choose another with --port")
     if options.shop_only:
         bootstrap = options.bootstrap or os.environ.get("EVENTSCOPE_KAFKA_BOOTSTRAP")
@@ -96,12 +111,78 @@ def run(options: DemoOptions) -> int:
         asyncio.run(_shop_only(bootstrap, options))
         return 0
     _say("eventscope demo: a small shop on Kafka, watched by eventscope")
-    with _kafka(options) as (bootstrap, whose, log_file):
+    with _registry(options) as registry_url, _kafka(options) as (bootstrap, whose, log_file):
         _say(f"  kafka    {bootstrap} ({whose})")
         if log_file is not None:
             _say(f"           its log: {log_file}")
-        asyncio.run(_serve(bootstrap, options))
+        url = registry_url.result() if registry_url is not None else None
+        if url is not None:
+            _say(f"  registry {url}")
+        asyncio.run(_serve(bootstrap, options, url))
     return 0
+
+
+@contextlib.contextmanager
+def _registry(options: DemoOptions) -> Iterator[_RegistryStart | None]:
+    """The schema registry's URL, to be had from `.result()`: a configured one, or the local
+    one started on a thread of its own (it takes as long as the broker, so they start
+    side by side). None when the demo runs without one."""
+    configured = options.schema_registry or os.environ.get("EVENTSCOPE_SCHEMA_REGISTRY_URL")
+    if options.no_registry:
+        yield None
+        return
+    if configured:
+        yield _RegistryStart.ready(configured)
+        return
+    registry = local_registry.LocalRegistry(
+        data_dir=(options.data_dir.parent / "registry") if options.data_dir
+        else local_registry.default_data_dir(),
+        port=options.registry_port,
+    )  # fmt: skip
+    already = local_registry.running_pid(registry) is not None
+    starting = _RegistryStart(registry)
+    try:
+        yield starting
+    finally:
+        if not already and starting.started:
+            _say("Stopping the schema registry ...")
+            local_registry.stop(registry)
+
+
+class _RegistryStart:
+    """A local registry starting in the background; `result()` waits for its URL (None,
+    with a warning, when it cannot run)."""
+
+    def __init__(self, registry: local_registry.LocalRegistry | None, url: str | None = None):
+        self.registry = registry
+        self.url = url
+        self.started = False
+        self._thread: threading.Thread | None = None
+        self._error: str | None = None
+        if registry is not None:
+            self._thread = threading.Thread(target=self._start, daemon=True)
+            self._thread.start()
+
+    @classmethod
+    def ready(cls, url: str) -> _RegistryStart:
+        return cls(None, url)
+
+    def _start(self) -> None:
+        assert self.registry is not None
+        try:
+            local_registry.start(self.registry, quiet=True)
+        except local_registry.RegistryStartError as exc:
+            self._error = str(exc)
+            return
+        self.started = True
+        self.url = self.registry.url
+
+    def result(self) -> str | None:
+        if self._thread is not None:
+            self._thread.join()
+        if self._error is not None:
+            _say(f"  registry not started, the shop writes JSON only: {self._error}")
+        return self.url
 
 
 @contextlib.contextmanager
@@ -147,7 +228,7 @@ class _Server(uvicorn.Server):
         yield
 
 
-async def _serve(bootstrap: str, options: DemoOptions) -> None:
+async def _serve(bootstrap: str, options: DemoOptions, registry_url: str | None) -> None:
     from console.app import create_app
 
     loop = asyncio.get_running_loop()
@@ -155,7 +236,7 @@ async def _serve(bootstrap: str, options: DemoOptions) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
 
-    settings = demo_settings(bootstrap, options)
+    settings = demo_settings(bootstrap, options, registry_url)
     server = _Server(
         uvicorn.Config(create_app(settings, mode="all"), host="127.0.0.1", port=options.port,
                        log_level="warning", proxy_headers=False)
@@ -168,7 +249,7 @@ async def _serve(bootstrap: str, options: DemoOptions) -> None:
         if stopping.is_set():
             return
         shop = Shop(bootstrap, f"{url}/v1/traces", prefix=options.topic_prefix,
-                    rate=options.rate, seed=options.seed)  # fmt: skip
+                    rate=options.rate, seed=options.seed, registry_url=registry_url)  # fmt: skip
         try:
             await shop.start()
         except Exception as exc:
@@ -196,8 +277,13 @@ async def _shop_only(bootstrap: str, options: DemoOptions) -> None:
     stopping = asyncio.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stopping.set)
+    registry_url = (
+        None
+        if options.no_registry
+        else (options.schema_registry or os.environ.get("EVENTSCOPE_SCHEMA_REGISTRY_URL"))
+    )
     shop = Shop(bootstrap, options.traces_url, prefix=options.topic_prefix, rate=options.rate,
-                seed=options.seed)  # fmt: skip
+                seed=options.seed, registry_url=registry_url)  # fmt: skip
     try:
         await shop.start()
     except Exception as exc:

@@ -27,6 +27,7 @@ from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from console.demo import messages
+from console.demo.avro_payments import PaymentCodec
 from console.demo.flows import (
     Dice,
     Odds,
@@ -74,6 +75,7 @@ class ShopRuntime:
     dice: Dice
     pace: SlowPace
     producer: AIOKafkaProducer
+    payments: PaymentCodec | None = None  # Avro payment commands, when a registry is there
     sent: Counter[str] = field(default_factory=Counter)
     first_completed: asyncio.Future[str] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
@@ -163,7 +165,11 @@ class ShopService:
             kind=SpanKind.CONSUMER,
             attributes=attributes,
         ):
-            await self.handle(Received(record, envelope, messages.decode_data(record.value)))
+            payments = self.runtime.payments
+            data = payments.decode(record.value) if payments is not None else None
+            await self.handle(
+                Received(record, envelope, data or messages.decode_data(record.value))
+            )
 
     async def emit(
         self,
@@ -176,13 +182,15 @@ class ShopService:
     ) -> Envelope:
         """Publish a new CloudEvent (binary mode) with a producer span; return its envelope."""
         envelope = Envelope.new(event_type, source=self.name, subject=key, ids=ids)
-        await self._send(
-            topic,
-            key.encode(),
-            messages.encode_data(data),
-            envelope.headers(),
-            message_id=envelope.id,
-        )
+        payments = self.runtime.payments
+        if payments is not None and topic == payments.topic:
+            metadata = {"eventType": event_type, "correlationId": ids.correlation_id,
+                        "causationId": ids.causation_id}  # fmt: skip
+            value = payments.encode(data, metadata)
+            headers = envelope.headers(messages.AVRO_CONTENT_TYPE)
+        else:
+            value, headers = messages.encode_data(data), envelope.headers()
+        await self._send(topic, key.encode(), value, headers, message_id=envelope.id)
         self.runtime.sent[event_type] += 1
         return envelope
 
@@ -471,6 +479,7 @@ class Shop:
         odds: Odds | None = None,
         seed: int | None = None,
         pace: SlowPace | None = None,
+        registry_url: str | None = None,
     ) -> None:
         if rate <= 0:
             raise ValueError("rate must be > 0 orders per second")
@@ -480,6 +489,7 @@ class Shop:
         self.telemetry = Telemetry(otlp_endpoint)
         self.dice = Dice(odds, seed)
         self.pace = pace or SlowPace()
+        self.registry_url = registry_url
         self.runtime: ShopRuntime | None = None
         self.services: list[ShopService] = []
 
@@ -509,6 +519,10 @@ class Shop:
         self.runtime = ShopRuntime(
             self.bootstrap, self.topics, self.telemetry, self.dice, self.pace, producer
         )
+        if self.registry_url is not None:
+            self.runtime.payments = await asyncio.to_thread(
+                PaymentCodec, self.registry_url, self.topics.payment_commands
+            )
         self.services = [
             InventoryService(self.runtime),
             PaymentService(self.runtime),
@@ -533,6 +547,8 @@ class Shop:
         if self.runtime is not None:
             with contextlib.suppress(Exception):
                 await self.runtime.producer.stop()
+            if self.runtime.payments is not None:
+                self.runtime.payments.close()
         # Flushing posts to the console, which may run on this very event loop.
         await asyncio.to_thread(self.telemetry.shutdown)
 

@@ -45,13 +45,19 @@ class _QuietServer(uvicorn.Server):
 
 @contextlib.asynccontextmanager
 async def running_demo(
-    bootstrap: str, folder: Path, prefix: str, port: int, seed: int = 5
+    bootstrap: str,
+    folder: Path,
+    prefix: str,
+    port: int,
+    seed: int = 5,
+    registry_url: str | None = None,
 ) -> AsyncIterator[tuple[str, Shop]]:
     """The demo's console (index in `folder`) on 127.0.0.1:`port` and a shop placing ten
-    orders a second with frequent failures; (console URL, shop). Both stop on the way out."""
+    orders a second with frequent failures, its payment commands in Avro when a registry
+    is given; (console URL, shop). Both stop on the way out."""
     options = DemoOptions(port=port, index_url=f"sqlite:///{folder / 'demo.db'}",
                           topic_prefix=prefix)  # fmt: skip
-    settings = demo_settings(bootstrap, options)
+    settings = demo_settings(bootstrap, options, registry_url)
     engine = create_index_engine(settings.index.url)
     app = create_app(settings, mode="all", engine=engine)
     server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -63,7 +69,7 @@ async def running_demo(
             await asyncio.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
         shop = Shop(bootstrap, f"{url}/v1/traces", prefix=prefix, rate=10, seed=seed,
-                    odds=TOUR_ODDS, pace=TOUR_PACE)  # fmt: skip
+                    odds=TOUR_ODDS, pace=TOUR_PACE, registry_url=registry_url)  # fmt: skip
         await shop.start()
         try:
             yield url, shop
@@ -84,6 +90,8 @@ class TourIds:
     dlq_topic: str
     dlq_message: str  # topic/partition/offset
     group: str
+    avro_event: str | None = None  # cluster/topic/partition/offset of a decoded Avro record
+    subject: str | None = None  # its registry subject
 
 
 async def _until(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float) -> T:
@@ -124,10 +132,19 @@ async def wait_for_traffic(
         groups = (await client.get("/api/groups")).json()["groups"]
         return any(g["group"] == group for g in groups)
 
+    async def avro_record() -> dict[str, Any] | None:
+        topic = shop.topics.payment_commands
+        answer = await client.get("/api/events", params={"topic": topic, "limit": 5})
+        decoded = [e for e in answer.json().get("events", []) if e["decode_state"] == "decoded"]
+        return decoded[0] if decoded else None
+
     event = await _until(first_event, "indexed event", timeout_s)
     saga_id = await _until(compensated_saga, "compensated saga", timeout_s)
     letter = await _until(dead_letter, "dead letter", timeout_s)
     await _until(lagging_group, "consumer group", timeout_s)
+    avro = (
+        await _until(avro_record, "decoded Avro record", timeout_s) if shop.registry_url else None
+    )
     return TourIds(
         correlation_id=correlation_id,
         event=f"{event['cluster']}/{event['topic']}/{event['partition']}/{event['offset']}",
@@ -136,7 +153,10 @@ async def wait_for_traffic(
         dlq_topic=letter["topic"],
         dlq_message=f"{letter['topic']}/{letter['partition']}/{letter['offset']}",
         group=group,
-    )
+        avro_event=(f"{avro['cluster']}/{avro['topic']}/{avro['partition']}/{avro['offset']}"
+                    if avro else None),
+        subject=f"{shop.topics.payment_commands}-value" if avro else None,
+    )  # fmt: skip
 
 
 def pages(ids: TourIds) -> list[tuple[str, str, str]]:
@@ -167,4 +187,18 @@ def pages(ids: TourIds) -> list[tuple[str, str, str]]:
         ("admin", "/admin", "Administration"),
         ("admin-masking", "/admin/masking", "Data masking"),
         ("audit", "/audit", "Audit log"),
+        *(
+            [
+                # scrolled to the decoded payload (the lineage graph fills the first screen)
+                (
+                    "event-avro",
+                    f"/events/{ids.avro_event}#decode-state",
+                    ids.avro_event.split("/")[1],
+                ),
+                ("schemas", "/schemas", "Schemas"),
+                ("schema", f"/schemas/{cluster}/{quote(ids.subject)}", ids.subject),
+            ]
+            if ids.avro_event and ids.subject
+            else []
+        ),
     ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import asdict, dataclass, replace
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 from sqlalchemy import Engine, LargeBinary, and_, bindparam, func, literal, or_, select, text
 from sqlalchemy.sql.elements import ColumnElement
 
+from collectors.conventions import resolve_json_path, split_json_path
 from collectors.index.identity import identity_equals, key_equals, narrowing_only
 from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
@@ -25,12 +27,15 @@ from collectors.index.models import events_table as events
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 TEXT_SCAN_ROWS = 1_000_000
+PLAIN_TEXT = re.compile(r"[A-Za-z0-9 _.:@+-]+")  # written as is by every JSON encoder
 MAX_FILTER_CHARS = 1_000
 # Filters that are identities of collectors/index/identity.py, found through their hash.
 IDENTITY_FILTERS = ("correlation_id", "event_id", "trace_id")
 
 # The list view leaves out the bulky columns; the detail view reads the whole row.
-LIST_COLUMNS = [c for c in events.c if c.name not in ("value", "dlq_stacktrace", "headers")]
+LIST_COLUMNS = [
+    c for c in events.c if c.name not in ("value", "decoded_value", "dlq_stacktrace", "headers")
+]
 
 
 class SearchError(ValueError):
@@ -60,6 +65,8 @@ class EventFilter:
     event_id: str | None = None
     trace_id: str | None = None
     text: str | None = None
+    json_path: str | None = None  # $.a.b: a field of the JSON or decoded payload ...
+    json_value: str | None = None  # ... that equals this (else: that exists)
     dlq_only: bool = False
     limit: int = DEFAULT_LIMIT
     cursor: str | None = None
@@ -82,7 +89,7 @@ class EventFilter:
 
     @property
     def needs_scan(self) -> bool:
-        return bool(self.text or self.header_name)
+        return bool(self.text or self.header_name or self.json_path)
 
     @property
     def looks_up(self) -> bool:
@@ -172,10 +179,21 @@ def parse_filter(params: Mapping[str, str]) -> EventFilter:
         event_id=text("event_id"),
         trace_id=trace_id.lower() if trace_id else None,
         text=text("text"),
+        json_path=_json_path(text("json_path")),
+        json_value=text("json_value"),
         dlq_only=params.get("dlq_only") in ("1", "true", "on"),
         limit=limit,
         cursor=cursor,
     )
+
+
+def _json_path(path: str | None) -> str | None:
+    if path is not None:
+        try:
+            split_json_path(path)
+        except ValueError as exc:
+            raise SearchError("json_path", str(exc)) from None
+    return path
 
 
 def encode_cursor(timestamp_ms: int, row_id: int) -> str:
@@ -236,7 +254,13 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
     if f.dlq_only:
         conditions.append(EVENTS_IS_DLQ)
     if f.text:
-        conditions.append(_value_contains(engine, f.text.encode("utf-8")))
+        conditions.append(_value_contains(engine, f.text))
+    if f.json_path and f.json_value and _written_as_is(f.json_value):
+        # The rows must contain the text (the field's value is checked in Python after;
+        # see _RowCheck).
+        conditions.append(_value_contains(engine, f.json_value))
+    elif f.json_path:
+        conditions.append(or_(c.decoded_value.is_not(None), c.content_type.contains("json")))
     if f.header_name:
         name_json = json.dumps(f.header_name, ensure_ascii=False)
         pattern = f"%[{_like_escape(name_json)},%"
@@ -247,12 +271,98 @@ def _conditions(f: EventFilter, engine: Engine) -> list[ColumnElement[bool]]:
     return _look_ups(f) + [_narrowing(f, condition) for condition in conditions]
 
 
-def _value_contains(engine: Engine, needle: bytes) -> ColumnElement[bool]:
-    """Byte-wise, case-sensitive substring test on the stored value (no LIKE on blobs)."""
+def _value_contains(engine: Engine, needle: str) -> ColumnElement[bool]:
+    """Case-sensitive substring test on the stored value, byte-wise (no LIKE on blobs), or
+    on its decoded form (JSON text) for records a schema decoded."""
+    raw = needle.encode("utf-8")
+    in_value: ColumnElement[bool]
     if engine.dialect.name == "postgresql":
         clause = text("position(CAST(:needle AS bytea) IN events.value) > 0")
-        return clause.bindparams(bindparam("needle", needle, type_=LargeBinary))  # type: ignore[return-value]
-    return func.instr(events.c.value, literal(needle, LargeBinary)) > 0
+        in_value = clause.bindparams(bindparam("needle", raw, type_=LargeBinary))  # type: ignore[assignment]
+        in_decoded = func.strpos(events.c.decoded_value, needle) > 0
+    else:
+        in_value = func.instr(events.c.value, literal(raw, LargeBinary)) > 0
+        in_decoded = func.instr(events.c.decoded_value, needle) > 0
+    return or_(in_value, and_(events.c.decoded_value.is_not(None), in_decoded))
+
+
+class _RowCheck:
+    """The filters SQL cannot decide, checked on each row in Python: a header's value
+    (headers are JSON inside a text column) and a payload field at a JSON path. `columns`
+    are what the checks read beyond the caller's; they are dropped from kept rows."""
+
+    def __init__(self, f: EventFilter, columns: list[Any]) -> None:
+        self.filter = f
+        self.columns = columns
+
+    @classmethod
+    def of(cls, f: EventFilter, selected: list[Any]) -> _RowCheck | None:
+        c = events.c
+        needed = []
+        if f.header_name is not None and f.header_value is not None:
+            needed.append(c.headers)
+        if f.json_path is not None:
+            needed += [c.value, c.decoded_value]
+        if not needed:
+            return None
+        names = {column.name for column in selected}
+        return cls(f, [column for column in needed if column.name not in names])
+
+    def keep(self, rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        f = self.filter
+        path = split_json_path(f.json_path) if f.json_path else None
+        header = None
+        if f.header_name is not None and f.header_value is not None:
+            header = (f.header_name, f.header_value)
+        kept = []
+        for row in rows:
+            if header is not None and not _header_matches(row["headers"], *header):
+                continue
+            if path is not None and not _field_matches(row, path, f.json_value):
+                continue
+            for column in self.columns:
+                del row[column.name]
+            kept.append(row)
+        return kept
+
+
+def _field_matches(row: Mapping[str, Any], path: tuple[str, ...], wanted: str | None) -> bool:
+    """Whether the payload (its decoded form, else its JSON) has `wanted` at `path`: the
+    same text, the same number, true/false/null; any value when `wanted` is None."""
+    try:
+        if row["decoded_value"] is not None:
+            document = json.loads(row["decoded_value"])
+        elif row["value"] and row["value"][:1] in b"{[ \t\r\n":
+            document = json.loads(row["value"])
+        else:
+            return False
+    except (ValueError, RecursionError):
+        return False
+    node = resolve_json_path(document, path)
+    if wanted is None:
+        return node is not None
+    if isinstance(node, str):
+        return node == wanted
+    if isinstance(node, bool) or node is None:
+        return json.dumps(node) == wanted
+    if isinstance(node, int | float):
+        try:
+            return float(wanted) == node
+        except ValueError:
+            return False
+    return False
+
+
+def _written_as_is(value: str) -> bool:
+    """Text any JSON writer puts down unchanged (no escapes); not a number, which can be
+    written in several ways (1, 1.0, 1e0)."""
+    if not PLAIN_TEXT.fullmatch(value):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return True
+    return False
 
 
 def _header_matches(headers_json: str, name: str, value: str | None) -> bool:
@@ -294,14 +404,14 @@ def search_events(
             if newest > text_scan_rows:
                 scan_cap = text_scan_rows
                 base.append(_narrowing(f, c.id > newest - text_scan_rows))
-        post_filter = f.header_name is not None and f.header_value is not None
-        columns = [*LIST_COLUMNS, c.headers] if post_filter else LIST_COLUMNS
-        page_size = f.limit + 1 if not post_filter else max(200, (f.limit + 1) * 4)
+        check = _RowCheck.of(f, LIST_COLUMNS)
+        columns = LIST_COLUMNS + check.columns if check else LIST_COLUMNS
+        page_size = f.limit + 1 if not check else max(200, (f.limit + 1) * 4)
         matches: list[dict[str, Any]] = []
         cursor = f.cursor
-        # Header values are checked in Python (they are JSON inside a text column), so a
-        # page may yield fewer matches than asked: read further pages, a bounded number.
-        for _ in range(1 if not post_filter else 25):
+        # Some filters are checked in Python (_RowCheck), so a page may yield fewer matches
+        # than asked: read further pages, a bounded number.
+        for _ in range(1 if not check else 25):
             conditions = list(base)
             if cursor:
                 timestamp, row_id = decode_cursor(cursor)
@@ -316,12 +426,7 @@ def search_events(
                 .limit(page_size)
             )
             rows = [dict(row._mapping) for row in connection.execute(query)]
-            for row in rows:
-                if post_filter and not _header_matches(
-                    row.pop("headers"), f.header_name or "", f.header_value
-                ):
-                    continue
-                matches.append(row)
+            matches += check.keep(rows) if check else rows
             if len(matches) > f.limit or len(rows) < page_size:
                 break
             cursor = encode_cursor(rows[-1]["timestamp_ms"], rows[-1]["id"])
@@ -349,18 +454,12 @@ def newer_than(
     """Rows inserted after `after_id` that match (for the live tail), oldest first."""
     c = events.c
     conditions = [*_conditions(replace(f, cursor=None), engine), c.id > after_id]
-    post_filter = f.header_name is not None and f.header_value is not None
-    columns = [*LIST_COLUMNS, c.headers] if post_filter else LIST_COLUMNS
+    check = _RowCheck.of(f, LIST_COLUMNS)
+    columns = LIST_COLUMNS + check.columns if check else LIST_COLUMNS
     query = select(*columns).where(*conditions).order_by(c.id).limit(limit)
     with engine.connect() as connection:
         rows = [dict(row._mapping) for row in connection.execute(query)]
-    if post_filter:
-        rows = [
-            r
-            for r in rows
-            if _header_matches(r.pop("headers"), f.header_name or "", f.header_value)
-        ]
-    return rows
+    return check.keep(rows) if check else rows
 
 
 def max_event_id(engine: Engine) -> int:
@@ -377,8 +476,8 @@ def iter_matching(
     """
     c = events.c
     base = _conditions(replace(f, cursor=None), engine)
-    post_filter = f.header_name is not None and f.header_value is not None
-    wanted = [*columns, c.id] + ([c.headers] if post_filter else [])
+    check = _RowCheck.of(f, [*columns, c.id])
+    wanted = [*columns, c.id] + (check.columns if check else [])
     after = 0
     while True:
         query = select(*wanted).where(*base, c.id > after).order_by(c.id).limit(batch_size)
@@ -387,10 +486,4 @@ def iter_matching(
         if not rows:
             return
         after = rows[-1]["id"]
-        if post_filter:
-            rows = [
-                r
-                for r in rows
-                if _header_matches(r.pop("headers"), f.header_name or "", f.header_value)
-            ]
-        yield rows
+        yield check.keep(rows) if check else rows

@@ -16,10 +16,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from typing_extensions import TypedDict
 
-from collectors.config import ClusterConfig
+from collectors.config import ClusterConfig, redact_url
 from collectors.kafka.admin import ClusterOverview, TopicInfo, cluster_overview
 from console.auth.roles import VIEWER
 from console.state import app_state
+from console.stores import schemas as schema_store
 from console.stores.groups import groups_for_topic
 from console.views.groups import GroupSummaryJson, summary_json
 from console.web import urls
@@ -94,6 +95,12 @@ class BrokerJson(TypedDict):
     rack: str | None
 
 
+class SchemaRegistryJson(TypedDict):
+    url: str  # without a password
+    reachable: bool
+    error: str | None
+
+
 class ClusterJson(TypedDict):
     name: str
     bootstrap: str
@@ -101,6 +108,7 @@ class ClusterJson(TypedDict):
     error: str | None
     brokers: list[BrokerJson]
     topic_count: int | None
+    schema_registry: SchemaRegistryJson | None
 
 
 class ClustersJson(TypedDict):
@@ -147,6 +155,7 @@ class ClusterRow:
     config: ClusterConfig
     overview: ClusterOverview | None
     error: str | None
+    registry: SchemaRegistryJson | None = None
 
     def as_json(self) -> ClusterJson:
         return ClusterJson(
@@ -156,13 +165,27 @@ class ClusterRow:
             error=self.error,
             brokers=_brokers(self.overview),
             topic_count=len(self.overview.topics) if self.overview else None,
+            schema_registry=self.registry,
         )
+
+
+def _registry_state(call: Call, cluster: ClusterConfig) -> SchemaRegistryJson | None:
+    if cluster.schema_registry is None:
+        return None
+    error = schema_store.reachability(call.state, cluster)
+    url = redact_url(cluster.schema_registry.url)
+    return SchemaRegistryJson(url=url, reachable=error is None, error=error)
 
 
 async def clusters_page(call: Call) -> Reply:
     clusters = call.settings.clusters
     overviews = await asyncio.gather(*(_overview(call.request, c) for c in clusters))
-    rows = [ClusterRow(c, o, e) for c, (o, e) in zip(clusters, overviews, strict=True)]
+    registries = await asyncio.gather(
+        *(run_in_threadpool(_registry_state, call, c) for c in clusters)
+    )
+    rows = [
+        ClusterRow(c, o, e, r) for c, (o, e), r in zip(clusters, overviews, registries, strict=True)
+    ]
     page = {"rows": rows, "services": call.state.services.status()}
     return Reply(ClustersJson(clusters=[row.as_json() for row in rows]), page=page)
 

@@ -13,12 +13,12 @@ from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
 from console.auth.roles import VIEWER
-from console.payload_view import display_key
+from console.payload_view import decoded_view, display_key, payload_view
 from console.stores import dlq as store
 from console.stores import events as event_store
 from console.stores.jobs import RedriveRound, RedriveState
 from console.stores.masking import masker_for
-from console.views.events import RECORD, EventJson, event_json, event_path
+from console.views.events import RECORD, EventJson, event_json, event_path, schema_refs
 from console.views.requests import record_coordinates
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
@@ -83,7 +83,7 @@ async def dlq_topic_page(call: Call) -> Reply:
     )  # fmt: skip
     for m in messages:
         m["path"] = urls.dlq_message(m["cluster"], m["topic"], m["partition"], m["offset"])
-        m["key_display"] = display_key(m["key"])
+        m["key_display"] = display_key(m["key"], m["decoded_key"])
         m["item"] = f"{m['topic']}/{m['partition']}/{m['offset']}"
     page = {
         "cluster": cluster, "topic": topic,
@@ -105,13 +105,18 @@ async def dlq_message_page(call: Call) -> Reply:
         raise HTTPException(404, f"no indexed DLQ record at {cluster}/{topic}/{partition}@{offset}")
     shown = (await masker_for(call.request))(found.row)
     original_path = event_path(found.original) if found.original else None
+    schemas = await run_in_threadpool(schema_refs, call.state, shown)
     data = DlqMessageDetailJson(
         **event_json(shown, full=True), redrive=found.redrive, history=found.history,
+        schemas=schemas,
         original_link=original_path,
     )  # fmt: skip
     page = {
-        "event": {**shown, "path": event_path(shown), "key_display": display_key(shown["key"]),
+        "event": {**shown, "path": event_path(shown),
+                  "key_display": display_key(shown["key"], shown["decoded_key"]),
                   "time": event_store.format_time(shown["timestamp_ms"])},
+        "payload": payload_view(shown["value"]), "decoded": decoded_view(shown),
+        "schemas": schemas,
         "status": found.redrive, "history": found.history, "original_path": original_path,
         "redrive_url": urls.new_job(kind="redrive", cluster=cluster,
                                     item=f"{topic}/{partition}/{offset}"),

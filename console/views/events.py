@@ -16,15 +16,20 @@ from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from typing_extensions import TypedDict
 
+from collectors.index.identity import search_key
 from console.auth.roles import VIEWER
 from console.payload_view import (
     bytes_for_json,
+    decoded_view,
     display_key,
     header_rows,
     headers_for_json,
+    parsed_json,
     payload_view,
 )
+from console.state import AppState
 from console.stores import events as event_store
+from console.stores import schemas as schema_store
 from console.stores.events import MAX_FILTER_CHARS, MAX_LIMIT, EventFilter, SearchError
 from console.stores.masking import masker_for
 from console.views.requests import record_coordinates
@@ -56,8 +61,18 @@ class DlqJson(TypedDict):
     stacktrace: NotRequired[str | None]
 
 
+class SchemaRefJson(TypedDict):
+    """A registry schema a record was written with, and the subjects it is registered in."""
+
+    part: str  # value or key
+    schema_id: int
+    subjects: list[dict[str, Any]]  # {subject, version, link}
+
+
 class EventJson(TypedDict):
-    """One indexed record; `headers` and `value` only where one record is asked for."""
+    """One indexed record; `headers`, `value` and the decoded forms only where one record is
+    asked for. `decode_state` is null for records no schema describes, else decoded,
+    pending (the registry could not answer yet) or failed (`decode_note` says why)."""
 
     cluster: str
     topic: str
@@ -71,6 +86,9 @@ class EventJson(TypedDict):
     tombstone: bool
     content_type: str | None
     schema_id: int | None
+    key_schema_id: int | None
+    decode_state: str | None
+    decode_note: str | None
     event_id: str | None
     event_type: str | None
     source: str | None
@@ -83,6 +101,10 @@ class EventJson(TypedDict):
     links: SelfLink
     headers: NotRequired[list[Any]]
     value: NotRequired[BytesJson | None]
+    value_withheld: NotRequired[bool]  # masking hides the raw bytes of a decoded record
+    decoded_value: NotRequired[Any]
+    decoded_key: NotRequired[Any]
+    schemas: NotRequired[list[SchemaRefJson]]
 
 
 class EventsJson(TypedDict):
@@ -106,6 +128,9 @@ def event_json(row: Mapping[str, Any], *, full: bool = False) -> EventJson:
         tombstone=row["is_tombstone"],
         content_type=row["content_type"],
         schema_id=row["schema_id"],
+        key_schema_id=row["key_schema_id"],
+        decode_state=row["decode_state"],
+        decode_note=row["decode_note"],
         event_id=row["event_id"],
         event_type=row["event_type"],
         source=row["source"],
@@ -130,6 +155,10 @@ def event_json(row: Mapping[str, Any], *, full: bool = False) -> EventJson:
     if full:
         body["headers"] = headers_for_json(row["headers"])
         body["value"] = bytes_for_json(row["value"])  # type: ignore[typeddict-item]
+        if row.get("value_withheld"):
+            body["value_withheld"] = True
+        body["decoded_value"] = parsed_json(row.get("decoded_value"))
+        body["decoded_key"] = parsed_json(row["decoded_key"])
         if body["dlq"] is not None:
             body["dlq"]["stacktrace"] = row["dlq_stacktrace"]
     return body
@@ -187,7 +216,7 @@ def _row_view(row: dict[str, Any]) -> dict[str, Any]:
     return {
         **row,
         "path": event_path(row),
-        "key_display": display_key(row["key"]),
+        "key_display": display_key(row["key"], row["decoded_key"]),
         "time": event_store.format_time(row["timestamp_ms"]),
     }
 
@@ -200,19 +229,48 @@ async def event_detail(call: Call) -> Reply:
     if row is None:
         raise HTTPException(404, f"no indexed event at {cluster}/{topic}/{partition}@{offset}")
     row = (await masker_for(call.request))(row)
-    key = row["key"]
+    key = search_key(row["key"], row["decoded_key"])
     key_history = (
         urls.events(cluster=row["cluster"], topic=row["topic"], key=key.decode())
         if key is not None and _is_utf8(key)
         else None
     )
+    schemas = await run_in_threadpool(schema_refs, call.state, row)
     page = {
         "event": _row_view(row),
         "headers": header_rows(row["headers"]),
         "payload": payload_view(row["value"]),
+        "decoded": decoded_view(row),
+        "schemas": schemas,
         "key_history_url": key_history,
     }
-    return Reply(event_json(row, full=True), page=page)
+    return Reply({**event_json(row, full=True), "schemas": schemas}, page=page)
+
+
+MAX_SUBJECTS_SHOWN = 5
+
+
+def schema_refs(state: AppState, row: Mapping[str, Any]) -> list[SchemaRefJson]:
+    """The registry schemas of a record (value, key) with their subjects and versions.
+
+    A registry gives one id to equal schemas whatever the subject, so an id may belong to
+    many subjects: the topic's own (`<topic>-value`, TopicNameStrategy) comes first."""
+    refs = []
+    for part, schema_id in (("value", row["schema_id"]), ("key", row["key_schema_id"])):
+        if schema_id is None:
+            continue
+        own = f"{row['topic']}-{part}"
+        pairs = sorted(
+            schema_store.subjects_of(state, row["cluster"], schema_id),
+            key=lambda pair: (pair[0] != own, pair[0], pair[1]),
+        )
+        subjects = [
+            {"subject": subject, "version": version,
+             "link": urls.schema(row["cluster"], subject, version=version)}
+            for subject, version in pairs[:MAX_SUBJECTS_SHOWN]
+        ]  # fmt: skip
+        refs.append(SchemaRefJson(part=part, schema_id=schema_id, subjects=subjects))
+    return refs
 
 
 def _is_utf8(raw: bytes) -> bool:
@@ -283,7 +341,24 @@ EVENT_FILTER = (
     q("correlation_id", FILTER_TEXT),
     q("event_id", FILTER_TEXT),
     q("trace_id", FILTER_TEXT, "32 hex digits"),
-    q("text", FILTER_TEXT, "bytes of the value contain this text (scans the newest rows)"),
+    q(
+        "text",
+        FILTER_TEXT,
+        "the value's bytes, or its decoded form (a record with a schema), "
+        "contain this text (scans the newest rows)",
+    ),
+    q(
+        "json_path",
+        FILTER_TEXT,
+        "a field of the JSON or decoded payload, e.g. "
+        "$.metadata.correlationId (scans the newest rows)",
+    ),
+    q(
+        "json_value",
+        FILTER_TEXT,
+        "with json_path: the field equals this (text, number, "
+        "true, false or null); without it, the field exists",
+    ),
     q("dlq_only", enum("1", "true", "on", "0"), "dead-letter records only"),
     q("limit", integer(1, MAX_LIMIT), "page size (default 50)"),
     q("cursor", FILTER_TEXT, "next_cursor of the previous page"),

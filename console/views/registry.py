@@ -26,6 +26,7 @@ from console.views import (
     openapi,
     otlp,
     sagas,
+    schemas,
     topology,
     trace,
 )
@@ -33,7 +34,7 @@ from console.web.endpoints import Endpoint
 
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
-    clusters, events, groups, dlq, sagas, trace, lineage, topology, actions,
+    clusters, events, groups, dlq, sagas, trace, lineage, topology, schemas, actions,
     alerts, alert_rules, alert_receivers, auth, admin, audit, masking, openapi,
 )  # fmt: skip
 

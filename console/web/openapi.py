@@ -26,6 +26,8 @@ ERROR_DESCRIPTIONS = {
     404: "Nothing of that name or at those coordinates.",
     409: "The name is taken.",
     413: "The request body is too large.",
+    422: "An upstream service (the schema registry) refused what was sent; `error` says why.",
+    502: "An upstream service (the schema registry) failed to answer.",
     503: "The Kafka cluster or the index cannot be reached right now.",
 }
 

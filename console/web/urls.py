@@ -77,3 +77,17 @@ def job(job_id: int, *, api: bool = False) -> str:
 def new_job(**fields: object | None) -> str:
     """The replay/redrive form, filled in with these fields."""
     return _with_query("/actions/new", fields)
+
+
+def schemas(*, api: bool = False, **filters: object | None) -> str:
+    return _with_query(_path("schemas", api=api), filters)
+
+
+def schema(cluster: str, subject: str, *, api: bool = False, **query: object | None) -> str:
+    """A subject's page (`version`: the one shown, `compare`: the one diffed against)."""
+    return _with_query(_path("schemas", cluster, subject, api=api), query)
+
+
+def schema_action(cluster: str, subject: str, *action: object) -> str:
+    """Where a subject's forms post (compatibility, versions, delete...)."""
+    return _path("schemas", cluster, subject, *action)

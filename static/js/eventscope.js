@@ -46,3 +46,11 @@ document.addEventListener("DOMContentLoaded", () => {
   document.body.dataset.ready = "1";
 });
 document.addEventListener("htmx:afterSwap", (event) => setUpLiveTail(event.target.ownerDocument || document));
+
+// Forms that destroy something ask first: <form data-confirm="Delete ...?">.
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (form instanceof HTMLFormElement && form.dataset.confirm && !window.confirm(form.dataset.confirm)) {
+    event.preventDefault();
+  }
+});

@@ -151,3 +151,130 @@ def test_sagas_section_is_validated_and_bad_keys_are_named(tmp_path: Path) -> No
         with pytest.raises(ConfigError) as caught:
             settings_from_mapping({"sagas": sagas})
         assert caught.value.key == key, sagas
+
+
+def test_schema_registry_short_and_full_forms_and_the_environment(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[clusters.prod]\nbootstrap = "k:9092"\nschema_registry = "http://sr:8081"\n'
+        '[clusters.staging]\nbootstrap = "s:9092"\n'
+        "[clusters.staging.schema_registry]\n"
+        'url = "https://sr.staging:8081/apis/ccompat/v7"\nusername = "es"\npassword = "pw"\n'
+        "verify = false\ntimeout_s = 2\n"
+    )
+    settings = load_settings(config, {})
+    prod, staging = settings.cluster("prod"), settings.cluster("staging")
+    assert prod.schema_registry is not None and prod.schema_registry.url == "http://sr:8081"
+    assert prod.schema_registry.verify is True and prod.schema_registry.timeout_s == 5.0
+    registry = staging.schema_registry
+    assert registry is not None
+    assert (registry.username, registry.password, registry.verify, registry.timeout_s) == (
+        "es",
+        "pw",
+        False,
+        2.0,
+    )
+    moved = load_settings(config, {"EVENTSCOPE_SCHEMA_REGISTRY_URL": "http://other:8081"})
+    first = moved.cluster("prod").schema_registry
+    assert first is not None and first.url == "http://other:8081"
+    assert moved.cluster("staging").schema_registry == registry
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, {"EVENTSCOPE_SCHEMA_REGISTRY_URL": "sr:8081"})
+    assert error.value.key == "EVENTSCOPE_SCHEMA_REGISTRY_URL"
+
+
+@pytest.mark.parametrize(
+    ("registry", "key"),
+    [
+        ('schema_registry = "sr:8081"', "clusters.a.schema_registry.url"),
+        ("[clusters.a.schema_registry]\nusername = 'x'", "clusters.a.schema_registry.url"),
+        (
+            "[clusters.a.schema_registry]\nurl = 'http://sr'\ntoken = 't'\nusername = 'u'",
+            "clusters.a.schema_registry.token",
+        ),
+        (
+            "[clusters.a.schema_registry]\nurl = 'http://sr'\npassword = 'p'",
+            "clusters.a.schema_registry.username",
+        ),
+        (
+            "[clusters.a.schema_registry]\nurl = 'http://sr'\ntimeout_s = 0",
+            "clusters.a.schema_registry.timeout_s",
+        ),
+        (
+            "[clusters.a.schema_registry]\nurl = 'http://sr'\nverify = 'no'",
+            "clusters.a.schema_registry.verify",
+        ),
+        (
+            "[clusters.a.schema_registry]\nurl = 'https://sr'\nca_file = '/nowhere/ca.pem'",
+            "clusters.a.schema_registry.ca_file",
+        ),
+        (
+            "[clusters.a.schema_registry]\nurl = 'http://sr'\nurll = 'x'",
+            "clusters.a.schema_registry.urll",
+        ),
+        (
+            "[clusters.a.topic_schemas.orders]\nvalue = {avro = 'missing.avsc'}",
+            "clusters.a.topic_schemas.orders.value.avro",
+        ),
+        (
+            "[clusters.a.topic_schemas.orders]\nvalue = {protobuf = 'x.desc'}",
+            "clusters.a.topic_schemas.orders.value.message",
+        ),
+        (
+            "[clusters.a.topic_schemas.orders]\nheaders = {avro = 'x.avsc'}",
+            "clusters.a.topic_schemas.orders.headers",
+        ),
+        (
+            "[clusters.a.topic_schemas.orders]\nvalue = {}",
+            "clusters.a.topic_schemas.orders.value",
+        ),
+    ],
+)
+def test_bad_schema_settings_name_the_key(tmp_path: Path, registry: str, key: str) -> None:
+    config = tmp_path / "bad.toml"
+    config.write_text(f'[clusters.a]\nbootstrap = "h:1"\n{registry}\n')
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, {})
+    assert error.value.key == key
+
+
+def test_topic_schema_files_are_read_at_load(tmp_path: Path) -> None:
+    schema = tmp_path / "order.avsc"
+    schema.write_text(
+        '{"type": "record", "name": "Order", "fields": [{"name": "id", "type": "string"}]}'
+    )
+    config = tmp_path / "c.toml"
+    config.write_text(
+        f'[clusters.a]\nbootstrap = "h:1"\n[clusters.a.topic_schemas.orders]\n'
+        f"value = {{avro = '{schema}'}}\n"
+    )
+    parts = load_settings(config, {}).cluster("a").topic_schemas["orders"]
+    assert parts.value is not None and parts.value.avro == str(schema) and parts.key is None
+    schema.write_text("{not json")
+    with pytest.raises(ConfigError) as error:
+        load_settings(config, {})
+    assert error.value.key == "clusters.a.topic_schemas.orders.value.avro"
+
+
+def test_redacted_configuration_hides_registry_credentials() -> None:
+    settings = settings_from_mapping(
+        {
+            "clusters": {
+                "a": {
+                    "bootstrap": "k:9092",
+                    "schema_registry": {"url": "http://sr:8081", "username": "u", "password": "p1"},
+                },
+                "b": {
+                    "bootstrap": "k:9092",
+                    "schema_registry": {"url": "https://u:p2@sr:8081", "token": "t0ken"},
+                },
+            }
+        }
+    )
+    shown = redacted(settings)
+    text = repr(shown)
+    assert "p1" not in text and "p2" not in text and "t0ken" not in text
+    assert shown["clusters"]["a"]["schema_registry"]["password"] == "***"
+    assert shown["clusters"]["a"]["schema_registry"]["username"] == "u"
+    assert shown["clusters"]["b"]["schema_registry"]["url"] == "https://u:***@sr:8081"
+    assert shown["clusters"]["b"]["schema_registry"]["token"] == "***"

@@ -536,13 +536,20 @@ def test_content_type_detection(value: bytes, content_type: str) -> None:
     assert norm(value=value).content_type == content_type
 
 
-def test_confluent_wire_prefix() -> None:
+def test_confluent_wire_prefix_without_a_registry_is_pending() -> None:
     framed = b"\x00" + struct.pack(">I", 1042) + b"\x02\x06abc"
-    avro = norm(value=framed)
-    assert (avro.content_type, avro.schema_id) == ("avro-confluent", 1042)
-    proto = norm([("content-type", b"application/x-protobuf")], framed)
-    assert (proto.content_type, proto.schema_id) == ("protobuf-confluent", 1042)
-    assert norm(value=b'{"a":1}').schema_id is None
+    event = norm(value=framed)
+    assert (event.content_type, event.schema_id) == ("schema-registry", 1042)
+    assert event.decode_state == "pending"
+    assert event.decode_note == (
+        "schema 1042 unavailable (no schema registry is configured for this cluster)"
+    )
+    assert event.decoded_value is None
+    plain = norm(value=b'{"a":1}')
+    assert (plain.schema_id, plain.decode_state, plain.decode_note) == (None, None, None)
+    # A big-endian number is not a frame: schema id 0 is no registry's.
+    number = norm(value=(5).to_bytes(8, "big"))
+    assert (number.content_type, number.decode_state) == ("binary", None)
 
 
 def test_non_utf8_key_header_and_value() -> None:

@@ -75,3 +75,27 @@ def test_relative_config_and_index_paths_are_read_from_the_current_folder(tmp_pa
     assert (tmp_path / "data" / "index.db").is_file()
     status = run("--config", "conf/es.toml", "index", "status", cwd=tmp_path, env=env)
     assert status.returncode == 0 and '"up_to_date": true' in status.stdout
+
+
+def test_config_check_redacts_the_schema_registry_credentials(tmp_path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text(
+        '[clusters.prod]\nbootstrap = "k:9092"\n[clusters.prod.schema_registry]\n'
+        'url = "https://sr:8081"\nusername = "es"\npassword = "s3cret"\n'
+    )
+    result = run("--config", str(config), "config", "check", env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert '"url": "https://sr:8081"' in result.stdout
+    assert '"password": "***"' in result.stdout
+    assert "s3cret" not in result.stdout
+
+
+def test_registry_status_and_stop_when_none_is_running(tmp_path) -> None:
+    env = {"PATH": "/usr/bin:/bin"}
+    data_dir = str(tmp_path / "registry")
+    status = run("registry", "status", "--port", "1", "--data-dir", data_dir, env=env)
+    assert status.returncode == 1
+    assert '"running": false' in status.stdout and '"ready": false' in status.stdout
+    stop = run("registry", "stop", "--data-dir", data_dir, env=env)
+    assert stop.returncode == 0
+    assert "No local schema registry is running" in stop.stdout

@@ -1,7 +1,11 @@
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import insert, select, text
+from sqlalchemy import Engine, insert, select, text
 
 from collectors.index import migrate
 from collectors.index.engine import create_index_engine
@@ -13,8 +17,30 @@ from collectors.index.models import (
     positions_table,
 )
 from collectors.index.tables import load_all
+from collectors.schemas.redecode import pending_count
 from console.stores.events import EventFilter, search_events
 from tests.conftest import _drop_postgres_database, fresh_postgres_database
+
+
+@contextmanager
+def index_at_revision(
+    backend: str, revision: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[Engine]:
+    """A fresh index on `backend` migrated up to `revision` only, as an older release left it."""
+    server_url, name = "", None
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+    else:
+        server_url = request.getfixturevalue("postgres_url")
+        url, name = fresh_postgres_database(server_url)
+    engine = create_index_engine(url)
+    try:
+        migrate.upgrade(engine, revision)
+        yield engine
+    finally:
+        engine.dispose()
+        if name is not None:
+            _drop_postgres_database(server_url, name)
 
 
 # Alembic cannot compare indexes on expressions (the segmented hash indexes): see below.
@@ -48,14 +74,7 @@ def test_restart_keeps_the_index(index_db) -> None:
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 def test_upgrading_an_index_hashes_the_identities_of_its_events(backend, tmp_path, request) -> None:
     """0009: events indexed before identity hashes existed are found by identity after it."""
-    if backend == "sqlite":
-        url, name = f"sqlite:///{tmp_path / 'old.db'}", None
-    else:
-        server_url = request.getfixturevalue("postgres_url")
-        url, name = fresh_postgres_database(server_url)
-    engine = create_index_engine(url)
-    try:
-        migrate.upgrade(engine, "0008")
+    with index_at_revision(backend, "0008", tmp_path, request) as engine:
         with engine.begin() as connection:
             for offset in range(3):
                 connection.execute(
@@ -88,10 +107,6 @@ def test_upgrading_an_index_hashes_the_identities_of_its_events(backend, tmp_pat
             assert connection.execute(
                 select(events_table.c.offset).where(identity_equals("saga_id", "order-7"))
             ).all() == [(0,), (1,)]
-    finally:
-        engine.dispose()
-        if name is not None:
-            _drop_postgres_database(server_url, name)
 
 
 def test_hash_indexes_lead_with_the_segment_of_the_row(index_db) -> None:
@@ -110,3 +125,34 @@ def test_hash_indexes_lead_with_the_segment_of_the_row(index_db) -> None:
             definition = definition.replace(extra, "")
         expected = f"ON events id / {SEGMENT_ROWS}, {column} WHERE {column} IS NOT NULL"
         assert definition.endswith(expected), definition
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_marks_framed_records_for_decoding(backend, tmp_path, request) -> None:
+    """0011: records indexed with a registry frame before decoding existed wait for the
+    re-decode pass; the others are left alone."""
+    with index_at_revision(backend, "0010", tmp_path, request) as engine:
+        with engine.begin() as connection:
+            for offset, schema_id in ((0, 7), (1, None)):
+                connection.execute(
+                    text(
+                        'INSERT INTO events (cluster, topic, partition, "offset", timestamp_ms, '
+                        "indexed_at_ms, value_size, value_truncated, is_tombstone, content_type, "
+                        "headers, schema_id, is_dlq) VALUES ('c', 'old', 0, :offset, 0, 0, 9, "
+                        "false, false, :content_type, '[]', :schema_id, false)"
+                    ),
+                    {
+                        "offset": offset,
+                        "schema_id": schema_id,
+                        "content_type": "binary" if schema_id else "json",
+                    },
+                )
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            states = connection.execute(
+                select(events_table.c.offset, events_table.c.decode_state).order_by(
+                    events_table.c.offset
+                )
+            ).all()
+        assert states == [(0, "pending"), (1, None)]
+        assert pending_count(engine, "c") == 1

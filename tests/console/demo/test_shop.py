@@ -17,11 +17,14 @@ pytestmark = pytest.mark.kafka
 
 
 async def test_the_shop_fills_every_page_a_newcomer_opens(
-    kafka_bootstrap: str, tmp_path: Path
+    kafka_bootstrap: str, schema_registry_url: str, tmp_path: Path
 ) -> None:
     prefix = f"t-shop-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    async with tour.running_demo(kafka_bootstrap, tmp_path, prefix, port, seed=11) as (url, shop):
+    demo = tour.running_demo(
+        kafka_bootstrap, tmp_path, prefix, port, seed=11, registry_url=schema_registry_url
+    )
+    async with demo as (url, shop):
         correlation_id = await asyncio.wait_for(asyncio.shield(shop.first_completed), 20)
         async with httpx.AsyncClient(base_url=url, timeout=10) as client:
 
@@ -53,6 +56,14 @@ async def test_the_shop_fills_every_page_a_newcomer_opens(
             messages = (await client.get(f"/api/dlq/demo/{dlq['topic']}")).json()["messages"]
             assert messages[0]["dlq"]["original_topic"] in (
                 shop.topics.payment_commands, shop.topics.payment_retry)  # fmt: skip
+            # The payment commands are Avro through the registry, and so is their dead letter.
+            letter = messages[0]
+            assert (letter["content_type"], letter["decode_state"]) == ("avro-confluent", "decoded")
+            detail = (await client.get(letter["links"]["self"])).json()
+            assert detail["decoded_value"]["metadata"]["correlationId"] == detail["correlation_id"]
+            assert detail["schemas"][0]["subjects"][0]["subject"] == (
+                f"{shop.topics.payment_commands}-value"
+            )
 
             async def slow_group() -> dict[str, Any] | None:
                 groups = (await client.get("/api/groups")).json()["groups"]

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from collectors.config import SchemaFileConfig, TopicSchemasConfig
 from collectors.conventions import Conventions, RawRecord, normalize
 from collectors.index.writer import write_batch
 from collectors.kafka.tap import to_row
+from collectors.schemas.decoding import RecordDecoder
 from console.stores.events import (
     EventFilter,
     SearchError,
@@ -144,6 +146,40 @@ def test_payload_text_and_header_filters(populated) -> None:
     assert coordinates(acme) == [("orders", 0, 0)]
 
 
+def test_payload_field_filter_on_json_and_on_decoded_records(populated, tmp_path) -> None:
+    def found(**kwargs) -> list[tuple[str, int, int]]:
+        return coordinates(search_events(populated, EventFilter(**kwargs)))
+
+    assert found(json_path="$.orderId", json_value="1") == [("orders", 1, 0), ("orders", 0, 0)]
+    assert found(json_path="$.orderId", json_value="1.0", topics=("orders",)) == [
+        ("orders", 1, 0),
+        ("orders", 0, 0),
+    ]
+    assert found(json_path="$.status") == [("orders", 1, 0)]
+    assert found(json_path="$.status", json_value="paid") == [("orders", 1, 0)]
+    assert found(json_path="$.note", json_value="gift") == []  # equal, not contains
+    # An Avro record (decoded with a schema file here) is searched by its decoded fields.
+    schema = tmp_path / "order.avsc"
+    schema.write_text(
+        '{"type": "record", "name": "O", "fields": [{"name": "meta", "type": {"type": '
+        '"record", "name": "M", "fields": [{"name": "correlationId", "type": "string"}]}}]}'
+    )
+    decoder = RecordDecoder(None, {"avro-orders": TopicSchemasConfig(value=SchemaFileConfig(
+        avro=str(schema)))})  # fmt: skip
+    avro_value = b"\x0ecorr-av"  # the string "corr-av", Avro's binary encoding
+    raw = RawRecord("avro-orders", 0, 0, 6_000, None, avro_value, [])
+    write_batch(populated, "local", [to_row("local", normalize(raw, CONVENTIONS, decoder), 1)],
+                {}, 0)  # fmt: skip
+    assert found(json_path="$.meta.correlationId", json_value="corr-av") == [("avro-orders", 0, 0)]
+    assert coordinates(search_events(populated, EventFilter(text="corr-av"))) == [
+        ("avro-orders", 0, 0)
+    ]
+    newest = max(e["id"] for e in search_events(populated, EventFilter()).events)
+    tail = newer_than(populated, EventFilter(json_path="$.meta.correlationId"), newest - 1)
+    assert [(r["topic"], r["offset"]) for r in tail] == [("avro-orders", 0)]
+    assert "value" not in tail[0] and "decoded_value" not in tail[0]
+
+
 def test_cursor_pagination_walks_every_event_once(populated) -> None:
     seen = []
     f = EventFilter(limit=2)
@@ -183,6 +219,8 @@ def test_event_detail_and_live_tail(populated) -> None:
         ({"cursor": "!!!"}, "cursor"),
         ({"correlation_id": "a" * 2000}, "correlation_id"),
         ({"text": "nul\x00"}, "text"),
+        ({"json_path": "orderId"}, "json_path"),
+        ({"json_path": "$.a..b"}, "json_path"),
     ],
 )
 def test_bad_filters_are_rejected_with_the_field_named(params, field) -> None:

@@ -22,9 +22,9 @@ from collectors.config import settings_from_mapping
 from collectors.index.audit_models import audit_table
 from console.app import create_app
 from console.stores import auth as auth_store
-from tests.conftest import serve_in_thread
+from tests.conftest import role_tokens, serve_in_thread
 from tests.console.actions.helpers import read_topic, spring_headers
-from tests.kafka_helpers import create_topic, produce
+from tests.kafka_helpers import create_scenario_topics, produce
 
 CARD = "4111111111111111"
 EMAIL = "ann@example.com"
@@ -60,14 +60,7 @@ def console(
 ) -> Iterator[MaskedConsole]:
     index_url = f"sqlite:///{Path(tmp_path_factory.mktemp('masking')) / 'index.db'}"
     base = f"t-masking-{uuid.uuid4().hex[:8]}"
-    topics = {scenario: f"{base}-{scenario}" for scenario in SCENARIOS}
-
-    async def create_all() -> None:
-        for topic in topics.values():
-            await create_topic(kafka_bootstrap, topic)
-            await create_topic(kafka_bootstrap, f"{topic}-dlt")
-
-    asyncio.run(create_all())  # before the tap subscribes: no rebalance per test
+    topics = create_scenario_topics(kafka_bootstrap, base, SCENARIOS)
     settings = settings_from_mapping({
         "index": {"url": index_url},
         "server": {"auth": "on"},
@@ -78,10 +71,7 @@ def console(
     app = create_app(settings, mode="all")
     with serve_in_thread(app) as url:
         engine = app.state.eventscope.engine
-        tokens = {
-            role: auth_store.create_token(engine, f"{role}-token", role, "test")[1]
-            for role in ("viewer", "operator", "admin")
-        }
+        tokens = role_tokens(engine)
         auth_store.create_user(engine, "vera", VIEWER_PASSWORD, "viewer")
         auth_store.create_user(engine, "adam", VIEWER_PASSWORD, "admin")
         yield MaskedConsole(url, engine, index_url, tokens, topics)
