@@ -3,9 +3,12 @@
     python bench/ingest.py --bootstrap 127.0.0.1:9092 [--records 1000000]
         [--backends sqlite,postgresql] [--pg-url postgresql+psycopg://...]
         [--lookup-sizes 1000000,10000000] [--topic NAME] [--repeat N]
+        [--format json|avro|protobuf] [--schema-registry URL]
 
 1. Produces N records with realistic headers (CloudEvents binary mode, traceparent,
-   correlation id) and ~500-byte JSON values to a fresh topic.
+   correlation id) and ~500-byte JSON values to a fresh topic; with --format avro or
+   protobuf, the same fields in the schema registry's wire format (bench/formats.py),
+   which the collector then decodes through the registry.
 2. Measures the raw aiokafka consume rate of that topic (no indexing), then the
    collector's end-to-end indexing rate: a real `eventscope collect` process per backend,
    timed from start until every record is in the index, with its peak RSS.
@@ -29,6 +32,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -38,6 +42,7 @@ from sqlalchemy import func, select
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.formats import FORMATS, ValueEncoder, start_local_registry  # noqa: E402
 from bench.harness import free_port, report, scratch_dir, start_local_broker  # noqa: E402
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
 from collectors.index import migrate  # noqa: E402
@@ -91,7 +96,12 @@ def record(
 
 
 async def produce(
-    bootstrap: str, topic: str, count: int, run: str, random_ids: bool = False
+    bootstrap: str,
+    topic: str,
+    count: int,
+    run: str,
+    random_ids: bool = False,
+    encode: Callable[[bytes], bytes] = bytes,
 ) -> float:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
@@ -106,7 +116,7 @@ async def produce(
     pending = []
     for i in range(count):
         key, value, headers = record(i, run, random_ids)
-        pending.append(await producer.send(topic, value, key=key, headers=headers))
+        pending.append(await producer.send(topic, encode(value), key=key, headers=headers))
         if len(pending) >= 20_000:
             await asyncio.gather(*pending)
             pending.clear()
@@ -149,6 +159,15 @@ def count_rows(engine, topic: str) -> int:
         ).scalar_one()
 
 
+def undecoded_rows(engine, topic: str) -> int:
+    with engine.connect() as connection:
+        return connection.execute(
+            select(func.count())
+            .select_from(events_table)
+            .where(events_table.c.topic == topic, events_table.c.decode_state != "decoded")
+        ).scalar_one()
+
+
 def indexed_so_far(engine, topic: str) -> int:
     """Records indexed so far, from the stored positions (they commit with the rows), for
     a topic whose partitions start at offset 0: a query that stays cheap while the run
@@ -163,7 +182,13 @@ def indexed_so_far(engine, topic: str) -> int:
 
 
 def collector_rate(
-    bootstrap: str, topic: str, count: int, index_url: str, work: Path, writer: str
+    bootstrap: str,
+    topic: str,
+    count: int,
+    index_url: str,
+    work: Path,
+    writer: str,
+    registry_url: str | None = None,
 ) -> dict:
     """Run a real `eventscope collect` until the topic is indexed; rate and peak RSS.
 
@@ -172,8 +197,9 @@ def collector_rate(
     engine = create_index_engine(index_url)
     migrate.upgrade(engine)
     config = work / f"collect-{uuid.uuid4().hex[:6]}.toml"
+    registry = f'schema_registry = "{registry_url}"\n' if registry_url else ""
     config.write_text(
-        f"[clusters.bench]\nbootstrap = \"{bootstrap}\"\ninclude = ['{topic}']\n"
+        f"[clusters.bench]\nbootstrap = \"{bootstrap}\"\ninclude = ['{topic}']\n{registry}"
         f'[collector]\ngroup_id = "bench-{uuid.uuid4().hex[:8]}"\nwriter = "{writer}"\n'
         f'[index]\nurl = "{index_url}"\n'
     )
@@ -208,6 +234,8 @@ def collector_rate(
     indexed = count_rows(engine, topic)
     if indexed != count:
         raise RuntimeError(f"{indexed:,} rows indexed for {count:,} records")
+    if registry_url and undecoded_rows(engine, topic):
+        raise RuntimeError(f"{undecoded_rows(engine, topic):,} rows were not decoded")
     # Rows appear a commit at a time (up to 20,000): with too few records there is no span.
     timed = count - first >= count // 2 and elapsed > 0
     rate = (count - first) / elapsed if timed else float("nan")
@@ -345,6 +373,13 @@ def main() -> int:
     parser.add_argument(
         "--writers", default="process", help="collector.writer values to compare: process,thread"
     )
+    parser.add_argument(
+        "--format",
+        default="json",
+        choices=FORMATS,
+        help="the values' wire format (avro and protobuf through a registry)",
+    )
+    parser.add_argument("--schema-registry", help="a registry's URL (default: start a local one)")
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -352,6 +387,9 @@ def main() -> int:
     if "postgresql" in backends and not args.pg_url:
         parser.error("--pg-url (or EVENTSCOPE_BENCH_PG_URL) is needed for the postgresql backend")
     bootstrap = args.bootstrap or start_local_broker()
+    registry_url = None
+    if args.format != "json":
+        registry_url = args.schema_registry or start_local_registry()
     run = uuid.uuid4().hex[:6]
     work = scratch_dir()
     rows: list[tuple[str, str]] = []
@@ -365,8 +403,12 @@ def main() -> int:
     urls = {backend: fresh_url(backend, "lookups") for backend in backends}
     if not args.skip_ingest:
         topic = args.topic or f"bench-ingest-{run}"
+        rows.append(("format", args.format))
         if not args.topic:
-            took = asyncio.run(produce(bootstrap, topic, args.records, run, args.random_ids))
+            encode = ValueEncoder(args.format, registry_url, topic).encode
+            took = asyncio.run(
+                produce(bootstrap, topic, args.records, run, args.random_ids, encode)
+            )
             rows.append(
                 ("produce",
                  f"{args.records:,} records in {took:.1f} s ({args.records / took:,.0f}/s)")
@@ -379,7 +421,9 @@ def main() -> int:
                 rates = []
                 for attempt in range(1, args.repeat + 1):
                     url = fresh_url(backend, f"{writer}-{attempt}")
-                    result = collector_rate(bootstrap, topic, args.records, url, work, writer)
+                    result = collector_rate(
+                        bootstrap, topic, args.records, url, work, writer, registry_url
+                    )
                     _drop_sqlite_files(url)
                     rates.append(result["rate"])
                     label = f" #{attempt}" if args.repeat > 1 else ""
