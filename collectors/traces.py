@@ -27,7 +27,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, Engine, and_, or_, select
+from sqlalchemy import Connection, Engine, and_, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -147,7 +147,34 @@ def store_spans(engine: Engine, spans: Sequence[SpanRecord], received_at_ms: int
                     for t, s, lt, ls in sorted(links)
                 ],
             )
+        fill_sources(connection, spans)
     return inserted
+
+
+def fill_sources(connection: Connection, spans: Sequence[SpanRecord]) -> None:
+    """The last source convention: a record with no source of its own gets the
+    `service.name` of the producer span its traceparent names. One UPDATE per service in
+    the batch, through the trace id index. Records indexed after their span arrived keep
+    no source (the tap does not look spans up on its hot path)."""
+    by_service: dict[str, list[Context]] = {}
+    for span in spans:
+        if span.service_name and (
+            span.kind == KIND_PRODUCER
+            or (span.kind in (0, 1, 3) and span.messaging_operation in PRODUCE_OPERATIONS)
+        ):
+            by_service.setdefault(span.service_name, []).append((span.trace_id, span.span_id))
+    c = events.c
+    for service, contexts in sorted(by_service.items()):
+        for batch in chunked(sorted(set(contexts))):
+            connection.execute(
+                events.update()
+                .where(
+                    identity_in("trace_id", [trace for trace, _ in batch]),
+                    tuple_(c.trace_id, c.span_id).in_(batch),
+                    c.source.is_(None),
+                )
+                .values(source=service)
+            )
 
 
 # --------------------------------------------------------------------------- reading

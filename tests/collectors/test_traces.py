@@ -84,3 +84,26 @@ def test_collect_flow_finds_a_correlation_and_the_batch_consumer_trace(index_db)
     assert by_trace.matched_by == "trace_id"
     assert [r["topic"] for r in by_trace.events] == ["shipments"]
     assert traces.collect_flow(engine, "nothing").matched_by == ""
+
+
+def test_a_producer_span_names_the_source_of_the_records_it_produced(index_db) -> None:
+    """docs/conventions.md: the producer span's service.name is the last source fallback."""
+    from console.stores.events import EventFilter, search_events
+
+    engine = index_db.engine
+    index_rows(engine, [
+        event_row("checkout", 0, trace_id=T1, span_id="1" * 16),
+        event_row("checkout", 1, trace_id=T1, span_id="2" * 16, source="own-header"),
+        event_row("checkout", 2, trace_id=T2, span_id="3" * 16),
+    ])  # fmt: skip
+    traces.store_spans(engine, [
+        span(T1, "1" * 16, kind=4, service="js-checkout"),
+        span(T1, "2" * 16, kind=4, service="js-checkout"),
+        span(T2, "3" * 16, kind=5, service="billing"),  # a consumer produced nothing
+    ], 1)  # fmt: skip
+    found = search_events(engine, EventFilter(source="js-checkout")).events
+    assert [e["offset"] for e in found] == [0]
+    assert [
+        e["offset"] for e in search_events(engine, EventFilter(source="own-header")).events
+    ] == [1]
+    assert search_events(engine, EventFilter(source="billing")).events == []
