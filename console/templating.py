@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from console import assets
+from console.payload_view import BIDI_CONTROLS
 from console.web import urls
 
 MISSING = "\u2013"  # an en dash stands for "unknown" in tables
@@ -78,12 +79,23 @@ def auth_context(request: Request) -> dict[str, Any]:
     }
 
 
+def no_bidi(value: Any) -> Any:
+    """Every value a template prints: direction-changing characters (U+202E and kin) are
+    shown as `\\u202e` instead of obeyed, so `\\u202elive` cannot read as "evil" in an id,
+    a service or an error. Markup stays markup (the escape adds only plain text)."""
+    if isinstance(value, str):
+        for control in set(BIDI_CONTROLS.findall(value)):
+            value = value.replace(control, f"\\u{ord(control):04x}")  # Markup stays Markup
+    return value
+
+
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(
         directory=str(assets.TEMPLATES_DIR), context_processors=[auth_context]
     )
     env = templates.env
     env.autoescape = True
+    env.finalize = no_bidi
     env.filters["bytes"] = human_bytes
     env.filters["count"] = human_count
     env.filters["ts"] = timestamp_ms

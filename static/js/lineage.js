@@ -3,6 +3,13 @@
 // pan, wheel to zoom. Labels are drawn on the canvas, never parsed as HTML.
 "use strict";
 
+// Direction-changing characters (U+202E and kin) are shown as \u202e, never obeyed, as
+// the server does for the pages: "\u202elive" must not read as "evil" in a label.
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g;
+function shown(text) {
+  return String(text).replace(BIDI_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 const LINEAGE_STYLE = [
   { selector: "node", style: {
     "shape": "round-rectangle", "width": 190, "height": 46, "background-color": "#eef1f6",
@@ -50,13 +57,13 @@ function drawLineage(container, request) {
       for (const node of graph.nodes) {
         if (typeof node.url !== "string" || !node.url.startsWith("/events/")) continue;
         elements.push({ group: "nodes", data: {
-          id: node.id, label: node.label, url: node.url, root: node.root, dlq: node.dlq,
+          id: node.id, label: shown(node.label), url: node.url, root: node.root, dlq: node.dlq,
           failed: node.failed || "" }, position: { x: node.x, y: node.y } });
       }
       for (const edge of graph.edges) {
         elements.push({ group: "edges", data: {
           id: edge.id, source: edge.source, target: edge.target, kind: edge.kind,
-          via: edge.via || "" } });
+          via: shown(edge.via || "") } });
       }
       const large = elements.length > 400;
       const style = large

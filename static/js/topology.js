@@ -23,6 +23,13 @@ const TOPOLOGY_STYLE = [
   { selector: "edge[kind = 'dead-letter']", style: { "line-style": "dotted" } },
 ];
 
+// Direction-changing characters (U+202E and kin) are shown as \u202e, never obeyed, as
+// the server does for the pages: "\u202elive" must not read as "evil" in a label.
+const BIDI_CONTROLS = /[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]/g;
+function shown(text) {
+  return String(text).replace(BIDI_CONTROLS, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`);
+}
+
 function rateLabel(edge) {
   const rate = edge.rate_per_s >= 10 ? edge.rate_per_s.toFixed(0) : edge.rate_per_s.toFixed(2);
   const errors = edge.error_rate > 0 ? ` · ${(edge.error_rate * 100).toFixed(1)} % err` : "";
@@ -30,7 +37,8 @@ function rateLabel(edge) {
 }
 
 function nodeLabel(node) {
-  const name = node.name.length > 60 ? node.name.slice(0, 59) + "…" : node.name;
+  const full = shown(node.name);
+  const name = full.length > 60 ? full.slice(0, 59) + "…" : full;
   if (node.kind === "topic") return `${name}\n${node.rate_per_s.toFixed(2)} rec/s`;
   if (node.kind === "group" && node.lag) return `${name}\n${node.lag.status} · lag ${node.lag.total_lag}`;
   return name;

@@ -36,6 +36,7 @@ document.addEventListener("securitypolicyviolation", (event) => {
     `${event.violatedDirective} ${event.blockedURI} ${event.sourceFile}:${event.lineNumber}`);
 });
 """
+OBEYS_BIDI = r"() => /[\u202a-\u202e\u2066-\u2069]/.test(document.body.innerText)"
 # Every element and attribute the corpus could have smuggled into the page.
 FIND_INJECTIONS = """
 () => {
@@ -165,6 +166,9 @@ async def assert_inert(page, url: str, *, expect_text: str | None = None) -> Non
     )
     assert await page.evaluate(FIND_INJECTIONS) == [], f"markup injected on {url}"
     assert page.problems == [], f"{url}: {page.problems}"
+    # Ids, services and errors carry U+202E: shown as \u202e, never obeyed ("\u202elive"
+    # must not read as "evil").
+    assert not await page.evaluate(OBEYS_BIDI), f"{url} obeys a direction override"
     if expect_text is not None:
         assert expect_text in await page.inner_text("body"), f"{url} does not show the data"
 

@@ -93,19 +93,19 @@ class Corpus:
 
     @property
     def correlation_id(self) -> str:
-        return f'"><svg onload={MARK}>corr-{self.run}'
+        return f'"><svg onload={MARK}>corr-{self.run}-{RTL_OVERRIDE}live'
 
     @property
     def saga_id(self) -> str:
-        return f"<script>{MARK}</script>saga-{self.run}"
+        return f"<script>{MARK}</script>saga-{self.run}-{RTL_OVERRIDE}live"
 
     @property
     def group_id(self) -> str:
-        return f"<img src=x onerror={MARK}>group-{self.run}"
+        return f"<img src=x onerror={MARK}>group-{self.run}-{RTL_OVERRIDE}live"
 
     @property
     def service(self) -> str:
-        return f"<svg onload={MARK}>svc-{self.run}"
+        return f"<svg onload={MARK}>svc-{self.run}-{RTL_OVERRIDE}live"
 
     @property
     def trace_id(self) -> str:
