@@ -61,3 +61,22 @@ def test_hex_dump_lines_and_cap() -> None:
     assert len(lines) == 2
     assert lines[0][0] == "00000000" and lines[0][1].startswith("00 01 02")
     assert lines[1][2] == "................"
+
+
+def test_a_payload_shown_in_part_says_so_whatever_its_kind() -> None:
+    """Text (and JSON too big to format, shown as text) is cut at 256 KiB like hex at
+    16 KiB: the page must say how much of the value it shows."""
+    from console.templating import human_bytes, make_templates
+
+    template = make_templates().env.get_template("_payload.html")
+    big_json = b'{"items": [' + b'"abcdefgh",' * 40_000 + b'"end"]}'
+    for value, kind in ((big_json, "text"), (b"\x00" * 20_000, "hex"), (b'{"a": 1}', "json")):
+        event = {"value_size": len(value), "value_truncated": False, "is_tombstone": False,
+                 "value_withheld": False}  # fmt: skip
+        view = payload_view(value)
+        html = template.render(event=event, payload=view, decoded=None, schemas=[])
+        assert view.kind == kind
+        if kind == "json":
+            assert 'id="payload-cut"' not in html
+        else:
+            assert "payload-cut" in html and f"of {human_bytes(len(value))} shown" in html
