@@ -249,7 +249,7 @@ ENDPOINTS = [
         response=GroupsJson, errors=(400,),
     ),
     Endpoint(
-        group_page, VIEWER, path="/groups/{group:path}", api="/api/groups/{group:path}",
+        group_page, VIEWER, path="/groups/{group:text}", api="/api/groups/{group:text}",
         template="group.html",
         summary="One group, shaped like Burrow's consumer status, with series and history.",
         params=(

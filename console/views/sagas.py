@@ -396,7 +396,7 @@ ENDPOINTS = [
         response=SagasJson, errors=(400,),
     ),
     Endpoint(
-        saga_detail, VIEWER, path="/sagas/{saga_id:path}", api="/api/sagas/{saga_id:path}",
+        saga_detail, VIEWER, path="/sagas/{saga_id:text}", api="/api/sagas/{saga_id:text}",
         template="saga.html",
         summary="One saga: status, steps, events and the timeline bars.",
         params=(p("saga_id", text(2 * MAX_FILTER_CHARS)), q("cluster", FILTER_TEXT)),

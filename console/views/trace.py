@@ -387,7 +387,7 @@ async def trace_page(call: Call) -> Reply:
 ENDPOINTS = [
     Endpoint(trace_search, VIEWER, path="/trace", template="trace_search.html"),
     Endpoint(
-        trace_page, VIEWER, path="/trace/{reference:path}", api="/api/trace/{reference:path}",
+        trace_page, VIEWER, path="/trace/{reference:text}", api="/api/trace/{reference:text}",
         template="trace.html",
         summary="Every record and span of one flow, by correlation id, event id or trace id.",
         params=(p("reference", text(MAX_REFERENCE_CHARS),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Engine
+from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
@@ -165,6 +166,22 @@ def _serve(endpoint: Endpoint, api: bool) -> Callable[[Request], Awaitable[Respo
 
     answer.__name__ = endpoint.handler.__name__
     return answer
+
+
+class AnyTextConvertor(Convertor[str]):
+    """`{name:text}`: like Starlette's `path`, but a line break matches too. Consumer group
+    and saga ids are any string, and a group named "a\\nb" must still have its page."""
+
+    regex = "(?s:.+)"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("text", AnyTextConvertor())
 
 
 def routes_of(endpoints: Iterable[Endpoint]) -> list[BaseRoute]:

@@ -118,6 +118,17 @@ async def test_group_api_is_burrow_like_and_metrics_use_exporter_names(
     assert "# TYPE kafka_consumergroup_group_max_lag_seconds gauge" in text
 
 
+async def test_a_group_id_with_a_line_break_has_its_page(lag_server, kafka_bootstrap) -> None:
+    """Group ids are any string: one holding a newline is listed and must open too."""
+    suffix = uuid.uuid4().hex[:8]
+    group_id, topic = f"g-line\nbreak-{suffix}", f"t-line-{suffix}"
+    await _lagging_group(kafka_bootstrap, group_id, topic)
+    body = _wait_for_group(lag_server, group_id)
+    assert body["group"] == group_id and body["totallag"] == 3
+    page = httpx.get(f"{lag_server.url}/groups/{quote(group_id, safe='')}", timeout=10)
+    assert page.status_code == 200 and f"break-{suffix}" in page.text
+
+
 def test_bad_input_is_a_400_and_unknown_groups_a_404(lag_server) -> None:
     for params in ({"sort": "nope"}, {"status": "PURPLE"}, {"q": "x" * 400}):
         response = httpx.get(f"{lag_server.url}/api/groups", params=params, timeout=10)
