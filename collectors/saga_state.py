@@ -395,6 +395,7 @@ class SagaState:
             if definition:
                 problems += _compensation_order_problems(progress, needing)
             missing = [name for name in needing if progress[name].compensated_ms is None]
+            problems += _after_compensation_problems(self.steps, compensations)
             if not compensations:
                 status = SagaStatus.FAILED
             elif missing:
@@ -537,6 +538,22 @@ def _attribute_compensations(
         step = progress[target]
         if step.compensated_ms is None:
             step.compensated_ms = record.timestamp_ms
+
+
+def _after_compensation_problems(
+    records: Sequence[StepRecord], compensations: Sequence[StepRecord]
+) -> list[str]:
+    """Steps that ran after the saga was rolled back: an order cancelled, then charged and
+    shipped (a redrive or replay of an old command does this). Named by event type."""
+    if not compensations:
+        return []
+    rolled_back_ms = max(record.timestamp_ms for record in compensations)
+    late = [
+        record for record in records
+        if record.outcome in (Outcome.STARTED, Outcome.SUCCEEDED)
+        and record.timestamp_ms > rolled_back_ms
+    ]  # fmt: skip
+    return [f"{record.event_type} (step {record.step}) after compensation" for record in late]
 
 
 def _order_problems(progress: Mapping[str, StepProgress], definition: SagaDefinition) -> list[str]:

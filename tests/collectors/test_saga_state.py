@@ -117,6 +117,19 @@ def test_payment_failure_path_is_compensated_by_the_refund(with_definition: bool
     assert along[1:] == [SagaStatus.FAILED, SagaStatus.COMPENSATED]
 
 
+@pytest.mark.parametrize("with_definition", [True, False])
+def test_steps_after_the_rollback_are_reported(with_definition: bool) -> None:
+    """A cancelled trip whose old booking command was redriven: the hotel is booked again
+    after the saga was compensated. It must not read as a clean rollback."""
+    rules = saga_rules_from_mapping({"definitions": [TRIP_DEFINITION]} if with_definition else {})
+    refs = events("TripBookingRequested", "FlightReserved", "HotelReserved", "PaymentFailed")
+    refs += events("HotelCancelled", "FlightCancelled", start_ms=10_000)
+    clean = replay(refs, rules)
+    assert clean.problems == []
+    late = replay([*refs, *events("HotelReserved", start_ms=60_000)], rules)
+    assert "HotelReserved (step hotel) after compensation" in late.problems
+
+
 def test_retried_step_that_then_succeeds_is_not_a_failure() -> None:
     refs = events("PaymentFailed", "PaymentSucceeded", "ReceiptSent")
     assert replay(refs, SagaRules()).status is SagaStatus.COMPLETED
