@@ -36,6 +36,7 @@ class JobOptions:
     dry_run: bool = False
     keep_error_headers: bool = False
     force: bool = False  # redrive records already redriven by an earlier job
+    include_ended_sagas: bool = False  # send records of sagas that are over (held back else)
 
 
 @dataclass(frozen=True)
@@ -134,6 +135,7 @@ def parse_request(raw: Mapping[str, Any], clusters: Sequence[str]) -> JobRequest
             dry_run=_flag(raw.get("dry_run")),
             keep_error_headers=_flag(raw.get("keep_error_headers")),
             force=_flag(raw.get("force")),
+            include_ended_sagas=_flag(raw.get("include_ended_sagas")),
         ),
     )
     if not items:

@@ -24,12 +24,15 @@ from typing_extensions import TypedDict
 
 from collectors.index.action_models import items_table, jobs_table, journal_table
 from collectors.index.models import events_table
+from collectors.index.saga_models import sagas_table
 from console.actions.job_request import (
     Coordinates,
     JobRequest,
 )
 from console.stores import audit as audit_store
 from console.stores import events as event_store
+from console.stores.events import format_time
+from console.stores.sagas import SAGA_OVER
 
 ACTIVE = ("pending", "running", "cancelling")
 FINISHED = ("done", "cancelled", "failed")
@@ -65,7 +68,7 @@ RedriveRound = TypedDict(
 _ROW_COLUMNS = [
     events_table.c.topic, events_table.c.partition, events_table.c.offset,
     events_table.c.is_dlq, events_table.c.dlq_original_topic, events_table.c.timestamp_ms,
-    events_table.c.dlq_error_class,
+    events_table.c.dlq_error_class, events_table.c.saga_id, events_table.c.event_type,
 ]  # fmt: skip
 
 
@@ -76,14 +79,51 @@ class PlannedItem:
     state: str  # pending | skipped | failed
     note: str | None = None
     error_class: str | None = None
+    saga_over: bool = False  # its saga has ended (see SAGA_OVER): held back unless included
 
 
 def planned_items(engine: Engine, request: JobRequest) -> Iterator[list[PlannedItem]]:
     """The items of a request, in send order (oldest first), in batches."""
     for rows, missing in _selected_rows(engine, request):
         batch = [_plan(request, row) for row in rows]
+        _check_sagas(engine, request, rows, batch)
         batch += [PlannedItem(coords, None, "failed", "not in the index") for coords in missing]
         yield batch
+
+
+def _check_sagas(
+    engine: Engine, request: JobRequest, rows: Sequence[Mapping[str, Any]],
+    batch: list[PlannedItem],
+) -> None:  # fmt: skip
+    """Mark the items whose saga is over: held back (skipped, the note says why) unless the
+    request includes them, then sent with the same warning."""
+    wanted = {row["saga_id"] for row, item in zip(rows, batch, strict=True)
+              if item.state == "pending" and row["saga_id"]}  # fmt: skip
+    if not wanted:
+        return
+    s = sagas_table.c
+    with engine.connect() as connection:
+        ended = {
+            row.saga_id: (row.status, row.last_ms)
+            for row in connection.execute(
+                select(s.saga_id, s.status, s.last_ms).where(
+                    s.cluster == request.cluster, s.saga_id.in_(sorted(wanted)),
+                    s.status.in_(SAGA_OVER),
+                )
+            )
+        }  # fmt: skip
+    for row, item in zip(rows, batch, strict=True):
+        if item.state != "pending" or row["saga_id"] not in ended:
+            continue
+        status, last_ms = ended[row["saga_id"]]
+        item.saga_over = True
+        item.note = (
+            f"saga {row['saga_id']} was {status.replace('_', ' ')} (last event "
+            f"{format_time(last_ms)}): sending this re-runs {row['event_type'] or 'its step'} "
+            "after the saga ended"
+        )
+        if not request.options.include_ended_sagas:
+            item.state = "skipped"
 
 
 def _selected_rows(
@@ -290,6 +330,8 @@ class JobPreview(TypedDict):
     to_send: int
     skipped: int
     already_redriven: int
+    saga_over: int  # records of sagas that are over: held back unless include_ended_sagas
+    saga_notes: list[str]  # what the first of them would re-run, in words
     failed: int
     targets: dict[str, int]
     sample: list[dict[str, Any]]  # source, target_topic, would, note, error_class
@@ -297,9 +339,10 @@ class JobPreview(TypedDict):
 
 def preview(engine: Engine, request: JobRequest, sample: int = SAMPLE_SIZE) -> JobPreview:
     """What a job would do: counts per target, skipped and failed counts, a sample."""
-    total = skipped = failed = already = 0
+    total = skipped = failed = already = saga_over = 0
     targets: dict[str, int] = {}
     examples: list[dict[str, Any]] = []
+    saga_notes: list[str] = []
     for batch in planned_items(engine, request):
         if request.kind == "redrive" and not request.options.force:
             with engine.connect() as connection:
@@ -310,6 +353,11 @@ def preview(engine: Engine, request: JobRequest, sample: int = SAMPLE_SIZE) -> J
             copies = {}
         for item in batch:
             total += 1
+            saga_over += item.saga_over
+            if item.saga_over and len(saga_notes) < 5 and item.note:
+                saga_notes.append(
+                    f"{item.source[0]}/{item.source[1]}@{item.source[2]}: {item.note}"
+                )
             state, note = item.state, item.note
             if state == "pending" and item.source in copies:
                 already += 1
@@ -337,6 +385,8 @@ def preview(engine: Engine, request: JobRequest, sample: int = SAMPLE_SIZE) -> J
         to_send=sum(targets.values()),
         skipped=skipped,
         already_redriven=already,
+        saga_over=saga_over,
+        saga_notes=saga_notes,
         failed=failed,
         targets=targets,
         sample=examples,

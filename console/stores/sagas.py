@@ -168,6 +168,20 @@ def _json_list(text: str | None) -> list[str]:
     return [str(item) for item in value] if isinstance(value, list) else []
 
 
+# A saga in one of these states is over: sending one of its records again re-runs a step
+# after the end (a cancelled order charged and shipped). Stuck and running sagas are not.
+SAGA_OVER = ("completed", "failed", "compensating", "compensated", "compensation_incomplete")
+
+
+def saga_status(engine: Engine, cluster: str, saga_id: str) -> tuple[str, int] | None:
+    """(status, time of its last event) of one saga; None when the index has no such saga."""
+    c = sagas_table.c
+    query = select(c.status, c.last_ms).where(c.cluster == cluster, c.saga_id == saga_id)
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return (row.status, row.last_ms) if row else None
+
+
 def find_sagas(engine: Engine, saga_id: str, cluster: str) -> list[dict[str, Any]]:
     c = sagas_table.c
     query = select(c.cluster, c.saga_id, c.state).where(c.saga_id == saga_id)

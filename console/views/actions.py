@@ -37,7 +37,7 @@ from console.web.schema import (
 
 MAX_BODY = 2 * 1024 * 1024
 OPTION_FIELDS = ("kind", "cluster", "target_topic", "rate", "dry_run", "keep_error_headers",
-                 "force")  # fmt: skip
+                 "force", "include_ended_sagas")  # fmt: skip
 
 
 class JobsJson(TypedDict):

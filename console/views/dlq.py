@@ -16,6 +16,7 @@ from console.auth.roles import VIEWER
 from console.payload_view import decoded_view, display_key, payload_view
 from console.stores import dlq as store
 from console.stores import events as event_store
+from console.stores import sagas as saga_store
 from console.stores.jobs import RedriveRound, RedriveState
 from console.stores.masking import masker_for
 from console.views.events import RECORD, EventJson, event_json, event_path, schema_refs
@@ -45,10 +46,22 @@ class DlqTopicJson(TypedDict):
     messages: list[DlqMessageJson]
 
 
+class SagaRefJson(TypedDict):
+    """The saga a record belongs to, and whether it is over (redriving then re-runs a step
+    after its end)."""
+
+    saga_id: str
+    status: str
+    last_event_at: str
+    over: bool
+    link: str
+
+
 class DlqMessageDetailJson(EventJson):
     redrive: RedriveState | None
     history: list[RedriveRound]
     original_link: str | None
+    saga: SagaRefJson | None
 
 
 def message_json(row: dict[str, Any]) -> DlqMessageJson:
@@ -96,6 +109,17 @@ async def dlq_topic_page(call: Call) -> Reply:
     return Reply(data, page=page)
 
 
+def _saga_of(call: Call, cluster: str, saga_id: str | None) -> SagaRefJson | None:
+    found = saga_store.saga_status(call.engine, cluster, saga_id) if saga_id else None
+    if saga_id is None or found is None:
+        return None
+    status, last_ms = found
+    return SagaRefJson(
+        saga_id=saga_id, status=status, last_event_at=event_store.format_time(last_ms),
+        over=status in saga_store.SAGA_OVER, link=urls.saga(cluster, saga_id),
+    )  # fmt: skip
+
+
 async def dlq_message_page(call: Call) -> Reply:
     cluster, topic, partition, offset = record_coordinates(call.request)
     found = await run_in_threadpool(
@@ -106,10 +130,10 @@ async def dlq_message_page(call: Call) -> Reply:
     shown = (await masker_for(call.request))(found.row)
     original_path = event_path(found.original) if found.original else None
     schemas = await run_in_threadpool(schema_refs, call.state, shown)
+    saga = await run_in_threadpool(_saga_of, call, cluster, found.row.get("saga_id"))
     data = DlqMessageDetailJson(
         **event_json(shown, full=True), redrive=found.redrive, history=found.history,
-        schemas=schemas,
-        original_link=original_path,
+        schemas=schemas, original_link=original_path, saga=saga,
     )  # fmt: skip
     page = {
         "event": {**shown, "path": event_path(shown),
@@ -118,6 +142,7 @@ async def dlq_message_page(call: Call) -> Reply:
         "payload": payload_view(shown["value"]), "decoded": decoded_view(shown),
         "schemas": schemas,
         "status": found.redrive, "history": found.history, "original_path": original_path,
+        "saga": saga,
         "redrive_url": urls.new_job(kind="redrive", cluster=cluster,
                                     item=f"{topic}/{partition}/{offset}"),
     }  # fmt: skip

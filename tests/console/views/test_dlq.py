@@ -90,3 +90,53 @@ async def test_click_redrive_confirm_see_it_done_and_find_it_on_the_original_top
     status = await page.locator("#redrive-status").inner_text()
     assert f"{original}/0@{landed[0].offset}" in status
     assert page.problems == []
+
+
+async def wait_for_saga_status(url: str, saga_id: str, status: str) -> None:
+    deadline = time.monotonic() + 30
+    async with httpx.AsyncClient(timeout=20) as client:
+        while time.monotonic() < deadline:
+            answer = await client.get(f"{url}/api/sagas/{saga_id}", params={"cluster": "local"})
+            if answer.status_code == 200 and answer.json()["status"] == status:
+                return
+            await asyncio.sleep(0.3)
+    raise AssertionError(f"saga {saga_id} never became {status}")
+
+
+async def test_a_dead_letter_of_a_compensated_saga_warns_and_is_left_out_of_the_redrive(
+    live_server, kafka_bootstrap, unique_topic, page
+) -> None:
+    """The cancelled order must not be charged: redriving its old command re-runs a step
+    after the saga ended, so the console says so and leaves it out unless asked."""
+    bookings, dlt, saga_id = (
+        f"{unique_topic}-bookings",
+        f"{unique_topic}-bookings-dlt",
+        f"trip-{unique_topic}",
+    )
+    await create_topic(kafka_bootstrap, bookings)
+    await create_topic(kafka_bootstrap, dlt)
+    saga = [("saga_id", saga_id.encode())]
+    await produce(kafka_bootstrap, dlt, [(b"t", b"{}", [*spring_headers(bookings, 0, 3), *saga])])
+    for event_type in ("TripBookingRequested", "FlightReserved", "HotelReserved", "PaymentFailed",
+                       "HotelCancelled", "FlightCancelled"):  # fmt: skip
+        await produce(
+            kafka_bootstrap, bookings, [(b"t", b"{}", [("ce_type", event_type.encode()), *saga])]
+        )
+    await wait_for_dlq(live_server.url, dlt, 1)
+    await wait_for_saga_status(live_server.url, saga_id, "compensated")
+
+    detail = httpx.get(f"{live_server.url}/api/dlq/local/{dlt}/0/0", timeout=20).json()
+    assert detail["saga"]["status"] == "compensated" and detail["saga"]["over"] is True
+    await page.goto(f"{live_server.url}/dlq/local/{dlt}/0/0")
+    assert "is over: it was compensated" in await page.locator("#saga-warning").inner_text()
+    await page.locator("#redrive").click()
+    assert "They are left out" in await page.locator("#saga-warning").inner_text()
+    assert await page.locator("#preview-count").inner_text() == "0"
+    assert await page.locator("#confirm").count() == 0
+    await page.locator("input[name=include_ended_sagas]").check()
+    await page.locator("#preview-form button").click()
+    await page.wait_for_url("**include_ended_sagas=1**")
+    assert await page.locator("#preview-count").inner_text() == "1"
+    assert "are included" in await page.locator("#saga-warning").inner_text()
+    assert await page.locator("#confirm").inner_text() == "Confirm redrive of 1 records"
+    assert page.problems == []
