@@ -114,13 +114,17 @@ async def new_job_page(call: Call) -> Reply:
     raw = request_from_params(call.request.query_params)
     raw["kind"] = raw["kind"] or "replay"
     error = preview = None
+    # Nothing selected yet ("New replay…"): the page asks what to send, no error.
+    selecting = not raw["items"] and not raw["filter"]
     try:
-        job_request = parse_request(raw, _clusters(call))
-        preview = await run_in_threadpool(jobs.preview, call.engine, job_request)
+        if not selecting:
+            job_request = parse_request(raw, _clusters(call))
+            preview = await run_in_threadpool(jobs.preview, call.engine, job_request)
     except RequestError as exc:
         error = str(exc)
     page = {
-        "raw": raw, "preview": preview, "error": error,
+        "raw": raw, "preview": preview, "error": error, "selecting": selecting,
+        "clusters": _clusters(call),
         "hidden": [(k, v) for k, v in call.request.query_params.multi_items()
                    if k in ("item", *FILTER_FIELDS, "cluster", "kind")],
     }  # fmt: skip

@@ -114,4 +114,38 @@ def test_unknown_job_is_404_and_pages_render(live_server) -> None:
     assert httpx.get(f"{live_server.url}/api/actions/999999").status_code == 404
     assert httpx.get(f"{live_server.url}/api/actions/abc").status_code == 400
     assert httpx.get(f"{live_server.url}/actions").status_code == 200
-    assert httpx.get(f"{live_server.url}/actions/new?kind=replay").status_code == 400
+    choose = httpx.get(f"{live_server.url}/actions/new?kind=replay")
+    assert choose.status_code == 200 and 'id="select-form"' in choose.text
+    bad = httpx.get(
+        f"{live_server.url}/actions/new", params={"kind": "replay", "time_from": "yesterday-ish"}
+    )
+    assert bad.status_code == 400 and "time_from" in bad.text
+
+
+@pytest.mark.browser
+async def test_new_replay_from_the_jobs_page_and_from_an_in_place_search(
+    live_server, kafka_bootstrap, unique_topic, page
+) -> None:
+    """No dead end: "New replay…" asks what to send; the events page's replay link and
+    trace link follow a search made in place."""
+    await create_topic(kafka_bootstrap, unique_topic)
+    records = [(b"k", b"{}", [("correlation_id", f"corr-{unique_topic}-{n % 2}".encode())])
+               for n in range(3)]  # fmt: skip
+    await produce(kafka_bootstrap, unique_topic, records)
+    await wait_indexed(live_server.url, unique_topic, 3)
+
+    await page.goto(f"{live_server.url}/actions")
+    await page.get_by_role("link", name="New replay…").click()
+    await page.fill("#select-form input[name=topic]", unique_topic)
+    await page.click("#select-form button")
+    assert await page.locator("#preview-count").inner_text() == "3"
+
+    await page.goto(f"{live_server.url}/events")
+    await page.fill("input[name=correlation_id]", f"corr-{unique_topic}-0")
+    await page.click("#event-filters button[type=submit]")
+    await page.wait_for_selector("#open-trace")
+    replay = await page.get_attribute("#replay-selection", "href")
+    assert replay is not None and f"corr-{unique_topic}-0" in replay
+    await page.click("#replay-selection")
+    assert await page.locator("#preview-count").inner_text() == "2"
+    assert page.problems == []
