@@ -63,3 +63,18 @@ def test_an_unreachable_registry_is_a_clear_message_not_a_crash(
     assert f"cannot reach http://127.0.0.1:{closed}/htmx.org/-/htmx.org-2.0.11.tgz" in problem
     assert "Pages work without" in problem
     assert not (tmp_path / "vendor").exists()
+
+
+def test_every_page_links_a_favicon_that_is_served_and_a_skip_link(tmp_path: Path) -> None:
+    from starlette.testclient import TestClient
+
+    from console.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(None, f"sqlite:///{tmp_path / 'i.db'}"), mode="console")
+    with TestClient(app) as client:
+        page = client.get("/events").text
+        assert '<link rel="icon" href="/static/favicon.svg" type="image/svg+xml">' in page
+        assert '<a class="skip-link" href="#main">' in page and '<main id="main">' in page
+        icon = client.get("/static/favicon.svg")
+        assert icon.status_code == 200 and icon.headers["content-type"] == "image/svg+xml"

@@ -89,6 +89,8 @@ async def test_click_redrive_confirm_see_it_done_and_find_it_on_the_original_top
     await page.goto(f"{live_server.url}/dlq/local/{dlt}/0/1")
     status = await page.locator("#redrive-status").inner_text()
     assert f"{original}/0@{landed[0].offset}" in status
+    await page.click("#redrive-target")  # the copy it sent, one click away
+    await page.wait_for_url(f"**/events/local/{original}/0/{landed[0].offset}")
     assert page.problems == []
 
 
