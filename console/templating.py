@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
@@ -70,6 +71,19 @@ def human_duration(seconds: float | None) -> str:
     return f"{whole // 86_400}d {whole % 86_400 // 3600}h"
 
 
+def nav_context(request: Request) -> dict[str, Any]:
+    """What the navigation shows on every page: the number of firing alerts (None when the
+    index cannot say, which the nav then leaves out rather than fail the page)."""
+    from console.stores.alerts import firing_count
+
+    state = getattr(request.app.state, "eventscope", None)
+    try:
+        firing = firing_count(state.engine) if state is not None else None
+    except SQLAlchemyError:
+        firing = None
+    return {"firing_alerts": firing}
+
+
 def auth_context(request: Request) -> dict[str, Any]:
     """Who is looking, and the CSRF token every state-changing form must carry."""
     principal = getattr(request.state, "principal", None)
@@ -91,7 +105,7 @@ def no_bidi(value: Any) -> Any:
 
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(
-        directory=str(assets.TEMPLATES_DIR), context_processors=[auth_context]
+        directory=str(assets.TEMPLATES_DIR), context_processors=[auth_context, nav_context]
     )
     env = templates.env
     env.autoescape = True

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from collectors.index.alert_models import (
     alert_deliveries_table,
@@ -245,6 +245,13 @@ def receivers_with_config(
 
 
 # --- reading for the pages ----------------------------------------------------------------------
+
+
+def firing_count(engine: Engine) -> int:
+    """How many alerts fire now (silenced ones too): the count beside "Alerts" in the nav."""
+    query = select(func.count()).select_from(alerts_table).where(alerts_table.c.state == FIRING)
+    with engine.connect() as connection:
+        return int(connection.execute(query).scalar_one())
 
 
 def alerts_and_silences(engine: Engine, now_ms: int) -> tuple[list[Any], list[Any], list[Any]]:

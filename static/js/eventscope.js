@@ -54,3 +54,50 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// Pages that keep up by themselves (templates/_refresh.html): the page is fetched again
+// and one region replaced, with "updated N s ago" and a pause.
+function setUpRefresh(control) {
+  if (control.dataset.bound) return;
+  control.dataset.bound = "1";
+  const id = control.dataset.refresh;
+  const everyMs = (Number(control.dataset.every) || 10) * 1000;
+  const age = control.querySelector(".refresh-age");
+  const pause = control.querySelector(".refresh-pause");
+  let updated = Date.now();
+  let problem = null;
+  let busy = false;
+  const say = () => {
+    const seconds = Math.round((Date.now() - updated) / 1000);
+    const when = seconds < 2 ? "updated just now" : `updated ${seconds} s ago`;
+    age.textContent = problem ? `not updated (${problem}); ${when}` : pause.checked ? `paused · ${when}` : when;
+  };
+  pause.addEventListener("change", say);
+  setInterval(say, 1000);
+  setInterval(async () => {
+    const region = document.getElementById(id);
+    if (!region || pause.checked || document.hidden || busy) return;
+    const active = document.activeElement;
+    if (active && region.contains(active) && /^(INPUT|SELECT|TEXTAREA|BUTTON)$/.test(active.tagName)) return;
+    busy = true;
+    try {
+      const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
+      if (!response.ok) throw new Error(`HTTP ${response.status}`);
+      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById(id);
+      if (!fresh) throw new Error("the page changed");
+      region.replaceWith(document.adoptNode(fresh));
+      if (window.htmx) window.htmx.process(fresh);
+      document.dispatchEvent(new CustomEvent("eventscope:refreshed", { detail: { id } }));
+      updated = Date.now();
+      problem = null;
+    } catch (error) {
+      problem = error.message;
+    } finally {
+      busy = false;
+      say();
+    }
+  }, everyMs);
+}
+document.addEventListener("DOMContentLoaded", () => {
+  for (const control of document.querySelectorAll("[data-refresh]")) setUpRefresh(control);
+});

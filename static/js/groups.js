@@ -63,3 +63,4 @@ function setUpGroups(root) {
 
 document.addEventListener("DOMContentLoaded", () => setUpGroups(document));
 document.addEventListener("htmx:afterSwap", () => setUpGroups(document));
+document.addEventListener("eventscope:refreshed", () => setUpGroups(document));

@@ -237,3 +237,26 @@ async def test_rule_editor_previews_and_reports_errors(console, page) -> None:
     await page.click("#rule-save")
     await page.locator('#rules tr[data-rule="EditorRule"]').wait_for()
     assert page.problems == []
+
+
+def test_the_navigation_counts_the_firing_alerts_on_every_page(tmp_path) -> None:
+    from sqlalchemy import insert
+    from starlette.testclient import TestClient
+
+    from collectors.index.alert_models import alerts_table
+    from console.app import create_app
+    from tests.conftest import make_settings
+
+    app = create_app(make_settings(None, f"sqlite:///{tmp_path / 'i.db'}"), mode="console")
+    with TestClient(app) as client:
+        assert 'id="nav-firing"' not in client.get("/events").text  # nothing fires: no badge
+        with app.state.eventscope.engine.begin() as connection:
+            for n, state in enumerate(("firing", "firing", "pending", "resolved")):
+                connection.execute(insert(alerts_table).values(
+                    fingerprint=f"f{n}", rule_name="lag", state=state, severity="warning",
+                    labels="{}", annotations="{}", receivers="[]", generator_url="/groups",
+                    active_since_ms=1, evaluated_at_ms=1,
+                ))  # fmt: skip
+        for path in ("/events", "/dlq", "/groups"):
+            page = client.get(path).text
+            assert 'id="nav-firing" title="2 firing">2</span>' in page, path

@@ -142,3 +142,26 @@ async def test_a_dead_letter_of_a_compensated_saga_warns_and_is_left_out_of_the_
     assert "are included" in await page.locator("#saga-warning").inner_text()
     assert await page.locator("#confirm").inner_text() == "Confirm redrive of 1 records"
     assert page.problems == []
+
+
+async def test_the_dlq_page_keeps_up_without_a_reload_and_can_be_paused(
+    live_server, kafka_bootstrap, unique_topic, page
+) -> None:
+    first, second = f"{unique_topic}-a-dlt", f"{unique_topic}-b-dlt"
+    for topic in (first, second):
+        await create_topic(kafka_bootstrap, topic)
+    await page.goto(f"{live_server.url}/dlq")
+    assert "updated" in await page.locator(".refresh-age").inner_text()
+    await produce(kafka_bootstrap, first, [(b"k", b"{}", spring_headers("orders", 0, 1))])
+    await page.locator(f"#dlqs tr[data-topic='{first}']").wait_for(timeout=30_000)
+    assert "updated" in await page.locator(".refresh-age").inner_text()
+
+    await page.locator(".refresh-pause").check()
+    await produce(kafka_bootstrap, second, [(b"k", b"{}", spring_headers("orders", 0, 2))])
+    await wait_for_dlq(live_server.url, second, 1)
+    await page.wait_for_timeout(11_000)  # one refresh period: nothing changes while paused
+    assert await page.locator(f"#dlqs tr[data-topic='{second}']").count() == 0
+    assert "paused" in await page.locator(".refresh-age").inner_text()
+    await page.locator(".refresh-pause").uncheck()
+    await page.locator(f"#dlqs tr[data-topic='{second}']").wait_for(timeout=30_000)
+    assert page.problems == []
