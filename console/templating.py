@@ -81,7 +81,7 @@ def nav_context(request: Request) -> dict[str, Any]:
         firing = firing_count(state.engine) if state is not None else None
     except SQLAlchemyError:
         firing = None
-    return {"firing_alerts": firing}
+    return {"nav_firing": firing}
 
 
 def auth_context(request: Request) -> dict[str, Any]:

@@ -164,6 +164,7 @@ def pages(ids: TourIds) -> list[tuple[str, str, str]]:
     cluster = CLUSTER_NAME
     correlation = quote(ids.correlation_id)
     return [
+        ("overview", "/", "Overview"),
         ("events", "/events", "Events"),
         ("events-by-correlation-id", f"/events?correlation_id={correlation}", "Events"),
         ("event-detail", f"/events/{ids.event}", ids.topic),

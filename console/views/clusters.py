@@ -242,10 +242,6 @@ async def topic_page(call: Call) -> Reply:
     return Reply(data, page=page)
 
 
-async def home(call: Call) -> Response:
-    return RedirectResponse("/clusters", status_code=302)
-
-
 async def topics_of_the_cluster(call: Call) -> Response:
     """/topics: the topics page of the only cluster; with several, the list of clusters."""
     clusters = call.settings.clusters
@@ -256,7 +252,6 @@ async def topics_of_the_cluster(call: Call) -> Response:
 CLUSTER = p("cluster", STRING, "a configured cluster's name")
 
 ENDPOINTS = [
-    Endpoint(home, VIEWER, path="/"),
     Endpoint(topics_of_the_cluster, VIEWER, path="/topics"),
     Endpoint(
         clusters_page, VIEWER, path="/clusters", api="/api/clusters", template="clusters.html",

@@ -25,6 +25,7 @@ from console.views import (
     metrics,
     openapi,
     otlp,
+    overview,
     sagas,
     schemas,
     topology,
@@ -34,7 +35,7 @@ from console.web.endpoints import Endpoint
 
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
-    clusters, events, groups, dlq, sagas, trace, lineage, topology, schemas, actions,
+    overview, clusters, events, groups, dlq, sagas, trace, lineage, topology, schemas, actions,
     alerts, alert_rules, alert_receivers, auth, admin, audit, masking, openapi,
 )  # fmt: skip
 

@@ -59,8 +59,8 @@ async def test_a_topic_created_with_aiokafka_appears_on_the_topics_page(
     live_server, kafka_bootstrap, unique_topic, page
 ) -> None:
     await create_topic(kafka_bootstrap, unique_topic, partitions=2)
-    await page.goto(f"{live_server.url}/")
-    await page.get_by_role("link", name="local").click()
+    await page.goto(f"{live_server.url}/clusters")
+    await page.get_by_role("link", name="local", exact=True).click()
     row = page.locator(f'tr[data-topic="{unique_topic}"]')
     await row.wait_for()
     assert await row.locator("td").nth(1).inner_text() == "2"
