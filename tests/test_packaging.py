@@ -93,7 +93,7 @@ def test_the_installed_wheel_serves_pages_static_files_and_migrates(
         url = f"http://127.0.0.1:{port}"
         _until_ready(url, log)
         home = httpx.get(url, follow_redirects=True, timeout=20)
-        assert home.status_code == 200 and "<h1>Clusters</h1>" in home.text
+        assert home.status_code == 200 and "<h1>Overview" in home.text
         assert httpx.get(f"{url}/events", timeout=20).status_code == 200
         css = httpx.get(f"{url}/static/css/eventscope.css")
         assert css.status_code == 200 and "text/css" in css.headers["content-type"]

@@ -25,14 +25,15 @@ TRACE_ID = re.compile(r"[0-9a-fA-F]{32}")
 
 
 def dlq_arrivals(engine: Engine, since_ms: int) -> list[dict[str, Any]]:
-    """Dead letters per topic that arrived since `since_ms`, most first."""
+    """Dead letters per topic that arrived since `since_ms`, the latest arrival first (what
+    just started failing is what the on-call wants to see)."""
     c = events.c
     query = (
         select(c.cluster, c.topic, func.count().label("count"),
                func.max(c.timestamp_ms).label("newest_ms"))
         .where(EVENTS_IS_DLQ, c.timestamp_ms >= since_ms)
         .group_by(c.cluster, c.topic)
-        .order_by(func.count().desc(), c.topic)
+        .order_by(func.max(c.timestamp_ms).desc(), c.topic)
         .limit(10)
     )  # fmt: skip
     with engine.connect() as connection:

@@ -46,7 +46,7 @@ async def test_the_search_box_goes_where_an_id_points(
 
 
 @pytest.mark.browser
-async def test_from_the_home_page_to_a_trace_in_two_actions(
+async def test_home_search_box_reaches_a_correlation_in_two_actions(
     live_server, kafka_bootstrap, unique_topic, page
 ) -> None:
     """The on-call journey: paste a correlation id into the box on the overview, land on

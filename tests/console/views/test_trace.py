@@ -233,7 +233,7 @@ async def test_search_a_correlation_id_then_open_an_event_and_its_lineage(
 ) -> None:
     flow = await instrumented_flow(live_server, kafka_bootstrap)
     await page.goto(f"{live_server.url}/events")
-    await page.get_by_role("link", name="Trace").click()
+    await page.get_by_role("link", name="Trace", exact=True).click()
     await page.fill("#trace-q", flow.correlation)
     await page.click("#trace-search button[type=submit]")
     await page.wait_for_url(f"**/trace/{flow.correlation}")
