@@ -48,6 +48,18 @@ def human_count(value: int | None) -> str:
     return MISSING if value is None else f"{value:,}"
 
 
+def human_number(value: float | int | None) -> str:
+    """A measured figure as a person reads it: 16.13 not 16.132784366607666, 12,400 not
+    12400.0."""
+    if value is None:
+        return MISSING
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return str(value)
+    if abs(value) >= 1000 or isinstance(value, int):
+        return f"{value:,.0f}"
+    return f"{value:.3g}"
+
+
 def timestamp_ms(value: int | None) -> str:
     if value is None:
         return MISSING
@@ -112,6 +124,7 @@ def make_templates() -> Jinja2Templates:
     env.finalize = no_bidi
     env.filters["bytes"] = human_bytes
     env.filters["count"] = human_count
+    env.filters["figure"] = human_number
     env.filters["ts"] = timestamp_ms
     env.filters["duration"] = human_duration
     env.globals["navigation"] = NAVIGATION

@@ -44,8 +44,9 @@ async function drawLagChart(root) {
   note.textContent = `${times.length} point(s) from ${series.source}`;
   const opts = {
     width: Math.max(320, Math.min(el.clientWidth || 900, 1300)), height: 260,
+    tzDate: (ts) => uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"),  // the pages' time zone
     scales: { lag: { auto: true }, s: { auto: true } },
-    axes: [{}, { scale: "lag", label: "messages" }, { scale: "s", side: 1, label: "seconds", grid: { show: false } }],
+    axes: [{ label: "UTC" }, { scale: "lag", label: "messages" }, { scale: "s", side: 1, label: "seconds", grid: { show: false } }],
     series: [
       {},
       { label: "total lag", scale: "lag", stroke: "#2554c7", width: 1.5 },
