@@ -543,15 +543,19 @@ def _attribute_compensations(
 def _after_compensation_problems(
     records: Sequence[StepRecord], compensations: Sequence[StepRecord]
 ) -> list[str]:
-    """Steps that ran after the saga was rolled back: an order cancelled, then charged and
-    shipped (a redrive or replay of an old command does this). Named by event type."""
+    """Steps of the saga that ran again after it was rolled back: an order cancelled, then
+    charged and confirmed (a redrive or replay of an old command does this). A step first
+    seen after the rollback (telling the customer of the cancellation) is not one of them.
+    Named by event type."""
     if not compensations:
         return []
     rolled_back_ms = max(record.timestamp_ms for record in compensations)
+    forward = (Outcome.STARTED, Outcome.SUCCEEDED, Outcome.FAILED)
+    before = {r.step for r in records if r.outcome in forward and r.timestamp_ms <= rolled_back_ms}
     late = [
         record for record in records
         if record.outcome in (Outcome.STARTED, Outcome.SUCCEEDED)
-        and record.timestamp_ms > rolled_back_ms
+        and record.timestamp_ms > rolled_back_ms and record.step in before
     ]  # fmt: skip
     return [f"{record.event_type} (step {record.step}) after compensation" for record in late]
 

@@ -128,6 +128,8 @@ def test_steps_after_the_rollback_are_reported(with_definition: bool) -> None:
     assert clean.problems == []
     late = replay([*refs, *events("HotelReserved", start_ms=60_000)], rules)
     assert "HotelReserved (step hotel) after compensation" in late.problems
+    told = replay([*refs, *events("NotificationSent", start_ms=60_000)], rules)
+    assert told.problems == []  # a new step after the rollback is not a re-run
 
 
 def test_retried_step_that_then_succeeds_is_not_a_failure() -> None:
