@@ -125,7 +125,6 @@ class RecordDecoder:
                 return self._decode_framed(data)
             if len(data) < 5 and self.registry is not None:
                 return self._decode_framed(data)
-        # Not framed (schema id 0 is no registry's: a big-endian number, say).
         spec = self.topic_schemas.get(topic)
         if spec is not None and getattr(spec, part) is not None:
             return self._decode_with_file(topic, part, data)
