@@ -123,7 +123,9 @@ class Serializers:
 
     def __init__(self, registry_url: str, topic: str) -> None:
         self.topic = topic
-        self.client = SchemaRegistryClient({"url": registry_url})
+        # The client waits forever by default: a request whose answer is lost would hang the
+        # suite (seen once in CI); with a timeout it is retried by the client instead.
+        self.client = SchemaRegistryClient({"url": registry_url, "timeout": 10})
         self.avro = AvroSerializer(self.client, json.dumps(ORDER_AVRO))
         self.avro_key = AvroSerializer(self.client, json.dumps(KEY_AVRO))
         # One subject holds one schema type (Apicurio keeps the type per subject, and
