@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
+from collectors.kafka.lag_health import HealthSettings, TimeLagThresholds
+
 DEFAULT_CONFIG_FILE = "eventscope.toml"
 DEFAULT_INDEX_URL = "sqlite:///eventscope.db"
 DEFAULT_CLUSTER = "default"
@@ -121,6 +123,11 @@ class LagConfig:
     allowed_lag: int = 0
     raw_retention_s: float = 86_400.0
     rollup_retention_s: float = 30 * 86_400.0
+    time_lag_warn_s: float = 10.0  # 0: no time-lag warning
+    time_lag_err_s: float = 60.0  # 0: no time-lag error
+    hold_s: float = 120.0  # a better status shows only after this long without a worse one
+    # group id or shell pattern -> {time_lag_warn_s, time_lag_err_s}
+    groups: Mapping[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -339,6 +346,7 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("lag.interval_s", "must be > 0")
     if settings.lag.window < 2:
         raise ConfigError("lag.window", "must be >= 2")
+    lag_health_settings(settings.lag)
     seen: set[str] = set()
     for cluster in settings.clusters:
         prefix = f"clusters.{cluster.name}"
@@ -539,6 +547,45 @@ def redacted(settings: Settings) -> dict[str, Any]:
         "masking": settings.masking,
     }
     return {"source": settings.source or "(defaults and environment)", **redact(plain)}
+
+
+GROUP_THRESHOLD_KEYS = ("time_lag_warn_s", "time_lag_err_s")
+
+
+def lag_health_settings(lag: LagConfig) -> HealthSettings:
+    """The time-lag thresholds and hold of `[lag]` and `[lag.groups."<id or pattern>"]`
+    (0 turns a threshold off); a bad value is a ConfigError naming its key."""
+
+    def thresholds(prefix: str, body: Mapping[str, Any], base: TimeLagThresholds) -> Any:
+        values: dict[str, float | None] = {"warn_s": base.warn_s, "err_s": base.err_s}
+        for key, value in body.items():
+            if key not in GROUP_THRESHOLD_KEYS:
+                known = ", ".join(GROUP_THRESHOLD_KEYS)
+                raise ConfigError(f"{prefix}.{key}", f"unknown key (known: {known})")
+            number = _coerce(f"{prefix}.{key}", "float", value)
+            if number < 0:
+                raise ConfigError(f"{prefix}.{key}", "must be >= 0 (0 turns it off)")
+            values[key.removeprefix("time_lag_")] = number or None
+        try:
+            return TimeLagThresholds(**values)
+        except ValueError as exc:
+            raise ConfigError(prefix, str(exc)) from exc
+
+    default = thresholds(
+        "lag",
+        {"time_lag_warn_s": lag.time_lag_warn_s, "time_lag_err_s": lag.time_lag_err_s},
+        TimeLagThresholds(None, None),
+    )
+    if not isinstance(lag.groups, Mapping):
+        raise ConfigError("lag.groups", "must be a table of group ids (or patterns)")
+    per_group = {}
+    for group, body in lag.groups.items():
+        if not isinstance(body, Mapping):
+            raise ConfigError(f"lag.groups.{group}", "must be a table")
+        per_group[str(group)] = thresholds(f"lag.groups.{group}", body, default)
+    if not (lag.hold_s >= 0):
+        raise ConfigError("lag.hold_s", "must be >= 0")
+    return HealthSettings(default, per_group, lag.hold_s)
 
 
 def _plain(obj: Any) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 from sqlalchemy import Engine
 
-from collectors.config import ClusterConfig, LagConfig
+from collectors.config import ClusterConfig, LagConfig, lag_health_settings
 from collectors.index.lag_models import (
     lag_rollups_table,
     lag_samples_table,
@@ -91,7 +91,8 @@ class LagSampler(PeriodicService):
         self.settings = settings
         self.exclude = frozenset(exclude_groups)
         self.judge = LagJudge(
-            EvaluationSettings(window=settings.window, allowed_lag=settings.allowed_lag)
+            EvaluationSettings(window=settings.window, allowed_lag=settings.allowed_lag),
+            lag_health_settings(settings),
         )
         self.exact = ExactTimeReader(cluster.name)
         self.stats = SamplerStats()

@@ -9,6 +9,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any
 
+from collectors.kafka.lag_health import Health, HealthSettings, HealthTracker, SlowestPartition
 from collectors.kafka.lag_look import ClusterLook, GroupLook, Key, Member
 from collectors.kafka.lag_rules import (
     CommitSample,
@@ -73,8 +74,9 @@ def _sample_json(sample: CommitSample | None) -> dict[str, Any] | None:
 @dataclass(slots=True)
 class GroupResult:
     look: GroupLook
-    evaluation: GroupEvaluation
+    evaluation: GroupEvaluation  # Burrow's rules alone
     partitions: list[PartitionRow]
+    health: Health  # what is shown: Burrow's verdict, time-lag thresholds, hysteresis
 
     @property
     def max_time_lag(self) -> PartitionRow | None:
@@ -88,8 +90,9 @@ ExactTimes = dict[tuple[str, int, int], int]  # (topic, partition, committed) ->
 class LagJudge:
     """The in-memory state of one cluster's evaluation: windows and end-offset tables."""
 
-    def __init__(self, settings: EvaluationSettings) -> None:
+    def __init__(self, settings: EvaluationSettings, health: HealthSettings | None = None) -> None:
         self.settings = settings
+        self.health = HealthTracker(health or HealthSettings())
         self.windows: dict[tuple[str, str, int], deque[CommitSample]] = {}
         self.end_tables: dict[Key, EndOffsetTable] = {}
         self.recent_ends: dict[Key, deque[int]] = {}
@@ -148,7 +151,19 @@ class LagJudge:
                         time_lag, method, owner, evaluation,
                     )
                 )  # fmt: skip
-            results.append(GroupResult(group, evaluate_group(evaluations), rows))
+            burrow = evaluate_group(evaluations)
+            timed = [row for row in rows if row.time_lag_s is not None]
+            slowest = max(timed, key=lambda row: row.time_lag_s or 0.0) if timed else None
+            health = self.health.judge(
+                group.group_id,
+                now,
+                burrow,
+                None
+                if slowest is None
+                else SlowestPartition(slowest.topic, slowest.partition, slowest.time_lag_s or 0.0),
+            )
+            results.append(GroupResult(group, burrow, rows, health))
+        self.health.forget_all_but({group.group_id for group in look.groups})
         for gone in self.windows.keys() - live_windows:
             del self.windows[gone]
         for key in self.end_tables.keys() - look.end_offsets.keys():

@@ -19,9 +19,6 @@ from collectors.index.lag_models import (
 from collectors.index.models import events_table, positions_table
 from collectors.kafka.lag_judge import ExactTimes, GroupResult
 from collectors.kafka.lag_look import ClusterLook
-from collectors.kafka.lag_rules import (
-    GroupEvaluation,
-)
 
 SEVERITY = {"OK": 0, "NOTFOUND": 0, "WARN": 1, "ERR": 2}
 SEVERITY_NAMES = ("OK", "WARN", "ERR")
@@ -115,13 +112,14 @@ def group_row(cluster: str, result: GroupResult, sampled_at_ms: int) -> dict[str
             "method": slowest.time_lag_method,
         },
         "partitions": [p.as_json() for p in result.partitions],
+        "health": result.health.as_json(),
     }
     return {
         "cluster": cluster,
         "group_id": result.look.group_id,
         "sampled_at_ms": sampled_at_ms,
         "state": result.look.state,
-        "status": ev.status.value,
+        "status": result.health.status.value,
         "complete": ev.complete,
         "total_lag": ev.total_lag,
         "max_lag": 0 if ev.max_lag is None else ev.max_lag.lag,
@@ -131,17 +129,6 @@ def group_row(cluster: str, result: GroupResult, sampled_at_ms: int) -> dict[str
         "topics": json.dumps(topics),
         "detail": json.dumps(detail, separators=(",", ":")),
     }
-
-
-def status_reason(evaluation: GroupEvaluation) -> str:
-    if not evaluation.non_ok_partitions:
-        return "every partition is OK" if evaluation.partition_count else "no committed offsets"
-    parts = [
-        f"{r.topic}[{r.partition}] {r.evaluation.status.value}: {r.evaluation.reason}"
-        for r in evaluation.non_ok_partitions[:5]
-    ]
-    more = len(evaluation.non_ok_partitions) - len(parts)
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
 
 
 def store_look(
@@ -172,7 +159,7 @@ def store_look(
         )
     changes = []
     for result in results:
-        status = result.evaluation.status.value
+        status = result.health.status.value
         before = previous_status.get(result.look.group_id)
         if status != before:
             changes.append(
@@ -182,7 +169,7 @@ def store_look(
                     "changed_at_ms": sampled_at_ms,
                     "status": status,
                     "previous": before,
-                    "reason": status_reason(result.evaluation)[:2000],
+                    "reason": result.health.explanation[:2000],
                 }
             )
         previous_status[result.look.group_id] = status

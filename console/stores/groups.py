@@ -5,7 +5,7 @@ chart series and status history (collectors/kafka/lag.py writes these tables).
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,7 +17,7 @@ from collectors.index.lag_models import (
     lag_samples_table,
     lag_status_changes_table,
 )
-from collectors.kafka.lag_store import SEVERITY_NAMES
+from collectors.kafka.lag_store import SEVERITY, SEVERITY_NAMES
 
 STATUS_ORDER = {"ERR": 0, "WARN": 1, "NOTFOUND": 2, "OK": 3}
 RAW_RANGE_MAX_S = 86_400  # longer ranges read the 5-minute rollups
@@ -43,7 +43,9 @@ class GroupQuery:
     sort: str = "status"
 
 
-def list_groups(engine: Engine, query: GroupQuery) -> list[dict[str, Any]]:
+def list_groups(engine: Engine, query: GroupQuery, now_ms: int) -> list[dict[str, Any]]:
+    """The groups of the query, each with its trend over the last 30 minutes: ``trend``
+    (total lag, at most SPARK_POINTS points), ``worst_status`` and ``peak_time_lag_s``."""
     g = lag_groups_table.c
     statement = select(*SUMMARY_COLUMNS)
     if query.cluster:
@@ -55,8 +57,19 @@ def list_groups(engine: Engine, query: GroupQuery) -> list[dict[str, Any]]:
     needle = query.text.lower()
     if needle:
         rows = [row for row in rows if needle in row["group_id"].lower()]
+    trends = _trends(engine, {(row["cluster"], row["group_id"]) for row in rows}, now_ms)
     for row in rows:
         row["topics"] = _json_list(row["topics"])
+        trend = trends.get((row["cluster"], row["group_id"]))
+        row["trend"] = [] if trend is None else trend.points
+        # The window includes the latest look, whose status is always at hand.
+        worst = max(SEVERITY.get(row["status"], 0), 0 if trend is None else trend.worst)
+        row["worst_status"] = (
+            row["status"] if worst == SEVERITY.get(row["status"], 0) else (SEVERITY_NAMES[worst])
+        )
+        peaks = [row["max_time_lag_s"], None if trend is None else trend.peak_time_lag_s]
+        known = [peak for peak in peaks if peak is not None]
+        row["peak_time_lag_s"] = max(known) if known else None
     _sort(rows, query.sort)
     return rows[:MAX_LISTED]
 
@@ -64,11 +77,18 @@ def list_groups(engine: Engine, query: GroupQuery) -> list[dict[str, Any]]:
 def _sort(rows: list[dict[str, Any]], sort: str) -> None:
     rows.sort(key=lambda r: (r["group_id"], r["cluster"]))
     if sort == "status":
-        rows.sort(key=lambda r: (STATUS_ORDER.get(r["status"], 9), -r["total_lag"]))
+        rows.sort(
+            key=lambda r: (
+                STATUS_ORDER.get(r["worst_status"], 9),
+                STATUS_ORDER.get(r["status"], 9),
+                -(r["peak_time_lag_s"] or 0.0),
+                -r["total_lag"],
+            )
+        )
     elif sort == "lag":
         rows.sort(key=lambda r: -r["total_lag"])
     elif sort == "time_lag":
-        rows.sort(key=lambda r: -(r["max_time_lag_s"] or -1.0))
+        rows.sort(key=lambda r: -(r["peak_time_lag_s"] or -1.0))
     elif sort == "members":
         rows.sort(key=lambda r: -r["members"])
 
@@ -81,26 +101,43 @@ def _json_list(raw: str) -> list[Any]:
     return value if isinstance(value, list) else []
 
 
-def sparklines(
-    engine: Engine, keys: list[tuple[str, str]], now_ms: int
-) -> dict[tuple[str, str], list[int]]:
-    """Total lag of the last 30 minutes per group, at most SPARK_POINTS points each."""
+@dataclass
+class Trend:
+    points: list[int]
+    worst: int  # severity, 0 OK .. 2 ERR
+    peak_time_lag_s: float | None
+
+
+GroupKey = tuple[str, str]  # cluster, group id
+
+
+def _trends(engine: Engine, keys: set[GroupKey], now_ms: int) -> dict[GroupKey, Trend]:
+    """Each group's last 30 minutes of samples, summed up."""
     if not keys:
         return {}
-    wanted = set(keys)
     s = lag_samples_table.c
     clusters = sorted({cluster for cluster, _ in keys})
-    series: dict[tuple[str, str], list[int]] = defaultdict(list)
+    found: dict[GroupKey, Trend] = {}
     with engine.connect() as connection:
         rows = connection.execute(
-            select(s.cluster, s.group_id, s.total_lag)
+            select(s.cluster, s.group_id, s.total_lag, s.severity, s.max_time_lag_s)
             .where(s.cluster.in_(clusters) & (s.sampled_at_ms >= now_ms - SPARK_WINDOW_S * 1000))
             .order_by(s.sampled_at_ms)
         )
-        for cluster, group_id, total_lag in rows:
-            if (cluster, group_id) in wanted:
-                series[(cluster, group_id)].append(int(total_lag))
-    return {key: _thin(values, SPARK_POINTS) for key, values in series.items()}
+        for cluster, group_id, total_lag, severity, time_lag in rows:
+            key = (cluster, group_id)
+            if key not in keys:
+                continue
+            trend = found.get(key)
+            if trend is None:
+                trend = found[key] = Trend([], 0, None)
+            trend.points.append(int(total_lag))
+            trend.worst = max(trend.worst, min(max(int(severity), 0), 2))
+            if time_lag is not None:
+                trend.peak_time_lag_s = max(float(time_lag), trend.peak_time_lag_s or 0.0)
+    for trend in found.values():
+        trend.points = _thin(trend.points, SPARK_POINTS)
+    return found
 
 
 def _thin(values: list[int], points: int) -> list[int]:
@@ -186,5 +223,5 @@ def metric_rows(engine: Engine) -> list[dict[str, Any]]:
 
 def groups_for_topic(engine: Engine, cluster: str, topic: str) -> list[dict[str, Any]]:
     """The groups with committed offsets on a topic, for the topic page."""
-    rows = list_groups(engine, GroupQuery(cluster=cluster, sort="group"))
+    rows = list_groups(engine, GroupQuery(cluster=cluster, sort="group"), int(time.time() * 1000))
     return [row for row in rows if topic in row["topics"]]

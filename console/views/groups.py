@@ -101,7 +101,20 @@ def _round(value: float | None) -> float | None:
 
 
 class GroupJson(GroupSummaryJson):
-    trend: list[int]  # total lag over the last 30 minutes
+    """The list's row: the group now, and over the last 30 minutes."""
+
+    trend: list[int]  # total lag
+    worst_status: str
+    peak_time_lag_s: float | None
+
+
+def trend_json(row: dict[str, Any]) -> GroupJson:
+    return GroupJson(
+        **summary_json(row),
+        trend=row["trend"],
+        worst_status=row["worst_status"],
+        peak_time_lag_s=_round(row["peak_time_lag_s"]),
+    )
 
 
 class GroupsJson(TypedDict):
@@ -133,6 +146,7 @@ class GroupDetailJson(GroupJsonBase):
     member_count: int
     protocol_type: str | None
     partitions: list[dict[str, Any]]
+    health: dict[str, Any] | None  # the status explained: thresholds, Burrow, hold
     range: str
     series: LagSeriesJson
     history: list[StatusChangeJson]
@@ -161,6 +175,7 @@ def detail_json(row: dict[str, Any]) -> dict[str, Any]:
         "member_count": row["members"],
         "protocol_type": detail.get("protocol_type"),
         "partitions": partitions,
+        "health": detail.get("health") if isinstance(detail.get("health"), dict) else None,
     }
 
 
@@ -172,21 +187,10 @@ async def groups_page(call: Call) -> Reply:
     query = parse_query(call)
     now_ms = int(time.time() * 1000)
 
-    def load() -> tuple[list[dict[str, Any]], dict[tuple[str, str], list[int]]]:
-        rows = store.list_groups(call.engine, query)
-        keys = [(row["cluster"], row["group_id"]) for row in rows]
-        return rows, store.sparklines(call.engine, keys, now_ms)
-
-    rows, sparks = await run_in_threadpool(load)
-    data = GroupsJson(
-        groups=[
-            GroupJson(**summary_json(row), trend=sparks.get((row["cluster"], row["group_id"]), []))
-            for row in rows
-        ]
-    )
+    rows = await run_in_threadpool(store.list_groups, call.engine, query, now_ms)
+    data = GroupsJson(groups=[trend_json(row) for row in rows])
     page = {
         "rows": rows,
-        "sparks": sparks,
         "query": query,
         "statuses": STATUSES,
         "sorts": SORTS,

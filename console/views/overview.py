@@ -73,7 +73,7 @@ def _overview(call: Call) -> OverviewJson:
         for r in store.dlq_arrivals(call.engine, now_ms - 3_600_000)
     ]  # fmt: skip
     behind = [
-        summary_json(row) for row in list_groups(call.engine, GroupQuery(sort="time_lag"))
+        summary_json(row) for row in list_groups(call.engine, GroupQuery(sort="time_lag"), now_ms)
         if row["status"] != "OK" or (row["max_time_lag_s"] or 0) > 0
     ]  # fmt: skip
     sagas = list_sagas(call.engine, SagaFilter(statuses=ATTENTION, limit=SHOWN),

@@ -13,7 +13,8 @@ function drawSparklines(root) {
       width: 120, height: 28, pxAlign: 0,
       cursor: { show: false }, legend: { show: false }, select: { show: false },
       axes: [{ show: false }, { show: false }],
-      scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(1, max)] } },
+      // A floor of 10 messages, so that a lag of 0-2 does not fill the line's height.
+      scales: { x: { time: false }, y: { range: (u, min, max) => [0, Math.max(10, max)] } },
       series: [{}, { stroke: "#2554c7", fill: "rgba(37, 84, 199, 0.12)", width: 1, points: { show: false } }],
     }, [xs, values], el);
   });

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -41,6 +41,26 @@ def lag_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveS
     engine.dispose()
 
 
+@pytest.fixture(scope="module")
+def threshold_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveServer]:
+    """A fast lag sampler whose `g-slow-*` groups warn at a time lag of 1 s."""
+
+    from console.app import create_app
+
+    folder: Path = tmp_path_factory.mktemp("thresholds")
+    lag = {"interval_s": 0.5, "window": 20, "groups": {"g-slow-*": {"time_lag_warn_s": 1}}}
+    settings = make_settings(kafka_cluster, f"sqlite:///{folder / 'index.db'}", lag=lag)
+    engine = create_index_engine(settings.index.url)
+
+    def services(state):  # type: ignore[no-untyped-def]
+        return [LagSampler(c, state.engine, settings.lag) for c in settings.clusters]
+
+    app = create_app(settings, mode="all", engine=engine, service_factory=services)
+    with serve_in_thread(app) as url:
+        yield LiveServer(url, settings, engine)
+    engine.dispose()
+
+
 async def _lagging_group(bootstrap: str, group_id: str, topic: str) -> None:
     """A group with 2 partitions: 3 records behind on partition 0, caught up on 1."""
     await create_topic(bootstrap, topic, partitions=2)
@@ -59,12 +79,18 @@ async def _lagging_group(bootstrap: str, group_id: str, topic: str) -> None:
         await consumer.stop()
 
 
-def _wait_for_group(server: LiveServer, group_id: str, status: str | None = None) -> dict:
+def _wait_for_group(
+    server: LiveServer,
+    group_id: str,
+    status: str | None = None,
+    until: Callable[[dict], bool] = lambda body: True,
+) -> dict:
     deadline = time.monotonic() + 20
     url = f"{server.url}/api/groups/{quote(group_id, safe='')}"
     while True:
         response = httpx.get(url, timeout=10)
-        if response.status_code == 200 and status in (None, response.json()["status"]):
+        answered = response.status_code == 200
+        if answered and status in (None, response.json()["status"]) and until(response.json()):
             return response.json()
         if time.monotonic() > deadline:
             raise AssertionError(f"{group_id} was never sampled: {response.text}")
@@ -181,4 +207,57 @@ async def test_groups_pages_in_the_browser(lag_server, kafka_bootstrap, page) ->
     await page.goto(f"{lag_server.url}/clusters/local/topics/{topic}")
     await page.locator("#topic-groups").get_by_role("link", name=hostile).click()
     await page.wait_for_url("**/groups/**")
+    assert page.problems == []
+
+
+@pytest.mark.browser
+async def test_a_group_briefly_behind_reads_as_its_chart_does(
+    threshold_server, kafka_bootstrap, page
+) -> None:
+    """Burrow calls a consumer that catches up between bursts OK; its time lag crossed the
+    threshold, so the group is WARN, stays WARN after it caught up, and says why."""
+    suffix = uuid.uuid4().hex[:8]
+    topic, group = f"t-slow-{suffix}", f"g-slow-{suffix}"
+    await create_topic(kafka_bootstrap, topic)
+    await produce(kafka_bootstrap, topic, [(None, b"x", ())])
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not consumer.assignment() and time.monotonic() < deadline:
+            await consumer.getmany(timeout_ms=200)
+        partition = TopicPartition(topic, 0)
+        await consumer.commit({partition: 1})
+        _wait_for_group(threshold_server, group, "OK")
+        await produce(kafka_bootstrap, topic, [(None, b"y", ())])
+        behind = _wait_for_group(
+            threshold_server, group, "WARN",
+            until=lambda body: body["health"]["time_lag_status"] == "WARN",
+        )  # fmt: skip
+        assert behind["health"]["burrow_status"] == "OK"
+        await consumer.commit({partition: 2})  # caught up again
+        held = _wait_for_group(
+            threshold_server, group, "WARN",
+            until=lambda body: body["health"]["look_status"] == "OK",
+        )  # fmt: skip
+    finally:
+        await consumer.stop()
+    assert held["totallag"] == 0 and held["health"]["held_until_ms"] > held["sampled_at_ms"]
+    peak = max(value for value in held["series"]["max_time_lag_s"] if value is not None)
+    assert peak >= 1.0  # the chart shows what the status says
+    listed = httpx.get(f"{threshold_server.url}/api/groups", params={"q": group}).json()
+    assert listed["groups"][0]["peak_time_lag_s"] >= 1.0
+    assert listed["groups"][0]["worst_status"] == "WARN"
+
+    await page.goto(f"{threshold_server.url}/groups/{group}")
+    assert await page.locator("h1 [data-status]").inner_text() == "WARN"
+    explanation = await page.locator("#group-health").inner_text()
+    assert "Held at WARN: this look alone is OK" in explanation
+    assert "warning at 1 s" in explanation
+    await page.goto(f"{threshold_server.url}/groups?q={group}")
+    row = page.locator("#groups tbody tr").first
+    assert await row.locator("[data-status]").inner_text() == "WARN"
+    assert (await row.locator("td.peak").inner_text()).endswith(" s")
     assert page.problems == []
