@@ -59,6 +59,12 @@ class Alert(SQLModel, table=True):
     starts_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
     ends_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
     evaluated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+    # The first notification that reported it firing, and the latest that mentioned it.
+    notified_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    last_notified_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    # Firing, its condition gone since then, kept firing by the rule's keep_firing_for.
+    cleared_at_ms: int | None = Field(default=None, sa_column=Column(BigInteger))
+    notification_note: str | None = Field(default=None, sa_column=Column(Text))  # why none
 
     __table_args__ = (
         Index("ix_alerts_state", "state"),

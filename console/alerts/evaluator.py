@@ -7,12 +7,15 @@ Each pass, in one index transaction:
    fingerprint identifies the alert;
 2. lifecycle, as in Prometheus: a new candidate is *pending* and becomes *firing* once it
    has held for the rule's ``for`` (at once when ``for`` is 0); a pending alert that stops
-   holding is dropped, a firing one becomes *resolved* (the row stays as history);
+   holding is dropped, a firing one becomes *resolved* (the row stays as history) once it
+   has not held for the rule's ``keep_firing_for`` (at once when 0); an alert that resolves
+   without ever being notified records why (``notification_note``);
 3. grouping, as in Alertmanager: per receiver, alerts with the same values of ``group_by``
    form a group; console/alerts/grouping.py decides when a group notifies; silenced alerts
    are left out;
 4. each notification is written to the outbox (the delivery worker sends it), and the
-   group's state is updated in the same transaction, so a crash never loses nor doubles it.
+   group's state and its alerts' notification times are updated in the same transaction,
+   so a crash never loses nor doubles it.
 
 A rule that fails to evaluate keeps its alerts as they were and reports its error.
 """
@@ -46,7 +49,7 @@ from console.alerts.grouping import (
     group_labels_of,
     next_due_at,
 )
-from console.alerts.rules import Rule, render
+from console.alerts.rules import Rule, format_duration, render
 from console.alerts.settings import AlertSettings
 from console.alerts.silences import load_silences, silenced_by
 from console.alerts.sources import Probes, Sample, samples
@@ -195,20 +198,62 @@ class AlertEngine:
                 continue
             if row.state == PENDING and now_ms - row.active_since_ms >= rule.for_s * 1000:
                 values |= {"state": FIRING, "starts_at_ms": now_ms}
+            values["cleared_at_ms"] = None  # it holds (again)
             connection.execute(update(alerts_table).where(c.id == row.id).values(**values))
-        live_rules = {rule.name for rule in rules if rule.enabled}
+        live_rules = {rule.name: rule for rule in rules if rule.enabled}
+        resolving = []
         for fp, row in active.items():
             if fp in found or (row.rule_name in failed and row.rule_name in live_rules):
                 continue
             if row.state == PENDING:
                 connection.execute(delete(alerts_table).where(c.id == row.id))
-            else:
-                self._resolved_now += 1
-                connection.execute(
-                    update(alerts_table)
-                    .where(c.id == row.id)
-                    .values(state=RESOLVED, ends_at_ms=now_ms, evaluated_at_ms=now_ms)
+                continue
+            rule_now = live_rules.get(row.rule_name)
+            keep_ms = 0.0 if rule_now is None else rule_now.keep_firing_for_s * 1000
+            # evaluated_at_ms is the last pass the condition held (not updated while kept).
+            if now_ms - row.evaluated_at_ms < keep_ms:
+                if row.cleared_at_ms is None:
+                    connection.execute(
+                        update(alerts_table).where(c.id == row.id).values(cleared_at_ms=now_ms)
+                    )
+                continue
+            resolving.append(row)
+        why_not = self._why_not_notified(connection, now_ms) if resolving else str
+        for row in resolving:
+            self._resolved_now += 1
+            connection.execute(
+                update(alerts_table)
+                .where(c.id == row.id)
+                .values(
+                    state=RESOLVED,
+                    ends_at_ms=now_ms,
+                    evaluated_at_ms=now_ms,
+                    notification_note=None if row.notified_at_ms else why_not(row),
                 )
+            )
+
+    def _why_not_notified(self, connection: Connection, now_ms: int) -> Callable[[Any], str]:
+        """Words for an alert that resolves although no notification ever reported it."""
+        timing = self.settings.timing
+        receivers = {name for name, r in load_receivers(connection).items() if r.receiver.enabled}
+        silences = load_silences(connection, now_ms)
+
+        def why(row: Any) -> str:
+            silence = silenced_by(_json_map(row.labels), silences, now_ms)
+            if silence is not None:
+                return f"silenced (#{silence.id})"
+            wanted = json.loads(row.receivers or "[]") or sorted(receivers)
+            if not any(name in receivers for name in wanted):
+                return "no enabled receiver"
+            fired_s = (now_ms - (row.starts_at_ms or row.active_since_ms)) / 1000
+            if fired_s <= timing.group_wait_s:
+                return f"resolved within group_wait ({format_duration(timing.group_wait_s)})"
+            return (
+                "resolved before its group's next notification (group_interval "
+                f"{format_duration(timing.group_interval_s)})"
+            )
+
+        return why
 
     # -- grouping and notifications ---------------------------------------------------------
 
@@ -310,6 +355,12 @@ class AlertEngine:
             )
             enqueue(connection, receiver_name, key, body, now_ms)
             sent += 1
+            for fp, status in chosen:
+                row = rows_by_fp[fp]
+                times: dict[str, int] = {"last_notified_at_ms": now_ms}
+                if status == FIRING and row.notified_at_ms is None:
+                    times["notified_at_ms"] = now_ms
+                connection.execute(update(alerts_table).where(c.id == row.id).values(**times))
             new_state = after_notification(state, chosen, now_s, timing)
             connection.execute(
                 update(alert_groups_table)

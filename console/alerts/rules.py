@@ -72,6 +72,7 @@ COMMON_KEYS = (
     "kind",
     "cluster",
     "for",
+    "keep_firing_for",
     "severity",
     "labels",
     "annotations",
@@ -99,6 +100,7 @@ class Rule:
     kind: str
     severity: str = "warning"
     for_s: float = 0.0
+    keep_firing_for_s: float = 0.0  # a firing alert stays firing this long after it clears
     cluster: str = "*"
     group: str = "*"
     topic: str = "*"
@@ -132,6 +134,7 @@ class Rule:
         for key in (*required, *optional):
             data[key] = values[key]
         data["for"] = format_duration(self.for_s)
+        data["keep_firing_for"] = format_duration(self.keep_firing_for_s)
         data["severity"] = self.severity
         data["labels"] = dict(self.labels)
         data["annotations"] = dict(self.annotations)
@@ -209,6 +212,7 @@ def rule_from_mapping(data: Any, source: str = "config") -> Rule:
         "kind": kind,
         "severity": severity,
         "for_s": parse_duration(data.get("for", 0), "for"),
+        "keep_firing_for_s": parse_duration(data.get("keep_firing_for", 0), "keep_firing_for"),
         "cluster": _glob(data, "cluster"),
         "group": _glob(data, "group"),
         "topic": _glob(data, "topic"),

@@ -46,6 +46,7 @@ RULE_FORM_FIELDS = (
     "window",
     "statuses",
     "for",
+    "keep_firing_for",
     "severity",
     "receivers",
 )
@@ -106,6 +107,9 @@ def read_rules(call: Call, settings: AlertSettings) -> RulesJson:
     )
 
 
+EVERY_KIND_FIELDS = ("name", "kind", "cluster", "for", "keep_firing_for", "severity", "receivers")
+
+
 def rule_from_form(form: FormData) -> dict[str, Any]:
     """The editor's fields as a rule mapping (fields the kind does not use are dropped)."""
     kind = str(form.get("kind", "")).strip()
@@ -113,10 +117,7 @@ def rule_from_form(form: FormData) -> dict[str, Any]:
     data: dict[str, Any] = {}
     for key in RULE_FORM_FIELDS:
         value = str(form.get(key, "")).strip()
-        if not value or (
-            key not in ("name", "kind", "cluster", "for", "severity", "receivers")
-            and key not in used
-        ):
+        if not value or (key not in EVERY_KIND_FIELDS and key not in used):
             continue
         if key in ("statuses", "receivers"):
             data[key] = [part.strip() for part in value.split(",") if part.strip()]
@@ -264,6 +265,10 @@ RULE: Schema = {
         "window": {"type": ["string", "number"], "description": "30s, 5m, 2h, 1d or seconds"},
         "statuses": array_of(STRING),
         "for": {"type": ["string", "number"], "description": "30s, 5m, 2h, 1d or seconds"},
+        "keep_firing_for": {
+            "type": ["string", "number"],
+            "description": "a firing alert stays firing this long after its condition clears",
+        },
         "severity": enum(*SEVERITIES),
         "labels": {"type": "object", "additionalProperties": STRING},
         "annotations": {"type": "object", "additionalProperties": STRING},

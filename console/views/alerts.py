@@ -19,7 +19,8 @@ from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
 from console.alerts.evaluator import AlertEvaluator
-from console.alerts.rules import RuleError
+from console.alerts.grouping import GroupTiming
+from console.alerts.rules import RuleError, format_duration
 from console.alerts.silences import SilenceError
 from console.auth.roles import OPERATOR, VIEWER
 from console.state import AppState
@@ -85,6 +86,11 @@ class AlertJson(TypedDict):
     endsAtMs: int | None
     generatorURL: str | None
     silencedBy: int | None
+    notifiedAtMs: int | None  # the first notification that reported it firing
+    lastNotifiedAtMs: int | None
+    clearedAtMs: int | None  # firing, kept by keep_firing_for since its condition cleared
+    notification: str  # notified, waiting, not notified, none (pending)
+    notificationNote: str | None  # why not (yet)
 
 
 class AlertsJson(TypedDict):
@@ -97,7 +103,29 @@ class AlertsJson(TypedDict):
 # --- alerts and silences ----------------------------------------------------------------------
 
 
-def _alert_json(row: Any, silenced_by: int | None) -> AlertJson:
+def _notification(row: Any, silenced_by: int | None, timing: GroupTiming) -> tuple[str, str | None]:
+    """Whether a notification reported the alert, and if not, why (in words)."""
+    if row.notified_at_ms is not None:
+        return NOTIFIED, None
+    if row.state == "pending":
+        return "none", "pending: notifications start once it fires"
+    if row.state == "resolved":
+        return NOT_NOTIFIED, row.notification_note or "no notification reported it firing"
+    if silenced_by is not None:
+        return NOT_NOTIFIED, f"silenced (#{silenced_by})"
+    wait, interval = format_duration(timing.group_wait_s), format_duration(timing.group_interval_s)
+    return "waiting", (
+        f"its group notifies after group_wait ({wait}), or group_interval ({interval}) after "
+        "its previous notification"
+    )
+
+
+NOTIFIED = "notified"
+NOT_NOTIFIED = "not notified"
+
+
+def _alert_json(row: Any, silenced_by: int | None, timing: GroupTiming) -> AlertJson:
+    notification, note = _notification(row, silenced_by, timing)
     return AlertJson(
         fingerprint=row.fingerprint,
         rule=row.rule_name,
@@ -111,6 +139,11 @@ def _alert_json(row: Any, silenced_by: int | None) -> AlertJson:
         endsAtMs=row.ends_at_ms,
         generatorURL=row.generator_url,
         silencedBy=silenced_by,
+        notifiedAtMs=row.notified_at_ms,
+        lastNotifiedAtMs=row.last_notified_at_ms,
+        clearedAtMs=row.cleared_at_ms,
+        notification=notification,
+        notificationNote=note,
     )
 
 
@@ -122,10 +155,11 @@ def read_alerts(call: Call, now_ms: int) -> AlertsJson:
         labels = json.loads(row.labels)
         return next((s.id for s in live if s.matches(labels)), None)
 
+    timing = call.state.areas.alerts.timing
     return AlertsJson(
-        firing=[_alert_json(r, silence_of(r)) for r in active if r.state == "firing"],
-        pending=[_alert_json(r, silence_of(r)) for r in active if r.state == "pending"],
-        resolved=[_alert_json(r, None) for r in history],
+        firing=[_alert_json(r, silence_of(r), timing) for r in active if r.state == "firing"],
+        pending=[_alert_json(r, silence_of(r), timing) for r in active if r.state == "pending"],
+        resolved=[_alert_json(r, None, timing) for r in history],
         silences=[s.as_json(now_ms) for s in silences],
     )
 

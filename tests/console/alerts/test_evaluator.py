@@ -137,6 +137,69 @@ def test_pending_firing_resolved_with_group_wait(index_db) -> None:
     assert len(_outbox(index_db.engine)) == 2  # nothing more once resolved was sent
 
 
+def test_a_flapping_alert_that_resolves_within_group_wait_says_it_was_never_notified(
+    index_db,
+) -> None:
+    alerts = _engine(index_db, _settings({"name": "LagHigh", "kind": "offset_lag", "threshold": 1}))
+    for flap in range(3):  # fires for 10 s (the group_wait), clears for 20 s
+        start = T0 + flap * 30_000
+        _lag(index_db.engine, "orders", 5)
+        alerts.run(start, Probes())
+        _lag(index_db.engine, "orders", 0)
+        alerts.run(start + 10_000, Probes())
+    rows = _alerts(index_db.engine)
+    assert [row.state for row in rows] == ["resolved"] * 3
+    assert _outbox(index_db.engine) == []  # nothing was ever sent...
+    for row in rows:  # ...and each alert says so, and why
+        assert row.notified_at_ms is None
+        assert row.notification_note == "resolved within group_wait (10s)"
+
+
+def test_keep_firing_for_damps_the_flapping_into_one_notification(index_db) -> None:
+    rule = {"name": "LagHigh", "kind": "offset_lag", "threshold": 1, "keep_firing_for": "1m"}
+    alerts = _engine(index_db, _settings(rule))
+    for flap in range(3):
+        start = T0 + flap * 30_000
+        _lag(index_db.engine, "orders", 5)
+        alerts.run(start, Probes())
+        _lag(index_db.engine, "orders", 0)
+        alerts.run(start + 10_000, Probes())
+        alerts.run(start + 20_000, Probes())
+    [row] = _alerts(index_db.engine)
+    assert row.state == "firing" and row.cleared_at_ms == T0 + 70_000
+    assert row.notified_at_ms == T0 + 10_000  # group_wait after it first fired
+    assert [b["status"] for b in _outbox(index_db.engine)] == ["firing"]
+    alerts.run(T0 + 120_000, Probes())  # last held at 60 s: 60 s later it resolves
+    [row] = _alerts(index_db.engine)
+    assert row.state == "resolved" and row.ends_at_ms == T0 + 120_000
+    assert row.notification_note is None
+    # group_interval has passed since the firing notification: the resolution goes at once.
+    assert [b["status"] for b in _outbox(index_db.engine)] == ["firing", "resolved"]
+    assert row.last_notified_at_ms == T0 + 120_000
+
+
+def test_an_alert_resolving_while_silenced_or_without_receivers_says_so(index_db) -> None:
+    settings = AlertSettings(
+        rules=(
+            rule_from_mapping({"name": "Quiet", "kind": "offset_lag", "threshold": 1}),
+            rule_from_mapping(
+                {"name": "Nobody", "kind": "offset_lag", "threshold": 1, "receivers": ["gone"]}
+            ),
+        ),
+        receivers=(Receiver("oncall", "http://127.0.0.1:9/hook"),),
+        timing=QUICK,
+    )
+    alerts = _engine(index_db, settings)
+    with index_db.engine.begin() as connection:
+        create_silence(connection, {"alertname": "Quiet"}, 3600, "deploying", "tester", T0)
+    _lag(index_db.engine, "orders", 5)
+    alerts.run(T0, Probes())
+    _lag(index_db.engine, "orders", 0)
+    alerts.run(T0 + 60_000, Probes())
+    notes = {row.rule_name: row.notification_note for row in _alerts(index_db.engine)}
+    assert notes == {"Quiet": "silenced (#1)", "Nobody": "no enabled receiver"}
+
+
 def test_a_pending_alert_that_stops_holding_is_dropped(index_db) -> None:
     alerts = _engine(
         index_db, _settings({"name": "LagHigh", "kind": "offset_lag", "threshold": 1, "for": "5m"})

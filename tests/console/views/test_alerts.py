@@ -196,6 +196,35 @@ async def test_silence_button_mutes_a_firing_alert(console, page) -> None:
 
 
 @pytest.mark.browser
+async def test_an_open_alerts_page_shows_new_and_never_notified_alerts(console, page) -> None:
+    await page.goto(f"{console.url}/alerts")
+    await page.locator(".refresh-age").wait_for()
+    now = int(time.time() * 1000)
+    with console.engine.begin() as connection:  # a flapping rule: resolved twice, unnotified
+        for n in range(2):
+            connection.execute(insert(alerts_table).values(
+                fingerprint=f"flap{n}", rule_name="Flappy", state="resolved", severity="warning",
+                labels=json.dumps({"alertname": "Flappy", "n": str(n)}), annotations="{}",
+                receivers="[]", generator_url="/groups", active_since_ms=now - 60_000,
+                starts_at_ms=now - 60_000, ends_at_ms=now - 30_000 + n, evaluated_at_ms=now,
+                notification_note="resolved within group_wait (30s)",
+            ))  # fmt: skip
+    _firing(console.engine, "c" * 16, "shipping")
+    # No reload: the page refreshes itself (every 10 s).
+    new = page.locator('#firing tr[data-fingerprint="cccccccccccccccc"]')
+    await new.wait_for(timeout=25_000)
+    assert "waiting: its group notifies after group_wait" in await new.inner_text()
+    flapped = page.locator('#resolved tr[data-fingerprint="flap0"] [data-notification]')
+    assert await flapped.inner_text() == "not notified: resolved within group_wait (30s)"
+    summary = await page.locator("#never-notified").inner_text()
+    assert "Flappy: 2" in summary and "keep_firing_for" in summary
+    api = httpx.get(f"{console.url}/api/alerts").json()
+    [flap] = [a for a in api["resolved"] if a["fingerprint"] == "flap1"]
+    assert flap["notification"] == "not notified" and flap["notifiedAtMs"] is None
+    assert page.problems == []
+
+
+@pytest.mark.browser
 async def test_create_receiver_and_send_test(console, page) -> None:
     with webhook_receiver([200]) as receiver:
         await page.goto(f"{console.url}/alerts/receivers")
