@@ -198,9 +198,12 @@ def dead_letter_headers(
     timestamp_ms: int,
     group: str,
     failure: Failure,
+    attempts: int,
 ) -> Headers:
-    """`DeadLetterPublishingRecoverer`'s headers for a record consumed at the given place."""
+    """`DeadLetterPublishingRecoverer`'s headers for a record consumed at the given place,
+    with the attempt count Spring's retry topics keep on the dead letter."""
     return [
+        (ATTEMPTS_HEADER, int32(attempts)),
         (f"{_DLT_PREFIX}original-topic", topic.encode()),
         (f"{_DLT_PREFIX}original-partition", int32(partition)),
         (f"{_DLT_PREFIX}original-offset", int64(offset)),

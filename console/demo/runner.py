@@ -96,6 +96,9 @@ def demo_settings(
         "collector": {"group_id": f"eventscope-{prefix}", "writer": "thread",
                       "batch_max_wait_ms": 100},
         "lag": {"interval_s": 2.0},
+        # A named saga type, so that the sagas page can say what each saga is.
+        "sagas": {"definitions": [{"name": "checkout", "first_event_type": "OrderPlaced",
+                                   "final_event_types": ["OrderConfirmed"]}]},
     })  # fmt: skip
 
 

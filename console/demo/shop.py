@@ -378,6 +378,7 @@ class PaymentService(ShopService):
                 timestamp_ms=record.timestamp,
                 group=self.group_id,
                 failure=failure,
+                attempts=attempt,
             )
             await self.forward(message, self.topics.payment_dlt, dead_letter)
             await self.follow_up(message, replies, "PaymentFailed", reason=failure.message)

@@ -130,7 +130,7 @@ def test_dead_letter_headers_are_read_as_spring_kafka_writes_them() -> None:
     headers = messages.carried_over([*envelope.headers(), ("traceparent", b"00-x")]) + (
         messages.dead_letter_headers(topic="shop.payment.commands-retry", partition=2,
                                      offset=1234567890123, timestamp_ms=1_700_000_000_000,
-                                     group="shop-payment-retry", failure=failure)
+                                     group="shop-payment-retry", failure=failure, attempts=3)
     )  # fmt: skip
     row = normalize(_record("shop.payment.commands-dlt", headers), Conventions())
     assert row.is_dlq and row.dlq_format == "spring"
@@ -139,6 +139,7 @@ def test_dead_letter_headers_are_read_as_spring_kafka_writes_them() -> None:
     assert row.dlq_error_class.endswith(".ListenerExecutionFailedException")  # type: ignore[union-attr]
     assert "gateway did not answer" in (row.dlq_error_message or "")
     assert row.event_type == "ChargePayment" and row.correlation_id == "c"
+    assert row.dlq_attempts == 3  # the DLQ page's Attempts column agrees with "attempt 3"
     assert all(name != "traceparent" for name, _ in headers)
 
 
