@@ -436,6 +436,24 @@ HIDDEN_GROUPS = """() => [...document.querySelectorAll('#trace-rows .tl-group')]
 
 
 @pytest.mark.browser
+async def test_a_range_typed_in_zooms_without_the_mouse(live_server, page) -> None:
+    flow = await _open_scaled(page, live_server, 1440)
+    await page.locator("#trace-zoom-typed > summary").click()
+    await page.fill("#trace-zoom-typed input[name=from_ms]", "17500")
+    await page.fill("#trace-zoom-typed input[name=to_ms]", "17700")
+    await page.locator("#trace-zoom-typed button[type=submit]").click()
+    await page.wait_for_url("**to_ms=17700")
+    services = await page.locator("#trace-rows .tl-group").evaluate_all(
+        "(groups) => groups.map((g) => g.dataset.service)"
+    )
+    assert services == ["shipping", "notices"]
+    assert "of 7 services" in await page.inner_text("#trace-zoom-range")
+    assert await page.locator("#trace-reset-zoom").is_visible()
+    assert await page.locator("#trace-rows .tl-row").count() < flow.rows
+    assert page.problems == []
+
+
+@pytest.mark.browser
 async def test_every_service_is_on_the_page_without_an_inner_scroll_box(live_server, page) -> None:
     await _open_scaled(page, live_server, 1440)
     hidden = await page.evaluate(HIDDEN_GROUPS)
