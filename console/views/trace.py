@@ -1,10 +1,13 @@
 """Correlation trace: one timeline of every record and span of a flow.
 
 Pages: /trace (search box), /trace/{reference} where the reference is a correlation id,
-an event id or a trace id. JSON twin: /api/trace/{reference}.
+an event id or a trace id, zoomed with ?from_ms=&to_ms= (ms after the flow's start).
+JSON twin: /api/trace/{reference}, with the same zoom.
 
-The timeline is laid out on the server (bars are percentages of the flow's window), so
-the page reads without JavaScript; static/js/trace.js adds the minimap navigation.
+The timeline is laid out on the server (bars are percentages of the lane, on an axis where
+long idle stretches are collapsed: console/trace_axis.py), so the page reads without
+JavaScript; static/js/trace.js adds the minimap navigation and the zoom brush, which asks
+the server for the range that was dragged across.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Required
 
@@ -26,17 +28,26 @@ from collectors.traces import Flow, Row
 from console.auth.roles import VIEWER
 from console.stores.events import format_time
 from console.stores.masking import masker_for
+from console.trace_axis import (
+    Gap,
+    Scale,
+    Tick,
+    broken_scale,
+    format_duration,
+    idle_gaps,
+    label_lines,
+    ticks,
+)
 from console.views.events import event_path
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
-from console.web.schema import p, text
+from console.web.schema import p, q, text
 
 MAX_REFERENCE_CHARS = 1_000
 MINIMAP_ROWS = 30  # flows with more rows than this get a minimap
 RETRY_TOPIC = re.compile(r".*[-._]retry(?:[-._]\d+)?$", re.IGNORECASE)
-GAP_MIN_MS = 100.0
-GAP_SHARE = 0.10  # idle stretches longer than this share of the flow are highlighted
 MAX_SHOWN_ATTRIBUTES = 64
+MAX_OFFSET_MS = 1e12  # a zoom bound beyond this (31 years) is no offset of a flow
 
 
 @dataclass
@@ -45,15 +56,52 @@ class Item:
 
     kind: str  # "span" or "record"
     service: str
-    label: str
+    label: str  # a record's event type (its coordinates when it has none), a span's name
     start_ms: float
     end_ms: float
     error: str | None = None
     flags: list[str] = field(default_factory=list)
     url: str | None = None
+    where: str = ""  # a record's topic [partition] @offset, shown beside its event type
+    when: str = ""  # a span's duration, a record's time after the flow's start
     detail: dict[str, Any] = field(default_factory=dict)
     left: float = 0.0
     width: float = 0.0
+
+
+@dataclass(frozen=True)
+class Window:
+    """The part of the flow a zoom shows, in ms from the flow's start."""
+
+    from_ms: float
+    to_ms: float
+
+
+@dataclass(frozen=True)
+class ShownGap:
+    """A collapsed idle stretch and where its break mark sits on the lane."""
+
+    gap: Gap
+    left: float
+    width: float
+    line: int = 0  # its label's line under the ticks: 1 when the previous label is near
+
+    @classmethod
+    def on(cls, scale: Scale, gap: Gap) -> ShownGap:
+        left = scale.percent(gap.from_ms)
+        return cls(gap, left, round(scale.percent(gap.to_ms) - left, 3))
+
+    @property
+    def center(self) -> float:
+        return self.left + self.width / 2
+
+    @property
+    def idle(self) -> str:
+        return format_duration(self.gap.idle_ms)
+
+    @property
+    def label(self) -> str:
+        return f"⋯ {self.idle} idle ⋯"
 
 
 @dataclass
@@ -62,8 +110,13 @@ class Timeline:
     end_ms: float
     groups: list[tuple[str, list[Item]]]
     latencies: list[dict[str, Any]]
-    gaps: list[dict[str, Any]]
+    gaps: list[ShownGap]
     errors: list[Item]
+    scale: Scale
+    ticks: list[Tick]
+    window: Window | None = None
+    total_rows: int = 0
+    total_services: int = 0
 
     @property
     def duration_ms(self) -> float:
@@ -72,6 +125,10 @@ class Timeline:
     @property
     def row_count(self) -> int:
         return sum(len(items) for _, items in self.groups)
+
+    def segments_json(self) -> list[list[float]]:
+        """[from_ms, to_ms, left %, right %] per stretch: what the zoom brush inverts."""
+        return [[s.from_ms, s.to_ms, s.left, s.right] for s in self.scale.segments]
 
 
 def _span_ms(value_ns: int) -> float:
@@ -98,10 +155,12 @@ def _record_item(row: Row, services: dict[traces.Context, str]) -> Item:
             error += f": {row['dlq_error_message'][:200]}"
     if RETRY_TOPIC.match(row["topic"]) or (row["dlq_attempts"] or 0) > 1:
         flags.append("retry")
+    where = f"{row['topic']} [{row['partition']}] @{row['offset']}"
     return Item(
         kind="record",
         service=service,
-        label=f"{row['topic']} [{row['partition']}] @{row['offset']}",
+        label=row["event_type"] or where,
+        where=where if row["event_type"] else "",
         start_ms=float(row["timestamp_ms"]),
         end_ms=float(row["timestamp_ms"]),
         error=error,
@@ -211,54 +270,61 @@ def _latencies(flow: Flow) -> list[dict[str, Any]]:
     ]
 
 
-def _gaps(items: Iterable[Item], start_ms: float, duration_ms: float) -> list[dict[str, Any]]:
-    threshold = max(GAP_MIN_MS, duration_ms * GAP_SHARE)
-    gaps = []
-    covered_until: float | None = None
-    for item in sorted(items, key=lambda i: i.start_ms):
-        if covered_until is not None and item.start_ms - covered_until > threshold:
-            gaps.append(
-                {
-                    "from_ms": covered_until,
-                    "to_ms": item.start_ms,
-                    "idle_ms": round(item.start_ms - covered_until, 1),
-                    "left": _percent(covered_until - start_ms, duration_ms),
-                    "width": _percent(item.start_ms - covered_until, duration_ms),
-                }
-            )
-        covered_until = max(covered_until or item.end_ms, item.end_ms)
-    return gaps
+def _overlaps(item: Item, start_ms: float, window: Window) -> bool:
+    return item.start_ms - start_ms <= window.to_ms and item.end_ms - start_ms >= window.from_ms
 
 
-def _percent(value: float, total: float) -> float:
-    return round(100.0 * value / total, 3) if total > 0 else 0.0
-
-
-def build_timeline(flow: Flow) -> Timeline:
+def build_timeline(flow: Flow, window: Window | None = None) -> Timeline:
+    """The flow's rows by service on one axis, where idle stretches are collapsed; with a
+    window, only the rows that overlap it, on an axis of the window alone."""
     services = _producer_services(flow)
     items = [_record_item(row, services) for row in flow.events]
     items += [_span_item(span) for span in flow.spans]
     start = min((i.start_ms for i in items), default=0.0)
     end = max((i.end_ms for i in items), default=0.0)
-    duration = end - start
-    for item in items:
-        item.left = _percent(item.start_ms - start, duration)
-        item.width = _percent(item.end_ms - item.start_ms, duration)
+    every_service = {i.service for i in items}
+    shown = items
+    if window is not None:
+        last = end - start
+        window = Window(min(max(window.from_ms, 0.0), last), min(window.to_ms, last))
+        shown = [i for i in items if _overlaps(i, start, window)]
+    axis_from, axis_to = (window.from_ms, window.to_ms) if window else (0.0, end - start)
+    gaps = idle_gaps(((i.start_ms - start, i.end_ms - start) for i in shown), axis_from, axis_to)
+    scale = broken_scale(axis_from, axis_to, gaps)
+    for item in shown:
+        item.left = scale.percent(item.start_ms - start)
+        item.width = round(scale.percent(item.end_ms - start) - item.left, 3)
+        item.when = (
+            format_duration(item.end_ms - item.start_ms)
+            if item.kind == "span"
+            else f"+{format_duration(item.start_ms - start)}"
+        )
+    shown_gaps = [ShownGap.on(scale, gap) for gap in gaps]
+    lines = label_lines([gap.center for gap in shown_gaps])
+    shown_gaps = [
+        dataclasses.replace(g, line=line) for g, line in zip(shown_gaps, lines, strict=True)
+    ]
     grouped: dict[str, list[Item]] = {}
-    for item in sorted(items, key=lambda i: (i.start_ms, i.kind != "span")):
+    for item in sorted(shown, key=lambda i: (i.start_ms, i.kind != "span")):
         grouped.setdefault(item.service, []).append(item)
     return Timeline(
         start_ms=start,
         end_ms=end,
         groups=list(grouped.items()),
         latencies=_latencies(flow),
-        gaps=_gaps(items, start, duration),
+        gaps=shown_gaps,
         errors=[i for i in items if i.error or "retry" in i.flags],
+        scale=scale,
+        ticks=ticks(scale),
+        window=window,
+        total_rows=len(items),
+        total_services=len(every_service),
     )
 
 
 class TraceItemJson(TypedDict, total=False):
-    """A timeline row; records add their coordinates and ids, spans their span fields."""
+    """A timeline row; records add their coordinates and ids (their label is their
+    event_type when they have one), spans their span fields."""
 
     kind: Required[str]
     label: Required[str]
@@ -282,9 +348,27 @@ class LatencyJson(TypedDict):
 
 
 class GapJson(TypedDict):
+    """An idle stretch collapsed on the axis: epoch ms, and ms from the flow's start."""
+
     from_ms: float
     to_ms: float
     idle_ms: float
+    offset_ms: float
+    label: str
+
+
+class TickJson(TypedDict):
+    offset_ms: float
+    label: str
+
+
+class WindowJson(TypedDict):
+    """The zoom: the part of the flow shown, in ms from its start (?from_ms=&to_ms=)."""
+
+    from_ms: float
+    to_ms: float
+    shown_rows: int
+    total_rows: int
 
 
 class TraceJson(TypedDict):
@@ -298,6 +382,8 @@ class TraceJson(TypedDict):
     services: list[ServiceRowsJson]
     consumer_latency: list[LatencyJson]
     gaps: list[GapJson]
+    ticks: list[TickJson]
+    window: WindowJson | None
     problems: list[TraceItemJson]
 
 
@@ -335,9 +421,24 @@ def timeline_json(flow: Flow, timeline: Timeline) -> TraceJson:
         ],
         consumer_latency=timeline.latencies,  # type: ignore[typeddict-item]
         gaps=[
-            GapJson(from_ms=g["from_ms"], to_ms=g["to_ms"], idle_ms=g["idle_ms"])
+            GapJson(
+                from_ms=round(timeline.start_ms + g.gap.from_ms, 3),
+                to_ms=round(timeline.start_ms + g.gap.to_ms, 3),
+                idle_ms=round(g.gap.idle_ms, 1),
+                offset_ms=round(g.gap.from_ms, 3),
+                label=g.label,
+            )
             for g in timeline.gaps
         ],
+        ticks=[TickJson(offset_ms=round(t.ms, 6), label=t.label) for t in timeline.ticks],
+        window=WindowJson(
+            from_ms=round(timeline.window.from_ms, 3),
+            to_ms=round(timeline.window.to_ms, 3),
+            shown_rows=timeline.row_count,
+            total_rows=timeline.total_rows,
+        )
+        if timeline.window
+        else None,
         problems=[_item_json(i, timeline.start_ms) for i in timeline.errors],
     )
 
@@ -353,6 +454,37 @@ def _reference(raw: str) -> str:
     return reference
 
 
+def _offset(call: Call, name: str) -> float | None:
+    raw = call.query.get(name, "").strip()
+    if not raw:
+        return None
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not 0 <= value <= MAX_OFFSET_MS:  # also refuses nan
+        raise HTTPException(
+            400, f"{name}: expected ms from the flow's start, 0 to {MAX_OFFSET_MS:.0f}"
+        )
+    return value
+
+
+def _window(call: Call) -> Window | None:
+    """?from_ms=&to_ms=: both, or neither (the whole flow)."""
+    from_ms, to_ms = _offset(call, "from_ms"), _offset(call, "to_ms")
+    if from_ms is None and to_ms is None:
+        return None
+    if from_ms is None or to_ms is None or from_ms >= to_ms:
+        raise HTTPException(400, "zoom: give from_ms and to_ms, from_ms before to_ms")
+    return Window(from_ms, to_ms)
+
+
+def _zoom_range(window: Window | None) -> str:
+    if window is None:
+        return ""
+    return f"{format_duration(window.from_ms)} to {format_duration(window.to_ms)}"
+
+
 async def trace_search(call: Call) -> Reply | Response:
     """The search box: /trace?q=<id> goes to /trace/<id>."""
     query = call.query.get("q")
@@ -363,6 +495,7 @@ async def trace_search(call: Call) -> Reply | Response:
 
 async def trace_page(call: Call) -> Reply:
     reference = _reference(call.path["reference"])
+    window = _window(call)
     flow = await run_in_threadpool(traces.collect_flow, call.engine, reference)
     mask = await masker_for(call.request)
     flow = dataclasses.replace(flow, events=[mask(row) for row in flow.events])
@@ -372,7 +505,7 @@ async def trace_page(call: Call) -> Reply:
             raise HTTPException(404, message)
         missing = {"query": reference, "not_found": message}
         return Reply({}, page=missing, status=404, template="trace_search.html")
-    timeline = build_timeline(flow)
+    timeline = build_timeline(flow, window)
     page = {
         "flow": flow,
         "timeline": timeline,
@@ -380,9 +513,14 @@ async def trace_page(call: Call) -> Reply:
         "show_minimap": timeline.row_count > MINIMAP_ROWS,
         "start_time": format_time(int(timeline.start_ms)),
         "api_url": urls.trace(reference, api=True),
+        "full_url": urls.trace(reference),
+        "duration": format_duration(timeline.duration_ms),
+        "zoom_range": _zoom_range(timeline.window),
     }
     return Reply(timeline_json(flow, timeline), page=page)
 
+
+ZOOM_BOUND = {"type": "number", "minimum": 0, "maximum": MAX_OFFSET_MS}
 
 ENDPOINTS = [
     Endpoint(trace_search, VIEWER, path="/trace", template="trace_search.html"),
@@ -391,7 +529,9 @@ ENDPOINTS = [
         template="trace.html",
         summary="Every record and span of one flow, by correlation id, event id or trace id.",
         params=(p("reference", text(MAX_REFERENCE_CHARS),
-                  "correlation id, event id or trace id"),),
+                  "correlation id, event id or trace id"),
+                q("from_ms", ZOOM_BOUND, "zoom: show from this many ms after the flow's start"),
+                q("to_ms", ZOOM_BOUND, "zoom: show up to this many ms after the flow's start")),
         response=TraceJson, errors=(400, 404),
     ),
 ]  # fmt: skip

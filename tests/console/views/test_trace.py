@@ -23,8 +23,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Link, SpanKind, Status, StatusCode
 
+from collectors import traces
 from collectors.index.writer import write_batch
-from tests.collectors.trace_fixtures import event_row
+from tests.collectors.trace_fixtures import BASE_NS, event_row, index_rows, span
+from tests.console.api_shapes import shape_problems
 from tests.kafka_helpers import create_topic
 
 
@@ -281,4 +283,199 @@ async def test_a_lineage_graph_of_500_nodes_renders_every_node_and_edge(live_ser
     assert await graph.get_attribute("data-nodes") == "500"
     # How fast is measured by bench/lineage.py, not here: a shared CI machine is no stopwatch.
     assert await page.locator("#lineage-edges tbody tr").count() == 499
+    assert page.problems == []
+
+
+# --- a long flow: two bursts of work 17.2 s apart, seven services, a dead letter at the end ---
+
+SCALED_SERVICES = ("checkout", "orders", "inventory", "payments", "shipping", "notices", "dlq-desk")
+SECOND_BURST_MS = 17_550  # the first burst ends at 350 ms: 17.2 s of nothing between them
+EVENT_TYPES = ("OrderPlaced", "StockReserved")
+# The Problems list shows a dead letter's error class: one word wider than a phone.
+LONG_WORD = "org.springframework.kafka.listener.ListenerExecutionFailedException"
+
+
+@dataclass
+class ScaledFlow:
+    correlation: str
+    topic: str
+    rows: int
+
+
+_SCALED: dict[str, ScaledFlow] = {}
+
+
+def scaled_flow(live_server) -> ScaledFlow:  # type: ignore[no-untyped-def]
+    """Per service: a span of 80 ms with two shorter ones inside, and two records."""
+    if "flow" in _SCALED:
+        return _SCALED["flow"]
+    run = uuid.uuid4().hex[:8]
+    correlation, topic, trace_id = f"scale-{run}", f"t-scale-{run}", uuid.uuid4().hex
+    base = int(time.time() * 1000) - 60_000 - BASE_NS // 1_000_000  # recent: kept by retention
+    spans, rows = [], []
+    for k, service in enumerate(SCALED_SERVICES):
+        start = base + (90 * k if k < 4 else SECOND_BURST_MS + 90 * (k - 4))
+        ids = [f"{k:02x}{n:02x}{run}{'0' * 4}" for n in range(3)]
+        for span_id, (at, length) in zip(ids, [(0, 80), (10, 30), (50, 30)], strict=True):
+            spans.append(span(trace_id, span_id, name=f"handle {service} {at}", service=service,
+                              start_ms=start + at, duration_ms=length))  # fmt: skip
+        for n, at in enumerate((20, 70)):
+            dead = service == "dlq-desk" and n == 1
+            rows.append(event_row(
+                topic, 2 * k + n, cluster="local", ts_ms=start + at, correlation_id=correlation,
+                trace_id=trace_id, span_id=ids[1 + n], source=service,
+                event_type="PaymentFailed" if dead else EVENT_TYPES[n],
+                is_dlq=dead, dlq_error_class=LONG_WORD if dead else None,
+            ))  # fmt: skip
+    index_rows(live_server.engine, rows)
+    traces.store_spans(live_server.engine, spans, int(time.time() * 1000))
+    _SCALED["flow"] = ScaledFlow(correlation, topic, len(rows) + len(spans))
+    return _SCALED["flow"]
+
+
+async def test_the_json_twin_has_event_types_gaps_ticks_and_the_zoom(live_server) -> None:
+    flow = await asyncio.to_thread(scaled_flow, live_server)
+    url = f"{live_server.url}/api/trace/{flow.correlation}"
+    body = httpx.get(url).json()
+    records = [i for s in body["services"] for i in s["items"] if i["kind"] == "record"]
+    assert [r["event_type"] for r in records[:2]] == ["OrderPlaced", "StockReserved"]
+    assert records[0]["label"] == "OrderPlaced"
+    assert [(g["idle_ms"], g["offset_ms"], g["label"]) for g in body["gaps"]] == [
+        (17_200.0, 350.0, "⋯ 17.2 s idle ⋯")
+    ]
+    assert len(body["ticks"]) >= 6 and body["window"] is None
+    assert shape_problems(f"/api/trace/{flow.correlation}", 200, body) == []
+    zoomed = httpx.get(url, params={"from_ms": 0, "to_ms": 200}).json()
+    assert shape_problems(f"/api/trace/{flow.correlation}", 200, zoomed) == []
+    assert zoomed["window"] == {"from_ms": 0.0, "to_ms": 200.0, "shown_rows": 13,
+                                "total_rows": flow.rows}  # fmt: skip
+    assert [s["service"] for s in zoomed["services"]] == ["checkout", "orders", "inventory"]
+    assert zoomed["gaps"] == [] and zoomed["ticks"] != body["ticks"]
+    assert httpx.get(url, params={"from_ms": 5}).status_code == 400
+    assert httpx.get(url, params={"from_ms": 9, "to_ms": 3}).status_code == 400
+    assert httpx.get(url, params={"from_ms": "nan", "to_ms": 3}).status_code == 400
+
+
+async def _open_scaled(page, live_server, width: int, query: str = "") -> ScaledFlow:  # type: ignore[no-untyped-def]
+    flow = await asyncio.to_thread(scaled_flow, live_server)
+    await page.set_viewport_size({"width": width, "height": 900})
+    await page.goto(f"{live_server.url}/trace/{flow.correlation}{query}")
+    await page.locator("#trace-timeline[data-ready='1']").wait_for()
+    return flow
+
+
+@pytest.mark.browser
+async def test_a_record_row_shows_its_event_type_and_the_axis_has_round_ticks(
+    live_server, page
+) -> None:
+    flow = await _open_scaled(page, live_server, 1440)
+    row = page.locator(f'.tl-row[data-event="{flow.topic}/0/0"] > summary')
+    assert (await row.locator("a.tl-record-link").inner_text()) == "OrderPlaced"
+    assert (await row.locator(".tl-where").inner_text()) == f"{flow.topic} [0] @0"
+    labels = await page.locator("#trace-axis .tl-tick").all_inner_texts()
+    assert len(labels) >= 6, labels
+    assert all(label.endswith((" ms", " s", " min")) for label in labels), labels
+    # a click on a row (not a drag) still opens it
+    await page.locator(f'.tl-row[data-event="{flow.topic}/0/1"] .tl-lane').click()
+    assert await page.locator(f'.tl-row[data-event="{flow.topic}/0/1"][open]').count() == 1
+    assert page.problems == []
+
+
+@pytest.mark.browser
+async def test_a_long_idle_gap_is_collapsed_and_labelled(live_server, page) -> None:
+    await _open_scaled(page, live_server, 1440)
+    gap = page.locator("#trace-axis .tl-axis-gap")
+    assert await gap.count() == 1
+    assert (await gap.inner_text()) == "⋯ 17.2 s idle ⋯"
+    axis = await page.locator("#trace-axis").bounding_box()
+    gap_box = await gap.bounding_box()
+    bar = await page.locator(".tl-span .tl-bar").first.bounding_box()  # 80 ms of 17 810 ms
+    assert axis and gap_box and bar
+    assert gap_box["width"] <= 0.06 * axis["width"]
+    assert bar["width"] > 20 * axis["width"] * 80 / 17_810  # 0.45 % without the collapse
+
+
+@pytest.mark.browser
+async def test_dragging_across_the_axis_zooms_and_reset_restores(live_server, page) -> None:
+    flow = await _open_scaled(page, live_server, 1440)
+    rows = page.locator("#trace-rows .tl-row")
+    assert await rows.count() == flow.rows
+    before = await page.locator("#trace-axis .tl-tick").all_inner_texts()
+    assert await page.locator("#trace-reset-zoom").count() == 0
+    await page.locator("#trace-axis").scroll_into_view_if_needed()
+    axis = await page.locator("#trace-axis").bounding_box()
+    assert axis
+    y = axis["y"] + axis["height"] / 2
+    await page.mouse.move(axis["x"] + 0.01 * axis["width"], y)
+    await page.mouse.down()
+    await page.mouse.move(axis["x"] + 0.2 * axis["width"], y, steps=5)
+    await page.mouse.up()
+    await page.wait_for_url("**from_ms=*")
+    await page.locator("#trace-timeline[data-ready='1']").wait_for()
+    assert 0 < await rows.count() < flow.rows
+    assert await page.locator("#trace-axis .tl-tick").all_inner_texts() != before
+    await page.locator("#trace-reset-zoom").click()
+    await page.wait_for_url(f"**/trace/{flow.correlation}")
+    assert await rows.count() == flow.rows
+    assert page.problems == []
+
+
+# Groups of rows outside the document, or clipped by a box that scrolls or hides its overflow.
+HIDDEN_GROUPS = """() => [...document.querySelectorAll('#trace-rows .tl-group')].flatMap((g) => {
+    const problems = [];
+    const bottom = g.getBoundingClientRect().bottom + window.scrollY;
+    if (g.offsetHeight === 0 || bottom > document.documentElement.scrollHeight)
+        problems.push(g.dataset.service + ': outside the document');
+    for (let el = g.parentElement; el; el = el.parentElement) {
+        const clips = /(auto|scroll|hidden)/.test(getComputedStyle(el).overflowY);
+        if (clips && el.scrollHeight > el.clientHeight + 1)
+            problems.push(g.dataset.service + ': clipped by ' + el.tagName + '.' + el.className);
+    }
+    return problems;
+})"""
+
+
+@pytest.mark.browser
+async def test_a_range_typed_in_zooms_without_the_mouse(live_server, page) -> None:
+    flow = await _open_scaled(page, live_server, 1440)
+    await page.locator("#trace-zoom-typed > summary").click()
+    await page.fill("#trace-zoom-typed input[name=from_ms]", "17500")
+    await page.fill("#trace-zoom-typed input[name=to_ms]", "17700")
+    await page.locator("#trace-zoom-typed button[type=submit]").click()
+    await page.wait_for_url("**to_ms=17700")
+    services = await page.locator("#trace-rows .tl-group").evaluate_all(
+        "(groups) => groups.map((g) => g.dataset.service)"
+    )
+    assert services == ["shipping", "notices"]
+    assert "of 7 services" in await page.inner_text("#trace-zoom-range")
+    assert await page.locator("#trace-reset-zoom").is_visible()
+    assert await page.locator("#trace-rows .tl-row").count() < flow.rows
+    assert page.problems == []
+
+
+@pytest.mark.browser
+async def test_every_service_is_on_the_page_without_an_inner_scroll_box(live_server, page) -> None:
+    await _open_scaled(page, live_server, 1440)
+    hidden = await page.evaluate(HIDDEN_GROUPS)
+    assert hidden == []
+    names = await page.locator("#trace-rows .tl-group").evaluate_all(
+        "(groups) => groups.map((g) => g.dataset.service)"
+    )
+    assert names == list(SCALED_SERVICES)
+    dead_letter = page.locator("#trace-rows .tl-dlq")
+    await dead_letter.scroll_into_view_if_needed()
+    assert await dead_letter.is_visible()
+
+
+@pytest.mark.browser
+async def test_a_phone_wide_page_never_scrolls_sideways(live_server, page) -> None:
+    for query in ("", "?from_ms=0&to_ms=200"):
+        await _open_scaled(page, live_server, 390, query)
+        overflow = await page.evaluate(
+            "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
+        )
+        assert overflow <= 0, (query, overflow)
+        label = await page.locator(".tl-span .tl-label").first.bounding_box()
+        lane = await page.locator(".tl-span .tl-lane").first.bounding_box()
+        assert label and lane and label["y"] + label["height"] <= lane["y"] + 1  # label above
     assert page.problems == []
