@@ -16,7 +16,7 @@ from sqlalchemy import Engine, case, func, select
 from collectors.index.identity import identity_equals
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
-from collectors.saga_rules import SagaStatus
+from collectors.saga_rules import Outcome, SagaStatus
 from collectors.saga_state import SagaState
 from collectors.sagas import TIME_DEPENDENT, SagaOptions, rebuild_state
 
@@ -111,7 +111,9 @@ def list_sagas(engine: Engine, f: SagaFilter, options: SagaOptions, now_ms: int)
         select(
             c.cluster, c.saga_id, c.saga_type, c.status, c.first_ms, c.last_ms, c.step_count,
             c.failed, c.problems,
-            case((c.status.in_(time_dependent), c.state), else_=None).label("state"),
+            # The state is read where the row alone cannot say: a time-dependent status, or
+            # which step failed.
+            case((c.status.in_(time_dependent) | c.failed, c.state), else_=None).label("state"),
         )
         .where(*conditions)
         .order_by(*_order(f.sort), c.cluster, c.saga_id)
@@ -139,14 +141,19 @@ def list_sagas(engine: Engine, f: SagaFilter, options: SagaOptions, now_ms: int)
 def _list_row(row: dict[str, Any], options: SagaOptions, now_ms: int) -> dict[str, Any]:
     problems = _json_list(row["problems"])
     status = row["status"]
+    failed_step = None
     if row["state"] is not None:
         try:
             state = SagaState.from_json(row["state"])
         except ValueError:
             pass
         else:
-            status = str(state.evaluate(now_ms, options.rules, options.stuck_after_s))
-            problems = list(state.problems)
+            if status in TIME_DEPENDENT:
+                status = str(state.evaluate(now_ms, options.rules, options.stuck_after_s))
+                problems = list(state.problems)
+            failed_step = next(
+                (r.step or r.event_type for r in state.steps if r.outcome is Outcome.FAILED), None
+            )
     return {
         "cluster": row["cluster"],
         "saga_id": row["saga_id"],
@@ -156,6 +163,7 @@ def _list_row(row: dict[str, Any], options: SagaOptions, now_ms: int) -> dict[st
         "last_ms": row["last_ms"],
         "step_count": row["step_count"],
         "failed": bool(row["failed"]),
+        "failed_step": failed_step,
         "problems": problems,
     }
 

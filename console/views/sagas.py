@@ -140,6 +140,7 @@ class SagaItemJson(SagaJsonBase):
     duration_s: float
     events: int
     failed: bool
+    failed_step: str | None  # the first step that failed
     problems: list[str]
     links: SagaLinks
 
@@ -231,6 +232,7 @@ def list_item_json(row: Mapping[str, Any], now_ms: int) -> SagaItemJson:
         duration_s=max(row["last_ms"] - row["first_ms"], 0) / 1000,
         events=row["step_count"],
         failed=row["failed"],
+        failed_step=row["failed_step"],
         problems=row["problems"],
         links=saga_links(row["cluster"], row["saga_id"]),
     )

@@ -157,6 +157,8 @@ async def saga_json(
 async def test_orchestrated_trip_booking_is_compensated_in_reverse(saga_console, scenarios) -> None:
     body = await saga_json(saga_console, scenarios.trip, "compensated", 10)
     assert body["saga_type"] == "trip"
+    listed = httpx.get(saga_console.url + "/api/sagas", params={"id": scenarios.trip}).json()
+    assert listed["sagas"][0]["failed_step"] == "payment"
     assert body["failure"]["event_type"] == "PaymentFailed"
     assert [s["name"] for s in body["steps"]] == ["flight", "hotel", "payment"]
     assert [s["state"] for s in body["steps"]] == ["compensated", "compensated", "failed"]
@@ -233,6 +235,7 @@ async def test_open_a_failed_saga_and_see_its_compensation_bars(
     await page.goto(f"{saga_console.url}/sagas?id={quote(saga_console.prefix)}")
     row = page.locator(f'tr[data-saga-id="{scenarios.trip}"]')
     assert await row.locator(".badge").inner_text() == "compensated"
+    assert await row.locator("td.failed-step").inner_text() == "payment"
     await row.get_by_role("link").click()
     await page.wait_for_url("**/sagas/**")
     compensation = page.locator('#saga-timeline .gantt-row[data-kind="compensation"]')
