@@ -38,8 +38,9 @@ function titled(element, text) {
   return element;
 }
 
+// A link stays on this console: a path, never "//host" nor "/\host" (read as "//host").
 function safeUrl(url, prefix) {
-  return typeof url === "string" && url.startsWith(prefix) && !url.startsWith("//") ? url : "";
+  return typeof url === "string" && url.startsWith(prefix) && !/^\/[\/\\]/.test(url) ? url : "";
 }
 
 function rate(perSecond) {
@@ -154,7 +155,7 @@ function build(container, graph, kind) {
   const edges = new Map(graph.edges.map((edge) => [edge.id, edge]));
   const context = kind.prepare(graph);
   const prefix = container.id;
-  const root = svg("svg", { class: "graph-svg", "aria-hidden": "false" });
+  const root = svg("svg", { class: "graph-svg" });
   const defs = svg("defs");
   arrowMarkers(defs, prefix);
   root.appendChild(defs);
