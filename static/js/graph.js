@@ -259,6 +259,11 @@ function viewer(container, root, drawing, focusBox) {
     centreOn(drawing.width / 2, drawing.height / 2);
   } else if (focusBox) {
     centreOn(focusBox.x + focusBox.w / 2, focusBox.y + focusBox.h / 2);
+    // no empty margin where the drawing could show more (this event may be its first)
+    const { w, h } = size();
+    view.x = Math.max(0, Math.min(view.x, drawing.width - w / view.scale));
+    view.y = Math.max(0, Math.min(view.y, drawing.height - h / view.scale));
+    if (drawing.height * view.scale < h) view.y = drawing.height / 2 - h / view.scale / 2;
   } else {
     const { h } = size();
     view.x = 0;
