@@ -12,7 +12,7 @@
    - `lineage()` + JSON building in-process (the work the endpoint does),
    - GET /api/lineage/... over HTTP,
    - the lineage page in headless Chromium (Playwright) from navigation start to the graph
-     drawn (the page sets `data-rendered` after Cytoscape's first painted frame), with the
+     drawn (the page sets `data-rendered` after the SVG's first painted frame), with the
      JSON fetch, build and paint times the page measures itself.
 3. Prints best and median of each.
 """
@@ -197,7 +197,7 @@ def main() -> None:
     print(line("GET /api/lineage (HTTP, loopback)", over_http))
     print(line("page: navigation start -> graph drawn", browser["page"]))
     print(line("page: JSON fetch (measured by the page)", browser["fetch"]))
-    print(line("page: Cytoscape graph built (measured by the page)", browser["draw"]))
+    print(line("page: SVG graph built (measured by the page)", browser["draw"]))
     print(line("page: built and first frame painted", browser["paint"]))
     if args.summary:
         http_ms, page_ms = statistics.median(over_http), statistics.median(browser["page"])

@@ -4,13 +4,14 @@ Templates and static files live in the repository's top-level `templates/` and `
 the wheel carries them inside the package as `console/templates` and `console/static`
 (see pyproject.toml), so an installed eventscope finds them next to this module.
 
-The browser libraries (htmx, its SSE extension, uPlot, Cytoscape.js) are never committed
+The browser libraries (htmx, its SSE extension, uPlot) are never committed
 and never built into the wheel: the first start of the console, or `eventscope assets
 fetch`, downloads each package's tarball from the npm registry once, checks it against the
 integrity written below (npm's `sha512-…`, as in a package-lock), and keeps only the files
 the pages load. In a checkout they go to `static/vendor/` (git-ignored); an installed
 eventscope keeps them in the user's cache folder. Pages work without them: no live
-updates, charts or graphs.
+updates or charts. (The topology and lineage graphs are SVG drawn by the console's own
+static/js/graph.js.)
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ STATIC_DIR = _shipped_or_checkout("static")
 IN_CHECKOUT = STATIC_DIR.parent != PACKAGE_DIR
 
 DEFAULT_REGISTRY = "https://registry.npmjs.org/"
-MAX_FILE_BYTES = 8 << 20  # the largest file kept (Cytoscape.js is ~430 KiB)
+MAX_FILE_BYTES = 8 << 20  # the largest file kept (htmx is ~50 KiB)
 MAX_TARBALL_BYTES = 32 << 20
 
 
@@ -73,11 +74,6 @@ PACKAGES: tuple[NpmPackage, ...] = (
         "sha512-KIMVnG68zvu5XXUbC4LQEPnhwOxBuLyW1AHtpm6IKTXImkbLgkMy+jabjLgSLMasNuGGzQm/ep3tOkyTxpiQIw==",
         (("package/dist/uPlot.iife.min.js", "uPlot.iife.min.js"),
          ("package/dist/uPlot.min.css", "uPlot.min.css")),
-    ),
-    NpmPackage(
-        "cytoscape", "3.34.4",
-        "sha512-msY99tMY8iWTg+sIPGfSqDcPNOt4xcj+v/K/7qUFaCUxxlqnMkUYLBjRUzn9W5CU/R2hrmtJa5+UtovrEM2ctg==",
-        (("package/dist/cytoscape.min.js", "cytoscape.min.js"),),
     ),
 )  # fmt: skip
 

@@ -187,9 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
     revoke.add_argument("token_id", type=int)
     revoke.set_defaults(handler=tokens_revoke)
 
-    assets = commands.add_parser(
-        "assets", help="the console's browser libraries (htmx, uPlot, Cytoscape.js)"
-    )
+    assets = commands.add_parser("assets", help="the console's browser libraries (htmx, uPlot)")
     asset_commands = assets.add_subparsers(title="assets commands", required=True)
     fetch = asset_commands.add_parser(
         "fetch", help="download them from the npm registry if missing (the console also does "

@@ -2,11 +2,11 @@
 
 Pages: /lineage (find an event by its event id), /lineage/{cluster}/{topic}/{p}/{o}.
 JSON twin: /api/lineage/{cluster}/{topic}/{p}/{o}?max_nodes=N, which the graph on this
-page and on the event detail page draws (static/js/lineage.js, Cytoscape.js).
+page and on the event detail page draws as SVG (static/js/graph.js).
 
-Layers are computed here (the breadth-first distance from the event: causes to the left,
-effects to the right) and sent as preset positions, so the browser does no layout work
-and a graph of hundreds of nodes appears at once.
+The drawing is computed here (console/graph_layout.py: layers are the breadth-first
+distance from the event, causes to the left, effects to the right), so the browser only
+places what it is given and a graph of hundreds of nodes appears at once.
 
 The page renders the edge table from the same graph its script then fetches as JSON; the
 page hands the graph it computed to that fetch (`Handoff`: used once, within seconds), so
@@ -25,9 +25,11 @@ from starlette.responses import RedirectResponse, Response
 from typing_extensions import TypedDict
 
 from collectors import lineage
-from collectors.lineage import LineageGraph
+from collectors.lineage import Edge, LineageGraph
 from collectors.traces import Row
+from console import graph_layout as layout
 from console.auth.roles import VIEWER
+from console.graph_layout import Box, DrawingJson, LineJson, Link
 from console.stores.events import format_time
 from console.views.events import RECORD, event_path
 from console.views.requests import record_coordinates
@@ -35,8 +37,6 @@ from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import integer, q
 
-LAYER_GAP_X = 260
-ROW_GAP_Y = 70
 MAX_LABEL_CHARS = 60
 
 
@@ -70,18 +70,42 @@ def lineage_path(row: Row, *, api: bool = False) -> str:
     return urls.lineage(row["cluster"], row["topic"], row["partition"], row["offset"], api=api)
 
 
-def layout(graph: LineageGraph) -> dict[int, tuple[int, int]]:
-    """Preset positions: x by layer, y by time within the layer, centred on the root row."""
-    by_layer: dict[int, list[Row]] = {}
-    for node_id, layer in graph.layers.items():
-        by_layer.setdefault(layer, []).append(graph.nodes[node_id])
-    positions: dict[int, tuple[int, int]] = {}
-    for layer, rows in by_layer.items():
-        rows.sort(key=lambda r: (r["timestamp_ms"], r["id"]))
-        middle = (len(rows) - 1) / 2
-        for index, row in enumerate(rows):
-            positions[row["id"]] = (layer * LAYER_GAP_X, round((index - middle) * ROW_GAP_Y))
-    return positions
+def drawing(graph: LineageGraph) -> DrawingJson:
+    """Boxes by breadth-first layer (causes left, effects right), in time order within a
+    layer before the crossings are reduced; each box names the event type first."""
+    boxes = [
+        Box(f"e{node_id}", f"e{node_id}", graph.layers[node_id], tuple(_lines(row)),
+            _title(row, graph.failed.get(node_id)), order=(row["timestamp_ms"], node_id))
+        for node_id, row in graph.nodes.items()
+    ]  # fmt: skip
+    links = [
+        Link(f"e{edge.source}", f"e{edge.target}", _edge_id(edge)) for edge in graph.edges.values()
+    ]
+    return layout.draw(boxes, links)
+
+
+def _edge_id(edge: Edge) -> str:
+    return f"{edge.kind}:{edge.source}-{edge.target}"
+
+
+def _lines(row: Row) -> list[LineJson]:
+    coordinates = layout.line(f"[{row['partition']}] @{row['offset']}")
+    if not row["event_type"]:
+        return [*layout.label(row["topic"], layout.BOLD_LINE_CHARS, 2, bold=True), coordinates]
+    return [
+        *layout.label(row["event_type"], layout.BOLD_LINE_CHARS, 1, bold=True),
+        *layout.label(row["topic"]),
+        coordinates,
+    ]
+
+
+def _title(row: Row, failed: str | None) -> str:
+    return layout.capped_title(
+        row["event_type"] or "",
+        f"{row['topic']} [{row['partition']}] @{row['offset']}",
+        format_time(row["timestamp_ms"]),
+        failed or "",
+    )
 
 
 def _label(row: Row) -> str:
@@ -124,13 +148,18 @@ class LineageJson(TypedDict):
     truncated: bool
     upstream: int
     downstream: int
+    drawing: DrawingJson  # where the page draws each event (boxes) and edge (links)
 
 
 def graph_json(graph: LineageGraph) -> LineageJson:
-    positions = layout(graph)
+    drawn = drawing(graph)
+    centres = {
+        box["node"]: (round(box["x"] + box["w"] / 2), round(box["y"] + box["h"] / 2))
+        for box in drawn["boxes"]
+    }
     nodes = []
     for node_id, row in graph.nodes.items():
-        x, y = positions[node_id]
+        x, y = centres[f"e{node_id}"]
         nodes.append(
             {
                 "id": f"e{node_id}",
@@ -153,7 +182,7 @@ def graph_json(graph: LineageGraph) -> LineageJson:
         )
     edges = [
         {
-            "id": f"{edge.kind}:{edge.source}-{edge.target}",
+            "id": _edge_id(edge),
             "source": f"e{edge.source}",
             "target": f"e{edge.target}",
             "kind": edge.kind,
@@ -168,6 +197,7 @@ def graph_json(graph: LineageGraph) -> LineageJson:
         truncated=graph.truncated,
         upstream=sum(1 for layer in graph.layers.values() if layer < 0),
         downstream=sum(1 for layer in graph.layers.values() if layer > 0),
+        drawing=drawn,
     )
 
 
@@ -239,7 +269,7 @@ ENDPOINTS = [
     Endpoint(
         lineage_page, VIEWER, path="/lineage/{cluster}/{topic}/{partition}/{offset}",
         api="/api/lineage/{cluster}/{topic}/{partition}/{offset}", template="lineage.html",
-        summary="Upstream and downstream lineage graph of one event, with preset positions.",
+        summary="Upstream and downstream lineage graph of one event, with its drawing.",
         params=(*RECORD, q("max_nodes", integer(1, lineage.MAX_NODES),
                            "cap on the nodes returned")),
         response=LineageJson, errors=(400, 404),

@@ -2,14 +2,14 @@
 
 Page /topology?window=<minutes>, JSON twin /api/topology (nodes and edges with kinds,
 rates, error rates and origins). What is learned, and from where, is in
-collectors/topology.py. The page draws the graph with Cytoscape.js (static/js/topology.js)
-from preset positions computed here, layered left to right along the flow, and keeps the
-edge table below it as the accessible fallback.
+collectors/topology.py. The page draws the map as SVG (static/js/graph.js) from the
+drawing computed here (console/graph_layout.py): services where they produce, topics,
+consumer groups, services where they consume, left to right. The edge table below it
+lists the same edges for reading and for screen readers.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
@@ -19,15 +19,15 @@ from typing_extensions import TypedDict
 
 from collectors import topology as learned
 from collectors.topology import Edge, Node, NodeKey, Topology
+from console import graph_layout as layout
 from console.auth.roles import VIEWER
+from console.graph_layout import Box, DrawingJson, Link
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import integer, q
 
 DEFAULT_WINDOW_MIN = 60
 MAX_WINDOW_MIN = 7 * 24 * 60
-LAYER_GAP_X = 240
-ROW_GAP_Y = 80
 
 
 def _window(call: Call) -> int:
@@ -57,31 +57,63 @@ def node_url(node: Node, default_cluster: str | None) -> str | None:
     return None
 
 
-def positions(topology: Topology) -> tuple[dict[NodeKey, int], dict[NodeKey, tuple[int, int]]]:
-    """Preset positions: x by layer; within a layer, ordered by the mean row of the
-    upstream neighbours (one barycentre pass keeps most edges from crossing)."""
-    layers = learned.layers(topology)
-    upstream: dict[NodeKey, list[NodeKey]] = {}
-    for source, target in topology.edges:
-        upstream.setdefault(target, []).append(source)
-    by_layer: dict[int, list[NodeKey]] = {}
-    for key, layer in layers.items():
-        by_layer.setdefault(layer, []).append(key)
-    row: dict[NodeKey, float] = {}
-    placed: dict[NodeKey, tuple[int, int]] = {}
-    for layer in sorted(by_layer):
-        keys = by_layer[layer]
+COLUMNS = {"producer": 0, "topic": 1, "group": 2, "consumer": 3}
+LAYER_GAP = 110  # room for the fans of lines between the columns
+NAME_CHARS = 24  # four columns leave room for longer lines than lineage's many layers
 
-        def barycentre(key: NodeKey) -> tuple[float, str, str]:
-            rows = [row[s] for s in upstream.get(key, ()) if s in row]
-            return (sum(rows) / len(rows) if rows else math.inf, key[0], key[1])
 
-        keys.sort(key=barycentre)
-        middle = (len(keys) - 1) / 2
-        for index, key in enumerate(keys):
-            row[key] = index - middle
-            placed[key] = (layer * LAYER_GAP_X, round((index - middle) * ROW_GAP_Y))
-    return layers, placed
+def _box_id(key: NodeKey, side: str) -> str:
+    return f"{side}|{node_id(key)}"
+
+
+def drawing(topology: Topology, window_s: int) -> DrawingJson:
+    """Four columns: services where they produce, topics, consumer groups, services where
+    they consume. A service that does both is drawn twice, so every line runs left to
+    right; dead-letter lines from a group back to its topic are curves."""
+    producing = {source for source, _ in topology.edges}
+    consuming = {target for _, target in topology.edges}
+    boxes: list[Box] = []
+    side: dict[tuple[NodeKey, str], str] = {}  # (node, "from"/"to") -> its box
+    for key, node in topology.nodes.items():
+        if node.kind == "service":
+            roles = [role for role, seen in (("producer", key in producing),
+                                             ("consumer", key in consuming)) if seen]  # fmt: skip
+            roles = roles or ["producer"]
+            for role in roles:
+                boxes.append(_box(_box_id(key, role), key, node, COLUMNS[role], window_s,
+                                  "produces" if role == "producer" else "consumes"))  # fmt: skip
+            side[(key, "from")] = _box_id(key, roles[0])
+            side[(key, "to")] = _box_id(key, roles[-1])
+        else:
+            box_id = _box_id(key, node.kind)
+            side[(key, "from")] = side[(key, "to")] = box_id
+            boxes.append(_box(box_id, key, node, COLUMNS.get(node.kind, 1), window_s, ""))
+    links = [
+        Link(side[(edge.source, "from")], side[(edge.target, "to")],
+             f"{node_id(edge.source)}->{node_id(edge.target)}")
+        for edge in topology.edges.values()
+    ]  # fmt: skip
+    return layout.draw(boxes, links, layer_gap=LAYER_GAP)
+
+
+def _box(box_id: str, key: NodeKey, node: Node, column: int, window_s: int, role: str) -> Box:
+    lines = layout.label(node.name, NAME_CHARS, 2, bold=True)
+    detail = role
+    if node.kind == "topic":
+        detail = f"{_rate(node.records / window_s)} rec/s"
+    elif node.kind == "group" and node.group:
+        detail = f"{node.group.get('status') or '?'} · lag {node.group.get('total_lag')}"
+    elif node.kind == "group" and node.synthetic:
+        detail = "no group id in spans"
+    if detail:
+        lines.append(layout.line(detail))
+    title = layout.capped_title(f"{node.kind}: {node.name}", detail,
+                                ", ".join(sorted(node.clusters)))  # fmt: skip
+    return Box(box_id, node_id(key), column, tuple(lines), title, order=(node.name,))
+
+
+def _rate(per_s: float) -> str:
+    return f"{per_s:.0f}" if per_s >= 10 else f"{per_s:.2f}"
 
 
 def _node_json(
@@ -130,20 +162,27 @@ class TopologyJson(TypedDict):
     window_minutes: int
     nodes: list[dict[str, Any]]  # id, kind, name, clusters, url, layer, x, y (+ kind's own)
     edges: list[dict[str, Any]]  # source, target, kind, count, rates, origins, consumers
+    drawing: DrawingJson  # where the page draws each node (boxes) and edge (links)
 
 
 def topology_json(topology: Topology, minutes: int, default_cluster: str | None) -> TopologyJson:
     window_s = minutes * 60
-    layers, placed = positions(topology)
+    layers = learned.layers(topology)
+    drawn = drawing(topology, window_s)
+    placed: dict[str, tuple[int, int]] = {}
+    for box in drawn["boxes"]:  # a service drawn twice is placed where it produces
+        placed.setdefault(
+            box["node"], (round(box["x"] + box["w"] / 2), round(box["y"] + box["h"] / 2))
+        )
     nodes = [
-        _node_json(key, node, layers[key], placed[key], window_s, default_cluster)
+        _node_json(key, node, layers[key], placed[node_id(key)], window_s, default_cluster)
         for key, node in sorted(topology.nodes.items(), key=lambda item: (layers[item[0]], item[0]))
     ]
     edges = sorted(
         (edge_json(edge, window_s) for edge in topology.edges.values()),
         key=lambda e: (e["from"]["kind"], e["from"]["name"], e["to"]["kind"], e["to"]["name"]),
     )
-    return TopologyJson(window_minutes=minutes, nodes=nodes, edges=edges)
+    return TopologyJson(window_minutes=minutes, nodes=nodes, edges=edges, drawing=drawn)
 
 
 async def topology_page(call: Call) -> Reply:

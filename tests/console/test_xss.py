@@ -27,7 +27,7 @@ from tests.kafka_helpers import create_topic, produce
 
 pytestmark = pytest.mark.browser
 
-# A violation caused by a third-party bundle (htmx, Cytoscape.js adding their own <style>)
+# A violation caused by a third-party bundle (htmx adding its own <style>)
 # names that file; one caused by markup in the page names the page itself.
 WATCH_CSP = """
 document.addEventListener("securitypolicyviolation", (event) => {

@@ -21,6 +21,7 @@ from collectors.kafka.lag import LagSampler
 from console.app import create_app
 from tests.collectors.trace_fixtures import BASE_NS, event_row, index_rows, span
 from tests.conftest import make_settings
+from tests.console.views.graph_checks import WATCH_CSP, csp_violations, graph_facts, own_console
 from tests.kafka_helpers import create_topic, produce
 
 
@@ -166,19 +167,92 @@ async def test_the_map_renders_and_a_topic_node_opens_its_page(
     assert int(await graph.get_attribute("data-nodes") or "0") >= 2
     row = page.locator(f'#topology-edges tr[data-to="{topic}"]')
     assert await row.count() == 1
-    point = await page.evaluate(
-        """(id) => {
-            const cy = window.topologyGraph;
-            const node = cy.getElementById(id);
-            cy.center(node);
-            const box = document.getElementById("topology-graph").getBoundingClientRect();
-            const p = node.renderedPosition();
-            return { x: box.left + p.x, y: box.top + p.y };
-        }""",
-        f"topic:{topic}",
-    )
-    await page.mouse.click(point["x"], point["y"])
+    await page.click("#topology .graph-fit")  # the session's other topics share the map
+    await page.locator(f'#topology-graph a[data-node="topic:{topic}"]').click()
     await page.wait_for_url(f"**/clusters/local/topics/{topic}")
     assert page.problems == []
     api = httpx.get(f"{live_server.url}/api/topology", params={"window": 30}, timeout=60).json()
     assert any(n["id"] == f"topic:{topic}" for n in api["nodes"])
+
+
+# The demo shop's topology (scripts/demo.sh): five services, ten topics, six groups.
+DEMO_PRODUCES = {
+    "order-service": ["orders", "inventory.commands", "payment.commands",
+                      "payment.commands-retry", "payment.commands-dlt"],
+    "inventory-service": ["checkout.replies", "inventory.events"],
+    "payment-service": ["checkout.replies", "payments", "payment.commands-retry",
+                        "payment.commands-dlt"],
+    "shipping-service": ["shipments"],
+    "notification-service": ["notifications"],
+}  # fmt: skip
+DEMO_CONSUMES = [  # (topic, group, service)
+    ("checkout.replies", "order", "order-service"), ("payments", "order", "order-service"),
+    ("inventory.commands", "inventory", "inventory-service"),
+    ("shipments", "inventory", "inventory-service"),
+    ("payment.commands", "payment", "payment-service"),
+    ("shipments", "payment", "payment-service"),
+    ("payment.commands-retry", "payment-retry", "payment-service"),
+    ("orders", "shipping", "shipping-service"), ("orders", "notification", "notification-service"),
+    ("shipments", "notification", "notification-service"),
+]  # fmt: skip
+
+
+def demo_spans(start_ms: int) -> list[traces.SpanRecord]:
+    made = []
+    for service, topics in DEMO_PRODUCES.items():
+        for topic in topics:
+            made.append((service, dict(kind=traces.KIND_PRODUCER, topic=f"shop.{topic}")))
+    for topic, group, service in DEMO_CONSUMES:
+        made.append((service, dict(kind=traces.KIND_CONSUMER, topic=f"shop.{topic}",
+                                   consumer_group=f"shop-{group}")))  # fmt: skip
+    return [
+        span(f"{n:032x}", f"{n:016x}", service=service, start_ms=start_ms + n,
+             status=traces.STATUS_ERROR if n % 7 == 0 else 0, partition=0, offset=n, **shape)
+        for n, (service, shape) in enumerate(made, start=1)
+    ]  # fmt: skip
+
+
+@pytest.mark.browser
+async def test_the_demo_map_is_readable_zooms_and_opens_a_node_without_a_csp_violation(
+    tmp_path, page
+) -> None:
+    with own_console(tmp_path) as (url, engine):
+        await asyncio.to_thread(traces.store_spans, engine, demo_spans(now_offset_ms()), 0)
+        await page.add_init_script(WATCH_CSP)
+        await page.set_viewport_size({"width": 1440, "height": 900})
+        await page.goto(f"{url}/topology")
+        facts = await graph_facts(page, "#topology-graph")
+        assert facts["smallest_label_px"] >= 11, facts
+        assert facts["fill"] >= 0.6, facts
+        assert {"shop.payment.commands", "shop-payment-retry"} <= set(facts["labels"])
+        assert await page.locator("#topology-graph a[data-node]").count() == 21 + 5  # 5 twice
+        fitted = facts["scale"]
+        await page.click("#topology .graph-zoom-in")
+        zoomed = float(await page.get_attribute("#topology-graph", "data-scale") or 0)
+        await page.click("#topology .graph-zoom-out")
+        await page.click("#topology .graph-zoom-out")
+        smaller = float(await page.get_attribute("#topology-graph", "data-scale") or 0)
+        await page.click("#topology .graph-fit")
+        back = float(await page.get_attribute("#topology-graph", "data-scale") or 0)
+        assert zoomed > fitted > smaller and back == pytest.approx(fitted, rel=0.01)
+        box = await page.locator("#topology-graph svg").bounding_box()
+        assert box is not None
+        await page.mouse.move(box["x"] + box["width"] / 2, box["y"] + box["height"] / 2)
+        await page.mouse.wheel(0, -300)
+        wheeled = float(await page.get_attribute("#topology-graph", "data-scale") or 0)
+        assert wheeled > back
+        assert await csp_violations(page) == []
+
+        await page.set_viewport_size({"width": 390, "height": 844})
+        await page.goto(f"{url}/topology")
+        narrow = await graph_facts(page, "#topology-graph")
+        assert narrow["page_width"] <= narrow["window_width"], narrow  # no sideways scroll
+        assert narrow["box_width"] <= 390 and narrow["smallest_label_px"] >= 11, narrow
+        assert await csp_violations(page) == []
+
+        await page.set_viewport_size({"width": 1440, "height": 900})
+        await page.goto(f"{url}/topology")
+        await page.locator("#topology-graph[data-rendered='1']").wait_for()
+        await page.locator('#topology-graph a[data-node="group:shop-payment"]').click()
+        await page.wait_for_url("**/groups/shop-payment")
+        assert page.problems == []

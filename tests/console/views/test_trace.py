@@ -251,17 +251,7 @@ async def test_search_a_correlation_id_then_open_an_event_and_its_lineage(
     assert await graph.get_attribute("data-nodes") == "4"
     # click the node of topic4 (two layers to the right) and land on its event page
     topic4 = flow.topics["topic4"]
-    point = await page.evaluate(
-        """(topic) => {
-            const cy = window.lineageGraph;
-            const node = cy.nodes().filter((n) => n.data("url").includes("/" + topic + "/"))[0];
-            const box = document.getElementById("lineage-graph").getBoundingClientRect();
-            const p = node.renderedPosition();
-            return { x: box.left + p.x, y: box.top + p.y };
-        }""",
-        topic4,
-    )
-    await page.mouse.click(point["x"], point["y"])
+    await page.locator(f'#lineage-graph a[href="/events/local/{topic4}/0/0"]').click()
     await page.wait_for_url(f"**/events/local/{topic4}/0/0")
     await page.locator("#lineage-graph[data-rendered='1']").wait_for()
     assert page.problems == []
