@@ -99,10 +99,21 @@ class Edge:
         return max(self.errors, self.dead_letters)
 
 
+MIN_RATE_SECONDS = 60.0  # a handful of records in the last second is not a rate
+
+
 @dataclass
 class Topology:
     nodes: dict[NodeKey, Node] = field(default_factory=dict)
     edges: dict[tuple[NodeKey, NodeKey], Edge] = field(default_factory=dict)
+    first_ms: int | None = None  # the earliest record or span of the window
+
+    def seconds_seen(self, since_ms: int, now_ms: int) -> float:
+        """What rates divide by: the window, or less when traffic began inside it (a demo
+        two minutes old must not show a fifteenth of its rate in a 30-minute window)."""
+        start = since_ms if self.first_ms is None else max(since_ms, self.first_ms)
+        window_s = max(1.0, (now_ms - since_ms) / 1000)
+        return max(min(MIN_RATE_SECONDS, window_s), (now_ms - start) / 1000)
 
     def node(self, kind: str, name: str, cluster: str | None = None) -> Node:
         name = name[:MAX_NAME_CHARS]
@@ -136,6 +147,12 @@ def learn(engine: Engine, since_ms: int) -> Topology:
                    lag_groups.c.sampled_at_ms, lag_groups.c.detail)
             .where(lag_groups.c.sampled_at_ms >= since_ms)
         ).all()  # fmt: skip
+        first_record = connection.execute(
+            select(func.min(events.c.timestamp_ms)).where(events.c.timestamp_ms >= since_ms)
+        ).scalar()
+        first_span = connection.execute(
+            select(func.min(spans.c.start_ns)).where(spans.c.start_ns >= since_ms * 1_000_000)
+        ).scalar()
         dead_letter_rows = connection.execute(
             select(events.c.cluster, events.c.topic, events.c.dlq_original_topic,
                    events.c.headers)
@@ -146,6 +163,9 @@ def learn(engine: Engine, since_ms: int) -> Topology:
     _add_spans(topology, span_rows)
     _add_assignments(topology, group_rows)
     _add_dead_letters(topology, dead_letter_rows)
+    firsts = [first_record, None if first_span is None else first_span // 1_000_000]
+    known = [int(first) for first in firsts if first is not None]
+    topology.first_ms = min(known) if known else None
     return topology
 
 

@@ -66,7 +66,7 @@ def _box_id(key: NodeKey, side: str) -> str:
     return f"{side}|{node_id(key)}"
 
 
-def drawing(topology: Topology, window_s: int) -> DrawingJson:
+def drawing(topology: Topology, window_s: float) -> DrawingJson:
     """Four columns: services where they produce, topics, consumer groups, services where
     they consume. A service that does both is drawn twice, so every line runs left to
     right; dead-letter lines from a group back to its topic are curves."""
@@ -96,7 +96,7 @@ def drawing(topology: Topology, window_s: int) -> DrawingJson:
     return layout.draw(boxes, links, layer_gap=LAYER_GAP)
 
 
-def _box(box_id: str, key: NodeKey, node: Node, column: int, window_s: int, role: str) -> Box:
+def _box(box_id: str, key: NodeKey, node: Node, column: int, window_s: float, role: str) -> Box:
     lines = layout.label(node.name, NAME_CHARS, 2, bold=True)
     detail = role
     if node.kind == "topic":
@@ -117,7 +117,7 @@ def _rate(per_s: float) -> str:
 
 
 def _node_json(
-    key: NodeKey, node: Node, layer: int, xy: tuple[int, int], window_s: int, default: str | None
+    key: NodeKey, node: Node, layer: int, xy: tuple[int, int], window_s: float, default: str | None
 ) -> dict[str, Any]:
     body: dict[str, Any] = {
         "id": node_id(key),
@@ -138,7 +138,7 @@ def _node_json(
     return body
 
 
-def edge_json(edge: Edge, window_s: int) -> dict[str, Any]:
+def edge_json(edge: Edge, window_s: float) -> dict[str, Any]:
     count = edge.count
     return {
         "id": f"{node_id(edge.source)}->{node_id(edge.target)}",
@@ -160,13 +160,17 @@ def edge_json(edge: Edge, window_s: int) -> dict[str, Any]:
 
 class TopologyJson(TypedDict):
     window_minutes: int
+    rate_seconds: float  # rates are per second over this long: the window, or since traffic began
     nodes: list[dict[str, Any]]  # id, kind, name, clusters, url, layer, x, y (+ kind's own)
     edges: list[dict[str, Any]]  # source, target, kind, count, rates, origins, consumers
     drawing: DrawingJson  # where the page draws each node (boxes) and edge (links)
 
 
-def topology_json(topology: Topology, minutes: int, default_cluster: str | None) -> TopologyJson:
-    window_s = minutes * 60
+def topology_json(
+    topology: Topology, minutes: int, default_cluster: str | None, now_ms: int
+) -> TopologyJson:
+    # Rates divide by the time traffic was seen, at most the window.
+    window_s = topology.seconds_seen(now_ms - minutes * 60_000, now_ms)
     layers = learned.layers(topology)
     drawn = drawing(topology, window_s)
     placed: dict[str, tuple[int, int]] = {}
@@ -182,17 +186,24 @@ def topology_json(topology: Topology, minutes: int, default_cluster: str | None)
         (edge_json(edge, window_s) for edge in topology.edges.values()),
         key=lambda e: (e["from"]["kind"], e["from"]["name"], e["to"]["kind"], e["to"]["name"]),
     )
-    return TopologyJson(window_minutes=minutes, nodes=nodes, edges=edges, drawing=drawn)
+    return TopologyJson(
+        window_minutes=minutes,
+        rate_seconds=round(window_s, 1),
+        nodes=nodes,
+        edges=edges,
+        drawing=drawn,
+    )
 
 
 async def topology_page(call: Call) -> Reply:
     minutes = _window(call)
-    since_ms = int(time.time() * 1000) - minutes * 60_000
-    graph = await run_in_threadpool(learned.learn, call.engine, since_ms)
+    now_ms = int(time.time() * 1000)
+    graph = await run_in_threadpool(learned.learn, call.engine, now_ms - minutes * 60_000)
     clusters = call.settings.clusters
-    body = topology_json(graph, minutes, clusters[0].name if clusters else None)
+    body = topology_json(graph, minutes, clusters[0].name if clusters else None, now_ms)
     by_id = {node["id"]: node for node in body["nodes"]}
-    page = {"edges": body["edges"], "nodes": body["nodes"], "by_id": by_id, "window": minutes}
+    page = {"edges": body["edges"], "nodes": body["nodes"], "by_id": by_id, "window": minutes,
+            "rate_seconds": body["rate_seconds"]}  # fmt: skip
     return Reply(body, page=page)
 
 

@@ -105,7 +105,8 @@ def test_spans_give_the_service_topic_group_service_chain(index_db, api) -> None
     ]  # fmt: skip
     assert produced["origins"] == consumed["origins"] == ["spans"]
     assert consumed["count"] == 2 and consumed["error_rate"] == 0.5
-    assert produced["rate_per_s"] == round(1 / 600, 4)
+    # Traffic began inside the 10-minute window: rates are over the minute since it began.
+    assert body["rate_seconds"] == 60.0 and produced["rate_per_s"] == round(1 / 60, 4)
     layers = {n["id"]: n["layer"] for n in body["nodes"]}
     chain = ["service:checkout", "topic:orders", "group:billing-group", "service:billing"]
     assert [layers[n] for n in chain] == [0, 1, 2, 3]
