@@ -35,6 +35,7 @@ from console.stores import auth as auth_store
 from console.templating import make_templates
 from console.views import registry
 from console.web.endpoints import check_unique, routes_of
+from console.web.index_errors import INDEX_ERRORS, RETRY_AFTER_S, index_unreachable
 
 log = logging.getLogger("eventscope")
 
@@ -83,7 +84,10 @@ def create_app(
     app = Starlette(
         routes=routes,
         lifespan=lifespan,
-        exception_handlers={HTTPException: _http_error},  # type: ignore[dict-item]
+        exception_handlers={
+            HTTPException: _http_error,  # type: ignore[dict-item]
+            **dict.fromkeys(INDEX_ERRORS, _index_error),
+        },
         middleware=[
             Middleware(
                 AccessControl, state=state, routes=routes, permissions=permission_table(endpoints)
@@ -119,10 +123,21 @@ def wants_json(request: Request) -> bool:
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
+    return _error_page(request, exc.status_code, str(exc.detail))
+
+
+async def _index_error(request: Request, exc: Exception) -> Response:
+    log.warning("%s %s: the index cannot be reached: %s", request.method, request.url.path,
+                str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__)  # fmt: skip
+    answer = _error_page(request, 503, index_unreachable(exc))
+    answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return answer
+
+
+def _error_page(request: Request, status: int, detail: str) -> Response:
     if wants_json(request):
-        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+        return JSONResponse({"error": detail}, status_code=status)
     state = app_state(request)
     return state.templates.TemplateResponse(
-        request, "error.html", {"status": exc.status_code, "detail": exc.detail},
-        status_code=exc.status_code,
-    )  # fmt: skip
+        request, "error.html", {"status": status, "detail": detail}, status_code=status
+    )

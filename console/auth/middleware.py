@@ -26,6 +26,7 @@ from console.auth.roles import PUBLIC, allows
 from console.state import AppState
 from console.stores import auth as auth_store
 from console.stores.auth import Principal
+from console.web.index_errors import INDEX_ERRORS, index_unreachable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -100,7 +101,11 @@ class AccessControl:
             await _deny(send_with_headers, request, 403,
                         "no permission is declared for this route and method")  # fmt: skip
             return
-        principal, problem = await self._identify(request)
+        try:
+            principal, problem = await self._identify(request)
+        except INDEX_ERRORS as exc:  # sessions and tokens live in the index
+            await _deny(send_with_headers, request, 503, index_unreachable(exc))
+            return
         if problem:
             await _deny(send_with_headers, request, 401, problem)
             return
