@@ -34,6 +34,7 @@ from collectors.kafka.local_broker import (
     default_data_dir,
     recorded_port,
 )
+from collectors.log_repeats import RepeatedLines
 from console.settings import load_settings
 
 EXIT_CONFIG = 2
@@ -51,6 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for chatty in ("alembic", "httpx", "aiokafka"):  # -v shows their routine lines
         logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
+    for handler in logging.getLogger().handlers:  # a broker outage is a line, not a flood
+        handler.addFilter(RepeatedLines())
     try:
         result: int = args.handler(args)
         return result
