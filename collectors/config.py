@@ -114,6 +114,7 @@ class CollectorConfig:
     retention_max_bytes: int = 0  # 0 means no size cap
     retention_unfinished_sagas_s: float = 30 * 86_400.0  # 0 keeps them forever
     writer: str = "process"  # "process": index writes in a child process; "thread": in-process
+    stall_after_s: float = 30.0  # a write not done after this long makes readiness false
 
 
 @dataclass(frozen=True)
@@ -338,6 +339,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("collector.retention_unfinished_sagas_s", "must be >= 0")
     if collector.writer not in ("process", "thread"):
         raise ConfigError("collector.writer", f"'process' or 'thread', not {collector.writer!r}")
+    if not collector.stall_after_s > 0:
+        raise ConfigError("collector.stall_after_s", "must be > 0")
     if collector.batch_max_records < 1:
         raise ConfigError("collector.batch_max_records", "must be >= 1")
     _check_conventions(settings.conventions)

@@ -174,3 +174,13 @@ class ServiceGroup:
 
     def status(self) -> dict[str, ServiceStatus]:
         return {service.name: service.status() for service in self.services}
+
+    def problems(self, now: float) -> list[str]:
+        """What keeps records from the index now, from the services that can tell."""
+        found = []
+        for service in self.services:
+            check = getattr(service, "pipeline_problem", None)
+            problem = check(now) if check is not None else None
+            if problem:
+                found.append(problem)
+        return found

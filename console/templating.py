@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -84,8 +85,9 @@ def human_duration(seconds: float | None) -> str:
 
 
 def nav_context(request: Request) -> dict[str, Any]:
-    """What the navigation shows on every page: the number of firing alerts (None when the
-    index cannot say, which the nav then leaves out rather than fail the page)."""
+    """What the top of every page shows: the number of firing alerts (None when the index
+    cannot say, which the nav then leaves out rather than fail the page), and why records
+    are not reaching the index, if they are not (a banner)."""
     from console.stores.alerts import firing_count
 
     state = getattr(request.app.state, "eventscope", None)
@@ -93,7 +95,8 @@ def nav_context(request: Request) -> dict[str, Any]:
         firing = firing_count(state.engine) if state is not None else None
     except SQLAlchemyError:
         firing = None
-    return {"nav_firing": firing}
+    problems = state.services.problems(time.time()) if state is not None else []
+    return {"nav_firing": firing, "pipeline_problems": problems}
 
 
 def auth_context(request: Request) -> dict[str, Any]:

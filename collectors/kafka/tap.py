@@ -174,6 +174,8 @@ class Tap:
         # A failed write moves `_epoch` on; the consumer then seeks to the stored positions
         # and reads for `_read_epoch` = `_epoch` again. Batches of another epoch are dropped.
         self._epoch = 0
+        self._writing_since: float | None = None  # a write to the index is under way
+        self._failing_since: float | None = None  # writes fail, none has succeeded since
         self._read_epoch = 0
 
     def _make_index_writer(self) -> WriterProcess | BatchWriter:
@@ -224,6 +226,26 @@ class Tap:
 
     def status(self) -> ServiceStatus:
         return self.health.status()
+
+    def pipeline_problem(self, now: float) -> str | None:
+        """Why records are not reaching the index, in words (None: they are). A write
+        that has not returned for `collector.stall_after_s` is a stall (the writer hangs,
+        e.g. stopped or starved); a failed write that no success has followed yet is a
+        failure, until the next write succeeds."""
+        waiting = self._queue.qsize()
+        started = self._writing_since
+        if started is not None and now - started >= self.settings.stall_after_s:
+            return (
+                f"{self.name}: index writes stalled for {now - started:.0f} s "
+                f"({waiting} more batch(es) waiting)"
+            )
+        if self._failing_since is not None:
+            since = time.strftime("%H:%M:%S UTC", time.gmtime(self._failing_since))
+            return (
+                f"{self.name}: index writes failing since {since}: "
+                f"{self.health.last_error or 'unknown error'}"
+            )
+        return None
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -339,6 +361,7 @@ class Tap:
             try:
                 if batch.epoch != self._epoch:
                     continue  # read before a failed write: read again from stored positions
+                self._writing_since = time.time()
                 try:
                     committed = await loop.run_in_executor(
                         self._db_writer, self._index_writer.add, batch.rows,
@@ -350,6 +373,9 @@ class Tap:
                         )
                 except Exception as exc:
                     # Every batch since the last commit is lost: read them again.
+                    self._writing_since = None
+                    if self._failing_since is None:
+                        self._failing_since = time.time()
                     self._epoch += 1
                     self.stats.write_errors += 1
                     error = self.health.failed(f"index write failed: {type(exc).__name__}: {exc}")
@@ -361,6 +387,7 @@ class Tap:
                     delay = min(delay * 2, WRITE_RETRY_MAX_S)
                     continue
                 delay = 0.5
+                self._writing_since = self._failing_since = None
                 # Written: committed now, or with its transaction (at most GROUP_COMMIT_ROWS
                 # rows later, or when the queue next runs empty).
                 self.stats.records_indexed += committed

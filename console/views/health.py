@@ -1,8 +1,10 @@
-"""/healthz (the process is alive) and /readyz (the index and every cluster answer)."""
+"""/healthz (the process is alive) and /readyz (the index and every cluster answer, and
+records reach the index: no index write stalled or failing)."""
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from starlette.concurrency import run_in_threadpool
 from typing_extensions import TypedDict
@@ -32,6 +34,7 @@ class Readiness(TypedDict):
     index: IndexCheck
     clusters: dict[str, Check]
     services: dict[str, ServiceStatus]  # each background service: running, last success/error
+    pipeline: list[str]  # why records are not reaching the index (stalled or failing writes)
 
 
 async def healthz(call: Call) -> Reply:
@@ -50,12 +53,14 @@ async def readyz(call: Call) -> Reply:
         cluster.name: Check(ready=ok, error=error)
         for cluster, (ok, error) in zip(state.settings.clusters, results, strict=True)
     }
-    ready = index_ok and all(c["ready"] for c in clusters.values())
+    pipeline = state.services.problems(time.time())
+    ready = index_ok and all(c["ready"] for c in clusters.values()) and not pipeline
     body = Readiness(
         ready=ready,
         index=IndexCheck(ready=index_ok, error=index_error, backend=state.engine.dialect.name),
         clusters=clusters,
         services=state.services.status(),
+        pipeline=pipeline,
     )
     return Reply(body, status=200 if ready else 503)
 
@@ -67,7 +72,7 @@ ENDPOINTS = [
         PUBLIC,
         api="/readyz",
         response=Readiness,
-        summary="Ready: the index and every cluster answer; which services run.",
+        summary="Ready: the index and every cluster answer, index writes go through.",
         other_responses=((503, "not ready: the body says what is not", Readiness),),
     ),
 ]

@@ -1,0 +1,94 @@
+"""Faults in the pipeline are visible: a stalled index writer makes /readyz false and puts a
+banner on every page in seconds, and once it runs again everything is indexed exactly once.
+The test prints the time from the fault to "visible" and from recovery to "caught up"."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import time
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import httpx
+import pytest
+
+from collectors.config import ClusterConfig
+from collectors.conventions import Conventions
+from collectors.kafka.tap import Tap
+from console.app import create_app
+from tests.collectors.kafka.test_tap import count_rows, rows_of
+from tests.conftest import make_settings, serve_in_thread
+from tests.kafka_helpers import create_topic, produce
+
+pytestmark = pytest.mark.kafka
+
+STALL_AFTER_S = 2.0
+
+
+async def _until(check, what: str, timeout_s: float = 60) -> float:  # type: ignore[no-untyped-def]
+    started = time.monotonic()
+    while time.monotonic() - started < timeout_s:
+        if await asyncio.to_thread(check):
+            return time.monotonic() - started
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not {what} after {timeout_s:.0f}s")
+
+
+async def test_a_stopped_writer_is_visible_and_loses_nothing(
+    kafka_cluster: ClusterConfig, unique_topic: str, tmp_path: Path
+) -> None:
+    cluster = replace(kafka_cluster, include=(re.escape(unique_topic),))
+    settings = make_settings(
+        cluster, f"sqlite:///{tmp_path / 'index.db'}",
+        collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}", "writer": "process",
+                   "stall_after_s": STALL_AFTER_S},
+    )  # fmt: skip
+    taps: list[Tap] = []
+
+    def only_the_tap(state):  # type: ignore[no-untyped-def]
+        taps.append(Tap(cluster, state.engine, Conventions(), settings.collector))
+        return taps
+
+    app = create_app(settings, mode="all", service_factory=only_the_tap)
+    engine = app.state.eventscope.engine
+    await create_topic(kafka_cluster.bootstrap, unique_topic, partitions=2)
+    batch = [(b"k%d" % i, b'{"n": %d}' % i, []) for i in range(500)]
+    with serve_in_thread(app) as url:
+        await produce(kafka_cluster.bootstrap, unique_topic, batch)
+        await _until(lambda: count_rows(engine, unique_topic) == 500, "indexed")
+        assert httpx.get(f"{url}/readyz", timeout=20).status_code == 200
+        pid = taps[0].writer_pid
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            await produce(kafka_cluster.bootstrap, unique_topic, batch)
+
+            def stalled() -> bool:
+                ready = httpx.get(f"{url}/readyz", timeout=20)
+                problems = ready.json()["pipeline"]
+                return ready.status_code == 503 and any("stalled" in p for p in problems)
+
+            visible_s = await _until(stalled, "reported stalled")
+            page = httpx.get(f"{url}/events", timeout=20).text
+            assert 'id="pipeline-banner"' in page and "index writes stalled" in page
+        finally:
+            os.kill(pid, signal.SIGCONT)
+        caught_up_s = await _until(
+            lambda: (
+                count_rows(engine, unique_topic) == 1_000
+                and httpx.get(f"{url}/readyz", timeout=20).status_code == 200
+            ),
+            "caught up",
+        )
+        await asyncio.sleep(1.0)  # anything duplicated would arrive now
+        assert 'id="pipeline-banner"' not in httpx.get(f"{url}/events", timeout=20).text
+    print(
+        f"\nwriter stopped: visible (readyz 503, banner) after {visible_s:.1f} s "
+        f"(stall_after_s={STALL_AFTER_S}); caught up {caught_up_s:.1f} s after it resumed"
+    )
+    offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, unique_topic)]
+    assert len(offsets) == len(set(offsets)) == 1_000
