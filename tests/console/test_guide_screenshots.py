@@ -80,16 +80,20 @@ async def test_every_page_renders_the_demo_traffic(
                         problems.append(f"{where}: axe {violation['impact']} {violation['id']}"
                                         f" ({violation['help']})\n    {nodes}")  # fmt: skip
             assert problems == [], "\n".join(problems)
-            await _the_menu_folds_the_areas_on_a_phone(page, url)
+            await _the_skip_link_and_the_menu_work_on_a_phone(page, url)
             await _times_switch_between_utc_and_local_time(page, url, ids)
             assert errors == []
         finally:
             await context.close()
 
 
-async def _the_menu_folds_the_areas_on_a_phone(page: Page, url: str) -> None:
+async def _the_skip_link_and_the_menu_work_on_a_phone(page: Page, url: str) -> None:
     await page.set_viewport_size({"width": 390, "height": 844})
     await page.goto(url + "/groups")
+    await page.keyboard.press("Tab")  # the first stop is the skip link, shown when focused
+    skip = page.locator(".skip-link")
+    await expect(skip).to_be_focused()
+    assert await skip.evaluate("link => link.getBoundingClientRect().left >= 0")
     menu = page.get_by_role("button", name="Menu")
     admin = page.locator("#nav-areas").get_by_role("link", name="Admin")
     await expect(menu).to_have_attribute("aria-expanded", "false")
