@@ -6,6 +6,7 @@ import datetime as dt
 import time
 from typing import Any
 
+from markupsafe import Markup
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
@@ -68,6 +69,39 @@ def timestamp_ms(value: int | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
 
 
+def time_element(value: int | str | None) -> Markup | str:
+    """A moment as `<time datetime="…Z">` in UTC, which static/js/eventscope.js switches to
+    the browser's time zone when the reader asks. Milliseconds since the epoch, or a text
+    already written in UTC (`…Z`, as the views' `format_time` writes it, kept as it is)."""
+    if value is None:
+        return MISSING
+    if isinstance(value, str):
+        try:
+            moment = dt.datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if moment.utcoffset() != dt.timedelta(0):
+            return value  # not a UTC time: shown as written, never converted
+        text = value
+    else:
+        moment = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+        text = timestamp_ms(value)
+    machine = moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    return Markup('<time datetime="{}">{}</time>').format(machine, no_bidi(text))
+
+
+LONG_ID_CAP = 2000  # characters of an id kept in the page; the JSON twin has all of it
+
+
+def long_id(value: Any) -> Markup | str:
+    """An id that may be long (event, correlation, trace, group ids): one line cut with an
+    ellipsis, its whole text kept for copying and in its title for hovering."""
+    if value is None or value == "":
+        return ""
+    text = no_bidi(str(value))[:LONG_ID_CAP]
+    return Markup('<span class="id" title="{}">{}</span>').format(text, text)
+
+
 def human_duration(seconds: float | None) -> str:
     """Seconds as a short duration: 850 ms, 42.0 s, 3m 05s, 2h 10m, 3d 4h."""
     if seconds is None or seconds != seconds:
@@ -128,7 +162,9 @@ def make_templates() -> Jinja2Templates:
     env.filters["bytes"] = human_bytes
     env.filters["count"] = human_count
     env.filters["figure"] = human_number
-    env.filters["ts"] = timestamp_ms
+    env.filters["ts"] = time_element
+    env.filters["ts_text"] = timestamp_ms  # where markup cannot go (an SVG <title>)
+    env.filters["long_id"] = long_id
     env.filters["duration"] = human_duration
     env.globals["navigation"] = NAVIGATION
     env.globals["urls"] = urls

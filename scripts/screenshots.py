@@ -7,7 +7,8 @@ Starts a local Kafka broker and schema registry in a temporary folder (unless
 --bootstrap and --schema-registry name running ones), the console on a temporary SQLite
 index and the demo shop, waits until every page has
 something to show (console/demo/tour.py), and saves each page in Debian's Chromium at
-1440x900 (OUT/NAME.png, the ones the guide shows) and at 390x844 (OUT/narrow/NAME.png).
+1440x900 (OUT/NAME.png, the ones the guide shows) and at 390x844 (OUT/narrow/NAME.png),
+in the light theme, and again in the dark one (OUT/dark/NAME.png, OUT/dark/narrow/NAME.png).
 Run it again whenever a page changes, and commit the pictures.
 """
 
@@ -21,6 +22,7 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Literal
 
 import httpx
 from playwright.async_api import async_playwright
@@ -33,7 +35,13 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
-WIDTHS = {"": (1440, 900), "narrow": (390, 844)}
+# folder under OUT: (width, height, colour scheme)
+VIEWS: dict[str, tuple[int, int, Literal["light", "dark"]]] = {
+    "": (1440, 900, "light"),
+    "narrow": (390, 844, "light"),
+    "dark": (1440, 900, "dark"),
+    "dark/narrow": (390, 844, "dark"),
+}
 
 
 @contextlib.contextmanager
@@ -70,10 +78,11 @@ async def _tour(bootstrap: str, registry: str, scratch: Path, out: Path, prefix:
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                        args=CHROMIUM_ARGS)  # fmt: skip
-            for folder, (width, height) in WIDTHS.items():
+            for folder, (width, height, scheme) in VIEWS.items():
                 target = out / folder
                 target.mkdir(parents=True, exist_ok=True)
-                page = await browser.new_page(viewport={"width": width, "height": height})
+                viewport = {"width": width, "height": height}
+                page = await browser.new_page(viewport=viewport, color_scheme=scheme)
                 for name, path, _ in tour.pages(ids):
                     await page.goto(url + path)
                     await page.wait_for_load_state("networkidle")

@@ -10,6 +10,8 @@ system_packages python java mvn postgresql chromium compose
 python_env dev
 registry_java
 .venv/bin/eventscope assets fetch
+say "axe-core (the accessibility checker of the browser tests, into the cache folder)"
+.venv/bin/python -m tests.axe_core >/dev/null
 
 work="$(pwd)/.eventscope/test"
 mkdir -p "$work"
