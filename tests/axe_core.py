@@ -24,9 +24,7 @@ AXE_CORE = assets.NpmPackage(
 
 BLOCKING_IMPACTS = ("serious", "critical")
 
-# The trace timeline and the graphs are drawn by code other work is rewriting
-# (static/js/trace.js, topology.js, lineage.js); their own drawing is left out of the check.
-NOT_CHECKED = (".trace-timeline", ".lineage-graph", ".topology-graph")
+NOT_CHECKED: tuple[str, ...] = ()  # every part of every page is checked
 
 _RUN = """async ([impacts, excluded]) => {
   const context = { include: [document], exclude: excluded.map((selector) => [selector]) };
