@@ -83,9 +83,15 @@ function setUpRefresh(control) {
     try {
       const response = await fetch(location.href, { credentials: "same-origin", headers: { Accept: "text/html" } });
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
-      const fresh = new DOMParser().parseFromString(await response.text(), "text/html").getElementById(id);
+      const page = new DOMParser().parseFromString(await response.text(), "text/html");
+      const fresh = page.getElementById(id);
       if (!fresh) throw new Error("the page changed");
       region.replaceWith(document.adoptNode(fresh));
+      // The nav's firing count and the pipeline banner follow every refresh too.
+      for (const slot of document.querySelectorAll("[data-follows-refresh][id]")) {
+        const newer = page.getElementById(slot.id);
+        if (newer) slot.replaceWith(document.adoptNode(newer));
+      }
       if (window.htmx) window.htmx.process(fresh);
       document.dispatchEvent(new CustomEvent("eventscope:refreshed", { detail: { id } }));
       updated = Date.now();
