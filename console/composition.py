@@ -21,7 +21,7 @@ from collectors.schemas.usage import SchemaUsageHook
 from collectors.services import Service
 from console.actions.runner import ActionRunner
 from console.alerts.delivery import DeliveryWorker
-from console.alerts.evaluator import AlertEvaluator, collector_delays_of
+from console.alerts.evaluator import AlertEvaluator, collector_delays_of, collector_problems_of
 from console.alerts.settings import external_url
 from console.otlp_listener import OtlpListener
 from console.state import AppState
@@ -62,7 +62,8 @@ def background_services(state: AppState) -> list[Service]:
     taps = [service for service in services if isinstance(service, Tap)]
     services.append(
         AlertEvaluator(state.engine, alerting, settings.clusters,
-                       external_url(settings), collector_delays_of(taps))
+                       external_url(settings), collector_delays_of(taps),
+                       collector_problems=collector_problems_of(taps))
     )  # fmt: skip
     services.append(DeliveryWorker(state.engine, alerting.retry))
     return services

@@ -227,6 +227,19 @@ class Tap:
     def status(self) -> ServiceStatus:
         return self.health.status()
 
+    def delay_s(self, now: float) -> float | None:
+        """How late records reach the index: how old the newest record of the last batch was
+        when it was written, or, while a write hangs or writes fail, at least how long that
+        has lasted (the records waiting only get older). None before the first batch."""
+        stats = self.stats
+        indexed = None
+        if stats.last_batch_at is not None and stats.last_record_timestamp_ms is not None:
+            indexed = max(0.0, stats.last_batch_at - stats.last_record_timestamp_ms / 1000)
+        blocked_since = self._writing_since or self._failing_since
+        if blocked_since is None:
+            return indexed
+        return max(indexed or 0.0, now - blocked_since)
+
     def pipeline_problem(self, now: float) -> str | None:
         """Why records are not reaching the index, in words (None: they are). A write
         that has not returned for `collector.stall_after_s` is a stall (the writer hangs,

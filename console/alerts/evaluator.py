@@ -454,6 +454,7 @@ def _json_map(text: str) -> dict[str, str]:
 # --- the service ------------------------------------------------------------------------------
 
 CollectorDelays = Callable[[], Mapping[str, float | None]]
+CollectorProblems = Callable[[], Mapping[str, str]]
 
 
 class AlertEvaluator(PeriodicService):
@@ -469,6 +470,7 @@ class AlertEvaluator(PeriodicService):
         external_url: str,
         collector_delays: CollectorDelays = dict,
         clock: Callable[[], float] = time.time,
+        collector_problems: CollectorProblems = dict,
     ) -> None:
         super().__init__()
         self.retry_s = settings.evaluate_interval_s
@@ -477,6 +479,7 @@ class AlertEvaluator(PeriodicService):
         self.settings = settings
         self.clusters = list(clusters)
         self.collector_delays = collector_delays
+        self.collector_problems = collector_problems
         self.clock = clock
         self.alerts = AlertEngine(engine, settings, external_url)
         self.last_report: PassReport | None = None
@@ -498,7 +501,8 @@ class AlertEvaluator(PeriodicService):
         delays: Mapping[str, float | None] = {}
         if "collector_delay" in kinds:
             delays = self.collector_delays()
-        return Probes(tuple(c.name for c in self.clusters), reachable, delays)
+        problems = self.collector_problems() if "index_writes" in kinds else {}
+        return Probes(tuple(c.name for c in self.clusters), reachable, delays, problems)
 
     async def evaluate_once(self) -> PassReport:
         probes = await self.probes(await asyncio.to_thread(self._all_rules))
@@ -521,20 +525,28 @@ class AlertEvaluator(PeriodicService):
         return self.settings.evaluate_interval_s
 
 
-def collector_delays_of(taps: Sequence[Any]) -> CollectorDelays:
-    """Ingest delay per cluster from the taps' stats: how old the newest record of the last
-    batch was when it was indexed (a collector that falls behind indexes old records)."""
+def collector_delays_of(
+    taps: Sequence[Any], clock: Callable[[], float] = time.time
+) -> CollectorDelays:
+    """Ingest delay per cluster from the taps (see `Tap.delay_s`): a collector that falls
+    behind indexes old records, and one whose writes hang or fail indexes none, which
+    counts as a delay growing with the time it lasts."""
 
     def delays() -> dict[str, float | None]:
-        out: dict[str, float | None] = {}
-        for tap in taps:
-            stats = tap.stats
-            if stats.last_batch_at is None or stats.last_record_timestamp_ms is None:
-                out[tap.cluster.name] = None
-                continue
-            out[tap.cluster.name] = max(
-                0.0, stats.last_batch_at - stats.last_record_timestamp_ms / 1000
-            )
-        return out
+        now = clock()
+        return {tap.cluster.name: tap.delay_s(now) for tap in taps}
 
     return delays
+
+
+def collector_problems_of(
+    taps: Sequence[Any], clock: Callable[[], float] = time.time
+) -> CollectorProblems:
+    """Per cluster, why its records are not reaching the index (`Tap.pipeline_problem`)."""
+
+    def problems() -> dict[str, str]:
+        now = clock()
+        found = {tap.cluster.name: tap.pipeline_problem(now) for tap in taps}
+        return {cluster: problem for cluster, problem in found.items() if problem}
+
+    return problems

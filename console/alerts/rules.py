@@ -66,6 +66,7 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     "cluster_unreachable": ("the cluster does not answer", (), ()),
+    "index_writes": ("a collector's index writes hang or fail", (), ()),
 }
 COMMON_KEYS = (
     "name",
@@ -112,7 +113,7 @@ class Rule:
     annotations: Mapping[str, str] = field(default_factory=dict)
     receivers: tuple[str, ...] = ()
     enabled: bool = True
-    source: str = "config"  # config or console
+    source: str = "config"  # config, console or builtin (on unless alerts.builtin_rules = false)
 
     def describe(self) -> str:
         return KINDS[self.kind][0]

@@ -50,7 +50,21 @@ KNOWN_KEYS = (
     "receivers",
     "retry_max_age",
     "retry_max_delay",
+    "builtin_rules",
 )
+# On unless `builtin_rules = false`: the failures nobody would otherwise hear of. A rule of
+# the same name in the configuration replaces one of these.
+BUILTIN_RULES = (
+    {"name": "CollectorStalled", "kind": "collector_delay", "threshold": 120,
+     "severity": "critical",
+     "annotations": {"summary": "Records of {{ $labels.cluster }} reach the index "
+                                "{{ $value }} s late, or not at all"}},
+    {"name": "IndexWritesFailing", "kind": "index_writes", "severity": "critical",
+     "annotations": {"summary": "Index writes of {{ $labels.cluster }} hang or fail"}},
+    {"name": "ClusterUnreachable", "kind": "cluster_unreachable", "for": "1m",
+     "severity": "critical",
+     "annotations": {"summary": "Kafka cluster {{ $labels.cluster }} does not answer"}},
+)  # fmt: skip
 RECEIVER_KEYS = ("name", "url", "secret", "headers", "timeout", "max_alerts", "enabled")
 # Headers eventscope sets itself; a receiver's custom headers may not replace them.
 RESERVED_HEADERS = frozenset(
@@ -131,6 +145,16 @@ def alert_settings(data: Mapping[str, Any]) -> AlertSettings:
     except ValueError as exc:
         raise AlertConfigError("retry_max_delay", str(exc)) from None
     rules = _rules(data.get("rules", []))
+    builtin = data.get("builtin_rules", True)
+    if not isinstance(builtin, bool):
+        raise AlertConfigError("builtin_rules", "must be true or false")
+    if builtin:
+        taken = {rule.name for rule in rules}
+        rules += tuple(
+            rule_from_mapping(body, source="builtin")
+            for body in BUILTIN_RULES
+            if body["name"] not in taken
+        )
     receivers = _receivers(data.get("receivers", []))
     return AlertSettings(
         evaluate_interval_s=interval,

@@ -38,6 +38,7 @@ class Probes:
     clusters: tuple[str, ...] = ()
     reachable: Mapping[str, tuple[bool, str | None]] = field(default_factory=dict)
     collector_delay_s: Mapping[str, float | None] = field(default_factory=dict)
+    index_write_problems: Mapping[str, str] = field(default_factory=dict)
 
 
 def samples(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
@@ -195,6 +196,13 @@ def _collector_delay(
     ]
 
 
+def _index_writes(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    return [
+        Sample({"cluster": cluster}, 1.0, problem[:500], "/readyz")
+        for cluster, problem in probes.index_write_problems.items()
+    ]
+
+
 def _cluster_unreachable(
     connection: Connection, rule: Rule, now_ms: int, probes: Probes
 ) -> list[Sample]:
@@ -219,4 +227,5 @@ _READERS = {
     "topic_silent": _topic_silent,
     "collector_delay": _collector_delay,
     "cluster_unreachable": _cluster_unreachable,
+    "index_writes": _index_writes,
 }

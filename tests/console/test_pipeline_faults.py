@@ -19,6 +19,7 @@ import pytest
 from collectors.config import ClusterConfig
 from collectors.conventions import Conventions
 from collectors.kafka.tap import Tap
+from console.alerts.evaluator import AlertEvaluator, collector_delays_of, collector_problems_of
 from console.app import create_app
 from tests.collectors.kafka.test_tap import count_rows, rows_of
 from tests.conftest import make_settings, serve_in_thread
@@ -46,14 +47,19 @@ async def test_a_stopped_writer_is_visible_and_loses_nothing(
         cluster, f"sqlite:///{tmp_path / 'index.db'}",
         collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}", "writer": "process",
                    "stall_after_s": STALL_AFTER_S},
+        alerts={"evaluate_interval_s": 1},  # the built-in rules, evaluated every second
     )  # fmt: skip
     taps: list[Tap] = []
 
-    def only_the_tap(state):  # type: ignore[no-untyped-def]
+    def tap_and_alerts(state):  # type: ignore[no-untyped-def]
         taps.append(Tap(cluster, state.engine, Conventions(), settings.collector))
-        return taps
+        evaluator = AlertEvaluator(
+            state.engine, state.areas.alerts, [cluster], "http://console.test",
+            collector_delays_of(taps), collector_problems=collector_problems_of(taps),
+        )  # fmt: skip
+        return [*taps, evaluator]
 
-    app = create_app(settings, mode="all", service_factory=only_the_tap)
+    app = create_app(settings, mode="all", service_factory=tap_and_alerts)
     engine = app.state.eventscope.engine
     await create_topic(kafka_cluster.bootstrap, unique_topic, partitions=2)
     batch = [(b"k%d" % i, b'{"n": %d}' % i, []) for i in range(500)]
@@ -75,6 +81,12 @@ async def test_a_stopped_writer_is_visible_and_loses_nothing(
             visible_s = await _until(stalled, "reported stalled")
             page = httpx.get(f"{url}/events", timeout=20).text
             assert 'id="pipeline-banner"' in page and "index writes stalled" in page
+
+            def alert_firing() -> bool:
+                firing = httpx.get(f"{url}/api/alerts", timeout=20).json()["firing"]
+                return any(alert["rule"] == "IndexWritesFailing" for alert in firing)
+
+            alert_s = visible_s + await _until(alert_firing, "alerted")
         finally:
             os.kill(pid, signal.SIGCONT)
         caught_up_s = await _until(
@@ -88,7 +100,8 @@ async def test_a_stopped_writer_is_visible_and_loses_nothing(
         assert 'id="pipeline-banner"' not in httpx.get(f"{url}/events", timeout=20).text
     print(
         f"\nwriter stopped: visible (readyz 503, banner) after {visible_s:.1f} s "
-        f"(stall_after_s={STALL_AFTER_S}); caught up {caught_up_s:.1f} s after it resumed"
+        f"(stall_after_s={STALL_AFTER_S}), IndexWritesFailing firing after {alert_s:.1f} s; "
+        f"caught up {caught_up_s:.1f} s after it resumed"
     )
     offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, unique_topic)]
     assert len(offsets) == len(set(offsets)) == 1_000
