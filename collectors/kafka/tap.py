@@ -54,7 +54,7 @@ INTERNAL_TOPIC_PATTERNS = (
     r"eventscope-internal.*",
 )
 METADATA_REFRESH_MS = 3_000  # new topics are picked up within a few seconds
-WRITE_RETRY_MAX_S = 30.0
+WRITE_RETRY_MAX_S = 5.0  # a failing index is tried again at least this often, so recovery is quick
 REWIND_RETRY_S = 1.0
 
 

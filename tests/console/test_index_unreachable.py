@@ -17,7 +17,7 @@ from tests.conftest import (
 )
 
 
-def _allow_connections(server_url: str, name: str, allowed: bool) -> None:
+def allow_connections(server_url: str, name: str, allowed: bool) -> None:
     admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(
@@ -37,7 +37,7 @@ def test_pages_and_api_answer_503_while_the_index_is_unreachable(postgres_url: s
     try:
         with serve_in_thread(app) as console:
             assert httpx.get(f"{console}/groups", timeout=10).status_code == 200
-            _allow_connections(postgres_url, name, False)
+            allow_connections(postgres_url, name, False)
             try:
                 page = httpx.get(f"{console}/groups", timeout=10)
                 assert page.status_code == 503, page.text
@@ -49,7 +49,7 @@ def test_pages_and_api_answer_503_while_the_index_is_unreachable(postgres_url: s
                 assert api.json()["error"].startswith("The index cannot be reached right now")
                 assert "SELECT" not in api.json()["error"]  # the reason, not the query
             finally:
-                _allow_connections(postgres_url, name, True)
+                allow_connections(postgres_url, name, True)
             deadline = time.monotonic() + 10
             while httpx.get(f"{console}/api/events", timeout=10).status_code != 200:
                 assert time.monotonic() < deadline, "the console did not recover"

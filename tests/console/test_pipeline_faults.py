@@ -22,7 +22,13 @@ from collectors.kafka.tap import Tap
 from console.alerts.evaluator import AlertEvaluator, collector_delays_of, collector_problems_of
 from console.app import create_app
 from tests.collectors.kafka.test_tap import count_rows, rows_of
-from tests.conftest import make_settings, serve_in_thread
+from tests.conftest import (
+    _drop_postgres_database,
+    fresh_postgres_database,
+    make_settings,
+    serve_in_thread,
+)
+from tests.console.test_index_unreachable import allow_connections
 from tests.kafka_helpers import create_topic, produce
 
 pytestmark = pytest.mark.kafka
@@ -105,3 +111,61 @@ async def test_a_stopped_writer_is_visible_and_loses_nothing(
     )
     offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, unique_topic)]
     assert len(offsets) == len(set(offsets)) == 1_000
+
+
+async def test_a_postgresql_index_that_refuses_connections_is_visible_and_loses_nothing(
+    kafka_cluster: ClusterConfig, unique_topic: str, postgres_url: str
+) -> None:
+    index_url, name = fresh_postgres_database(postgres_url)
+    cluster = replace(kafka_cluster, include=(re.escape(unique_topic),))
+    settings = make_settings(
+        cluster, index_url,
+        collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}", "writer": "process"},
+    )  # fmt: skip
+
+    def only_the_tap(state):  # type: ignore[no-untyped-def]
+        return [Tap(cluster, state.engine, Conventions(), settings.collector)]
+
+    app = create_app(settings, mode="all", service_factory=only_the_tap)
+    engine = app.state.eventscope.engine
+    await create_topic(kafka_cluster.bootstrap, unique_topic, partitions=2)
+    batch = [(b"k%d" % i, b'{"n": %d}' % i, []) for i in range(500)]
+    try:
+        with serve_in_thread(app) as url:
+            await produce(kafka_cluster.bootstrap, unique_topic, batch)
+            await _until(lambda: count_rows(engine, unique_topic) == 500, "indexed")
+            allow_connections(postgres_url, name, False)
+            try:
+                await produce(kafka_cluster.bootstrap, unique_topic, batch)
+
+                def failing() -> bool:
+                    ready = httpx.get(f"{url}/readyz", timeout=20)
+                    body = ready.json()
+                    return (
+                        ready.status_code == 503
+                        and body["index"]["ready"] is False
+                        and any("index writes failing" in p for p in body["pipeline"])
+                    )
+
+                visible_s = await _until(failing, "reported failing")
+                page = httpx.get(f"{url}/events", timeout=20)
+                assert page.status_code == 503 and "index writes failing" in page.text
+            finally:
+                allow_connections(postgres_url, name, True)
+            caught_up_s = await _until(
+                lambda: (
+                    count_rows(engine, unique_topic) == 1_000
+                    and httpx.get(f"{url}/readyz", timeout=20).status_code == 200
+                ),
+                "caught up",
+            )
+            await asyncio.sleep(1.0)  # anything duplicated would arrive now
+        print(
+            f"\nPostgreSQL refusing connections: visible (readyz 503, banner) after "
+            f"{visible_s:.1f} s; caught up {caught_up_s:.1f} s after it accepted them again"
+        )
+        offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, unique_topic)]
+        assert len(offsets) == len(set(offsets)) == 1_000
+    finally:
+        engine.dispose()
+        _drop_postgres_database(postgres_url, name)
