@@ -23,6 +23,7 @@ no longer has the record and the copy is complete (value and headers not truncat
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -181,25 +182,47 @@ class ActionRunner(PeriodicService):
             return
         options = json.loads(job["options"])
         limiter = RateLimiter(options.get("rate"))
+        storing: asyncio.Future[None] | None = None  # the previous chunk's outcomes
         try:
             async with record_reader(cluster) as consumer, idempotent_producer(cluster) as producer:
                 await self._recover(job, consumer, producer)
                 await self._record_target_starts(job, consumer, producer)
+                chunk = await run_in_threadpool(self._next_chunk, job, options)
                 while True:
                     status = await run_in_threadpool(self._renew, job_id)
-                    if status is None:
+                    if status is None:  # its new runner settles what this one took
+                        with contextlib.suppress(Exception):
+                            await _finished(storing)  # what was sent is recorded as sent
                         log.warning("job %s: lease lost, leaving it to its new runner", job_id)
                         return
                     if status == "cancelling":
+                        await _finished(storing)
+                        if chunk:  # taken but never sent: pending again
+                            await run_in_threadpool(self._release, job_id, chunk)
                         await run_in_threadpool(self._finish, job_id, "cancelled", None)
                         return
-                    chunk = await run_in_threadpool(self._next_chunk, job, options)
                     if chunk is None:
+                        await _finished(storing)
                         await run_in_threadpool(self._finish, job_id, "done", None)
                         return
-                    if chunk:
-                        await self._send_chunk(job, options, chunk, consumer, producer, limiter)
+                    # Pipelined: the next chunk is taken (marked in flight, committed) and
+                    # the previous one's outcomes are stored while this one is sent.
+                    taking = asyncio.ensure_future(
+                        run_in_threadpool(self._next_chunk, job, options)
+                    )
+                    try:
+                        outcomes = await self._send_chunk(
+                            job, options, chunk, consumer, producer, limiter
+                        )
+                    finally:
+                        chunk = await taking
+                    await _finished(storing)
+                    storing = asyncio.ensure_future(
+                        run_in_threadpool(self._store_outcomes, job_id, outcomes)
+                    )
         except Exception as exc:
+            with contextlib.suppress(Exception):
+                await _finished(storing)
             message = f"{type(exc).__name__}: {exc}"
             await run_in_threadpool(self._note_error, job_id, message)
             raise
@@ -266,7 +289,8 @@ class ActionRunner(PeriodicService):
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         limiter: RateLimiter,
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """Send a chunk; return each item's outcome (the caller stores them)."""
         wanted = [_source(row) for row in chunk]
         records = await read_at(consumer, wanted)
         missing = [coords for coords in wanted if coords not in records]
@@ -307,7 +331,7 @@ class ActionRunner(PeriodicService):
                     "item_partition": metadata.partition, "item_offset": metadata.offset,
                     "item_note": note,
                 })  # fmt: skip
-        await run_in_threadpool(self._store_outcomes, job["id"], outcomes)
+        return outcomes
 
     def _headers(
         self,
@@ -328,6 +352,17 @@ class ActionRunner(PeriodicService):
             error_names=self.error_names,
         )
         return [(name, value if value is not None else b"") for name, value in headers]
+
+    def _release(self, job_id: int, chunk: list[dict[str, Any]]) -> None:
+        """Items taken (in flight) but never sent go back to pending."""
+        i = items_table.c
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(items_table)
+                .where(i.job_id == job_id, i.id.in_([row["id"] for row in chunk]),
+                       i.state == "inflight")
+                .values(state="pending")
+            )  # fmt: skip
 
     def _store_outcomes(self, job_id: int, outcomes: list[dict[str, Any]]) -> None:
         if not outcomes:
@@ -471,6 +506,12 @@ class ActionRunner(PeriodicService):
                 .values(error=message[:2000], lease_until_ms=0, updated_at_ms=_now_ms())
             )
             job_store.add_journal(connection, job_id, "error", f"{message[:1900]}; will retry")
+
+
+async def _finished(task: asyncio.Future[None] | None) -> None:
+    """Wait for a background store, if one is running (its error is raised here)."""
+    if task is not None:
+        await task
 
 
 def _source(row: dict[str, Any]) -> Coordinates:

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from sqlalchemy import select
 
+from collectors.index.action_models import items_table
 from collectors.index.audit_models import audit_table
 from tests.console.actions.helpers import read_topic
 from tests.kafka_helpers import create_topic, produce
@@ -89,6 +90,12 @@ async def test_cancel_a_slow_job(live_server, kafka_bootstrap, unique_topic) -> 
     job = await wait_job(live_server.url, created["id"])
     assert job["status"] == "cancelled"
     assert job["sent"] < job["total"]
+    # The chunk taken ahead (the runner takes the next one while it sends) went back to
+    # pending: nothing is left in flight.
+    i = items_table.c
+    with live_server.engine.connect() as connection:
+        states = set(connection.execute(select(i.state).where(i.job_id == created["id"])).scalars())
+    assert "inflight" not in states and "pending" in states
 
 
 @pytest.mark.parametrize(
