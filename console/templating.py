@@ -72,7 +72,7 @@ def timestamp_ms(value: int | None) -> str:
 def time_element(value: int | str | None) -> Markup | str:
     """A moment as `<time datetime="…Z">` in UTC, which static/js/eventscope.js switches to
     the browser's time zone when the reader asks. Milliseconds since the epoch, or a text
-    already written in UTC (`…Z`, as the views' `format_time` writes it, kept as it is)."""
+    already written in UTC (`…Z`, as the views' `format_time` writes it), shown alike."""
     if value is None:
         return MISSING
     if isinstance(value, str):
@@ -82,7 +82,7 @@ def time_element(value: int | str | None) -> Markup | str:
             return value
         if moment.utcoffset() != dt.timedelta(0):
             return value  # not a UTC time: shown as written, never converted
-        text = value
+        text = moment.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] + "Z"
     else:
         moment = dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
         text = timestamp_ms(value)

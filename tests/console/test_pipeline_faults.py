@@ -8,6 +8,8 @@ import asyncio
 import os
 import re
 import signal
+import subprocess
+import sys
 import time
 import uuid
 from dataclasses import replace
@@ -24,6 +26,7 @@ from console.app import create_app
 from tests.collectors.kafka.test_tap import count_rows, rows_of
 from tests.conftest import (
     _drop_postgres_database,
+    free_port,
     fresh_postgres_database,
     make_settings,
     serve_in_thread,
@@ -169,3 +172,64 @@ async def test_a_postgresql_index_that_refuses_connections_is_visible_and_loses_
     finally:
         engine.dispose()
         _drop_postgres_database(postgres_url, name)
+
+
+def _broker(action: str, data_dir: Path, port: int, check: bool = True) -> None:
+    command = [sys.executable, "-m", "console.cli", "kafka", action]
+    args = ["--port", str(port), "--data-dir", str(data_dir)]
+    done = subprocess.run([*command, *args], capture_output=True, text=True, check=False)
+    assert done.returncode == 0 or not check, f"kafka {action}: {done.stdout}{done.stderr}"
+
+
+async def test_a_broker_that_stops_and_starts_again_is_visible_and_loses_nothing(
+    tmp_path: Path,
+) -> None:
+    """A broker of its own (the session's is shared): stopped during ingest, started again."""
+    port, data_dir = free_port(span=2), tmp_path / "kafka"
+    _broker("start", data_dir, port)
+    try:
+        bootstrap = f"127.0.0.1:{port}"
+        topic = f"t-broker-fault-{uuid.uuid4().hex[:8]}"
+        cluster = ClusterConfig(name="local", bootstrap=bootstrap, include=(re.escape(topic),))
+        settings = make_settings(
+            cluster, f"sqlite:///{tmp_path / 'index.db'}",
+            collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}"},
+        )  # fmt: skip
+
+        def only_the_tap(state):  # type: ignore[no-untyped-def]
+            return [Tap(cluster, state.engine, Conventions(), settings.collector)]
+
+        app = create_app(settings, mode="all", service_factory=only_the_tap)
+        engine = app.state.eventscope.engine
+        await create_topic(bootstrap, topic, partitions=2)
+        batch = [(b"k%d" % i, b'{"n": %d}' % i, []) for i in range(500)]
+        with serve_in_thread(app) as url:
+            await produce(bootstrap, topic, batch)
+            await _until(lambda: count_rows(engine, topic) == 500, "indexed")
+            stopped_at = time.monotonic()
+            _broker("stop", data_dir, port)
+
+            def unreachable() -> bool:
+                ready = httpx.get(f"{url}/readyz", timeout=30)
+                return ready.status_code == 503 and not ready.json()["clusters"]["local"]["ready"]
+
+            await _until(unreachable, "reported unreachable")
+            visible_s = time.monotonic() - stopped_at
+            _broker("start", data_dir, port)
+            started_at = time.monotonic()
+            await produce(bootstrap, topic, batch)
+            await _until(
+                lambda: count_rows(engine, topic) == 1_000
+                and httpx.get(f"{url}/readyz", timeout=30).status_code == 200,
+                "caught up", timeout_s=120,
+            )  # fmt: skip
+            caught_up_s = time.monotonic() - started_at
+            await asyncio.sleep(1.0)  # anything duplicated would arrive now
+        print(
+            f"\nbroker stopped: visible (readyz 503) {visible_s:.1f} s after the stop began; "
+            f"caught up {caught_up_s:.1f} s after it was started again"
+        )
+        offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, topic)]
+        assert len(offsets) == len(set(offsets)) == 1_000
+    finally:
+        _broker("stop", data_dir, port, check=False)
