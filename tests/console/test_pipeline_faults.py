@@ -39,6 +39,11 @@ pytestmark = pytest.mark.kafka
 STALL_AFTER_S = 2.0
 
 
+def _all_indexed_and_ready(engine, topic: str, url: str, count: int) -> bool:  # type: ignore[no-untyped-def]
+    ready = httpx.get(f"{url}/readyz", timeout=30).status_code == 200
+    return ready and count_rows(engine, topic) == count
+
+
 async def _until(check, what: str, timeout_s: float = 60) -> float:  # type: ignore[no-untyped-def]
     started = time.monotonic()
     while time.monotonic() - started < timeout_s:
@@ -99,11 +104,7 @@ async def test_a_stopped_writer_is_visible_and_loses_nothing(
         finally:
             os.kill(pid, signal.SIGCONT)
         caught_up_s = await _until(
-            lambda: (
-                count_rows(engine, unique_topic) == 1_000
-                and httpx.get(f"{url}/readyz", timeout=20).status_code == 200
-            ),
-            "caught up",
+            lambda: _all_indexed_and_ready(engine, unique_topic, url, 1_000), "caught up"
         )
         await asyncio.sleep(1.0)  # anything duplicated would arrive now
         assert 'id="pipeline-banner"' not in httpx.get(f"{url}/events", timeout=20).text
@@ -156,11 +157,7 @@ async def test_a_postgresql_index_that_refuses_connections_is_visible_and_loses_
             finally:
                 allow_connections(postgres_url, name, True)
             caught_up_s = await _until(
-                lambda: (
-                    count_rows(engine, unique_topic) == 1_000
-                    and httpx.get(f"{url}/readyz", timeout=20).status_code == 200
-                ),
-                "caught up",
+                lambda: _all_indexed_and_ready(engine, unique_topic, url, 1_000), "caught up"
             )
             await asyncio.sleep(1.0)  # anything duplicated would arrive now
         print(
@@ -219,10 +216,8 @@ async def test_a_broker_that_stops_and_starts_again_is_visible_and_loses_nothing
             started_at = time.monotonic()
             await produce(bootstrap, topic, batch)
             await _until(
-                lambda: count_rows(engine, topic) == 1_000
-                and httpx.get(f"{url}/readyz", timeout=30).status_code == 200,
-                "caught up", timeout_s=120,
-            )  # fmt: skip
+                lambda: _all_indexed_and_ready(engine, topic, url, 1_000), "caught up", 120
+            )
             caught_up_s = time.monotonic() - started_at
             await asyncio.sleep(1.0)  # anything duplicated would arrive now
         print(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
@@ -20,16 +21,12 @@ from tests.conftest import LiveServer, make_settings, serve_in_thread
 from tests.kafka_helpers import create_topic, produce
 
 
-@pytest.fixture(scope="module")
-def lag_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveServer]:
-    """A console whose only background service is a fast lag sampler."""
-
+@contextmanager
+def sampling_console(cluster: ClusterConfig, folder: Path, lag: dict) -> Iterator[LiveServer]:
+    """A console whose only background service is a lag sampler with these `[lag]` keys."""
     from console.app import create_app
 
-    folder: Path = tmp_path_factory.mktemp("groups")
-    settings = make_settings(
-        kafka_cluster, f"sqlite:///{folder / 'index.db'}", lag={"interval_s": 0.5, "window": 4}
-    )
+    settings = make_settings(cluster, f"sqlite:///{folder / 'index.db'}", lag=lag)
     engine = create_index_engine(settings.index.url)
 
     def services(state):  # type: ignore[no-untyped-def]
@@ -39,26 +36,23 @@ def lag_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveS
     with serve_in_thread(app) as url:
         yield LiveServer(url, settings, engine)
     engine.dispose()
+
+
+@pytest.fixture(scope="module")
+def lag_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveServer]:
+    """A fast lag sampler."""
+    folder = tmp_path_factory.mktemp("groups")
+    with sampling_console(kafka_cluster, folder, {"interval_s": 0.5, "window": 4}) as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
 def threshold_server(kafka_cluster: ClusterConfig, tmp_path_factory) -> Iterator[LiveServer]:
     """A fast lag sampler whose `g-slow-*` groups warn at a time lag of 1 s."""
-
-    from console.app import create_app
-
-    folder: Path = tmp_path_factory.mktemp("thresholds")
+    folder = tmp_path_factory.mktemp("thresholds")
     lag = {"interval_s": 0.5, "window": 20, "groups": {"g-slow-*": {"time_lag_warn_s": 1}}}
-    settings = make_settings(kafka_cluster, f"sqlite:///{folder / 'index.db'}", lag=lag)
-    engine = create_index_engine(settings.index.url)
-
-    def services(state):  # type: ignore[no-untyped-def]
-        return [LagSampler(c, state.engine, settings.lag) for c in settings.clusters]
-
-    app = create_app(settings, mode="all", engine=engine, service_factory=services)
-    with serve_in_thread(app) as url:
-        yield LiveServer(url, settings, engine)
-    engine.dispose()
+    with sampling_console(kafka_cluster, folder, lag) as server:
+        yield server
 
 
 async def _lagging_group(bootstrap: str, group_id: str, topic: str) -> None:
