@@ -12,6 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -228,3 +230,74 @@ async def test_a_broker_that_stops_and_starts_again_is_visible_and_loses_nothing
         assert len(offsets) == len(set(offsets)) == 1_000
     finally:
         _broker("stop", data_dir, port, check=False)
+
+
+@contextmanager
+def small_file_system(path: Path, size: str) -> Iterator[None]:
+    """A tmpfs of `size` at `path` (skips the test where mounting is not allowed)."""
+    path.mkdir()
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small file system here: {mounted.stderr.strip()}")
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False, capture_output=True)
+
+
+async def test_a_full_disk_is_visible_and_loses_nothing_once_there_is_room(
+    kafka_cluster: ClusterConfig, unique_topic: str, tmp_path: Path
+) -> None:
+    disk = tmp_path / "disk"
+    with small_file_system(disk, "3m"):
+        cluster = replace(kafka_cluster, include=(re.escape(unique_topic),))
+        settings = make_settings(
+            cluster, f"sqlite:///{disk / 'index.db'}",
+            collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}"},
+        )  # fmt: skip
+
+        def only_the_tap(state):  # type: ignore[no-untyped-def]
+            return [Tap(cluster, state.engine, Conventions(), settings.collector)]
+
+        app = create_app(settings, mode="all", service_factory=only_the_tap)
+        engine = app.state.eventscope.engine
+        await create_topic(kafka_cluster.bootstrap, unique_topic, partitions=2)
+        total = 20_000
+        value = b'{"pad": "' + b"x" * 480 + b'"}'
+        with serve_in_thread(app) as url:
+            filled_at = time.monotonic()
+            await produce(kafka_cluster.bootstrap, unique_topic, [(None, value, [])] * total)
+
+            def failing() -> bool:
+                ready = httpx.get(f"{url}/readyz", timeout=30)
+                return ready.status_code == 503 and any(
+                    "index writes failing" in p and "full" in p for p in ready.json()["pipeline"]
+                )
+
+            await _until(failing, "reported the full disk")
+            visible_s = time.monotonic() - filled_at
+            page = httpx.get(f"{url}/events", timeout=30)
+            assert page.status_code == 200 and 'id="pipeline-banner"' in page.text
+            stored = count_rows(engine, unique_topic)
+            assert 0 < stored < total
+            grown = subprocess.run(
+                ["mount", "-o", "remount,size=256m", str(disk)], capture_output=True, check=False
+            )
+            assert grown.returncode == 0, grown.stderr
+            room_at = time.monotonic()
+            await _until(
+                lambda: _all_indexed_and_ready(engine, unique_topic, url, total), "caught up", 120
+            )
+            caught_up_s = time.monotonic() - room_at
+            await asyncio.sleep(1.0)  # anything duplicated would arrive now
+            offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, unique_topic)]
+        engine.dispose()
+    print(
+        f"\ndisk full after {stored:,} of {total:,} records: visible (readyz 503, banner) "
+        f"{visible_s:.1f} s after the records were sent; caught up {caught_up_s:.1f} s after "
+        "the file system grew"
+    )
+    assert len(offsets) == len(set(offsets)) == total
