@@ -17,6 +17,7 @@ import argparse
 import dataclasses
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,7 +35,7 @@ from collectors.kafka.local_broker import (
     default_data_dir,
     recorded_port,
 )
-from collectors.log_repeats import RepeatedLines
+from collectors.logs import LOG_FORMATS, configure_logging
 from console.settings import load_settings
 
 EXIT_CONFIG = 2
@@ -46,14 +47,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "handler", None):
         parser.print_help()
         return 0
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for chatty in ("alembic", "httpx", "aiokafka"):  # -v shows their routine lines
-        logging.getLogger(chatty).setLevel(logging.DEBUG if args.verbose else logging.WARNING)
-    for handler in logging.getLogger().handlers:  # a broker outage is a line, not a flood
-        handler.addFilter(RepeatedLines())
+    try:
+        configure_logging(args.verbose, args.log_format)
+    except ValueError as exc:  # only $EVENTSCOPE_LOG_FORMAT can get past argparse's choices
+        print(f"eventscope: EVENTSCOPE_LOG_FORMAT: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
     try:
         result: int = args.handler(args)
         return result
@@ -70,6 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", help="TOML file (default: ./eventscope.toml if present)")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument(
+        "--log-format", choices=LOG_FORMATS,
+        default=os.environ.get("EVENTSCOPE_LOG_FORMAT", "text"),
+        help="text lines, or one JSON object per line (default: $EVENTSCOPE_LOG_FORMAT or text)",
+    )  # fmt: skip
     commands = parser.add_subparsers(title="commands")
 
     for name, mode, text in (
@@ -254,6 +257,7 @@ def run_server(args: argparse.Namespace) -> int:
         host=settings.server.host,
         port=settings.server.port,
         log_level="info" if args.verbose else "warning",
+        log_config=None,  # uvicorn's lines go through eventscope's handler (and format)
         proxy_headers=False,
     )
     uvicorn.Server(config).run()

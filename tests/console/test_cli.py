@@ -99,3 +99,12 @@ def test_registry_status_and_stop_when_none_is_running(tmp_path) -> None:
     stop = run("registry", "stop", "--data-dir", data_dir, env=env)
     assert stop.returncode == 0
     assert "No local schema registry is running" in stop.stdout
+
+
+def test_a_wrong_log_format_is_a_clear_error() -> None:
+    result = run("config", "check", env={**PLAIN_ENV, "EVENTSCOPE_LOG_FORMAT": "xml"})
+    assert result.returncode == 2
+    assert "EVENTSCOPE_LOG_FORMAT" in result.stderr and "text, json" in result.stderr
+    assert "Traceback" not in result.stderr
+    refused = run("--log-format", "xml", "config", "check", env=PLAIN_ENV)
+    assert refused.returncode == 2 and "invalid choice" in refused.stderr

@@ -1,10 +1,12 @@
-"""Repeated warnings are summarised, not repeated a thousand times."""
+"""Repeated warnings are summarised, not repeated a thousand times; JSON lines parse."""
 
 from __future__ import annotations
 
+import json
 import logging
+import sys
 
-from collectors.log_repeats import RepeatedLines
+from collectors.logs import JsonLines, RepeatedLines
 
 
 class Clock:
@@ -52,3 +54,16 @@ def test_a_percent_sign_in_the_arguments_survives_the_summary() -> None:
     again = record("bad value %s", "100%")
     assert lines.filter(again)
     assert again.getMessage() == "bad value 100% (1 more like it in the last 2 s)"
+
+
+def test_json_lines_carry_time_level_logger_message_and_the_traceback() -> None:
+    line = record("bad value %s", '"quoted" \u202e')
+    body = json.loads(JsonLines().format(line))
+    assert body["level"] == "ERROR" and body["logger"] == "aiokafka"
+    assert body["message"] == 'bad value "quoted" \u202e'
+    assert body["time"].endswith("Z") and "exception" not in body
+    try:
+        raise RuntimeError("boom")
+    except RuntimeError:
+        failed = logging.LogRecord("x", logging.ERROR, __file__, 1, "failed", None, sys.exc_info())
+    assert "RuntimeError: boom" in json.loads(JsonLines().format(failed))["exception"]
