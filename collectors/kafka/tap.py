@@ -262,17 +262,21 @@ class Tap:
 
     async def stop(self) -> None:
         self._stopping.set()
+        # With index writes failing or hung, waiting for the batches in hand only delays the
+        # stop: they were not committed, and the next start reads them again.
+        blocked = self.pipeline_problem(time.time()) is not None
         if self._task is not None:
             # Let the batch in hand commit; the loop wakes at least every batch_max_wait_ms.
             try:
-                await asyncio.wait_for(asyncio.shield(self._task), timeout=15)
+                await asyncio.wait_for(asyncio.shield(self._task), timeout=1 if blocked else 15)
             except (TimeoutError, Exception):
                 self._task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await self._task
         if self._writer is not None:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.drain(), timeout=30)
+            if not blocked:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.drain(), timeout=30)
             self._writer.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._writer

@@ -22,10 +22,12 @@ import pytest
 
 from collectors.config import ClusterConfig
 from collectors.conventions import Conventions
+from collectors.index import migrate
+from collectors.index.engine import create_index_engine
 from collectors.kafka.tap import Tap
 from console.alerts.evaluator import AlertEvaluator, collector_delays_of, collector_problems_of
 from console.app import create_app
-from tests.collectors.kafka.test_tap import count_rows, rows_of
+from tests.collectors.kafka.test_tap import count_rows, rows_of, tap_for
 from tests.conftest import (
     _drop_postgres_database,
     free_port,
@@ -301,3 +303,26 @@ async def test_a_full_disk_is_visible_and_loses_nothing_once_there_is_room(
         "the file system grew"
     )
     assert len(offsets) == len(set(offsets)) == total
+
+
+async def test_a_collector_with_a_full_disk_stops_within_seconds(
+    kafka_cluster: ClusterConfig, unique_topic: str, tmp_path: Path
+) -> None:
+    disk = tmp_path / "disk"
+    with small_file_system(disk, "2m"):
+        engine = create_index_engine(f"sqlite:///{disk / 'index.db'}")
+        migrate.upgrade(engine)
+        tap = tap_for(kafka_cluster.bootstrap, engine, [re.escape(unique_topic)])
+        await create_topic(kafka_cluster.bootstrap, unique_topic, partitions=2)
+        await tap.start()
+        try:
+            value = b'{"pad": "' + b"x" * 480 + b'"}'
+            await produce(kafka_cluster.bootstrap, unique_topic, [(None, value, [])] * 10_000)
+            await _until(lambda: "failing" in (tap.pipeline_problem(time.time()) or ""), "full")
+        finally:
+            started = time.monotonic()
+            await tap.stop()
+            stop_s = time.monotonic() - started
+            engine.dispose()
+    print(f"\ncollector stopped in {stop_s:.1f} s with its index writes failing (disk full)")
+    assert stop_s < 5
