@@ -7,7 +7,6 @@ Every create and cancel is written to the audit log (console/actions/jobs.py).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -86,15 +85,7 @@ async def jobs_page(call: Call) -> Reply:
 
 
 async def create_job_api(call: Call) -> Response:
-    body = await call.request.body()
-    if len(body) > MAX_BODY:
-        raise HTTPException(413, "request body too large")
-    try:
-        raw = json.loads(body or b"{}")
-    except ValueError:
-        raise HTTPException(400, "body: not JSON") from None
-    if not isinstance(raw, dict):
-        raise HTTPException(400, "body: a JSON object")
+    raw = await call.json_object(MAX_BODY)
     try:
         job_request = parse_request(raw, _clusters(call))
     except RequestError as exc:

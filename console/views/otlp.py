@@ -12,40 +12,28 @@ import logging
 import time
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import ClientDisconnect, Request
+from starlette.requests import ClientDisconnect
 from starlette.responses import Response
 
 from collectors.otlp import decode_traces_request, encode_error, encode_response
 from collectors.otlp_model import MAX_BODY_BYTES, OtlpError
 from collectors.traces import store_spans
 from console.auth.roles import OPERATOR
-from console.web.endpoints import Call, Endpoint
+from console.web.endpoints import BodyTooLarge, Call, Endpoint, read_capped
 
 log = logging.getLogger("eventscope.otlp")
 
 RETRY_AFTER_S = "5"
 
 
-async def _read_limited(request: Request, max_bytes: int) -> bytes:
-    """The raw body, refusing (413) as soon as more than max_bytes arrive."""
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise OtlpError(413, f"request body larger than {max_bytes} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > max_bytes:
-            raise OtlpError(413, f"request body larger than {max_bytes} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 async def receive_traces(call: Call) -> Response:
     state, request = call.state, call.request
     content_type = request.headers.get("content-type")
     try:
-        body = await _read_limited(request, MAX_BODY_BYTES)
+        try:
+            body = await read_capped(request, MAX_BODY_BYTES)
+        except BodyTooLarge as exc:
+            raise OtlpError(413, str(exc)) from None
         result = await run_in_threadpool(
             decode_traces_request, body, content_type, request.headers.get("content-encoding")
         )

@@ -91,6 +91,30 @@ class Endpoint:
         return found
 
 
+MAX_JSON_BODY_BYTES = 1 << 20
+
+
+class BodyTooLarge(Exception):
+    """A request body longer than its route accepts."""
+
+
+async def read_capped(request: Request, max_bytes: int) -> bytes:
+    """The raw body, refused (BodyTooLarge) as soon as more than `max_bytes` arrive, or at
+    once when Content-Length says so."""
+    message = f"request body larger than {max_bytes} bytes"
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise BodyTooLarge(message)
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > max_bytes:
+            raise BodyTooLarge(message)
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 class Call:
     """One request to an endpoint, with what handlers read from it."""
 
@@ -134,10 +158,18 @@ class Call:
             return name[:100]
         return self.remote or "anonymous"
 
-    async def json_object(self) -> dict[str, Any]:
-        """The body as a JSON object ({} when empty); anything else is a 400."""
+    async def json_object(self, max_bytes: int = MAX_JSON_BODY_BYTES) -> dict[str, Any]:
+        """The body as a JSON object ({} when empty): 413 past `max_bytes` (counted while it
+        arrives, so a huge body never sits in memory), 400 for anything but a JSON object,
+        including one nested too deeply to read."""
         try:
-            body = json.loads(await self.request.body() or b"{}")
+            raw = await read_capped(self.request, max_bytes)
+        except BodyTooLarge as exc:
+            raise HTTPException(413, str(exc)) from None
+        try:
+            body = json.loads(raw or b"{}")
+        except RecursionError:
+            raise HTTPException(400, "the body's JSON is nested too deeply") from None
         except ValueError:
             raise HTTPException(400, "the body is not JSON") from None
         if not isinstance(body, dict):

@@ -156,3 +156,22 @@ async def test_new_replay_from_the_jobs_page_and_from_an_in_place_search(
     await page.click("#replay-selection")
     assert await page.locator("#preview-count").inner_text() == "2"
     assert page.problems == []
+
+
+def test_hostile_bodies_are_clear_errors_never_500(live_server) -> None:
+    headers = csrf_headers(live_server.url) | {"Content-Type": "application/json"}
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for path in ("/api/actions", "/api/alerts/silences", "/api/alerts/rules/preview"):
+        answer = httpx.post(live_server.url + path, content=deep, headers=headers, timeout=30)
+        assert answer.status_code == 400, (path, answer.status_code, answer.text[:200])
+        assert "nested too deeply" in answer.json()["error"]
+
+    def endless():  # streamed without a length: refused once past the cap, not at the end
+        chunk = b" " * 65_536
+        for _ in range(2_000):  # 131 MB if it were all read
+            yield chunk
+
+    big = httpx.post(
+        live_server.url + "/api/alerts/silences", content=endless(), headers=headers, timeout=60
+    )
+    assert big.status_code == 413 and "larger than" in big.json()["error"]
