@@ -57,6 +57,18 @@ async def _until(check, what: str, timeout_s: float = 60) -> float:  # type: ign
     raise AssertionError(f"not {what} after {timeout_s:.0f}s")
 
 
+def console_with_only_a_tap(cluster: ClusterConfig, index_url: str):  # type: ignore[no-untyped-def]
+    """A console whose only background service is the cluster's tap (its own group)."""
+    settings = make_settings(
+        cluster, index_url, collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}"}
+    )
+
+    def only_the_tap(state):  # type: ignore[no-untyped-def]
+        return [Tap(cluster, state.engine, Conventions(), settings.collector)]
+
+    return create_app(settings, mode="all", service_factory=only_the_tap)
+
+
 async def test_a_stopped_writer_is_visible_and_loses_nothing(
     kafka_cluster: ClusterConfig, unique_topic: str, tmp_path: Path
 ) -> None:
@@ -126,15 +138,7 @@ async def test_a_postgresql_index_that_refuses_connections_is_visible_and_loses_
 ) -> None:
     index_url, name = fresh_postgres_database(postgres_url)
     cluster = replace(kafka_cluster, include=(re.escape(unique_topic),))
-    settings = make_settings(
-        cluster, index_url,
-        collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}", "writer": "process"},
-    )  # fmt: skip
-
-    def only_the_tap(state):  # type: ignore[no-untyped-def]
-        return [Tap(cluster, state.engine, Conventions(), settings.collector)]
-
-    app = create_app(settings, mode="all", service_factory=only_the_tap)
+    app = console_with_only_a_tap(cluster, index_url)
     engine = app.state.eventscope.engine
     await create_topic(kafka_cluster.bootstrap, unique_topic, partitions=2)
     batch = [(b"k%d" % i, b'{"n": %d}' % i, []) for i in range(500)]
@@ -192,15 +196,7 @@ async def test_a_broker_that_stops_and_starts_again_is_visible_and_loses_nothing
         bootstrap = f"127.0.0.1:{port}"
         topic = f"t-broker-fault-{uuid.uuid4().hex[:8]}"
         cluster = ClusterConfig(name="local", bootstrap=bootstrap, include=(re.escape(topic),))
-        settings = make_settings(
-            cluster, f"sqlite:///{tmp_path / 'index.db'}",
-            collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}"},
-        )  # fmt: skip
-
-        def only_the_tap(state):  # type: ignore[no-untyped-def]
-            return [Tap(cluster, state.engine, Conventions(), settings.collector)]
-
-        app = create_app(settings, mode="all", service_factory=only_the_tap)
+        app = console_with_only_a_tap(cluster, f"sqlite:///{tmp_path / 'index.db'}")
         engine = app.state.eventscope.engine
         await create_topic(bootstrap, topic, partitions=2)
         batch = [(b"k%d" % i, b'{"n": %d}' % i, []) for i in range(500)]
@@ -256,15 +252,7 @@ async def test_a_full_disk_is_visible_and_loses_nothing_once_there_is_room(
     disk = tmp_path / "disk"
     with small_file_system(disk, "3m"):
         cluster = replace(kafka_cluster, include=(re.escape(unique_topic),))
-        settings = make_settings(
-            cluster, f"sqlite:///{disk / 'index.db'}",
-            collector={"group_id": f"eventscope-fault-{uuid.uuid4().hex[:8]}"},
-        )  # fmt: skip
-
-        def only_the_tap(state):  # type: ignore[no-untyped-def]
-            return [Tap(cluster, state.engine, Conventions(), settings.collector)]
-
-        app = create_app(settings, mode="all", service_factory=only_the_tap)
+        app = console_with_only_a_tap(cluster, f"sqlite:///{disk / 'index.db'}")
         engine = app.state.eventscope.engine
         await create_topic(kafka_cluster.bootstrap, unique_topic, partitions=2)
         total = 20_000
