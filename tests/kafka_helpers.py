@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Sequence
 
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 Header = tuple[str, bytes]
@@ -52,3 +53,18 @@ async def produce(
     finally:
         await producer.stop()
     return [(r.partition, r.offset) for r in results]
+
+
+async def joined_consumer(bootstrap: str, topic: str, group_id: str) -> AIOKafkaConsumer:
+    """A consumer that joined its group and owns the topic's partitions."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
+        auto_offset_reset="earliest", heartbeat_interval_ms=300, session_timeout_ms=6000,
+    )  # fmt: skip
+    await consumer.start()
+    deadline = time.monotonic() + 20
+    while not consumer.assignment():
+        if time.monotonic() > deadline:
+            raise AssertionError("the consumer was never assigned its partitions")
+        await consumer.getmany(timeout_ms=200)
+    return consumer

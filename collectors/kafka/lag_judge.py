@@ -80,8 +80,13 @@ class GroupResult:
 
     @property
     def max_time_lag(self) -> PartitionRow | None:
-        timed = [p for p in self.partitions if p.time_lag_s is not None]
-        return max(timed, key=lambda p: p.time_lag_s or 0.0) if timed else None
+        return slowest_of(self.partitions)
+
+
+def slowest_of(rows: list[PartitionRow]) -> PartitionRow | None:
+    """The partition with the largest known time lag (None when no time lag is known)."""
+    timed = [row for row in rows if row.time_lag_s is not None]
+    return max(timed, key=lambda row: row.time_lag_s or 0.0) if timed else None
 
 
 ExactTimes = dict[tuple[str, int, int], int]  # (topic, partition, committed) -> record ms
@@ -152,8 +157,7 @@ class LagJudge:
                     )
                 )  # fmt: skip
             burrow = evaluate_group(evaluations)
-            timed = [row for row in rows if row.time_lag_s is not None]
-            slowest = max(timed, key=lambda row: row.time_lag_s or 0.0) if timed else None
+            slowest = slowest_of(rows)
             health = self.health.judge(
                 group.group_id,
                 now,

@@ -41,6 +41,7 @@ class GroupQuery:
     status: str = ""
     cluster: str = ""
     sort: str = "status"
+    topic: str = ""  # groups with committed offsets on this topic
 
 
 def list_groups(engine: Engine, query: GroupQuery, now_ms: int) -> list[dict[str, Any]]:
@@ -57,9 +58,12 @@ def list_groups(engine: Engine, query: GroupQuery, now_ms: int) -> list[dict[str
     needle = query.text.lower()
     if needle:
         rows = [row for row in rows if needle in row["group_id"].lower()]
-    trends = _trends(engine, {(row["cluster"], row["group_id"]) for row in rows}, now_ms)
     for row in rows:
         row["topics"] = _json_list(row["topics"])
+    if query.topic:
+        rows = [row for row in rows if query.topic in row["topics"]]
+    trends = _trends(engine, {(row["cluster"], row["group_id"]) for row in rows}, now_ms)
+    for row in rows:
         trend = trends.get((row["cluster"], row["group_id"]))
         row["trend"] = [] if trend is None else trend.points
         # The window includes the latest look, whose status is always at hand.
@@ -223,5 +227,5 @@ def metric_rows(engine: Engine) -> list[dict[str, Any]]:
 
 def groups_for_topic(engine: Engine, cluster: str, topic: str) -> list[dict[str, Any]]:
     """The groups with committed offsets on a topic, for the topic page."""
-    rows = list_groups(engine, GroupQuery(cluster=cluster, sort="group"), int(time.time() * 1000))
-    return [row for row in rows if topic in row["topics"]]
+    query = GroupQuery(cluster=cluster, sort="group", topic=topic)
+    return list_groups(engine, query, int(time.time() * 1000))

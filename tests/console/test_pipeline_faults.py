@@ -43,6 +43,11 @@ pytestmark = pytest.mark.kafka
 STALL_AFTER_S = 2.0
 
 
+def assert_each_record_once(engine, topic: str, total: int) -> None:  # type: ignore[no-untyped-def]
+    offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, topic)]
+    assert len(offsets) == len(set(offsets)) == total
+
+
 def _all_indexed_and_ready(engine, topic: str, url: str, count: int) -> bool:  # type: ignore[no-untyped-def]
     ready = httpx.get(f"{url}/readyz", timeout=30).status_code == 200
     return ready and count_rows(engine, topic) == count
@@ -129,8 +134,7 @@ async def test_a_stopped_writer_is_visible_and_loses_nothing(
         f"(stall_after_s={STALL_AFTER_S}), IndexWritesFailing firing after {alert_s:.1f} s; "
         f"caught up {caught_up_s:.1f} s after it resumed"
     )
-    offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, unique_topic)]
-    assert len(offsets) == len(set(offsets)) == 1_000
+    assert_each_record_once(engine, unique_topic, 1_000)
 
 
 async def test_a_postgresql_index_that_refuses_connections_is_visible_and_loses_nothing(
@@ -172,8 +176,7 @@ async def test_a_postgresql_index_that_refuses_connections_is_visible_and_loses_
             f"\nPostgreSQL refusing connections: visible (readyz 503, banner) after "
             f"{visible_s:.1f} s; caught up {caught_up_s:.1f} s after it accepted them again"
         )
-        offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, unique_topic)]
-        assert len(offsets) == len(set(offsets)) == 1_000
+        assert_each_record_once(engine, unique_topic, 1_000)
     finally:
         engine.dispose()
         _drop_postgres_database(postgres_url, name)
@@ -224,8 +227,7 @@ async def test_a_broker_that_stops_and_starts_again_is_visible_and_loses_nothing
             f"\nbroker stopped: visible (readyz 503) {visible_s:.1f} s after the stop began; "
             f"caught up {caught_up_s:.1f} s after it was started again"
         )
-        offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, topic)]
-        assert len(offsets) == len(set(offsets)) == 1_000
+        assert_each_record_once(engine, topic, 1_000)
     finally:
         _broker("stop", data_dir, port, check=False)
 

@@ -27,7 +27,7 @@ from collectors.kafka.lag_judge import LagJudge
 from collectors.kafka.lag_look import ClusterLook, GroupLook, decode_assignment
 from collectors.kafka.lag_rules import EvaluationSettings, PartitionStatus
 from collectors.kafka.lag_store import ROLLUP_BUCKET_MS, delete_before, roll_up
-from tests.kafka_helpers import create_topic, produce
+from tests.kafka_helpers import create_topic, joined_consumer, produce
 
 FAST = LagConfig(interval_s=0.5, window=4, allowed_lag=0)
 
@@ -98,21 +98,6 @@ async def _wait_for(check: Callable[[], bool], timeout: float = 25.0) -> None:
         await asyncio.sleep(0.2)
 
 
-async def _member(bootstrap: str, topic: str, group_id: str) -> AIOKafkaConsumer:
-    """A consumer that joined its group and owns the topic's partitions."""
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False,
-        auto_offset_reset="earliest", heartbeat_interval_ms=300, session_timeout_ms=6000,
-    )  # fmt: skip
-    await consumer.start()
-    deadline = time.monotonic() + 20
-    while not consumer.assignment():
-        if time.monotonic() > deadline:
-            raise AssertionError("the consumer was never assigned its partitions")
-        await consumer.getmany(timeout_ms=200)
-    return consumer
-
-
 def _names(tag: str) -> tuple[str, str]:
     suffix = uuid.uuid4().hex[:8]
     return f"t-lag-{tag}-{suffix}", f"g-lag-{tag}-{suffix}"
@@ -129,25 +114,25 @@ async def test_burrow_statuses_with_real_consumer_groups(index_db, kafka_cluster
     try:
         # OK: a consumer that keeps up.
         topic, group = scenarios["ok"]
-        ok = await _member(bootstrap, topic, group)
+        ok = await joined_consumer(bootstrap, topic, group)
         members.append(ok)
         await ok.commit({TopicPartition(topic, 0): 10})
         # STOP: committed once, then the consumer went away.
         topic, group = scenarios["stop"]
-        stopped = await _member(bootstrap, topic, group)
+        stopped = await joined_consumer(bootstrap, topic, group)
         await stopped.commit({TopicPartition(topic, 0): 3})
         await stopped.stop()
         # STALL: still in the group, commits the same offset again and again.
         topic, group = scenarios["stall"]
-        stalled = await _member(bootstrap, topic, group)
+        stalled = await joined_consumer(bootstrap, topic, group)
         members.append(stalled)
         # WARN: moves, but slower than its producer.
         topic, group = scenarios["warn"]
-        slow = await _member(bootstrap, topic, group)
+        slow = await joined_consumer(bootstrap, topic, group)
         members.append(slow)
         # REWIND: went back below what it had committed.
         topic, group = scenarios["rewind"]
-        rewinding = await _member(bootstrap, topic, group)
+        rewinding = await joined_consumer(bootstrap, topic, group)
         members.append(rewinding)
         await rewinding.commit({TopicPartition(topic, 0): 8})
 
@@ -209,7 +194,7 @@ async def test_offset_lag_matches_the_admin_api(index_db, kafka_cluster) -> None
     await create_topic(bootstrap, topic, partitions=3)
     for partition in range(3):
         await produce(bootstrap, topic, [(None, b"v", ())] * (5 + partition), partition=partition)
-    member = await _member(bootstrap, topic, group)
+    member = await joined_consumer(bootstrap, topic, group)
     await member.commit({TopicPartition(topic, 0): 1, TopicPartition(topic, 2): 7})
     await member.stop()
     sampler = LagSampler(kafka_cluster, index_db.engine, FAST)
@@ -267,7 +252,7 @@ async def test_time_lag_exact_from_the_index_and_interpolated_otherwise(
             )
         )  # fmt: skip
     for topic, group in ((indexed, group_a), (plain, group_b)):
-        member = await _member(bootstrap, topic, group)
+        member = await joined_consumer(bootstrap, topic, group)
         await member.commit({TopicPartition(topic, 0): 1 if topic == indexed else 0})
         await member.stop()
 

@@ -11,14 +11,14 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka import TopicPartition
 
 from collectors.config import ClusterConfig
 from collectors.index.engine import create_index_engine
 from collectors.kafka.lag import LagSampler
 from console.templating import human_duration
 from tests.conftest import LiveServer, make_settings, serve_in_thread
-from tests.kafka_helpers import create_topic, produce
+from tests.kafka_helpers import create_topic, joined_consumer, produce
 
 
 @contextmanager
@@ -60,14 +60,8 @@ async def _lagging_group(bootstrap: str, group_id: str, topic: str) -> None:
     await create_topic(bootstrap, topic, partitions=2)
     await produce(bootstrap, topic, [(None, b"x", ())] * 5, partition=0)
     await produce(bootstrap, topic, [(None, b"x", ())] * 2, partition=1)
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, group_id=group_id, enable_auto_commit=False
-    )
-    await consumer.start()
+    consumer = await joined_consumer(bootstrap, topic, group_id)
     try:
-        deadline = time.monotonic() + 20
-        while not consumer.assignment() and time.monotonic() < deadline:
-            await consumer.getmany(timeout_ms=200)
         await consumer.commit({TopicPartition(topic, 0): 2, TopicPartition(topic, 1): 2})
     finally:
         await consumer.stop()
@@ -214,14 +208,8 @@ async def test_a_group_briefly_behind_reads_as_its_chart_does(
     topic, group = f"t-slow-{suffix}", f"g-slow-{suffix}"
     await create_topic(kafka_bootstrap, topic)
     await produce(kafka_bootstrap, topic, [(None, b"x", ())])
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
-    )
-    await consumer.start()
+    consumer = await joined_consumer(kafka_bootstrap, topic, group)
     try:
-        deadline = time.monotonic() + 20
-        while not consumer.assignment() and time.monotonic() < deadline:
-            await consumer.getmany(timeout_ms=200)
         partition = TopicPartition(topic, 0)
         await consumer.commit({partition: 1})
         _wait_for_group(threshold_server, group, "OK")

@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
-
 import httpx
 import pytest
 
+from tests.conftest import wait_until
 from tests.console.actions.helpers import spring_headers
 from tests.kafka_helpers import create_topic, produce
 
 
 async def wait_until_found(url: str, query: str) -> dict:
-    deadline = time.monotonic() + 30
     async with httpx.AsyncClient(timeout=20) as client:
-        while time.monotonic() < deadline:
+
+        async def found() -> dict | None:
             body = (await client.get(f"{url}/api/search", params={"q": query})).json()
-            if body["link"]:
-                return body
-            await asyncio.sleep(0.3)
-    raise AssertionError(f"{query} was never found")
+            return body if body["link"] else None
+
+        return await wait_until(found)
 
 
 async def test_the_search_box_goes_where_an_id_points(
