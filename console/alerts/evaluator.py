@@ -50,8 +50,8 @@ from console.alerts.grouping import (
     next_due_at,
 )
 from console.alerts.rules import Rule, format_duration, render
-from console.alerts.settings import AlertSettings
-from console.alerts.silences import load_silences, silenced_by
+from console.alerts.settings import AlertSettings, Receiver
+from console.alerts.silences import Silence, load_silences, silenced_by
 from console.alerts.sources import Probes, Sample, samples
 from console.alerts.webhook_format import (
     AlertInstance,
@@ -144,8 +144,14 @@ class AlertEngine:
         with self.engine.begin() as connection:
             rules = all_rules(connection, self.settings)
             found, failed, report.rule_errors = evaluate_rules(connection, rules, now_ms, probes)
-            self._lifecycle(connection, rules, found, failed, now_ms)
-            report.notifications = self._notify(connection, rules, now_ms)
+            receivers = {
+                name: stored.receiver
+                for name, stored in load_receivers(connection).items()
+                if stored.receiver.enabled
+            }
+            silences = load_silences(connection, now_ms)
+            self._lifecycle(connection, rules, found, failed, now_ms, receivers, silences)
+            report.notifications = self._notify(connection, now_ms, receivers, silences)
             counts: dict[str, int] = defaultdict(int)
             for (state,) in connection.execute(
                 select(alerts_table.c.state).where(alerts_table.c.state.in_(ACTIVE_STATES))
@@ -164,6 +170,8 @@ class AlertEngine:
         found: Mapping[str, Candidate],
         failed: set[str],
         now_ms: int,
+        receivers: Mapping[str, Receiver],
+        silences: Sequence[Silence],
     ) -> None:
         c = alerts_table.c
         active = {
@@ -218,7 +226,7 @@ class AlertEngine:
                     )
                 continue
             resolving.append(row)
-        why_not = self._why_not_notified(connection, now_ms) if resolving else str
+        why_not = self._why_not_notified(now_ms, receivers, silences)
         for row in resolving:
             self._resolved_now += 1
             connection.execute(
@@ -232,11 +240,11 @@ class AlertEngine:
                 )
             )
 
-    def _why_not_notified(self, connection: Connection, now_ms: int) -> Callable[[Any], str]:
+    def _why_not_notified(
+        self, now_ms: int, receivers: Mapping[str, Receiver], silences: Sequence[Silence]
+    ) -> Callable[[Any], str]:
         """Words for an alert that resolves although no notification ever reported it."""
         timing = self.settings.timing
-        receivers = {name for name, r in load_receivers(connection).items() if r.receiver.enabled}
-        silences = load_silences(connection, now_ms)
 
         def why(row: Any) -> str:
             silence = silenced_by(_json_map(row.labels), silences, now_ms)
@@ -257,14 +265,16 @@ class AlertEngine:
 
     # -- grouping and notifications ---------------------------------------------------------
 
-    def _notify(self, connection: Connection, rules: Sequence[Rule], now_ms: int) -> int:
+    def _notify(
+        self,
+        connection: Connection,
+        now_ms: int,
+        receivers: Mapping[str, Receiver],
+        silences: Sequence[Silence],
+    ) -> int:
+        """Group the firing and recently resolved alerts per enabled receiver and send the
+        notifications that are due (`receivers` and `silences` as of this pass)."""
         timing = self.settings.timing
-        receivers = {
-            name: stored.receiver
-            for name, stored in load_receivers(connection).items()
-            if stored.receiver.enabled
-        }
-        silences = load_silences(connection, now_ms)
         c = alerts_table.c
         # Resolved alerts matter only until their resolution has been notified, which
         # happens at the latest one group interval after they resolved.
