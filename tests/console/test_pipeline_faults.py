@@ -274,7 +274,7 @@ async def test_a_full_disk_is_visible_and_loses_nothing_once_there_is_room(
             page = httpx.get(f"{url}/events", timeout=30)
             assert page.status_code == 200 and 'id="pipeline-banner"' in page.text
             stored = count_rows(engine, unique_topic)
-            assert 0 < stored < total
+            assert stored < total  # the first batch may already be the one that does not fit
             grown = subprocess.run(
                 ["mount", "-o", "remount,size=256m", str(disk)], capture_output=True, check=False
             )
