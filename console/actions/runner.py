@@ -11,11 +11,11 @@ source coordinates) and the index keeps per-record state:
 2. Each chunk of items is marked `inflight` (committed) before it is sent with the
    idempotent producer (`acks=all`, so retries within a session do not duplicate); when
    every send is acknowledged the items become `sent` with their target offsets.
-3. A job whose runner died (its lease expired; the lease is longer than the producer's
-   request timeout, so nothing the dead producer sent can still arrive) is resumed by any
-   runner: it reads the target partitions from `target_starts` to their end, marks the
-   in-flight items whose provenance it finds as `sent` (with the offset found) and puts the
-   others back to `pending`. Then it carries on.
+3. A job whose runner died (its lease ran out: a few seconds, renewed by a heartbeat while
+   the job runs; see lease.py for why nothing the dead runner sent can arrive later) is
+   resumed by any runner: it reads the target partitions from `target_starts` to their
+   end, marks the in-flight items whose provenance it finds as `sent` (with the offset
+   found) and puts the others back to `pending`. Then it carries on.
 
 Records are read from Kafka at their source offsets; the index copy is used only when Kafka
 no longer has the record and the copy is complete (value and headers not truncated).
@@ -41,6 +41,7 @@ from collectors.config import ClusterConfig
 from collectors.conventions import Conventions
 from collectors.index.action_models import items_table, jobs_table
 from collectors.services import PeriodicService
+from console.actions.lease import JobLease, LeaseLost, heartbeat
 from console.actions.producer import idempotent_producer
 from console.actions.provenance import Provenance, error_header_names, outgoing_headers
 from console.actions.rate import RateLimiter
@@ -58,7 +59,7 @@ from console.stores import jobs as job_store
 log = logging.getLogger("eventscope.actions")
 
 CHUNK = 5_000
-LEASE_S = 30.0
+LEASE_S = 5.0
 POLL_S = 0.5
 MAX_BACKOFF_S = 60.0
 
@@ -183,19 +184,25 @@ class ActionRunner(PeriodicService):
         options = json.loads(job["options"])
         limiter = RateLimiter(options.get("rate"))
         storing: asyncio.Future[None] | None = None  # the previous chunk's outcomes
+        lease = JobLease(
+            lambda: run_in_threadpool(self._renew, job_id), self.lease_s, job["status"]
+        )
         try:
-            async with record_reader(cluster) as consumer, idempotent_producer(cluster) as producer:
+            async with (
+                heartbeat(lease),
+                record_reader(cluster) as consumer,
+                idempotent_producer(cluster) as producer,
+            ):
                 await self._recover(job, consumer, producer)
                 await self._record_target_starts(job, consumer, producer)
                 chunk = await run_in_threadpool(self._next_chunk, job, options)
                 while True:
-                    status = await run_in_threadpool(self._renew, job_id)
-                    if status is None:  # its new runner settles what this one took
+                    if lease.lost:  # its new runner settles what this one took
                         with contextlib.suppress(Exception):
                             await _finished(storing)  # what was sent is recorded as sent
                         log.warning("job %s: lease lost, leaving it to its new runner", job_id)
                         return
-                    if status == "cancelling":
+                    if lease.status == "cancelling":
                         await _finished(storing)
                         if chunk:  # taken but never sent: pending again
                             await run_in_threadpool(self._release, job_id, chunk)
@@ -212,8 +219,10 @@ class ActionRunner(PeriodicService):
                     )
                     try:
                         outcomes = await self._send_chunk(
-                            job, options, chunk, consumer, producer, limiter
+                            job, options, chunk, consumer, producer, limiter, lease
                         )
+                    except LeaseLost:
+                        continue  # what was sent of this chunk is the successor's to find
                     finally:
                         chunk = await taking
                     await _finished(storing)
@@ -289,8 +298,10 @@ class ActionRunner(PeriodicService):
         consumer: AIOKafkaConsumer,
         producer: AIOKafkaProducer,
         limiter: RateLimiter,
+        lease: JobLease,
     ) -> list[dict[str, Any]]:
-        """Send a chunk; return each item's outcome (the caller stores them)."""
+        """Send a chunk; return each item's outcome (the caller stores them). Each send
+        starts only while the lease is safely held (LeaseLost when it is not)."""
         wanted = [_source(row) for row in chunk]
         records = await read_at(consumer, wanted)
         missing = [coords for coords in wanted if coords not in records]
@@ -312,6 +323,7 @@ class ActionRunner(PeriodicService):
                         _failed(row, "no longer in Kafka, and no complete copy in the index")
                     )
                     continue
+                await lease.ready_to_send()
                 future = await producer.send(
                     row["target_topic"],
                     record.value,

@@ -13,7 +13,7 @@ from console.actions.runner import ActionRunner
 async def main(index_url: str, bootstrap: str) -> None:
     engine = create_index_engine(index_url)
     runner = ActionRunner(
-        engine, [ClusterConfig(name="local", bootstrap=bootstrap)], chunk=500, lease_s=3, poll_s=0.1
+        engine, [ClusterConfig(name="local", bootstrap=bootstrap)], chunk=500, poll_s=0.1
     )
     await runner.start()
     await asyncio.Event().wait()
