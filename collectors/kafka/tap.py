@@ -37,9 +37,10 @@ from collectors.index.identity import identity_hashes, search_key, text_hash
 from collectors.index.writer import BatchHook, BatchWriter, PositionKey, read_positions
 from collectors.index.writer_process import WriterProcess
 from collectors.kafka.admin import client_options, explain
+from collectors.kafka.backlog import Backlog
 from collectors.schemas.decoding import RecordDecoder
 from collectors.schemas.usage import SchemaUsageHook
-from collectors.services import Health, ServiceStatus
+from collectors.services import Health, ServiceStatus, cancel_and_wait
 
 log = logging.getLogger("eventscope.tap")
 
@@ -56,6 +57,7 @@ INTERNAL_TOPIC_PATTERNS = (
 METADATA_REFRESH_MS = 3_000  # new topics are picked up within a few seconds
 WRITE_RETRY_MAX_S = 5.0  # a failing index is tried again at least this often, so recovery is quick
 REWIND_RETRY_S = 1.0
+BACKLOG_SAMPLE_S = 5.0  # how often the partitions' end offsets are read (see backlog.py)
 
 
 def subscription_pattern(include: Iterable[str], exclude: Iterable[str]) -> re.Pattern[str]:
@@ -177,6 +179,13 @@ class Tap:
         self._writing_since: float | None = None  # a write to the index is under way
         self._failing_since: float | None = None  # writes fail, none has succeeded since
         self._read_epoch = 0
+        # The next offset to index per partition (stored positions, then each write), and
+        # what waits in Kafka beyond it.
+        self._indexed: dict[PositionKey, int] = {}
+        self.backlog = Backlog()
+        self._backlog_task: asyncio.Task[None] | None = None
+        self._batches_in_hand = 0  # read and not yet written (or dropped)
+        self._positions_noted_at = 0.0
 
     def _make_index_writer(self) -> WriterProcess | BatchWriter:
         """A child process for the writes, unless configured otherwise or impossible.
@@ -222,6 +231,9 @@ class Tap:
         self._db_writer = ThreadPoolExecutor(1, thread_name_prefix=f"{self.name}-write")
         self._stopping.clear()
         self._task = asyncio.create_task(self._run(), name=self.name)
+        self._backlog_task = asyncio.create_task(
+            self._sample_backlog(), name=f"{self.name}-backlog"
+        )
         self.health.running = True
 
     def status(self) -> ServiceStatus:
@@ -229,39 +241,51 @@ class Tap:
 
     def delay_s(self, now: float) -> float | None:
         """How late records reach the index: how old the newest record of the last batch was
-        when it was written, or, while a write hangs or writes fail, at least how long that
-        has lasted (the records waiting only get older). None before the first batch."""
+        when it was written, or, when records wait in Kafka, at least how long they have
+        waited (backlog.py; it grows while anything in the pipeline is stuck), or how long
+        a hanging or failing write has lasted. None before the first batch or sample."""
         stats = self.stats
         indexed = None
         if stats.last_batch_at is not None and stats.last_record_timestamp_ms is not None:
             indexed = max(0.0, stats.last_batch_at - stats.last_record_timestamp_ms / 1000)
+        delays = [indexed, self.backlog.age_s(self._indexed, now) if self._indexed else None]
         blocked_since = self._writing_since or self._failing_since
-        if blocked_since is None:
-            return indexed
-        return max(indexed or 0.0, now - blocked_since)
+        if blocked_since is not None:
+            delays.append(now - blocked_since)
+        known = [d for d in delays if d is not None]
+        return max(known) if known else None
+
+    def records_waiting(self) -> int | None:
+        """Records in Kafka that the index does not have yet (None before a sample)."""
+        return self.backlog.waiting(self._indexed)
 
     def pipeline_problem(self, now: float) -> str | None:
         """Why records are not reaching the index, in words (None: they are). A write
         that has not returned for `collector.stall_after_s` is a stall (the writer hangs,
         e.g. stopped or starved); a failed write that no success has followed yet is a
-        failure, until the next write succeeds."""
-        waiting = self._queue.qsize()
+        failure, until the next write succeeds; records that have waited in Kafka that
+        long with no write at all mean the reading side is stuck."""
+        waiting = self.records_waiting()
+        in_kafka = f"{waiting:,} records waiting" if waiting is not None else "records waiting"
         started = self._writing_since
-        if started is not None and now - started >= self.settings.stall_after_s:
-            return (
-                f"{self.name}: index writes stalled for {now - started:.0f} s "
-                f"({waiting} more batch(es) waiting)"
-            )
+        stall_s = self.settings.stall_after_s
+        if started is not None and now - started >= stall_s:
+            return f"{self.name}: index writes stalled for {now - started:.0f} s ({in_kafka})"
         if self._failing_since is not None:
             since = time.strftime("%H:%M:%S UTC", time.gmtime(self._failing_since))
             return (
                 f"{self.name}: index writes failing since {since}: "
-                f"{self.health.last_error or 'unknown error'}"
+                f"{self.health.last_error or 'unknown error'} ({in_kafka})"
             )
+        age = self.backlog.age_s(self._indexed, now) if self._indexed else 0.0
+        last_write = self.stats.last_batch_at
+        if age >= stall_s and (last_write is None or now - last_write >= stall_s):
+            return f"{self.name}: nothing indexed for {age:.0f} s while {in_kafka} in Kafka"
         return None
 
     async def stop(self) -> None:
         self._stopping.set()
+        await cancel_and_wait(self._backlog_task)
         # With index writes failing or hung, waiting for the batches in hand only delays the
         # stop: they were not committed, and the next start reads them again.
         blocked = self.pipeline_problem(time.time()) is not None
@@ -296,12 +320,17 @@ class Tap:
         keys = [(tp.topic, tp.partition) for tp in assigned]
         stored = await asyncio.to_thread(read_positions, self.engine, self.cluster.name, keys)
         fresh = []
+        assigned_now = {(tp.topic, tp.partition) for tp in consumer.assignment()}
+        self._indexed = {k: v for k, v in self._indexed.items() if k in assigned_now}
+        self.backlog.forget()
         for tp in assigned:
             offset = stored.get((tp.topic, tp.partition))
             if offset is None:
                 fresh.append(tp)
+                self._indexed.pop((tp.topic, tp.partition), None)  # set at the next sample
             else:
                 consumer.seek(tp, offset)
+                self._indexed[(tp.topic, tp.partition)] = offset
         if fresh:
             await consumer.seek_to_beginning(*fresh)
         self.stats.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
@@ -360,6 +389,7 @@ class Tap:
             )
             records = [record for partition in batches.values() for record in partition]
             if not records:
+                await self._note_idle_positions(consumer)
                 continue
             now_ms = int(time.time() * 1000)
             rows, next_offsets = await loop.run_in_executor(
@@ -367,7 +397,47 @@ class Tap:
                 self.conventions, now_ms, self.decoder,
             )  # fmt: skip
             newest = max(record.timestamp for record in records)
+            self._batches_in_hand += 1
             await self._queue.put(_Batch(rows, next_offsets, newest, now_ms, epoch))
+
+    async def _note_idle_positions(self, consumer: AIOKafkaConsumer) -> None:
+        """With nothing read and nothing in hand, everything before the consumer's positions
+        is indexed. Positions also step over what is never a record (transaction markers,
+        compacted offsets), which the written offsets alone would count as waiting forever."""
+        now = time.monotonic()
+        idle = self._batches_in_hand == 0 and self._failing_since is None
+        if not idle or self._read_epoch != self._epoch or now - self._positions_noted_at < 1.0:
+            return
+        self._positions_noted_at = now
+        for tp in list(consumer.assignment()):
+            try:
+                position = await asyncio.wait_for(consumer.position(tp), 0.5)
+            except Exception as exc:  # unassigned meanwhile, or no position yet
+                log.debug("%s no position for %s: %s", self.name, tp, exc)
+                continue
+            key = (tp.topic, tp.partition)
+            self._indexed[key] = max(self._indexed.get(key, 0), position)
+
+    async def _sample_backlog(self) -> None:
+        """Read the end offsets of the assigned partitions every few seconds (backlog.py).
+        A partition with nothing indexed yet counts from its first offset."""
+        while True:
+            await asyncio.sleep(BACKLOG_SAMPLE_S)
+            consumer = self._consumer
+            assigned = list(consumer.assignment()) if consumer is not None else []
+            if consumer is None or not assigned:
+                continue
+            try:
+                at = time.time()
+                ends = await consumer.end_offsets(assigned)
+                unknown = [tp for tp in assigned if (tp.topic, tp.partition) not in self._indexed]
+                starts = await consumer.beginning_offsets(unknown) if unknown else {}
+            except Exception as exc:  # the broker's own problem is reported elsewhere
+                log.debug("%s cannot read end offsets: %s", self.name, exc)
+                continue
+            for tp, start in starts.items():
+                self._indexed.setdefault((tp.topic, tp.partition), start)
+            self.backlog.sample(at, {(tp.topic, tp.partition): end for tp, end in ends.items()})
 
     async def _write_batches(self) -> None:
         """Add each batch to the writer's transaction; commit when no other batch waits."""
@@ -411,6 +481,8 @@ class Tap:
                 self.stats.batches += 1
                 self.stats.last_batch_at = time.time()
                 self.stats.last_record_timestamp_ms = batch.newest_timestamp_ms
+                self._indexed.update(batch.next_offsets)
                 self.health.succeeded()
             finally:
+                self._batches_in_hand -= 1
                 self._queue.task_done()
