@@ -241,7 +241,7 @@ async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
     backend, kafka_bootstrap, unique_topic, tmp_path, request
 ) -> None:
     """A real `eventscope collect` process is killed mid-ingest and started again."""
-    total = 60_000
+    total = 30_000
     await create_topic(kafka_bootstrap, unique_topic, partitions=3)
     payload = b'{"n": %d, "pad": "' + b"p" * 200 + b'"}'
     await produce(
@@ -272,7 +272,7 @@ async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
     kills = 0
     collector = start_collector()
     try:
-        for threshold in (5_000, 25_000, 45_000):
+        for threshold in (3_000, 12_000, 22_000):
             deadline = time.monotonic() + 120
             while time.monotonic() < deadline:
                 try:

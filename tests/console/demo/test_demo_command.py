@@ -82,7 +82,7 @@ def test_demo_prints_where_to_look_and_stops_cleanly_on_ctrl_c(
          "--rate", "5"], tmp_path,
     )  # fmt: skip
     try:
-        url, correlation_id, seen = _until_first_order(process, output, 30)
+        url, correlation_id, seen = _until_first_order(process, output, 90)
         assert url == f"http://127.0.0.1:{port}/", seen
         assert correlation_id, seen
         page = httpx.get(url, follow_redirects=True, timeout=10)
