@@ -34,6 +34,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import DBAPIError
 
 from collectors.config import ClusterConfig
 from collectors.index.alert_models import alert_groups_table, alert_outbox_table, alerts_table
@@ -49,6 +50,8 @@ from console.alerts.grouping import (
     group_labels_of,
     next_due_at,
 )
+from console.alerts.index_down import AFTER_S as INDEX_DOWN_AFTER_S
+from console.alerts.index_down import IndexDownNotifier
 from console.alerts.rules import Rule, format_duration, render
 from console.alerts.settings import AlertSettings, Receiver
 from console.alerts.silences import Silence, load_silences, silenced_by
@@ -70,7 +73,7 @@ from console.stores.alerts import (
 
 log = logging.getLogger("eventscope.alerts")
 
-MAX_BACKOFF_S = 300.0
+MAX_BACKOFF_S = 60.0  # a pass that fails on the index is tried again at least every minute
 REACHABILITY_TIMEOUT_S = 5.0
 
 
@@ -84,6 +87,7 @@ class PassReport:
     resolved: int = 0
     notifications: int = 0
     rule_errors: dict[str, str] = field(default_factory=dict)
+    receivers: dict[str, Receiver] = field(default_factory=dict)  # the enabled ones
 
 
 @dataclass(frozen=True)
@@ -149,6 +153,7 @@ class AlertEngine:
                 for name, stored in load_receivers(connection).items()
                 if stored.receiver.enabled
             }
+            report.receivers = dict(receivers)
             silences = load_silences(connection, now_ms)
             self._lifecycle(connection, rules, found, failed, now_ms, receivers, silences)
             report.notifications = self._notify(connection, now_ms, receivers, silences)
@@ -481,6 +486,7 @@ class AlertEvaluator(PeriodicService):
         collector_delays: CollectorDelays = dict,
         clock: Callable[[], float] = time.time,
         collector_problems: CollectorProblems = dict,
+        index_down_after_s: float = INDEX_DOWN_AFTER_S,
     ) -> None:
         super().__init__()
         self.retry_s = settings.evaluate_interval_s
@@ -493,6 +499,7 @@ class AlertEvaluator(PeriodicService):
         self.clock = clock
         self.alerts = AlertEngine(engine, settings, external_url)
         self.last_report: PassReport | None = None
+        self.index_down = IndexDownNotifier(external_url, index_down_after_s, clock)
 
     async def start(self) -> None:
         await asyncio.to_thread(
@@ -532,7 +539,14 @@ class AlertEvaluator(PeriodicService):
         report = await self.evaluate_once()
         for rule, error in report.rule_errors.items():
             log.warning("alert rule %s failed: %s", rule, error)
+        await self.index_down.pass_succeeded(report.receivers)
         return self.settings.evaluate_interval_s
+
+    async def on_error(self, exc: Exception) -> None:
+        """A pass that failed on the index: no alert can be recorded, so the receivers are
+        told directly (console/alerts/index_down.py)."""
+        if isinstance(exc, DBAPIError):
+            await self.index_down.pass_failed(f"{type(exc.orig).__name__}: {exc.orig}")
 
 
 def collector_delays_of(
