@@ -12,6 +12,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaConnectionError
+from aiokafka.protocol.metadata import MetadataRequest
 
 from collectors.config import ClusterConfig
 from collectors.kafka.log_dirs import partition_sizes
@@ -94,6 +95,19 @@ async def _start(cluster: ClusterConfig, client: AIOKafkaAdminClient | AIOKafkaC
                 await client.stop()
         text = (await explain(cluster, exc)).removeprefix("KafkaConnectionError: ")
         raise KafkaConnectionError(text) from exc
+
+
+async def describe_existing_topics(
+    admin: AIOKafkaAdminClient, topics: list[str]
+) -> list[dict[str, Any]]:
+    """Like `admin.describe_topics(topics)`, without creating them: aiokafka's metadata
+    request asks for auto-creation, which a broker with `auto.create.topics.enable` (Kafka's
+    default) grants, so a look at a deleted topic would bring it back. A topic that does not
+    exist comes back with a non-zero `error_code`."""
+    request = MetadataRequest(topics, allow_auto_topic_creation=False)
+    response = await admin._send_request(request)
+    described: list[dict[str, Any]] = response.to_object()["topics"]
+    return described
 
 
 @contextlib.asynccontextmanager

@@ -22,7 +22,7 @@ from aiokafka.protocol.admin import (
 )
 from aiokafka.protocol.api import Request
 
-from collectors.kafka.admin import begin_and_end_offsets
+from collectors.kafka.admin import begin_and_end_offsets, describe_existing_topics
 
 log = logging.getLogger("eventscope.lag")
 
@@ -197,7 +197,7 @@ async def read_partition_offsets(
     if not wanted:
         return {}, {}
     topics = sorted({topic for topic, _ in wanted})
-    described = await admin.describe_topics(topics)
+    described = await describe_existing_topics(admin, topics)
     existing = [
         TopicPartition(raw["topic"], part["partition"])
         for raw in described
@@ -212,3 +212,24 @@ async def read_partition_offsets(
         {(tp.topic, tp.partition): offset for tp, offset in begin.items()},
         {(tp.topic, tp.partition): offset for tp, offset in end.items()},
     )
+
+
+async def look_at_group(admin: AIOKafkaAdminClient, group_id: str) -> GroupLook | None:
+    """One group's state, members and committed offsets, as they are now (None when its
+    coordinator cannot be found). Kafka describes a group it does not know as "Dead"."""
+    try:
+        node = await admin.find_coordinator(group_id)
+    except Exception as exc:
+        log.debug("no coordinator for %s: %s", group_id, exc)
+        return None
+    response = await admin._client.send(node, _DescribeGroupsUpToV2([group_id]))
+    look = next(
+        (look for entry in response.groups if (look := _group_look(entry, {group_id}))), None
+    )
+    if look is None:
+        return None
+    offsets = await admin.list_consumer_group_offsets(group_id, group_coordinator_id=node)
+    for tp, meta in offsets.items():
+        if isinstance(meta.offset, int) and meta.offset >= 0:
+            look.committed[(tp.topic, tp.partition)] = meta.offset
+    return look

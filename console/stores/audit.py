@@ -162,6 +162,22 @@ def entry_view(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def changes_to(
+    engine: Engine, target: str, action_prefix: str, limit: int = 20
+) -> list[dict[str, Any]]:
+    """The latest audited changes to one target (a group's offset resets, its deletion),
+    newest first."""
+    c = audit_table.c
+    query = (
+        select(audit_table)
+        .where(c.target == target, c.action.like(action_prefix.rstrip(".") + ".%"))
+        .order_by(c.at_ms.desc(), c.id.desc())
+        .limit(limit)
+    )
+    with engine.connect() as connection:
+        return [entry_view(dict(r._mapping)) for r in connection.execute(query)]
+
+
 def known_actors(engine: Engine, limit: int = 200) -> list[str]:
     """Actors for the filter's suggestions, most recent first."""
     c = audit_table.c

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
 from console.auth.roles import VIEWER
+from console.stores import audit
 from console.stores import groups as store
 from console.stores.groups import GroupQuery
 from console.web import urls
@@ -150,6 +151,7 @@ class GroupDetailJson(GroupJsonBase):
     range: str
     series: LagSeriesJson
     history: list[StatusChangeJson]
+    changes: list[dict[str, Any]]  # offset resets and deletions made from the console
 
 
 def detail_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -208,15 +210,16 @@ async def group_page(call: Call) -> Reply:
         raise HTTPException(400, f"range must be one of {', '.join(RANGES)}")
     now_ms = int(time.time() * 1000)
 
-    def load() -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]]]:
+    def load() -> tuple[list[dict[str, Any]], dict[str, Any], list[dict[str, Any]], list[Any]]:
         rows = store.find_groups(call.engine, group_id, cluster)
         if len(rows) != 1:
-            return rows, {}, []
+            return rows, {}, [], []
         found = rows[0]["cluster"]
         series = store.lag_series(call.engine, found, group_id, RANGES[range_name], now_ms)
-        return rows, series, store.status_history(call.engine, found, group_id)
+        changes = audit.changes_to(call.engine, f"{found}/{group_id}", "group")
+        return rows, series, store.status_history(call.engine, found, group_id), changes
 
-    rows, series, history = await run_in_threadpool(load)
+    rows, series, history, changes = await run_in_threadpool(load)
     if len(rows) > 1:
         names = ", ".join(row["cluster"] for row in rows)
         raise HTTPException(400, f"group {group_id!r} exists in clusters {names}: add ?cluster=")
@@ -233,8 +236,11 @@ async def group_page(call: Call) -> Reply:
         "history": history,
         "series_url": urls.group(row["cluster"], group_id, api=True, range=range_name),
         "method_labels": METHOD_LABELS,
+        "changes": changes,
+        "reset_url": urls.reset_offsets(row["cluster"], group_id),
     }
-    return Reply(body | {"range": range_name, "series": series, "history": history}, page=page)
+    twin = {"range": range_name, "series": series, "history": history, "changes": changes}
+    return Reply(body | twin, page=page)
 
 
 SHORT_TEXT = text(MAX_PARAM)

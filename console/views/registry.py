@@ -18,6 +18,7 @@ from console.views import (
     clusters,
     dlq,
     events,
+    group_offsets,
     groups,
     health,
     lineage,
@@ -35,8 +36,8 @@ from console.web.endpoints import Endpoint
 
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
-    overview, clusters, events, groups, dlq, sagas, trace, lineage, topology, schemas, actions,
-    alerts, alert_rules, alert_receivers, auth, admin, audit, masking, openapi,
+    overview, clusters, events, groups, group_offsets, dlq, sagas, trace, lineage, topology,
+    schemas, actions, alerts, alert_rules, alert_receivers, auth, admin, audit, masking, openapi,
 )  # fmt: skip
 
 

@@ -91,3 +91,11 @@ def schema(cluster: str, subject: str, *, api: bool = False, **query: object | N
 def schema_action(cluster: str, subject: str, *action: object) -> str:
     """Where a subject's forms post (compatibility, versions, delete...)."""
     return _path("schemas", cluster, subject, *action)
+
+
+def groups_list(**filters: object | None) -> str:
+    return _with_query("/groups", filters)
+
+
+def reset_offsets(cluster: str, group_id: str, **fields: object | None) -> str:
+    return _with_query("/reset-offsets", {"cluster": cluster, "group": group_id, **fields})

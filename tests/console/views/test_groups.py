@@ -243,3 +243,52 @@ async def test_a_group_briefly_behind_reads_as_its_chart_does(
     assert await row.locator("[data-status]").inner_text() == "WARN"
     assert (await row.locator("td.peak").inner_text()).endswith(" s")
     assert page.problems == []
+
+
+@pytest.mark.browser
+async def test_reset_offsets_with_a_preview_then_delete_the_group_in_the_browser(
+    lag_server, kafka_cluster, page
+) -> None:
+    from collectors.kafka.admin import admin_client
+    from collectors.kafka.lag_look import look_at_group
+
+    suffix = uuid.uuid4().hex[:8]
+    group, topic = f"g-reset-<b>'\"-{suffix}", f"t-reset-{suffix}"
+    await _lagging_group(kafka_cluster.bootstrap, group, topic)  # committed 2 and 2
+    _wait_for_group(lag_server, group)
+    await page.goto(f"{lag_server.url}/groups/{quote(group, safe='')}?cluster=local")
+    await page.locator("#group-actions summary").click()
+    await page.locator("#reset-offsets").click()
+    await page.wait_for_url("**/reset-offsets?**")
+    assert group in await page.locator("h1").inner_text()
+
+    await page.select_option("#reset-strategy", "earliest")
+    await page.locator("#reset-form button[type=submit]").click()
+    await page.locator("#reset-rows").wait_for()
+    assert "4 records read again" in await page.locator("#reset-summary").inner_text()
+    first = page.locator("#reset-rows tbody tr").first
+    assert await first.get_by_role("link", name="2 read again").get_attribute("href") == (
+        f"/events?cluster=local&topic={topic}&partition=0&offset_from=0&offset_to=1"
+    )
+    await page.locator("#reset-apply").click()
+    await page.locator("#reset-done").wait_for()
+    outcomes = await page.locator("#reset-outcomes tbody td:last-child").all_inner_texts()
+    assert outcomes == ["reset", "reset"]
+    async with admin_client(kafka_cluster) as admin:
+        look = await look_at_group(admin, group)
+    assert look is not None and look.committed == {(topic, 0): 0, (topic, 1): 0}
+
+    await page.get_by_role("link", name="Back to the group").click()
+    changes = page.locator("#group-changes")
+    assert "Offsets reset to earliest on all its topics (2 partitions, 4 to read again)" in (
+        await changes.inner_text()
+    )
+
+    await page.locator("#group-actions summary").click()
+    await page.locator("#delete-group-form input[name=confirm]").fill(group)
+    await page.locator("#delete-group").click()
+    await page.wait_for_url("**/groups?cluster=local")
+    async with admin_client(kafka_cluster) as admin:
+        look = await look_at_group(admin, group)
+    assert look is None or look.committed == {}
+    assert page.problems == []

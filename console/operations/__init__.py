@@ -1,0 +1,1 @@
+"""Kafka operations: changing groups, topics and records in Kafka itself, previewed first."""
