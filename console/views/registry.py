@@ -27,6 +27,7 @@ from console.views import (
     openapi,
     otlp,
     overview,
+    produce,
     sagas,
     schemas,
     topology,
@@ -37,7 +38,8 @@ from console.web.endpoints import Endpoint
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
     overview, clusters, events, groups, group_offsets, dlq, sagas, trace, lineage, topology,
-    schemas, actions, alerts, alert_rules, alert_receivers, auth, admin, audit, masking, openapi,
+    schemas, actions, produce, alerts, alert_rules, alert_receivers, auth, admin, audit,
+    masking, openapi,
 )  # fmt: skip
 
 

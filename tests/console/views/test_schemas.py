@@ -30,7 +30,7 @@ from tests.schema_fixtures import ORDER_AVRO, Serializers, order
 
 pytestmark = pytest.mark.kafka
 PASSWORD = "a long enough password"
-SCENARIOS = ("pages", "dlq", "masked", "pending", "subjects")
+SCENARIOS = ("pages", "dlq", "masked", "pending", "subjects", "produce")
 
 
 @dataclass
@@ -71,6 +71,7 @@ def console(
         tokens = role_tokens(engine)
         auth_store.create_user(engine, "ada", PASSWORD, "admin")
         auth_store.create_user(engine, "vic", PASSWORD, "viewer")
+        auth_store.create_user(engine, "oli", PASSWORD, "operator")
         yield RegistryConsole(url, engine, schema_registry_url, tokens, topics)
 
 
@@ -290,3 +291,51 @@ def test_a_subject_holding_slashes_is_shown_checked_and_deleted(console: Registr
     assert page.status_code == 200 and "message Money" in page.text
     assert console.call("admin", "DELETE", f"{base}/versions/1").json() == {"deleted": 1}
     assert console.get("viewer", base).status_code == 404
+
+
+@pytest.mark.browser
+async def test_an_avro_record_is_produced_again_with_an_edit_and_by_the_api(
+    console: RegistryConsole, kafka_bootstrap: str, page
+) -> None:
+    topic = console.topics["produce"]
+    await avro_records(console, kafka_bootstrap, topic)
+    document = {**json.loads(json.dumps(order(f"corr-{topic}-api"), default=str)),
+                "amount": "12.34", "placedAt": "2026-12-02T08:00:00Z"}  # fmt: skip
+    body = {"topic": topic, "key": "order-api", "value": json.dumps(document),
+            "subject": f"{topic}-value"}  # fmt: skip
+    assert console.call("viewer", "POST", "/api/produce", json=body).status_code == 403
+    sent = console.call("operator", "POST", "/api/produce", json=body)
+    assert sent.status_code == 201, sent.text
+    assert (sent.json()["partition"], sent.json()["offset"]) == (0, 1)
+    bad = console.call("operator", "POST", "/api/produce", json={**body, "value": '{"x": 1}'})
+    assert bad.status_code == 400 and "does not match schema" in bad.json()["error"]
+
+    await login(page, console.url, "oli", PASSWORD)
+    await page.goto(f"{console.url}/events/local/{topic}/0/0")
+    await page.locator("#event-reproduce").click()
+    await page.wait_for_url("**/produce?**")
+    value = page.locator("#produce-value")
+    assert '"amount": "79.90"' in await value.input_value()
+    assert await page.locator("#produce-subject").input_value() == f"{topic}-value"
+    await value.fill((await value.input_value()).replace('"79.90"', '"80.00"'))
+    await page.locator("#produce-send").click()
+    await page.locator("#produce-done").wait_for()
+    assert "offset 2" in await page.locator("#produce-done").inner_text()
+
+    events = await indexed(console, topic, 3)
+    decoded = {}
+    for offset in (1, 2):
+        detail = console.get("viewer", f"/api/events/local/{topic}/0/{offset}").json()
+        assert detail["decode_state"] == "decoded", detail
+        decoded[offset] = detail["decoded_value"]
+    assert decoded[1]["amount"] == "12.34" and decoded[2]["amount"] == "80.00"
+    assert (
+        decoded[2]["metadata"]
+        == console.get("viewer", f"/api/events/local/{topic}/0/0").json()["decoded_value"][
+            "metadata"
+        ]
+    )
+    assert len(events) == 3
+    produced = console.get("admin", "/api/audit", action="record.produce").json()["entries"]
+    assert {e["detail"]["offset"] for e in produced if e["target"] == f"local/{topic}"} == {1, 2}
+    assert all("value" not in e["detail"] for e in produced)
