@@ -93,6 +93,11 @@ class ServerConfig:
     proxy_default_role: str = "viewer"
     otlp_port: int = 0  # a separate OTLP/HTTP listener (4318 by convention); 0: none
     otlp_host: str | None = None  # None: the same address as `host`
+    # Event searches run at most this many at once; this many more may wait, the rest
+    # are answered 429 at once; a search's statements stop after search_timeout_s.
+    search_concurrency: int = 2
+    search_queue: int = 8
+    search_timeout_s: float = 10.0
 
     @property
     def otlp_bind_host(self) -> str:
@@ -327,6 +332,12 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.proxy_default_role", "must be viewer, operator or admin")
     if server.auth not in ("on", "off"):
         raise ConfigError("server.auth", f"must be 'on' or 'off', got {server.auth!r}")
+    if server.search_concurrency < 1:
+        raise ConfigError("server.search_concurrency", "must be >= 1")
+    if server.search_queue < 0:
+        raise ConfigError("server.search_queue", "must be >= 0")
+    if not server.search_timeout_s > 0:
+        raise ConfigError("server.search_timeout_s", "must be > 0")
     url = settings.index.url
     if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
         raise ConfigError("index.url", "must start with sqlite:/// or postgresql+psycopg://")

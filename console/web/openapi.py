@@ -27,6 +27,7 @@ ERROR_DESCRIPTIONS = {
     409: "The name is taken.",
     413: "The request body is too large.",
     422: "An upstream service (the schema registry) refused what was sent; `error` says why.",
+    429: "Too many searches at once; try again after `Retry-After` seconds.",
     502: "An upstream service (the schema registry) failed to answer.",
     503: "The Kafka cluster or the index cannot be reached right now.",
 }
