@@ -94,6 +94,11 @@ class Endpoint:
 MAX_JSON_BODY_BYTES = 1 << 20
 
 
+# On a 413 the server closes the connection: left open, it would read (and drop) the rest
+# of the refused body, however large, before the next request.
+CLOSE_AFTER = {"Connection": "close"}
+
+
 class BodyTooLarge(Exception):
     """A request body longer than its route accepts."""
 
@@ -165,7 +170,7 @@ class Call:
         try:
             raw = await read_capped(self.request, max_bytes)
         except BodyTooLarge as exc:
-            raise HTTPException(413, str(exc)) from None
+            raise HTTPException(413, str(exc), headers=CLOSE_AFTER) from None
         try:
             body = json.loads(raw or b"{}")
         except RecursionError:

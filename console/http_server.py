@@ -1,0 +1,143 @@
+"""The HTTP server's limits, set on purpose rather than left to uvicorn's defaults.
+
+- A request head (request line and headers) must arrive within `server.header_timeout_s`
+  of the connection opening, or of the request's first byte on a kept-alive connection.
+  uvicorn has no such timeout: a client sending a header line every few seconds held its
+  connection, and its file descriptor, forever, and 1,100 of them made the console fail
+  with "Too many open files". `HeadTimeoutProtocol` closes them (with a 408).
+- At most `server.max_connections` connections, kept below the file-descriptor limit: one
+  more is answered 503 and closed at once, before it holds a descriptor for long.
+- Heads are capped at MAX_HEAD_BYTES (h11 answers 400 beyond), idle kept-alive connections
+  closed after KEEP_ALIVE_S, and the soft RLIMIT_NOFILE raised to the hard limit at start.
+
+`server_config` builds the uvicorn configuration for the console and the OTLP listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import resource
+from typing import Any
+
+import h11
+import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+from collectors.config import ServerConfig
+
+log = logging.getLogger("eventscope.http")
+
+KEEP_ALIVE_S = 5  # an idle kept-alive connection is closed after this long
+BACKLOG = 2048  # connections the kernel queues before the server accepts them
+MAX_HEAD_BYTES = 16 * 1024  # a request line and headers beyond this are a 400
+FD_RESERVE = 256  # descriptors kept for the index, Kafka clients, logs and static files
+FD_TARGET_WHEN_UNLIMITED = 65_536
+
+
+def _plain_answer(status: str, text: str, *headers: str) -> bytes:
+    """A whole HTTP/1.1 answer that closes the connection, written before any request."""
+    body = text.encode()
+    head = [f"HTTP/1.1 {status}", "content-type: text/plain; charset=utf-8",
+            f"content-length: {len(body)}", "connection: close", *headers]  # fmt: skip
+    return ("\r\n".join(head) + "\r\n\r\n").encode() + body
+
+
+REQUEST_TIMEOUT = _plain_answer("408 Request Timeout", "the request head took too long\n")
+TOO_MANY_CONNECTIONS = _plain_answer(
+    "503 Service Unavailable", "too many connections now\n", "retry-after: 1"
+)
+
+
+class HeadTimeoutProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing connections whose request head is late and
+    connections beyond the cap. Configured by `limited_protocol`."""
+
+    head_timeout_s: float = 10.0
+    max_connections: int = 4096
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._head_deadline: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self.max_connections:
+            log.warning("refused a connection: %d open (server.max_connections is %d)",
+                        len(self.connections) - 1, self.max_connections)  # fmt: skip
+            transport.write(TOO_MANY_CONNECTIONS)
+            transport.close()
+            return
+        self._head_deadline = self.loop.call_later(self.head_timeout_s, self._head_too_late)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        if self.conn.their_state is not h11.IDLE:  # the head is complete
+            self._stop_head_deadline()
+        elif self._head_deadline is None and not self.transport.is_closing():
+            # The first bytes of a request on a kept-alive connection (uvicorn has just
+            # stopped its keep-alive timer): its head gets the same time.
+            self._head_deadline = self.loop.call_later(self.head_timeout_s, self._head_too_late)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._stop_head_deadline()
+        super().connection_lost(exc)
+
+    def _stop_head_deadline(self) -> None:
+        if self._head_deadline is not None:
+            self._head_deadline.cancel()
+            self._head_deadline = None
+
+    def _head_too_late(self) -> None:
+        self._head_deadline = None
+        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+            log.warning("closed a connection that sent no complete request head within %g s "
+                        "(server.header_timeout_s)", self.head_timeout_s)  # fmt: skip
+            self.transport.write(REQUEST_TIMEOUT)
+            self.transport.close()
+
+
+def limited_protocol(head_timeout_s: float, max_connections: int) -> type[HeadTimeoutProtocol]:
+    """The protocol class uvicorn builds each connection with, with these limits."""
+    limits = {"head_timeout_s": head_timeout_s, "max_connections": max_connections}
+    return type("LimitedHeadTimeoutProtocol", (HeadTimeoutProtocol,), limits)
+
+
+def raise_fd_limit() -> int:
+    """Raise the soft limit on open files to the hard one (no privilege needed); the soft
+    limit in force afterwards."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = FD_TARGET_WHEN_UNLIMITED if hard == resource.RLIM_INFINITY else hard
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (ValueError, OSError) as exc:
+            log.warning("could not raise the open-files limit from %d to %d: %s", soft, target, exc)
+    return FD_TARGET_WHEN_UNLIMITED if soft == resource.RLIM_INFINITY else soft
+
+
+def connection_cap(max_connections: int, fd_limit: int) -> int:
+    """`max_connections`, lowered so that connections never use the last descriptors."""
+    return max(1, min(max_connections, fd_limit - FD_RESERVE))
+
+
+def server_config(
+    app: Any, server: ServerConfig, host: str, port: int, **extra: Any
+) -> uvicorn.Config:
+    """uvicorn's configuration with the limits above; `extra` passes other settings."""
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    fd_limit = FD_TARGET_WHEN_UNLIMITED if soft == resource.RLIM_INFINITY else soft
+    cap = connection_cap(server.max_connections, fd_limit)
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=limited_protocol(server.header_timeout_s, cap),
+        limit_concurrency=cap,
+        backlog=BACKLOG,
+        timeout_keep_alive=KEEP_ALIVE_S,
+        h11_max_incomplete_event_size=MAX_HEAD_BYTES,
+        proxy_headers=False,
+        **extra,
+    )
