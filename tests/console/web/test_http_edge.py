@@ -1,5 +1,5 @@
 """The HTTP edge against a real server (uvicorn with the console's limits, on loopback):
-bad bodies, too many searches, slow clients."""
+bad bodies, unknown parameters, too many searches, slow clients."""
 
 from __future__ import annotations
 
@@ -161,6 +161,16 @@ def test_an_oversized_streamed_body_is_413_before_it_sits_in_memory(edge: Edge) 
         pass  # the server answered 413 and closed while the client still sent
     assert sent < 50  # the server stopped reading long before the end
     assert _rss_mb() - before < 50
+
+
+def test_unknown_query_parameters_on_the_api_are_a_400_naming_them(edge: Edge) -> None:
+    answer = httpx.get(f"{edge.url}/api/events", params={"q": "order"}, headers=edge.auth())
+    assert answer.status_code == 400
+    assert answer.json()["field"] == "q" and "q" in answer.json()["error"]
+    known = httpx.get(f"{edge.url}/api/events", params={"text": "order"}, headers=edge.auth())
+    assert known.status_code == 200
+    page = httpx.get(f"{edge.url}/events", params={"q": "x", "_": "1"}, headers=edge.auth())
+    assert page.status_code == 200  # pages ignore what htmx and old links add
 
 
 def test_a_connection_that_never_finishes_its_headers_is_closed(tmp_path: Path) -> None:
