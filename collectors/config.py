@@ -96,7 +96,7 @@ class ServerConfig:
     # Event searches run at most this many at once; this many more may wait, the rest
     # are answered 429 at once; a search's statements stop after search_timeout_s.
     search_concurrency: int = 2
-    search_queue: int = 8
+    search_queue: int = 4
     search_timeout_s: float = 10.0
     # A connection must send a request's headers within this long of opening (or of the
     # request's first byte); connections beyond max_connections are closed at once.
