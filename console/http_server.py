@@ -4,7 +4,8 @@
   of the connection opening, or of the request's first byte on a kept-alive connection.
   uvicorn has no such timeout: a client sending a header line every few seconds held its
   connection, and its file descriptor, forever, and 1,100 of them made the console fail
-  with "Too many open files". `HeadTimeoutProtocol` closes them (with a 408).
+  with "Too many open files". `SlowClientProtocol` closes them (with a 408), and a
+  request whose body stops arriving for that long.
 - At most `server.max_connections` connections, kept below the file-descriptor limit: one
   more is answered 503 and closed at once, before it holds a descriptor for long.
 - Heads are capped at MAX_HEAD_BYTES (h11 answers 400 beyond), idle kept-alive connections
@@ -33,6 +34,7 @@ BACKLOG = 2048  # connections the kernel queues before the server accepts them
 MAX_HEAD_BYTES = 16 * 1024  # a request line and headers beyond this are a 400
 FD_RESERVE = 256  # descriptors kept for the index, Kafka clients, logs and static files
 FD_TARGET_WHEN_UNLIMITED = 65_536
+BODY_CHECK_EVERY_S = 1.0  # how often a request body still arriving is looked at
 
 
 def _plain_answer(status: str, text: str, *headers: str) -> bytes:
@@ -49,16 +51,26 @@ TOO_MANY_CONNECTIONS = _plain_answer(
 )
 
 
-class HeadTimeoutProtocol(H11Protocol):
-    """uvicorn's h11 protocol, closing connections whose request head is late and
-    connections beyond the cap. Configured by `limited_protocol`."""
+class SlowClientProtocol(H11Protocol):
+    """uvicorn's h11 protocol, closing connections beyond the cap, connections whose
+    request head is late (408), and requests whose body stops arriving for as long.
+    Configured by `limited_protocol`.
 
-    head_timeout_s: float = 10.0
+    The head has a deadline from its first byte (or the connection's opening): a client
+    sending a header line every few seconds must not keep it open. A body has a limit on
+    each gap instead, so that a large upload on a slow line goes through; time when the
+    server is not reading (flow control, or an unanswered `Expect: 100-continue`) does not
+    count.
+    """
+
+    client_timeout_s: float = 10.0
     max_connections: int = 4096
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self._head_deadline: asyncio.TimerHandle | None = None
+        self._watch: asyncio.TimerHandle | None = None
+        self._head_started: float | None = None
+        self._last_data = 0.0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -68,39 +80,58 @@ class HeadTimeoutProtocol(H11Protocol):
             transport.write(TOO_MANY_CONNECTIONS)
             transport.close()
             return
-        self._head_deadline = self.loop.call_later(self.head_timeout_s, self._head_too_late)
+        self._head_started = self._last_data = self.loop.time()
+        self._watch_in(self.client_timeout_s)
 
     def data_received(self, data: bytes) -> None:
+        now = self._last_data = self.loop.time()
+        if self._head_started is None and self.conn.their_state is h11.IDLE:
+            self._head_started = now  # a new request on a kept-alive connection
         super().data_received(data)
-        if self.conn.their_state is not h11.IDLE:  # the head is complete
-            self._stop_head_deadline()
-        elif self._head_deadline is None and not self.transport.is_closing():
-            # The first bytes of a request on a kept-alive connection (uvicorn has just
-            # stopped its keep-alive timer): its head gets the same time.
-            self._head_deadline = self.loop.call_later(self.head_timeout_s, self._head_too_late)
+        if self.conn.their_state is not h11.IDLE:
+            self._head_started = None
+        if self._watch is None and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
+            self._watch_in(BODY_CHECK_EVERY_S)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._stop_head_deadline()
+        if self._watch is not None:
+            self._watch.cancel()
+            self._watch = None
         super().connection_lost(exc)
 
-    def _stop_head_deadline(self) -> None:
-        if self._head_deadline is not None:
-            self._head_deadline.cancel()
-            self._head_deadline = None
+    def _watch_in(self, seconds: float) -> None:
+        self._watch = self.loop.call_later(max(seconds, 0.01), self._check)
 
-    def _head_too_late(self) -> None:
-        self._head_deadline = None
-        if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
-            log.warning("closed a connection that sent no complete request head within %g s "
-                        "(server.header_timeout_s)", self.head_timeout_s)  # fmt: skip
-            self.transport.write(REQUEST_TIMEOUT)
-            self.transport.close()
+    def _check(self) -> None:
+        self._watch = None
+        if self.transport.is_closing():
+            return
+        now, state = self.loop.time(), self.conn.their_state
+        if state is h11.IDLE and self._head_started is not None:
+            left = self._head_started + self.client_timeout_s - now
+            if left <= 0:
+                log.warning("closed a connection that sent no complete request head within "
+                            "%g s (server.header_timeout_s)", self.client_timeout_s)  # fmt: skip
+                self.transport.write(REQUEST_TIMEOUT)
+                self.transport.close()
+                return
+            self._watch_in(left)
+        elif state is h11.SEND_BODY:
+            cycle = self.cycle
+            if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+                self._last_data = now  # the client waits for the server
+            elif now - self._last_data >= self.client_timeout_s:
+                log.warning("closed a connection whose request body stopped arriving for "
+                            "%g s (server.header_timeout_s)", self.client_timeout_s)  # fmt: skip
+                self.transport.close()  # the application sees the client disconnect
+                return
+            self._watch_in(min(BODY_CHECK_EVERY_S, self.client_timeout_s))
 
 
-def limited_protocol(head_timeout_s: float, max_connections: int) -> type[HeadTimeoutProtocol]:
+def limited_protocol(client_timeout_s: float, max_connections: int) -> type[SlowClientProtocol]:
     """The protocol class uvicorn builds each connection with, with these limits."""
-    limits = {"head_timeout_s": head_timeout_s, "max_connections": max_connections}
-    return type("LimitedHeadTimeoutProtocol", (HeadTimeoutProtocol,), limits)
+    limits = {"client_timeout_s": client_timeout_s, "max_connections": max_connections}
+    return type("LimitedSlowClientProtocol", (SlowClientProtocol,), limits)
 
 
 def raise_fd_limit() -> int:

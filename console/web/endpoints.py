@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import Engine
 from starlette.convertors import Convertor, register_url_convertor
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -180,6 +180,10 @@ class Call:
             raw = await read_capped(self.request, max_bytes)
         except BodyTooLarge as exc:
             raise HTTPException(413, str(exc), headers=CLOSE_AFTER) from None
+        except ClientDisconnect:  # gone, or cut off by the server's body timeout
+            raise HTTPException(
+                400, "the client disconnected before the body was complete"
+            ) from None
         try:
             body = json.loads(raw or b"{}")
         except RecursionError:

@@ -188,6 +188,31 @@ def test_a_connection_that_never_finishes_its_headers_is_closed(tmp_path: Path) 
         assert httpx.get(f"{served.url}/healthz").status_code == 200
 
 
+def test_a_body_that_stops_arriving_is_cut_off_and_a_slow_steady_one_is_not(
+    tmp_path: Path,
+) -> None:
+    with console_server(tmp_path, header_timeout_s=1) as served:
+        head = (
+            f"POST /api/actions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Authorization: Bearer {served.tokens['operator']}\r\n"
+        )
+        body = b'{"kind": "no such kind"}'
+        steady = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+        steady.sendall(f"{head}Content-Length: {len(body)}\r\n\r\n".encode())
+        for piece in (body[:8], body[8:16], body[16:]):  # 0.2 s gaps: under the timeout
+            time.sleep(0.2)
+            steady.sendall(piece)
+        assert steady.recv(4096).startswith(b"HTTP/1.1 400")  # read whole, then judged
+        steady.close()
+
+        stalled = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+        stalled.sendall(f"{head}Content-Length: 1000\r\n\r\n".encode() + body[:8])
+        started = time.monotonic()
+        assert stalled.recv(4096) == b""  # closed by the server
+        assert 0.8 < time.monotonic() - started < 4
+        stalled.close()
+
+
 def test_connections_beyond_the_cap_are_refused_at_once(tmp_path: Path) -> None:
     with console_server(tmp_path, max_connections=2) as served:
         held = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(2)]
