@@ -95,12 +95,13 @@ def test_too_many_searches_at_once_answer_429_with_retry_after(
         refused = httpx.get(url, params={"text": "x"}, headers=headers, timeout=10)
         page = httpx.get(f"{served.url}/events", headers=headers, timeout=10)
         health = httpx.get(f"{served.url}/healthz", timeout=10)
+        static = httpx.get(f"{served.url}/static/css/eventscope.css", timeout=10)
         release.set()
         held.join(10)
         assert refused.status_code == 429 and page.status_code == 429
         assert refused.headers["retry-after"] == "1"
         assert "too many event searches" in refused.json()["error"]
-        assert health.status_code == 200  # cheap routes never wait behind searches
+        assert health.status_code == static.status_code == 200  # never behind searches
         assert httpx.get(url, headers=headers, timeout=10).status_code == 200
 
 
@@ -126,8 +127,7 @@ def test_deeply_nested_json_is_a_400(edge: Edge) -> None:
                 edge.url + path, content=body, timeout=10,
                 headers={**edge.auth("admin"), "content-type": "application/json"},
             )  # fmt: skip
-            assert answer.status_code in (400, 413), (path, answer.status_code)
-            assert answer.status_code == 400 or len(body) > 1 << 20
+            assert answer.status_code == 400, (path, answer.status_code)
 
 
 def _rss_mb() -> float:
