@@ -3,6 +3,7 @@
     python bench/http_load.py [--events 1000000] [--index-file PATH]
         [--scenarios search,crowd,slow,body] [--searches 200] [--crowd 2000]
         [--slow 50,2000] [--body-mb 400] [--timeout 60] [--source DIR] [--server 'KEY = VALUE']
+        [--server-nofile N]
 
 A real `eventscope console` (SQLite index of `--events` rows filled the look-up
 benchmark's way, auth on, API tokens) is started afresh for each scenario, so that one
@@ -168,7 +169,9 @@ class RssWatch:
 class Server:
     """`eventscope console` on a free port, from `source`, on the prepared index."""
 
-    def __init__(self, source: Path, index_url: str, work: Path, server: list[str]) -> None:
+    def __init__(
+        self, source: Path, index_url: str, work: Path, server: list[str], nofile: int | None
+    ) -> None:
         self.port = free_port()
         config = work / "console.toml"
         extra = "".join(f"{line}\n" for line in server)
@@ -178,9 +181,15 @@ class Server:
         env = {**os.environ, "PYTHONPATH": str(source)}
         self.log = (work / "console.log").open("ab")
         command = [sys.executable, "-m", "console.cli", "--config", str(config), "console"]
+
+        def limit_files() -> None:  # as `ulimit -n` would, in the server's process only
+            if nofile is not None:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (nofile, nofile))
+
         self.process = subprocess.Popen(
-            command, cwd=work, env=env, stdout=self.log, stderr=subprocess.STDOUT
-        )
+            command, cwd=work, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            preexec_fn=limit_files,
+        )  # fmt: skip
 
     async def ready(self, timeout_s: float = 60) -> None:
         deadline = time.monotonic() + timeout_s
@@ -352,7 +361,7 @@ async def run_scenario(
     name: str, args: argparse.Namespace, source: Path, index: tuple[str, str, str], work: Path
 ) -> list[tuple[str, str]]:
     url, viewer, operator = index
-    server = Server(source, url, work, args.server)
+    server = Server(source, url, work, args.server, args.server_nofile)
     try:
         await server.ready()
         answers = Answers()
@@ -427,6 +436,9 @@ def main() -> int:
         "--server", action="append", default=[], metavar="KEY=VALUE",
         help="a [server] setting for the console, as TOML (e.g. 'search_queue = 4'); repeatable",
     )  # fmt: skip
+    parser.add_argument(
+        "--server-nofile", type=int, help="the server's open-files limit (soft and hard)"
+    )
     parser.add_argument("--summary")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -7,7 +7,9 @@
   with "Too many open files". `SlowClientProtocol` closes them (with a 408), and a
   request whose body stops arriving for that long.
 - At most `server.max_connections` connections, kept below the file-descriptor limit: one
-  more is answered 503 and closed at once, before it holds a descriptor for long.
+  more closes the connection that has waited longest without a request in progress (idle,
+  or still sending its head), or, when every connection has one, is answered 503 and
+  closed at once, before it holds a descriptor for long.
 - Heads are capped at MAX_HEAD_BYTES (h11 answers 400 beyond), idle kept-alive connections
   closed after KEEP_ALIVE_S, and the soft RLIMIT_NOFILE raised to the hard limit at start.
 
@@ -71,17 +73,36 @@ class SlowClientProtocol(H11Protocol):
         self._watch: asyncio.TimerHandle | None = None
         self._head_started: float | None = None
         self._last_data = 0.0
+        self._waiting_since = 0.0  # opened, or answered its last request
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        if len(self.connections) > self.max_connections:
+        self._head_started = self._last_data = self._waiting_since = self.loop.time()
+        if len(self.connections) > self.max_connections and not self._make_room():
             log.warning("refused a connection: %d open (server.max_connections is %d)",
                         len(self.connections) - 1, self.max_connections)  # fmt: skip
             transport.write(TOO_MANY_CONNECTIONS)
             transport.close()
             return
-        self._head_started = self._last_data = self.loop.time()
         self._watch_in(self.client_timeout_s)
+
+    def _make_room(self) -> bool:
+        """Close the connection that has waited longest without a request in progress (idle
+        kept-alive, or a head still arriving), as nginx reuses idle connections: a new
+        client, who sends its request at once, is served before a slow one. False when
+        every other connection has a request in progress."""
+        waiting = [
+            other for other in self.connections
+            if isinstance(other, SlowClientProtocol) and other is not self
+            and other.conn.their_state is h11.IDLE and not other.transport.is_closing()
+        ]  # fmt: skip
+        if not waiting:
+            return False
+        quietest = min(waiting, key=lambda other: other._waiting_since)
+        if quietest._head_started is not None:  # part of a head had arrived
+            quietest.transport.write(REQUEST_TIMEOUT)
+        quietest.transport.close()
+        return True
 
     def data_received(self, data: bytes) -> None:
         now = self._last_data = self.loop.time()
@@ -92,6 +113,10 @@ class SlowClientProtocol(H11Protocol):
             self._head_started = None
         if self._watch is None and self.conn.their_state in (h11.IDLE, h11.SEND_BODY):
             self._watch_in(BODY_CHECK_EVERY_S)
+
+    def on_response_complete(self) -> None:
+        self._waiting_since = self.loop.time()
+        super().on_response_complete()
 
     def connection_lost(self, exc: Exception | None) -> None:
         if self._watch is not None:
@@ -165,7 +190,10 @@ def server_config(
         host=host,
         port=port,
         http=limited_protocol(server.header_timeout_s, cap),
-        limit_concurrency=cap,
+        # uvicorn's own limit counts connections too, and would answer 503 to the new
+        # client the cap just made room for; requests in flight are bounded by the cap
+        # anyway (one at a time per connection).
+        limit_concurrency=None,
         backlog=BACKLOG,
         timeout_keep_alive=KEEP_ALIVE_S,
         h11_max_incomplete_event_size=MAX_HEAD_BYTES,

@@ -213,10 +213,44 @@ def test_a_body_that_stops_arriving_is_cut_off_and_a_slow_steady_one_is_not(
         stalled.close()
 
 
-def test_connections_beyond_the_cap_are_refused_at_once(tmp_path: Path) -> None:
+def test_beyond_the_cap_the_quietest_waiting_connection_makes_room(tmp_path: Path) -> None:
     with console_server(tmp_path, max_connections=2) as served:
-        held = [socket.create_connection(("127.0.0.1", served.port)) for _ in range(2)]
-        extra = socket.create_connection(("127.0.0.1", served.port), timeout=5)
-        assert extra.recv(4096).startswith(b"HTTP/1.1 503")
-        for connection in [*held, extra]:
+        quietest = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+        quietest.sendall(b"GET /healthz HTTP/1.1\r\n")  # a head that never ends
+        idle = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+        served_now = httpx.get(f"{served.url}/healthz", timeout=5)
+        assert served_now.status_code == 200  # the new client is served at once
+        assert quietest.recv(4096).startswith(b"HTTP/1.1 408")
+        for connection in (quietest, idle):
             connection.close()
+
+
+def test_beyond_the_cap_with_every_connection_busy_a_new_one_is_refused_at_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running = threading.Semaphore(0)
+    release = threading.Event()
+    real_search = event_store.search_events
+
+    def held_search(*args, **kwargs):  # type: ignore[no-untyped-def]
+        running.release()
+        release.wait(10)
+        return real_search(*args, **kwargs)
+
+    monkeypatch.setattr(event_store, "search_events", held_search)
+    with console_server(tmp_path, max_connections=2, search_concurrency=2) as served:
+        url, headers = f"{served.url}/api/events", served.auth()
+        busy = [
+            threading.Thread(target=lambda: httpx.get(url, headers=headers, timeout=10))
+            for _ in range(2)
+        ]
+        for thread in busy:
+            thread.start()
+        assert running.acquire(timeout=10) and running.acquire(timeout=10)
+        extra = socket.create_connection(("127.0.0.1", served.port), timeout=5)
+        refused = extra.recv(4096)
+        release.set()
+        for thread in busy:
+            thread.join(10)
+        assert refused.startswith(b"HTTP/1.1 503") and b"retry-after: 1" in refused
+        extra.close()
