@@ -1,7 +1,7 @@
 """Every benchmark in one run, on the local broker, with one table at the end.
 
     python bench/run.py [--bootstrap HOST:PORT] [--pg-url postgresql+psycopg://...]
-        [--quick] [--only ingest,writer,lag,redrive,console,lineage,formats]
+        [--quick] [--only ingest,writer,lag,redrive,console,lineage,http,formats]
 
 Without --bootstrap it starts eventscope's local Apache Kafka broker. With --pg-url the
 ingest and look-up figures are taken on PostgreSQL too. --quick runs small sizes (a few
@@ -59,6 +59,10 @@ def plan(args: argparse.Namespace, bootstrap: str) -> dict[str, list[str]]:
             "--seed-records", "10000" if quick else "50000",
         ],
         "lineage": ["lineage.py", "--runs", "3" if quick else "7"],
+        "http": [
+            "http_load.py", "--events", "100000" if quick else "1000000",
+            "--crowd", "500" if quick else "2000", "--body-mb", "50" if quick else "400",
+        ],
         # decoding cost per format; it starts a local schema registry (Java 21+)
         "formats": ["formats.py", "--records", "5000" if quick else "20000"],
     }  # fmt: skip

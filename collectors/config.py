@@ -93,6 +93,15 @@ class ServerConfig:
     proxy_default_role: str = "viewer"
     otlp_port: int = 0  # a separate OTLP/HTTP listener (4318 by convention); 0: none
     otlp_host: str | None = None  # None: the same address as `host`
+    # Event searches run at most this many at once; this many more may wait, the rest
+    # are answered 429 at once; a search's statements stop after search_timeout_s.
+    search_concurrency: int = 2
+    search_queue: int = 4
+    search_timeout_s: float = 10.0
+    # A connection must send a request's headers within this long of opening (or of the
+    # request's first byte); connections beyond max_connections are closed at once.
+    header_timeout_s: float = 10.0
+    max_connections: int = 4096
 
     @property
     def otlp_bind_host(self) -> str:
@@ -327,6 +336,14 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.proxy_default_role", "must be viewer, operator or admin")
     if server.auth not in ("on", "off"):
         raise ConfigError("server.auth", f"must be 'on' or 'off', got {server.auth!r}")
+    for key in ("search_concurrency", "max_connections"):
+        if getattr(server, key) < 1:
+            raise ConfigError(f"server.{key}", "must be >= 1")
+    if server.search_queue < 0:
+        raise ConfigError("server.search_queue", "must be >= 0")
+    for key in ("search_timeout_s", "header_timeout_s"):
+        if not getattr(server, key) > 0:
+            raise ConfigError(f"server.{key}", "must be > 0")
     url = settings.index.url
     if not (url.startswith("sqlite:///") or url.startswith("postgresql")):
         raise ConfigError("index.url", "must start with sqlite:/// or postgresql+psycopg://")

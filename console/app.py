@@ -23,7 +23,7 @@ from starlette.staticfiles import StaticFiles
 
 from collectors.config import Settings
 from collectors.index import migrate
-from collectors.index.engine import create_index_engine
+from collectors.index.engine import StatementTimeout, create_index_engine
 from collectors.services import ServiceGroup
 from console import assets, composition
 from console.auth.middleware import AccessControl
@@ -34,6 +34,7 @@ from console.state import AppState, app_state
 from console.stores import auth as auth_store
 from console.templating import make_templates
 from console.views import registry
+from console.web.admission import Busy
 from console.web.endpoints import check_unique, routes_of
 from console.web.index_errors import INDEX_ERRORS, RETRY_AFTER_S, index_unreachable
 
@@ -86,6 +87,8 @@ def create_app(
         lifespan=lifespan,
         exception_handlers={
             HTTPException: _http_error,  # type: ignore[dict-item]
+            Busy: _busy,
+            StatementTimeout: _too_slow,
             **dict.fromkeys(INDEX_ERRORS, _index_error),
         },
         middleware=[
@@ -123,7 +126,30 @@ def wants_json(request: Request) -> bool:
 
 
 async def _http_error(request: Request, exc: HTTPException) -> Response:
-    return _error_page(request, exc.status_code, str(exc.detail))
+    answer = _error_page(request, exc.status_code, str(exc.detail))
+    answer.headers.update(exc.headers or {})
+    return answer
+
+
+async def _busy(request: Request, exc: Exception) -> Response:
+    """Too many searches at once (console/web/admission.py): come back shortly."""
+    assert isinstance(exc, Busy)
+    answer = _error_page(request, 429, str(exc))
+    answer.headers["Retry-After"] = str(exc.retry_after_s)
+    return answer
+
+
+async def _too_slow(request: Request, exc: Exception) -> Response:
+    """The index did not finish within server.search_timeout_s and was stopped."""
+    timeout_s = app_state(request).settings.server.search_timeout_s
+    detail = (
+        f"The search took longer than {timeout_s:g} s and was stopped; narrow it "
+        "(a topic, a time range, an id instead of text) or try again when the console is "
+        "less busy."
+    )
+    answer = _error_page(request, 503, detail)
+    answer.headers["Retry-After"] = str(RETRY_AFTER_S)
+    return answer
 
 
 async def _index_error(request: Request, exc: Exception) -> Response:

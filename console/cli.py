@@ -239,6 +239,7 @@ def run_server(args: argparse.Namespace) -> int:
             settings.index.url,
         )
     from console.app import create_app
+    from console.http_server import raise_fd_limit, server_config
     from console.otlp_listener import port_problem
 
     if args.mode != "collect":
@@ -252,13 +253,14 @@ def run_server(args: argparse.Namespace) -> int:
             return 3
     app = create_app(settings, mode=args.mode)
     print(f"eventscope {args.mode}: http://{settings.server.host}:{settings.server.port}/")
-    config = uvicorn.Config(
+    raise_fd_limit()
+    config = server_config(
         app,
-        host=settings.server.host,
-        port=settings.server.port,
+        settings.server,
+        settings.server.host,
+        settings.server.port,
         log_level="info" if args.verbose else "warning",
         log_config=None,  # uvicorn's lines go through eventscope's handler (and format)
-        proxy_headers=False,
     )
     uvicorn.Server(config).run()
     return 0

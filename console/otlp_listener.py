@@ -31,6 +31,7 @@ from starlette.routing import BaseRoute, Route
 from collectors.services import Health, ServiceStatus
 from console.auth.middleware import AccessControl
 from console.auth.permissions import permission_table
+from console.http_server import server_config
 from console.state import AppState
 from console.views import otlp
 from console.web.endpoints import routes_of
@@ -134,14 +135,14 @@ class OtlpListener:
             message = cannot_listen(self.host, self.port, exc)
             log.error("%s", message)
             raise OtlpListenerError(message) from None
-        config = uvicorn.Config(
+        config = server_config(
             otlp_listener_app(self.state),
-            host=self.host,
-            port=self.port,
+            self.state.settings.server,
+            self.host,
+            self.port,
             lifespan="off",  # the console's lifespan runs once, in the console's server
             log_config=None,  # leave the process's logging as the console set it up
             access_log=False,
-            proxy_headers=False,
             timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_S,
         )
         self._server = _EmbeddedServer(config)

@@ -14,6 +14,7 @@ from collectors.config import Settings
 from collectors.schemas.registry import RegistryClient
 from collectors.services import ServiceGroup
 from console.settings import AreaSettings
+from console.web.admission import AdmissionGate
 
 
 @dataclass
@@ -28,6 +29,14 @@ class AppState:
     in_flight: dict[str, asyncio.Task[Any]] = field(default_factory=dict)
     # Schema registry clients by cluster, made on first use (console/stores/schemas.py).
     registries: dict[str, RegistryClient] = field(default_factory=dict)
+    # Event searches wait here, not in the shared thread pool (console/web/admission.py).
+    search_gate: AdmissionGate = field(init=False)
+
+    def __post_init__(self) -> None:
+        server = self.settings.server
+        self.search_gate = AdmissionGate(
+            "event searches", server.search_concurrency, server.search_queue
+        )
 
 
 def app_state(request: Request) -> AppState:

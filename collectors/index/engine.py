@@ -3,14 +3,25 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Engine, any_, bindparam, create_engine, event, text
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Engine,
+    any_,
+    bindparam,
+    create_engine,
+    event,
+    text,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 SQLITE_CACHE_KIB = 16_384
@@ -50,6 +61,61 @@ def bind_common_types_directly() -> None:
     sqlite3.register_adapter(type(None), none_to_null)
     sqlite3.register_adapter(bytes, bytes)  # bytes(b) is b for exact bytes: no copy
     sqlite3.register_adapter(bool, int)
+
+
+# SQLite calls the deadline check every this many virtual-machine steps: often enough to
+# stop within tens of milliseconds, rarely enough that taking the GIL back for it (up to
+# 5 ms when other threads run Python) costs little on a scan of a million rows.
+SQLITE_CHECK_EVERY_STEPS = 1_000_000
+QUERY_CANCELED = "57014"  # PostgreSQL's SQLSTATE for a statement stopped by its timeout
+
+
+class StatementTimeout(Exception):
+    """A statement ran past its deadline and the database stopped it."""
+
+
+@contextmanager
+def statement_deadline(connection: Connection, seconds: float | None) -> Iterator[None]:
+    """Stop what `connection` runs once `seconds` have passed: StatementTimeout.
+
+    PostgreSQL: `statement_timeout` for the open transaction (each statement gets the
+    time; the pool's rollback ends it). SQLite: a progress handler that interrupts the
+    running statement once the deadline has passed, removed afterwards (the connection
+    goes back to the pool). None: no deadline.
+    """
+    if seconds is None:
+        yield
+        return
+    if connection.dialect.name == "postgresql":
+        connection.execute(
+            text("SELECT set_config('statement_timeout', :ms, true)"),
+            {"ms": str(max(1, int(seconds * 1000)))},
+        )
+        try:
+            yield
+        except OperationalError as exc:
+            if getattr(exc.orig, "sqlstate", None) == QUERY_CANCELED:
+                raise StatementTimeout(f"stopped after {seconds:g} s") from None
+            raise
+        return
+    raw = cast(sqlite3.Connection, connection.connection.driver_connection)
+    deadline = time.monotonic() + seconds
+    fired = False
+
+    def past_deadline() -> bool:
+        nonlocal fired
+        fired = time.monotonic() > deadline
+        return fired
+
+    raw.set_progress_handler(past_deadline, SQLITE_CHECK_EVERY_STEPS)
+    try:
+        yield
+    except OperationalError:
+        if fired:
+            raise StatementTimeout(f"stopped after {seconds:g} s") from None
+        raise
+    finally:
+        raw.set_progress_handler(None, 0)
 
 
 def index_problem(engine: Engine) -> str | None:

@@ -210,20 +210,26 @@ def create_token(engine: Engine, name: str, role: str, created_by: str) -> tuple
     return int(key[0]), token
 
 
+# A token's last use is written at most this often: writing it on every request made each
+# API call a write transaction, and concurrent calls queued for SQLite's one writer.
+LAST_USED_EVERY_MS = 60_000
+
+
 def token_principal(engine: Engine, token: str) -> Principal | None:
     if not token.startswith(TOKEN_PREFIX):
         return None
-    with engine.begin() as connection:
+    with engine.connect() as connection:
         row = connection.execute(
             select(tokens_table).where(tokens_table.c.token_hash == _digest(token))
         ).first()
         if row is None or row.revoked_at_ms is not None:
             return None
-        connection.execute(
-            update(tokens_table)
-            .where(tokens_table.c.id == row.id)
-            .values(last_used_at_ms=_now_ms())
-        )
+        now = _now_ms()
+        if row.last_used_at_ms is None or now - row.last_used_at_ms >= LAST_USED_EVERY_MS:
+            connection.execute(
+                update(tokens_table).where(tokens_table.c.id == row.id).values(last_used_at_ms=now)
+            )
+            connection.commit()
     return Principal(f"token:{row.name}", row.role, "token")
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, LargeBinary, and_, bindparam, func, literal, or_,
 from sqlalchemy.sql.elements import ColumnElement
 
 from collectors.conventions import resolve_json_path, split_json_path
+from collectors.index.engine import statement_deadline
 from collectors.index.identity import identity_equals, key_equals, narrowing_only
 from collectors.index.models import EVENTS_IS_DLQ
 from collectors.index.models import events_table as events
@@ -393,12 +394,18 @@ class SearchResult:
 
 
 def search_events(
-    engine: Engine, f: EventFilter, *, text_scan_rows: int = TEXT_SCAN_ROWS
+    engine: Engine,
+    f: EventFilter,
+    *,
+    text_scan_rows: int = TEXT_SCAN_ROWS,
+    timeout_s: float | None = None,
 ) -> SearchResult:
+    """The page of events matching `f`; StatementTimeout when the index takes longer than
+    `timeout_s` (None: no limit)."""
     c = events.c
     scan_cap: int | None = None
     base = _conditions(replace(f, cursor=None), engine)
-    with engine.connect() as connection:
+    with engine.connect() as connection, statement_deadline(connection, timeout_s):
         if f.needs_scan:
             newest = connection.execute(select(func.max(c.id))).scalar() or 0
             if newest > text_scan_rows:

@@ -19,7 +19,7 @@ from collectors.conventions import Conventions
 from collectors.index.masking_models import masking_rules_table as rules_table
 from console.masking import MaskingPolicy, MaskRule, RowMasker, make_rule, masker
 from console.masking_rules import MaskingSettings
-from console.state import app_state
+from console.state import AppState, app_state
 from console.stores import audit as audit_store
 
 StoredRow = tuple[Any, ...]
@@ -118,12 +118,21 @@ def caller_role(request: Request) -> str | None:
     return principal.role if principal is not None else None
 
 
+def policy_in_force(state: AppState) -> MaskingPolicy:
+    """The policy for this moment (one small query). A view that already runs index work on
+    a thread reads it there too, so that its request makes one trip through a thread."""
+    return current_policy(state.engine, state.areas.masking, state.areas.conventions)
+
+
+def masker_of(policy: MaskingPolicy, request: Request) -> RowMasker:
+    """A function that masks an index row as this request's caller may see it."""
+    return masker(policy, caller_role(request))
+
+
 async def masker_for(request: Request) -> RowMasker:
     """What a view calls: a function that masks an index row as this caller may see it."""
-    state = app_state(request)
-    areas = state.areas
-    policy = await run_in_threadpool(current_policy, state.engine, areas.masking, areas.conventions)
-    return masker(policy, caller_role(request))
+    policy = await run_in_threadpool(policy_in_force, app_state(request))
+    return masker_of(policy, request)
 
 
 # --- changes from the console, each with its audit row -------------------------------------------

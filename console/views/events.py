@@ -18,6 +18,7 @@ from typing_extensions import TypedDict
 
 from collectors.index.identity import search_key
 from console.auth.roles import VIEWER
+from console.masking import MaskingPolicy
 from console.payload_view import (
     bytes_for_json,
     decoded_view,
@@ -29,8 +30,15 @@ from console.payload_view import (
 )
 from console.state import AppState
 from console.stores import events as event_store
+from console.stores import masking as masking_store
 from console.stores import schemas as schema_store
-from console.stores.events import MAX_FILTER_CHARS, MAX_LIMIT, EventFilter, SearchError
+from console.stores.events import (
+    MAX_FILTER_CHARS,
+    MAX_LIMIT,
+    EventFilter,
+    SearchError,
+    SearchResult,
+)
 from console.stores.masking import masker_for
 from console.views.requests import record_coordinates
 from console.web import urls
@@ -183,8 +191,9 @@ async def events_page(call: Call) -> Reply | Response:
         if call.api:
             return JSONResponse({"error": str(exc), "field": exc.field}, status_code=400)
         f, error = EventFilter(), str(exc)
-    result = await run_in_threadpool(event_store.search_events, call.engine, f)
-    mask = await masker_for(call.request)
+    state = call.state
+    result, policy = await state.search_gate.run(_search, state, f)
+    mask = masking_store.masker_of(policy, call.request)
     shown = [mask(row) for row in result.events]
     data = EventsJson(
         events=[event_json(row) for row in shown],
@@ -206,6 +215,13 @@ async def events_page(call: Call) -> Reply | Response:
     return Reply(data, page=page)
 
 
+def _search(state: AppState, f: EventFilter) -> tuple[SearchResult, MaskingPolicy]:
+    """The search and the masking policy, on one thread (the search gate's)."""
+    timeout_s = state.settings.server.search_timeout_s
+    result = event_store.search_events(state.engine, f, timeout_s=timeout_s)
+    return result, masking_store.policy_in_force(state)
+
+
 def _next_url(f: EventFilter, cursor: str | None) -> str | None:
     if cursor is None:
         return None
@@ -223,12 +239,12 @@ def _row_view(row: dict[str, Any]) -> dict[str, Any]:
 
 async def event_detail(call: Call) -> Reply:
     cluster, topic, partition, offset = record_coordinates(call.request)
-    row = await run_in_threadpool(
-        event_store.get_event, call.engine, cluster, topic, partition, offset
+    row, policy = await run_in_threadpool(
+        _event_and_policy, call.state, cluster, topic, partition, offset
     )
     if row is None:
         raise HTTPException(404, f"no indexed event at {cluster}/{topic}/{partition}@{offset}")
-    row = (await masker_for(call.request))(row)
+    row = masking_store.masker_of(policy, call.request)(row)
     key = search_key(row["key"], row["decoded_key"])
     key_history = (
         urls.events(cluster=row["cluster"], topic=row["topic"], key=key.decode())
@@ -245,6 +261,14 @@ async def event_detail(call: Call) -> Reply:
         "key_history_url": key_history,
     }
     return Reply({**event_json(row, full=True), "schemas": schemas}, page=page)
+
+
+def _event_and_policy(
+    state: AppState, cluster: str, topic: str, partition: int, offset: int
+) -> tuple[dict[str, Any] | None, MaskingPolicy]:
+    """The record and the masking policy, in one trip through the thread pool."""
+    row = event_store.get_event(state.engine, cluster, topic, partition, offset)
+    return row, masking_store.policy_in_force(state)
 
 
 MAX_SUBJECTS_SHOWN = 5
@@ -369,7 +393,7 @@ ENDPOINTS = [
         events_page, VIEWER, path="/events", api="/api/events", template="events.html",
         partial="_events_table.html",
         summary="Search the indexed events across topics, newest first, with cursor paging.",
-        params=EVENT_FILTER, response=EventsJson, errors=(400,),
+        params=EVENT_FILTER, response=EventsJson, errors=(400, 429, 503),
     ),
     Endpoint(events_tail, VIEWER, path="/events/tail"),
     Endpoint(

@@ -19,7 +19,7 @@ from collectors.otlp import decode_traces_request, encode_error, encode_response
 from collectors.otlp_model import MAX_BODY_BYTES, OtlpError
 from collectors.traces import store_spans
 from console.auth.roles import OPERATOR
-from console.web.endpoints import BodyTooLarge, Call, Endpoint, read_capped
+from console.web.endpoints import CLOSE_AFTER, BodyTooLarge, Call, Endpoint, read_capped
 
 log = logging.getLogger("eventscope.otlp")
 
@@ -38,7 +38,10 @@ async def receive_traces(call: Call) -> Response:
             decode_traces_request, body, content_type, request.headers.get("content-encoding")
         )
     except OtlpError as exc:
-        return _error(exc.status, exc.message, content_type)
+        refused = _error(exc.status, exc.message, content_type)
+        if exc.status == 413:
+            refused.headers.update(CLOSE_AFTER)
+        return refused
     except ClientDisconnect:
         return _error(400, "client disconnected before the body was complete", content_type)
     except Exception as exc:  # a decoder bug must not become a 500 the exporter retries forever

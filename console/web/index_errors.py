@@ -5,8 +5,10 @@ traceback: the collectors keep retrying, and the page works again once the index
 from __future__ import annotations
 
 from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-INDEX_ERRORS = (OperationalError, InterfaceError)
+# PoolTimeout: every pooled connection stayed busy for the pool's whole wait (30 s).
+INDEX_ERRORS = (OperationalError, InterfaceError, PoolTimeout)
 RETRY_AFTER_S = 5
 MAX_REASON_CHARS = 300
 

@@ -20,13 +20,15 @@ TITLE = "eventscope API"
 VERSION = "1"
 
 ERROR_DESCRIPTIONS = {
-    400: "The request is not valid; `error` says which field and why.",
+    400: "The request is not valid (a bad value, or a query parameter the operation does not "
+    "take); `error` says which field and why.",
     401: "No credentials, or an invalid or revoked API token.",
     403: "The caller's role is too low, or a browser request failed the CSRF/Origin check.",
     404: "Nothing of that name or at those coordinates.",
     409: "The name is taken.",
     413: "The request body is too large.",
     422: "An upstream service (the schema registry) refused what was sent; `error` says why.",
+    429: "Too many searches at once; try again after `Retry-After` seconds.",
     502: "An upstream service (the schema registry) failed to answer.",
     503: "The Kafka cluster or the index cannot be reached right now.",
 }
@@ -90,7 +92,9 @@ def _operation(endpoint: Endpoint, components: dict[str, Schema]) -> Schema:
             "description": description,
             "content": _json_content(json_schema(answer, components)),
         }
-    refused = () if endpoint.role == PUBLIC else (401, 403)
+    refused: tuple[int, ...] = () if endpoint.role == PUBLIC else (401, 403)
+    if endpoint.checks_query:
+        refused += (400,)  # an unknown query parameter
     for status in sorted({*endpoint.errors, *refused}):
         responses[str(status)] = {"$ref": f"#/components/responses/E{status}"}
     parts = [part for part in path.split("/") if part and not part.startswith("{")]

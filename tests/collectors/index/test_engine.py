@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import time
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import select, text
 
-from collectors.index.engine import bind_common_types_directly, one_of
+from collectors.index.engine import (
+    StatementTimeout,
+    bind_common_types_directly,
+    one_of,
+    statement_deadline,
+)
 from collectors.index.models import positions_table
 
 
@@ -52,3 +59,27 @@ def test_one_of_selects_the_listed_values_on_both_backends(index_db) -> None:
 
         assert chosen(["a", "it's", "zzz"]) == ["a", "it's"]
         assert chosen([]) == []
+
+
+# A statement that runs for minutes unless stopped: counting to ten billion.
+ENDLESS = "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 1e10) " \
+    "SELECT count(*) FROM n"  # fmt: skip
+
+
+def test_a_statement_past_its_deadline_is_stopped_and_the_connection_stays_usable(
+    index_db,
+) -> None:
+    engine = index_db.engine
+    endless = ENDLESS if index_db.backend == "sqlite" else "SELECT pg_sleep(30)"
+    started = time.monotonic()
+    with (
+        engine.connect() as connection,
+        pytest.raises(StatementTimeout),
+        statement_deadline(connection, 0.3),
+    ):
+        connection.execute(text(endless)).all()
+    assert time.monotonic() - started < 3
+    with engine.connect() as connection, statement_deadline(connection, 5):
+        assert connection.execute(text("SELECT 1")).scalar() == 1
+    with engine.connect() as connection:  # no deadline left behind on the pooled connection
+        assert connection.execute(text("SELECT 2")).scalar() == 2
