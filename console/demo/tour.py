@@ -195,6 +195,8 @@ def pages(ids: TourIds) -> list[tuple[str, str, str]]:
         ("clusters", "/clusters", "Clusters"),
         ("topics", f"/clusters/{cluster}", "Topics"),
         ("topic", f"/clusters/{cluster}/topics/{ids.topic}", ids.topic),
+        ("topic-settings", f"/clusters/{cluster}/topics/{ids.topic}/settings", ids.topic),
+        ("new-topic", f"/clusters/{cluster}/new-topic", "New topic"),
         ("admin", "/admin", "Administration"),
         ("admin-masking", "/admin/masking", "Data masking"),
         ("audit", "/audit", "Audit log"),

@@ -30,6 +30,7 @@ from console.views import (
     produce,
     sagas,
     schemas,
+    topic_admin,
     topology,
     trace,
 )
@@ -37,9 +38,9 @@ from console.web.endpoints import Endpoint
 
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
-    overview, clusters, events, groups, group_offsets, dlq, sagas, trace, lineage, topology,
-    schemas, actions, produce, alerts, alert_rules, alert_receivers, auth, admin, audit,
-    masking, openapi,
+    overview, topic_admin, clusters, events, groups, group_offsets, dlq, sagas, trace, lineage,
+    topology, schemas, actions, produce, alerts, alert_rules, alert_receivers, auth, admin,
+    audit, masking, openapi,
 )  # fmt: skip
 
 

@@ -1,0 +1,210 @@
+"""Changing topics in Kafka: create, delete, edit configs, add partitions, delete records.
+
+Each change is checked here first for what needs no broker (names, numbers), then left to
+Kafka, whose refusal is reported in its own words (an unknown config, a replication factor
+above the number of brokers, a policy). Creating a topic is validated by the broker before
+it is made (CreateTopics' validate-only mode), so the form can show the broker's verdict.
+
+Config edits use AlterConfigs, which replaces a topic's whole set of overrides: the current
+overrides are read, the change applied to them, and the result sent, so an edit of one
+config keeps the others (two people editing the same topic at once: the last one wins).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from aiokafka import TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic, RecordsToDelete
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
+from aiokafka.errors import KafkaError, for_code
+from typing_extensions import TypedDict
+
+from collectors.config import ClusterConfig
+from collectors.kafka.admin import admin_client, describe_existing_topics
+from console.operations.offset_plan import PlanError
+
+TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+CONFIG_NAME = re.compile(r"^[a-z0-9.]{1,100}$")
+MAX_PARTITIONS = 10_000
+MAX_CONFIGS = 100
+DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' config_source for a topic's own override
+SOURCES = {
+    1: "topic override", 2: "broker (dynamic)", 3: "default broker (dynamic)",
+    4: "broker (static)", 5: "default", 6: "broker logger",
+}  # fmt: skip
+
+
+class ConfigJson(TypedDict):
+    name: str
+    value: str | None  # None when sensitive
+    source: str
+    is_override: bool
+    read_only: bool
+    sensitive: bool
+
+
+def topic_name(value: Any) -> str:
+    name = value.strip() if isinstance(value, str) else ""
+    if not TOPIC_NAME.match(name) or name in (".", ".."):
+        raise PlanError("topic: 1 to 249 letters, digits, '.', '_' or '-' (not '.' or '..')")
+    return name
+
+
+def whole_number(value: Any, field: str, low: int, high: int) -> int:
+    text = str(value).strip() if isinstance(value, str | int) else ""
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise PlanError(f"{field}: a whole number from {low} to {high:,}")
+    return int(text)
+
+
+def parse_configs(raw: Any) -> dict[str, str | None]:
+    """`name=value` lines (a form) or a JSON object; a value of null (or `name=` with
+    nothing after it in a form) removes the override."""
+    if raw is None or raw == "":
+        return {}
+    pairs: dict[str, str | None] = {}
+    if isinstance(raw, str):
+        for number, line in enumerate(raw.splitlines(), start=1):
+            if not line.strip():
+                continue
+            name, equals, value = line.partition("=")
+            if not equals:
+                raise PlanError(f"configs: line {number} is not 'name=value'")
+            pairs[name.strip()] = value.strip() or None
+    elif isinstance(raw, dict):
+        for name, value in raw.items():
+            if value is not None and not isinstance(value, str | int | bool):
+                raise PlanError(f"configs: {name} needs a text value (or null to remove it)")
+            pairs[str(name)] = (
+                None
+                if value is None
+                else str(value).lower()
+                if isinstance(value, bool)
+                else str(value)
+            )
+    else:
+        raise PlanError("configs: an object of name: value")
+    if len(pairs) > MAX_CONFIGS:
+        raise PlanError(f"configs: at most {MAX_CONFIGS}")
+    for name in pairs:
+        if not CONFIG_NAME.match(name):
+            raise PlanError(f"configs: {name!r} is not a config name")
+    return pairs
+
+
+def _raise_for(code: int, message: str | None, what: str) -> None:
+    if code:
+        error = for_code(code)
+        detail = f": {message}" if message else ""
+        raise PlanError(f"Kafka refused to {what}: {error.__name__}{detail}")
+
+
+async def create(
+    cluster: ClusterConfig,
+    name: str,
+    partitions: int,
+    replication: int,
+    configs: Mapping[str, str | None],
+    validate_only: bool = False,
+) -> None:
+    settings = {k: v for k, v in configs.items() if v is not None}
+    async with admin_client(cluster) as admin:
+        response = await admin.create_topics(
+            [NewTopic(name, partitions, replication, topic_configs=settings)],
+            validate_only=validate_only,
+        )
+    for entry in response.topic_errors:
+        _raise_for(entry[1], entry[2] if len(entry) > 2 else None, f"create topic {name}")
+
+
+async def delete(cluster: ClusterConfig, name: str) -> None:
+    async with admin_client(cluster) as admin:
+        await _existing(admin, name)
+        response = await admin.delete_topics([name])
+    for entry in response.topic_error_codes:
+        _raise_for(entry[1], None, f"delete topic {name}")
+
+
+async def configs(cluster: ClusterConfig, name: str) -> list[ConfigJson]:
+    async with admin_client(cluster) as admin:
+        await _existing(admin, name)
+        return await _configs(admin, name)
+
+
+async def alter(cluster: ClusterConfig, name: str, changes: Mapping[str, str | None]) -> None:
+    """Apply `changes` to the topic's overrides (None removes one), keeping the others."""
+    async with admin_client(cluster) as admin:
+        await _existing(admin, name)
+        current = await _configs(admin, name)
+        sensitive = {c["name"] for c in current if c["sensitive"] and c["is_override"]}
+        if sensitive - set(changes):
+            # Its value is never returned, so it cannot be sent back unchanged.
+            names = ", ".join(sorted(sensitive - set(changes)))
+            raise PlanError(f"configs: the topic has sensitive overrides ({names}); give them")
+        wanted = {c["name"]: c["value"] for c in current if c["is_override"]}
+        wanted.update(changes)
+        overrides = {k: v for k, v in wanted.items() if v is not None}
+        resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=overrides)
+        responses = await admin.alter_configs([resource])
+    for response in responses:
+        for entry in response.resources:
+            _raise_for(entry[0], entry[1], f"change the configs of {name}")
+
+
+async def add_partitions(cluster: ClusterConfig, name: str, total: int) -> int:
+    """Grow the topic to `total` partitions; returns how many it had."""
+    async with admin_client(cluster) as admin:
+        found = await _existing(admin, name)
+        before = len(found.get("partitions", []))
+        if total <= before:
+            raise PlanError(f"partitions: the topic has {before}; a topic only grows")
+        response = await admin.create_partitions({name: NewPartitions(total)})
+    for entry in response.topic_errors:
+        _raise_for(entry[1], entry[2], f"add partitions to {name}")
+    return before
+
+
+async def delete_records(cluster: ClusterConfig, name: str, partition: int, before: int) -> int:
+    """Delete the partition's records before offset `before`; returns the new log start."""
+    async with admin_client(cluster) as admin:
+        found = await _existing(admin, name)
+        count = len(found.get("partitions", []))
+        if partition >= count:
+            raise PlanError(f"partition: topic {name} has partitions 0 to {count - 1}")
+        tp = TopicPartition(name, partition)
+        try:
+            result = await admin.delete_records({tp: RecordsToDelete(before)})
+        except KafkaError as exc:  # e.g. an offset past the partition's end
+            raise PlanError(f"Kafka refused to delete records: {type(exc).__name__}") from None
+    low_watermark: int = result[tp]
+    return low_watermark
+
+
+async def _existing(admin: AIOKafkaAdminClient, name: str) -> dict[str, Any]:
+    described = await describe_existing_topics(admin, [name])
+    found = next((t for t in described if t.get("topic") == name), None)
+    if found is None or found.get("error_code", 0) != 0:
+        raise PlanError(f"topic: there is no topic {name!r} in this cluster")
+    return found
+
+
+async def _configs(admin: AIOKafkaAdminClient, name: str) -> list[ConfigJson]:
+    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
+    found: list[ConfigJson] = []
+    for response in responses:
+        for resource in response.resources:
+            _raise_for(resource[0], resource[1], f"describe the configs of {name}")
+            for entry in resource[4]:
+                config_name, value, read_only, source, sensitive = entry[:5]
+                found.append(
+                    ConfigJson(
+                        name=config_name, value=None if sensitive else value,
+                        source=SOURCES.get(source, str(source)),
+                        is_override=source == DYNAMIC_TOPIC_CONFIG, read_only=bool(read_only),
+                        sensitive=bool(sensitive),
+                    )
+                )  # fmt: skip
+    return sorted(found, key=lambda c: c["name"])
