@@ -3,7 +3,7 @@
     python bench/http_load.py [--events 1000000] [--index-file PATH]
         [--scenarios search,crowd,slow,body] [--searches 200] [--crowd 2000]
         [--slow 50,2000] [--body-mb 400] [--timeout 60] [--source DIR] [--server 'KEY = VALUE']
-        [--server-nofile N]
+        [--server-nofile N] [--health-port]
 
 A real `eventscope console` (SQLite index of `--events` rows filled the look-up
 benchmark's way, auth on, API tokens) is started afresh for each scenario, so that one
@@ -122,13 +122,15 @@ async def request(
             writer.close()
 
 
-async def sample_healthz(port: int, answers: Answers, stop: asyncio.Event) -> None:
+async def sample_healthz(
+    port: int, answers: Answers, stop: asyncio.Event, route: str = "/healthz"
+) -> None:
     """/healthz every HEALTHZ_EVERY_S on a fresh connection until `stop`."""
     pending: set[asyncio.Task[None]] = set()
 
     async def one() -> None:
         status, seconds = await request(port, "/healthz", timeout=10)
-        answers.add("/healthz", status, seconds)
+        answers.add(route, status, seconds)
 
     while not stop.is_set():
         task = asyncio.create_task(one())
@@ -170,11 +172,20 @@ class Server:
     """`eventscope console` on a free port, from `source`, on the prepared index."""
 
     def __init__(
-        self, source: Path, index_url: str, work: Path, server: list[str], nofile: int | None
+        self,
+        source: Path,
+        index_url: str,
+        work: Path,
+        server: list[str],
+        nofile: int | None,
+        health_port: bool = False,
     ) -> None:
         self.port = free_port()
+        self.health_port = free_port() if health_port else None
         config = work / "console.toml"
         extra = "".join(f"{line}\n" for line in server)
+        if self.health_port:
+            extra += f"health_port = {self.health_port}\n"
         config.write_text(
             f'[server]\nhost = "{HOST}"\nport = {self.port}\n{extra}[index]\nurl = "{index_url}"\n'
         )
@@ -361,7 +372,7 @@ async def run_scenario(
     name: str, args: argparse.Namespace, source: Path, index: tuple[str, str, str], work: Path
 ) -> list[tuple[str, str]]:
     url, viewer, operator = index
-    server = Server(source, url, work, args.server, args.server_nofile)
+    server = Server(source, url, work, args.server, args.server_nofile, args.health_port)
     try:
         await server.ready()
         answers = Answers()
@@ -372,6 +383,9 @@ async def run_scenario(
         rss = RssWatch(server.process.pid)
         stop = asyncio.Event()
         sampler = asyncio.create_task(sample_healthz(server.port, answers, stop))
+        if server.health_port:
+            health = sample_healthz(server.health_port, answers, stop, "/healthz (health port)")
+            sampler = asyncio.gather(sampler, health)  # type: ignore[assignment]
         began = time.perf_counter()
         if name == "search":
             await concurrent_searches(server.port, args.searches, viewer, answers, args.timeout)
@@ -439,6 +453,10 @@ def main() -> int:
     parser.add_argument(
         "--server-nofile", type=int, help="the server's open-files limit (soft and hard)"
     )
+    parser.add_argument(
+        "--health-port", action="store_true",
+        help="give the console a health port (server.health_port) and sample /healthz there too",
+    )  # fmt: skip
     parser.add_argument("--summary")
     args = parser.parse_args()
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)

@@ -102,6 +102,10 @@ class ServerConfig:
     # request's first byte); connections beyond max_connections are closed at once.
     header_timeout_s: float = 10.0
     max_connections: int = 4096
+    # /healthz on a port of its own, answered by a thread (console/health_listener.py);
+    # it answers 503 once the event loop has not turned for loop_stall_s.
+    health_port: int = 0
+    loop_stall_s: float = 10.0
 
     @property
     def otlp_bind_host(self) -> str:
@@ -332,6 +336,10 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("server.otlp_port", message)
     if server.otlp_port and server.otlp_port == server.port:
         raise ConfigError("server.otlp_port", f"must differ from server.port ({server.port})")
+    if not 0 <= server.health_port < 65536:
+        raise ConfigError("server.health_port", "must be 1-65535, or 0 for none")
+    if server.health_port and server.health_port in (server.port, server.otlp_port):
+        raise ConfigError("server.health_port", "must differ from server.port and otlp_port")
     if server.proxy_default_role not in ("viewer", "operator", "admin"):
         raise ConfigError("server.proxy_default_role", "must be viewer, operator or admin")
     if server.auth not in ("on", "off"):
@@ -341,7 +349,7 @@ def _validate(settings: Settings) -> None:
             raise ConfigError(f"server.{key}", "must be >= 1")
     if server.search_queue < 0:
         raise ConfigError("server.search_queue", "must be >= 0")
-    for key in ("search_timeout_s", "header_timeout_s"):
+    for key in ("search_timeout_s", "header_timeout_s", "loop_stall_s"):
         if not getattr(server, key) > 0:
             raise ConfigError(f"server.{key}", "must be > 0")
     url = settings.index.url

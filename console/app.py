@@ -29,6 +29,7 @@ from console import assets, composition
 from console.auth.middleware import AccessControl
 from console.auth.permissions import permission_table
 from console.composition import ServiceFactory
+from console.health_listener import HealthListener
 from console.settings import area_settings
 from console.state import AppState, app_state
 from console.stores import auth as auth_store
@@ -61,6 +62,11 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        server = settings.server
+        health = None
+        if server.health_port:  # first: it answers while the rest starts
+            health = HealthListener(server.host, server.health_port, server.loop_stall_s)
+            await health.start()
         migrate.upgrade(engine)
         if mode != "collect" and settings.server.auth == "on":
             _create_first_admin(engine)
@@ -74,6 +80,8 @@ def create_app(
             await state.services.stop()
             for client in state.registries.values():  # the schema pages' connections
                 client.close()
+            if health is not None:
+                await health.stop()
 
     endpoints = registry.collector_endpoints()
     if mode != "collect":
