@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--sasl-plain-user", action="append", default=[], metavar="NAME:PASSWORD",
         help="add a SASL_PLAINTEXT listener on --port + 2 accepting this PLAIN user (repeatable)",
     )  # fmt: skip
+    kafka_commands["start"].add_argument(
+        "--acls", action="store_true",
+        help="enforce ACLs (StandardAuthorizer): the PLAINTEXT port's clients are super users, "
+             "the SASL users get what ACLs allow them",
+    )  # fmt: skip
     _local_service_commands(
         commands, "registry",
         "a local schema registry (Confluent-compatible API) for trying things out",
@@ -298,7 +303,7 @@ def kafka_start(args: argparse.Namespace) -> int:
 
     try:
         users = tuple(parse_sasl_user(text) for text in args.sasl_plain_user)
-        broker = dataclasses.replace(_broker(args), sasl_plain_users=users)
+        broker = dataclasses.replace(_broker(args), sasl_plain_users=users, acls=args.acls)
         pid = start(broker)
     except BrokerError as exc:
         print(f"eventscope kafka: {exc}", file=sys.stderr)

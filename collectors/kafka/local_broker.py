@@ -52,6 +52,9 @@ class LocalBroker:
     # (name, password) pairs: when given, a SASL_PLAINTEXT listener with the PLAIN mechanism
     # accepts these users on `sasl_port`; the client port and the controller stay PLAINTEXT.
     sasl_plain_users: tuple[tuple[str, str], ...] = ()
+    # ACLs enforced (KRaft's StandardAuthorizer): clients of the PLAINTEXT port (and the
+    # controller) are super users; the SASL users are allowed what ACLs allow them.
+    acls: bool = False
 
     def __post_init__(self) -> None:
         # Absolute from the start: the broker runs in its data directory, so a path relative
@@ -218,6 +221,12 @@ def _server_properties(broker: LocalBroker, extra: dict[str, str] | None = None)
     }
     if broker.sasl_port is not None:
         props.update(_sasl_properties(broker))
+    if broker.acls:
+        props.update({
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users": "User:ANONYMOUS",
+            "allow.everyone.if.no.acl.found": "false",
+        })  # fmt: skip
     props.update(extra or {})
     return "".join(f"{key}={value}\n" for key, value in props.items())
 

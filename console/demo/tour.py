@@ -197,6 +197,7 @@ def pages(ids: TourIds) -> list[tuple[str, str, str]]:
         ("topic", f"/clusters/{cluster}/topics/{ids.topic}", ids.topic),
         ("topic-settings", f"/clusters/{cluster}/topics/{ids.topic}/settings", ids.topic),
         ("new-topic", f"/clusters/{cluster}/new-topic", "New topic"),
+        ("acls", f"/clusters/{cluster}/acls", "ACLs"),
         ("admin", "/admin", "Administration"),
         ("admin-masking", "/admin/masking", "Data masking"),
         ("audit", "/audit", "Audit log"),

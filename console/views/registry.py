@@ -8,6 +8,7 @@
 from __future__ import annotations
 
 from console.views import (
+    acls,
     actions,
     admin,
     alert_receivers,
@@ -38,9 +39,9 @@ from console.web.endpoints import Endpoint
 
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
-    overview, topic_admin, clusters, events, groups, group_offsets, dlq, sagas, trace, lineage,
-    topology, schemas, actions, produce, alerts, alert_rules, alert_receivers, auth, admin,
-    audit, masking, openapi,
+    overview, topic_admin, acls, clusters, events, groups, group_offsets, dlq, sagas, trace,
+    lineage, topology, schemas, actions, produce, alerts, alert_rules, alert_receivers, auth,
+    admin, audit, masking, openapi,
 )  # fmt: skip
 
 

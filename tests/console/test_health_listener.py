@@ -54,7 +54,7 @@ async def test_it_answers_while_the_loop_is_blocked_and_says_when_it_stalls() ->
 
 def test_the_health_port_must_be_its_own() -> None:
     base = {"index": {"url": "sqlite:///x.db"}}
-    with pytest.raises(ConfigError, match="server.health_port"):
+    with pytest.raises(ConfigError, match=r"server\.health_port"):
         settings_from_mapping({**base, "server": {"port": 8600, "health_port": 8600}})
-    with pytest.raises(ConfigError, match="server.loop_stall_s"):
+    with pytest.raises(ConfigError, match=r"server\.loop_stall_s"):
         settings_from_mapping({**base, "server": {"health_port": 8601, "loop_stall_s": 0}})
