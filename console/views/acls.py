@@ -18,6 +18,7 @@ from console.auth.roles import ADMIN, VIEWER
 from console.operations import acls
 from console.operations.offset_plan import PlanError
 from console.stores import audit
+from console.views.operating import cluster_of, kafka_refusals
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import STRING, Schema, enum, p, q, text
 
@@ -37,11 +38,7 @@ class AclChangeJson(TypedDict):
 
 
 def _cluster(call: Call) -> ClusterConfig:
-    name = call.path["cluster"]
-    for cluster in call.settings.clusters:
-        if cluster.name == name:
-            return cluster
-    raise HTTPException(404, f"no cluster {name!r} is configured")
+    return cluster_of(call, call.path["cluster"], 404)
 
 
 def _matches(acl: acls.AclJson, principal: str, resource: str) -> bool:
@@ -75,15 +72,11 @@ async def _acl_change(call: Call, delete: bool) -> Reply:
     raw: dict[str, Any] = (
         await call.json_object(MAX_BODY) if call.api else dict(await call.request.form())
     )
-    try:
+    with kafka_refusals():
         acl = acls.parse_acl(raw)
         deleted = await acls.delete_acl(cluster, acl) if delete else None
         if not delete:
             await acls.create_acl(cluster, acl)
-    except PlanError as exc:
-        raise HTTPException(400, str(exc)) from None
-    except Exception as exc:
-        raise HTTPException(502, f"Kafka: {type(exc).__name__}: {exc}") from None
     action = "acl.delete" if delete else "acl.create"
     await run_in_threadpool(
         audit.record, call.engine, call.actor, action, cluster.name,

@@ -23,6 +23,7 @@ from console.state import app_state
 from console.stores import schemas as schema_store
 from console.stores.groups import groups_for_topic
 from console.views.groups import GroupSummaryJson, summary_json
+from console.views.operating import cluster_of
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import STRING, enum, p, q
@@ -31,11 +32,7 @@ OVERVIEW_TIMEOUT_S = 15.0
 
 
 def _cluster(call: Call) -> ClusterConfig:
-    name = call.path["cluster"]
-    try:
-        return call.settings.cluster(name)
-    except KeyError:
-        raise HTTPException(404, f"no cluster named {name!r} is configured") from None
+    return cluster_of(call, call.path["cluster"], 404)
 
 
 async def _ask_kafka(cluster: ClusterConfig) -> tuple[ClusterOverview | None, str | None]:

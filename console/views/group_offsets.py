@@ -19,12 +19,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
-from collectors.config import ClusterConfig
 from console.auth.roles import OPERATOR
 from console.operations import group_offsets
 from console.operations.offset_plan import STRATEGIES, PlanError, parse_request
 from console.stores import audit
 from console.stores import groups as group_store
+from console.views.operating import chosen_cluster, cluster_names, cluster_of, kafka_refusals
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import BOOLEAN, INTEGER, STRING, Schema, array_of, enum, p, q
@@ -39,13 +39,6 @@ class DeletedJson(TypedDict):
     deleted: bool
 
 
-def _cluster(call: Call, name: str) -> ClusterConfig:
-    for cluster in call.settings.clusters:
-        if cluster.name == name:
-            return cluster
-    raise HTTPException(400, f"cluster: no cluster {name!r} is configured")
-
-
 def _group(raw: Any) -> str:
     group = raw.strip() if isinstance(raw, str) else ""
     if not group or len(group) > 249:
@@ -53,18 +46,10 @@ def _group(raw: Any) -> str:
     return group
 
 
-def _clusters(call: Call) -> list[str]:
-    return [cluster.name for cluster in call.settings.clusters]
-
-
 async def _kafka_says(action: Any) -> Any:
     """Run a Kafka operation; its refusals and errors become a 400/502 with Kafka's words."""
-    try:
+    with kafka_refusals():
         return await action
-    except PlanError as exc:
-        raise HTTPException(400, str(exc)) from None
-    except Exception as exc:
-        raise HTTPException(502, f"Kafka: {type(exc).__name__}: {exc}") from None
 
 
 def _audit_reset(call: Call, result: group_offsets.ResetResultJson) -> None:
@@ -78,13 +63,13 @@ async def reset_page(call: Call) -> Reply:
     """The form; with a strategy chosen, the preview below it (the htmx partial alone)."""
     group = _group(call.query.get("group"))
     raw = {name: call.query.get(name, "") for name in REQUEST_FIELDS}
-    raw["cluster"] = raw["cluster"] or (_clusters(call)[0] if len(_clusters(call)) == 1 else "")
+    raw["cluster"] = chosen_cluster(call, raw["cluster"])
     error, shown = None, None
     topics = await run_in_threadpool(_topics_of, call, raw["cluster"], group)
     if raw["strategy"]:
         try:
-            request = parse_request(raw, _clusters(call), group)
-            shown = await group_offsets.preview(_cluster(call, request.cluster), request)
+            request = parse_request(raw, cluster_names(call), group)
+            shown = await group_offsets.preview(cluster_of(call, request.cluster), request)
         except PlanError as exc:
             error = str(exc)
         except HTTPException as exc:
@@ -128,10 +113,10 @@ async def reset_form(call: Call) -> Reply:
     group = _group(form.get("group"))
     raw = {name: form.get(name) for name in REQUEST_FIELDS}
     try:
-        request = parse_request(raw, _clusters(call), group)
+        request = parse_request(raw, cluster_names(call), group)
     except PlanError as exc:
         raise HTTPException(400, str(exc)) from None
-    result = await _kafka_says(group_offsets.apply(_cluster(call, request.cluster), request))
+    result = await _kafka_says(group_offsets.apply(cluster_of(call, request.cluster), request))
     await run_in_threadpool(_audit_reset, call, result)
     page = {"group_url": urls.group(request.cluster, group)}
     return Reply(result, page=page, template="group_reset_done.html")
@@ -140,10 +125,10 @@ async def reset_form(call: Call) -> Reply:
 async def reset_api(call: Call) -> Reply:
     body = await call.json_object(MAX_BODY)
     try:
-        request = parse_request(body, _clusters(call), _group(body.get("group")))
+        request = parse_request(body, cluster_names(call), _group(body.get("group")))
     except PlanError as exc:
         raise HTTPException(400, str(exc)) from None
-    cluster = _cluster(call, request.cluster)
+    cluster = cluster_of(call, request.cluster)
     if body.get("dry_run") is True:
         return Reply(await _kafka_says(group_offsets.preview(cluster, request)))
     result = await _kafka_says(group_offsets.apply(cluster, request))
@@ -160,8 +145,7 @@ async def delete_group(call: Call) -> Reply:
         group, cluster_name = _group(form.get("group")), str(form.get("cluster") or "")
         if str(form.get("confirm") or "").strip() != group:
             raise HTTPException(400, f"type the group's name, {group}, to delete it")
-    names = _clusters(call)
-    cluster = _cluster(call, cluster_name or (names[0] if len(names) == 1 else ""))
+    cluster = cluster_of(call, chosen_cluster(call, cluster_name))
     await _kafka_says(group_offsets.delete_group(cluster, group))
     await run_in_threadpool(
         audit.record, call.engine, call.actor, "group.delete", f"{cluster.name}/{group}", {},

@@ -14,7 +14,6 @@ import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 
 from collectors.config import ClusterConfig
 from collectors.schemas.decoders import to_json
@@ -27,6 +26,7 @@ from console.operations import produce
 from console.operations.offset_plan import PlanError
 from console.stores import audit
 from console.stores.schemas import NoRegistry, clusters_with_registry, registry_of
+from console.views.operating import chosen_cluster, cluster_names, cluster_of, kafka_refusals
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import BOOLEAN, STRING, Schema, array_of, enum, q, shape
@@ -34,17 +34,6 @@ from console.web.schema import BOOLEAN, STRING, Schema, array_of, enum, q, shape
 MAX_BODY = 10 * 1024 * 1024
 FORM_FIELDS = ("cluster", "topic", "partition", "key", "value", "value_base64", "headers",
                "compression", "tombstone", "subject", "version", "from")  # fmt: skip
-
-
-def _clusters(call: Call) -> list[str]:
-    return [cluster.name for cluster in call.settings.clusters]
-
-
-def _cluster(call: Call, name: str) -> ClusterConfig:
-    for cluster in call.settings.clusters:
-        if cluster.name == name:
-            return cluster
-    raise HTTPException(400, f"cluster: no cluster {name!r} is configured")
 
 
 def _source(text: str) -> tuple[str, int, int] | None:
@@ -130,16 +119,10 @@ def _schema(call: Call, request: produce.ProduceRequest) -> RegisteredSchema | N
 
 
 async def _send(call: Call, raw: dict[str, Any]) -> produce.ProducedJson:
-    try:
-        request = produce.parse_request(raw, _clusters(call))
+    with kafka_refusals():
+        request = produce.parse_request(raw, cluster_names(call))
         schema = await run_in_threadpool(_schema, call, request)
-        sent = await produce.send(_cluster(call, request.cluster), request, schema)
-    except PlanError as exc:
-        raise HTTPException(400, str(exc)) from None
-    except HTTPException:
-        raise
-    except Exception as exc:
-        raise HTTPException(502, f"Kafka: {type(exc).__name__}: {exc}") from None
+        sent = await produce.send(cluster_of(call, request.cluster), request, schema)
     detail = {
         "partition": sent["partition"], "offset": sent["offset"], "size": sent["size"],
         "headers": [name for name, _ in request.headers], "schema_id": sent["schema_id"],
@@ -153,9 +136,9 @@ async def _send(call: Call, raw: dict[str, Any]) -> produce.ProducedJson:
 
 
 async def produce_page(call: Call) -> Reply:
-    names = _clusters(call)
+    names = cluster_names(call)
     fields = {name: call.query.get(name, "") for name in FORM_FIELDS}
-    fields["cluster"] = fields["cluster"] or (names[0] if len(names) == 1 else "")
+    fields["cluster"] = chosen_cluster(call, fields["cluster"])
     error = None
     source = _source(fields["from"]) if fields["from"] else None
     if fields["from"] and source is None:
@@ -164,7 +147,7 @@ async def produce_page(call: Call) -> Reply:
         if fields["cluster"] not in names:
             error = f"cluster: one of {', '.join(names)}"
         else:
-            record = await _record_at(call, _cluster(call, fields["cluster"]), source)
+            record = await _record_at(call, cluster_of(call, fields["cluster"]), source)
             if record is None:
                 error = f"{fields['from']} is neither in Kafka nor completely in the index"
             else:

@@ -22,6 +22,7 @@ from console.auth.roles import ADMIN
 from console.operations import topics
 from console.operations.offset_plan import PlanError
 from console.stores import audit
+from console.views.operating import cluster_of, kafka_refusals
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import BOOLEAN, INTEGER, STRING, Schema, p, shape
@@ -43,11 +44,7 @@ class TopicChangeJson(TypedDict):
 
 
 def _cluster(call: Call) -> ClusterConfig:
-    name = call.path["cluster"]
-    for cluster in call.settings.clusters:
-        if cluster.name == name:
-            return cluster
-    raise HTTPException(404, f"no cluster {name!r} is configured")
+    return cluster_of(call, call.path["cluster"], 404)
 
 
 def settings_url(cluster: str, topic: str) -> str:
@@ -72,15 +69,9 @@ async def _change(
     other failure a 502), write the audit row, answer the change or go to the settings."""
     cluster = _cluster(call)
     fields = await _fields(call)
-    try:
+    with kafka_refusals():
         name = topics.topic_name(fields.get("name") if new_topic else call.path["topic"])
         detail = await act(cluster, name, fields)
-    except PlanError as exc:
-        raise HTTPException(400, str(exc)) from None
-    except HTTPException:
-        raise
-    except Exception as exc:
-        raise HTTPException(502, f"Kafka: {type(exc).__name__}: {exc}") from None
     if not detail.get("validate_only"):
         await run_in_threadpool(
             audit.record, call.engine, call.actor, f"topic.{change}", f"{cluster.name}/{name}",
@@ -101,7 +92,7 @@ async def settings_page(call: Call) -> Reply:
     name = call.path["topic"]
     try:
         configs = await topics.configs(cluster, name)
-    except PlanError as exc:
+    except PlanError as exc:  # no such topic
         raise HTTPException(404, str(exc)) from None
     except Exception as exc:
         raise HTTPException(502, f"Kafka: {type(exc).__name__}: {exc}") from None

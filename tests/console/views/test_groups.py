@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -213,17 +214,19 @@ async def test_a_group_briefly_behind_reads_as_its_chart_does(
     try:
         partition = TopicPartition(topic, 0)
         await consumer.commit({partition: 1})
-        _wait_for_group(threshold_server, group, "OK")
+        # The waits run in a thread: the member must keep heartbeating meanwhile, or the
+        # group rebalances and the next commit is refused.
+        await asyncio.to_thread(_wait_for_group, threshold_server, group, "OK")
         await produce(kafka_bootstrap, topic, [(None, b"y", ())])
-        behind = _wait_for_group(
-            threshold_server, group, "WARN",
-            until=lambda body: body["health"]["time_lag_status"] == "WARN",
+        behind = await asyncio.to_thread(
+            _wait_for_group, threshold_server, group, "WARN",
+            lambda body: body["health"]["time_lag_status"] == "WARN",
         )  # fmt: skip
         assert behind["health"]["burrow_status"] == "OK"
         await consumer.commit({partition: 2})  # caught up again
-        held = _wait_for_group(
-            threshold_server, group, "WARN",
-            until=lambda body: body["health"]["look_status"] == "OK",
+        held = await asyncio.to_thread(
+            _wait_for_group, threshold_server, group, "WARN",
+            lambda body: body["health"]["look_status"] == "OK",
         )  # fmt: skip
     finally:
         await consumer.stop()

@@ -74,24 +74,30 @@ def edge(tmp_path: Path) -> Iterator[Edge]:
         yield served
 
 
-def test_too_many_searches_at_once_answer_429_with_retry_after(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    running = threading.Event()
-    release = threading.Event()
+def hold_searches(monkeypatch: pytest.MonkeyPatch) -> tuple[threading.Semaphore, threading.Event]:
+    """Event searches that start (released once each into the semaphore), then wait for
+    the event before they run."""
+    running, release = threading.Semaphore(0), threading.Event()
     real_search = event_store.search_events
 
     def held_search(*args, **kwargs):  # type: ignore[no-untyped-def]
-        running.set()
+        running.release()
         release.wait(10)
         return real_search(*args, **kwargs)
 
     monkeypatch.setattr(event_store, "search_events", held_search)
+    return running, release
+
+
+def test_too_many_searches_at_once_answer_429_with_retry_after(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    running, release = hold_searches(monkeypatch)
     with console_server(tmp_path, search_concurrency=1, search_queue=0) as served:
         url, headers = f"{served.url}/api/events", served.auth()
         held = threading.Thread(target=lambda: httpx.get(url, headers=headers, timeout=10))
         held.start()
-        assert running.wait(10)
+        assert running.acquire(timeout=10)
         refused = httpx.get(url, params={"text": "x"}, headers=headers, timeout=10)
         page = httpx.get(f"{served.url}/events", headers=headers, timeout=10)
         health = httpx.get(f"{served.url}/healthz", timeout=10)
@@ -228,16 +234,7 @@ def test_beyond_the_cap_the_quietest_waiting_connection_makes_room(tmp_path: Pat
 def test_beyond_the_cap_with_every_connection_busy_a_new_one_is_refused_at_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    running = threading.Semaphore(0)
-    release = threading.Event()
-    real_search = event_store.search_events
-
-    def held_search(*args, **kwargs):  # type: ignore[no-untyped-def]
-        running.release()
-        release.wait(10)
-        return real_search(*args, **kwargs)
-
-    monkeypatch.setattr(event_store, "search_events", held_search)
+    running, release = hold_searches(monkeypatch)
     with console_server(tmp_path, max_connections=2, search_concurrency=2) as served:
         url, headers = f"{served.url}/api/events", served.auth()
         busy = [
