@@ -59,12 +59,20 @@ def _until_first_order(
     return url, correlation_id, seen
 
 
-def _reap(process: subprocess.Popen[str]) -> None:
+def _reap(process: subprocess.Popen[str], folder: Path) -> None:
+    """Kill a demo still running, and stop what it started detached (a demo killed rather
+    than interrupted leaves its schema registry running)."""
     if process.poll() is None:
         process.kill()
         process.wait()
     if process.stdout is not None:
         process.stdout.close()
+    registry = folder / ".eventscope" / "registry"
+    if registry.exists():
+        subprocess.run(
+            [sys.executable, "-m", "console.cli", "registry", "stop", "--data-dir", str(registry)],
+            cwd=ROOT, capture_output=True, check=False,
+        )  # fmt: skip
 
 
 def _stop(process: subprocess.Popen[str]) -> int:
@@ -91,7 +99,7 @@ def test_demo_prints_where_to_look_and_stops_cleanly_on_ctrl_c(
         assert _stop(process) == 0
         assert (tmp_path / "eventscope-demo.db").exists()
     finally:
-        _reap(process)
+        _reap(process, tmp_path)
 
 
 def test_demo_starts_its_own_broker_with_relative_paths_quietly(tmp_path: Path) -> None:
@@ -114,7 +122,7 @@ def test_demo_starts_its_own_broker_with_relative_paths_quietly(tmp_path: Path) 
         assert _stop(process) == 0
         assert not (tmp_path / "state" / "kafka" / "kafka.pid").exists(), "broker left running"
     finally:
-        _reap(process)
+        _reap(process, tmp_path)
         subprocess.run(
             [sys.executable, "-m", "console.cli", "kafka", "stop", "--data-dir", "state/kafka"],
             cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True,
