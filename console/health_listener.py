@@ -94,6 +94,3 @@ class HealthListener:
             await asyncio.to_thread(self._server.shutdown)
             self._server.server_close()
         self.running = False
-
-    def status(self) -> dict[str, Any]:
-        return {"running": self.running, "last_success": None, "last_error": None}

@@ -14,13 +14,13 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from aiokafka.errors import for_code
+from aiokafka.errors import SecurityDisabled
 from aiokafka.protocol.admin import CreateAclsRequest, DeleteAclsRequest, DescribeAclsRequest
 from typing_extensions import TypedDict
 
 from collectors.config import ClusterConfig
 from collectors.kafka.admin import admin_client
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError, refuse_on_error
 
 RESOURCE_TYPES = {"TOPIC": 2, "GROUP": 3, "CLUSTER": 4, "TRANSACTIONAL_ID": 5,
                   "DELEGATION_TOKEN": 6, "USER": 7}  # fmt: skip
@@ -30,6 +30,7 @@ OPERATIONS = {"ALL": 2, "READ": 3, "WRITE": 4, "CREATE": 5, "DELETE": 6, "ALTER"
               "IDEMPOTENT_WRITE": 12, "CREATE_TOKENS": 13, "DESCRIBE_TOKENS": 14}  # fmt: skip
 PERMISSIONS = {"DENY": 2, "ALLOW": 3}
 ANY = 1
+SECURITY_DISABLED = SecurityDisabled.errno
 PRINCIPAL = re.compile(r"^[A-Za-z][A-Za-z0-9]*:[^\s]{1,200}$")  # e.g. User:alice
 
 
@@ -85,11 +86,9 @@ def _codes(acl: AclJson) -> tuple[int, str, int, str, str, int, int]:
 
 
 def _check(code: int, message: str | None, what: str) -> None:
-    if code:
-        name = for_code(code).__name__
-        if name.startswith("SecurityDisabled"):
-            raise PlanError(f"this cluster has no authorizer: ACLs are not enforced ({what})")
-        raise PlanError(f"Kafka refused to {what}: {name}{': ' + message if message else ''}")
+    if code == SECURITY_DISABLED:
+        raise PlanError(f"this cluster has no authorizer: ACLs are not enforced ({what})")
+    refuse_on_error(code, message, what)
 
 
 async def list_acls(cluster: ClusterConfig) -> list[AclJson]:

@@ -18,7 +18,6 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.errors import for_code
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.structs import OffsetAndMetadata
 from typing_extensions import TypedDict
@@ -28,19 +27,12 @@ from collectors.kafka.admin import (
     admin_client,
     begin_and_end_offsets,
     client_options,
-    describe_existing_topics,
     offsets_reader,
 )
 from collectors.kafka.lag_look import GroupLook, Key, Member, look_at_group
-from console.operations.offset_plan import (
-    PartitionPlanJson,
-    PlanError,
-    ResetRequest,
-    Targets,
-    parse_time,
-    plan,
-    totals,
-)
+from console.operations import topics
+from console.operations.fields import PlanError, parse_time, refuse_on_error
+from console.operations.offset_plan import PartitionPlanJson, ResetRequest, Targets, plan, totals
 
 MEMBERS_NAMED = 20
 
@@ -150,9 +142,8 @@ async def delete_group(cluster: ClusterConfig, group: str) -> None:
         # aiokafka's admin client has no call for DeleteGroups; the request is its own.
         response = await admin._client.send(node, DeleteGroupsRequest([group]))
     for name, code in response.results:
-        if name == group and code != 0:
-            error = for_code(code)
-            raise PlanError(f"Kafka refused to delete group {group}: {error.__name__}")
+        if name == group:
+            refuse_on_error(code, None, f"delete group {group}")
 
 
 async def _read(
@@ -191,10 +182,7 @@ async def _read(
 async def _topic_partitions(
     admin: AIOKafkaAdminClient, topic: str, chosen: Sequence[int]
 ) -> list[Key]:
-    described = await describe_existing_topics(admin, [topic])
-    found = next((t for t in described if t.get("topic") == topic), None)
-    if found is None or found.get("error_code", 0) != 0:
-        raise PlanError(f"topic: there is no topic {topic!r} in this cluster")
+    found = await topics.existing(admin, topic)
     numbers = sorted(p["partition"] for p in found.get("partitions", []))
     missing = sorted(set(chosen) - set(numbers))
     if missing:

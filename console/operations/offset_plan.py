@@ -10,12 +10,13 @@ and a time finds the first record at or after it (the end when there is none).
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from typing_extensions import TypedDict
+
+from console.operations.fields import PlanError, field_text, parse_time
 
 STRATEGIES = {
     "earliest": "the oldest record still in each partition",
@@ -29,10 +30,6 @@ MAX_PARTITIONS_LISTED = 1_000
 MAX_NAME = 249  # Kafka's limit for topic names; group ids get the same cap here
 
 Key = tuple[str, int]
-
-
-class PlanError(ValueError):
-    """A request that cannot be planned, in words for the person who made it."""
 
 
 @dataclass(frozen=True)
@@ -54,15 +51,15 @@ class ResetRequest:
 
 def parse_request(raw: Mapping[str, Any], clusters: Sequence[str], group: str) -> ResetRequest:
     """A form, a query string or a JSON body as a ResetRequest; PlanError says what is wrong."""
-    cluster = _text(raw.get("cluster")) or (clusters[0] if len(clusters) == 1 else "")
+    cluster = field_text(raw.get("cluster")) or (clusters[0] if len(clusters) == 1 else "")
     if cluster not in clusters:
         raise PlanError(f"cluster: one of {', '.join(clusters)}")
     if not group or len(group) > MAX_NAME:
         raise PlanError("group: a consumer group id of 1 to 249 characters")
-    strategy = _text(raw.get("strategy"))
+    strategy = field_text(raw.get("strategy"))
     if strategy not in STRATEGIES:
         raise PlanError(f"strategy: one of {', '.join(STRATEGIES)}")
-    value = _text(raw.get("value"))
+    value = field_text(raw.get("value"))
     if strategy in ("timestamp", "offset", "shift", "group") and not value:
         raise PlanError(f"value: {strategy} needs one ({STRATEGIES[strategy]})")
     if strategy == "timestamp":
@@ -77,31 +74,13 @@ def parse_request(raw: Mapping[str, Any], clusters: Sequence[str], group: str) -
             raise PlanError("value: a shift is a whole number other than 0, e.g. -100") from None
     elif strategy == "group" and (len(value) > MAX_NAME or value == group):
         raise PlanError("value: another consumer group's id")
-    topic = _text(raw.get("topic"))
+    topic = field_text(raw.get("topic"))
     if len(topic) > MAX_NAME:
         raise PlanError("topic: at most 249 characters")
     partitions = _partitions(raw.get("partitions"))
     if partitions and not topic:
         raise PlanError("partitions: choose a topic first")
     return ResetRequest(cluster, group, strategy, value, topic, partitions)
-
-
-def parse_time(value: str) -> int:
-    """ISO 8601 (UTC unless an offset is given) or epoch milliseconds, as milliseconds."""
-    text = value.strip()
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise PlanError(f"value: not a time: {value!r} (ISO 8601 or epoch ms)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt.UTC)
-    return int(moment.timestamp() * 1000)
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else str(value) if isinstance(value, int) else ""
 
 
 def _partitions(raw: Any) -> tuple[int, ...]:

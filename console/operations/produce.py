@@ -11,32 +11,29 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import io
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import fastavro
 from aiokafka import AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient
-from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from typing_extensions import TypedDict
 
 from collectors.config import ClusterConfig
-from collectors.kafka.admin import admin_client, client_options, describe_existing_topics
+from collectors.kafka.admin import admin_client, client_options
 from collectors.schemas.registry import RegisteredSchema
 from collectors.schemas.wire import frame
+from console.operations import topics
 from console.operations.avro_json import datum_from_json
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError, field_text, topic_name
 
 CODECS = ("none", "gzip", "snappy", "lz4", "zstd")
-TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 MAX_RECORD_BYTES = 8 * 1024 * 1024  # never more, whatever the topic allows
 MAX_HEADERS = 100
 RECORD_OVERHEAD = 100  # a batch of one record: headers of the batch and of the record
-DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's default for message.max.bytes
 
 
 @dataclass(frozen=True)
@@ -71,25 +68,23 @@ def parse_request(raw: Mapping[str, Any], clusters: Sequence[str]) -> ProduceReq
     """A form or JSON body as a ProduceRequest. JSON: key/value as text (or `*_base64`),
     value null for a tombstone, headers as [{"name", "value"}]; a form: headers as lines of
     `name: value`. PlanError says what is wrong."""
-    cluster = _text(raw.get("cluster")) or (clusters[0] if len(clusters) == 1 else "")
+    cluster = field_text(raw.get("cluster")) or (clusters[0] if len(clusters) == 1 else "")
     if cluster not in clusters:
         raise PlanError(f"cluster: one of {', '.join(clusters)}")
-    topic = _text(raw.get("topic"))
-    if not TOPIC_NAME.match(topic):
-        raise PlanError("topic: 1 to 249 letters, digits, '.', '_' or '-'")
+    topic = topic_name(raw.get("topic"))
     key = _bytes(raw, "key", empty_is_none=True)
     value = None if _flag(raw.get("tombstone")) else _bytes(raw, "value", empty_is_none=False)
-    partition_text = _text(raw.get("partition"))
+    partition_text = field_text(raw.get("partition"))
     partition = None
     if partition_text:
         if not partition_text.isdigit() or int(partition_text) >= 2**31:
             raise PlanError("partition: a partition number, or empty to choose by key")
         partition = int(partition_text)
-    compression = _text(raw.get("compression")) or "none"
+    compression = field_text(raw.get("compression")) or "none"
     if compression not in CODECS:
         raise PlanError(f"compression: one of {', '.join(CODECS)}")
-    subject = _text(raw.get("subject"))
-    version = _text(raw.get("version")) or "latest"
+    subject = field_text(raw.get("subject"))
+    version = field_text(raw.get("version")) or "latest"
     if version != "latest" and not version.isdigit():
         raise PlanError("version: a version number or latest")
     if subject and value is None:
@@ -101,10 +96,6 @@ def parse_request(raw: Mapping[str, Any], clusters: Sequence[str]) -> ProduceReq
     if request.size > MAX_RECORD_BYTES:
         raise PlanError(f"the record is {request.size:,} bytes; at most {MAX_RECORD_BYTES:,}")
     return request
-
-
-def _text(value: Any) -> str:
-    return value.strip() if isinstance(value, str) else str(value) if isinstance(value, int) else ""
 
 
 def _flag(value: Any) -> bool:
@@ -183,9 +174,13 @@ async def send(
     value = request.value
     if schema is not None and value is not None:
         value = encode_value(value, schema)
-    sized = ProduceRequest(**{**request.__dict__, "value": value})
+    sized = dataclasses.replace(request, value=value)
     async with admin_client(cluster) as admin:
-        limit = await _check_topic(admin, request.topic, request.partition)
+        found = await topics.existing(admin, request.topic)
+        count = len(found.get("partitions", []))
+        if request.partition is not None and request.partition >= count:
+            raise PlanError(f"partition: topic {request.topic} has partitions 0 to {count - 1}")
+        limit = await topics.max_message_bytes(admin, request.topic)
     if sized.size + RECORD_OVERHEAD > limit:
         raise PlanError(
             f"the record is {sized.size:,} bytes; topic {request.topic} accepts at most "
@@ -210,21 +205,3 @@ async def send(
         cluster=cluster.name, topic=request.topic, partition=sent.partition, offset=sent.offset,
         timestamp_ms=sent.timestamp, size=sized.size, schema_id=schema.id if schema else None,
     )  # fmt: skip
-
-
-async def _check_topic(admin: AIOKafkaAdminClient, topic: str, partition: int | None) -> int:
-    """The topic's max.message.bytes, once it is known to exist with that partition."""
-    described = await describe_existing_topics(admin, [topic])
-    found = next((t for t in described if t.get("topic") == topic), None)
-    if found is None or found.get("error_code", 0) != 0:
-        raise PlanError(f"topic: there is no topic {topic!r} in this cluster")
-    count = len(found.get("partitions", []))
-    if partition is not None and partition >= count:
-        raise PlanError(f"partition: topic {topic} has partitions 0 to {count - 1}")
-    configs = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, topic)])
-    for response in configs:
-        for resource in response.resources:
-            for entry in resource[4]:
-                if entry[0] == "max.message.bytes" and str(entry[1]).isdigit():
-                    return int(entry[1])
-    return DEFAULT_MAX_MESSAGE_BYTES

@@ -19,16 +19,16 @@ from typing import Any
 from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
-from aiokafka.errors import KafkaError, for_code
+from aiokafka.errors import KafkaError
 from typing_extensions import TypedDict
 
 from collectors.config import ClusterConfig
 from collectors.kafka.admin import admin_client, describe_existing_topics
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError, refuse_on_error
 
-TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 CONFIG_NAME = re.compile(r"^[a-z0-9.]{1,100}$")
 MAX_PARTITIONS = 10_000
+DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's default for message.max.bytes
 MAX_CONFIGS = 100
 DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' config_source for a topic's own override
 SOURCES = {
@@ -44,20 +44,6 @@ class ConfigJson(TypedDict):
     is_override: bool
     read_only: bool
     sensitive: bool
-
-
-def topic_name(value: Any) -> str:
-    name = value.strip() if isinstance(value, str) else ""
-    if not TOPIC_NAME.match(name) or name in (".", ".."):
-        raise PlanError("topic: 1 to 249 letters, digits, '.', '_' or '-' (not '.' or '..')")
-    return name
-
-
-def whole_number(value: Any, field: str, low: int, high: int) -> int:
-    text = str(value).strip() if isinstance(value, str | int) else ""
-    if not text.isdigit() or not low <= int(text) <= high:
-        raise PlanError(f"{field}: a whole number from {low} to {high:,}")
-    return int(text)
 
 
 def parse_configs(raw: Any) -> dict[str, str | None]:
@@ -95,13 +81,6 @@ def parse_configs(raw: Any) -> dict[str, str | None]:
     return pairs
 
 
-def _raise_for(code: int, message: str | None, what: str) -> None:
-    if code:
-        error = for_code(code)
-        detail = f": {message}" if message else ""
-        raise PlanError(f"Kafka refused to {what}: {error.__name__}{detail}")
-
-
 async def create(
     cluster: ClusterConfig,
     name: str,
@@ -117,60 +96,75 @@ async def create(
             validate_only=validate_only,
         )
     for entry in response.topic_errors:
-        _raise_for(entry[1], entry[2] if len(entry) > 2 else None, f"create topic {name}")
+        refuse_on_error(entry[1], entry[2] if len(entry) > 2 else None, f"create topic {name}")
 
 
 async def delete(cluster: ClusterConfig, name: str) -> None:
     async with admin_client(cluster) as admin:
-        await _existing(admin, name)
+        await existing(admin, name)
         response = await admin.delete_topics([name])
     for entry in response.topic_error_codes:
-        _raise_for(entry[1], None, f"delete topic {name}")
+        refuse_on_error(entry[1], None, f"delete topic {name}")
 
 
 async def configs(cluster: ClusterConfig, name: str) -> list[ConfigJson]:
     async with admin_client(cluster) as admin:
-        await _existing(admin, name)
+        await existing(admin, name)
         return await _configs(admin, name)
 
 
-async def alter(cluster: ClusterConfig, name: str, changes: Mapping[str, str | None]) -> None:
-    """Apply `changes` to the topic's overrides (None removes one), keeping the others."""
+async def alter(
+    cluster: ClusterConfig,
+    name: str,
+    changes: Mapping[str, str | None],
+    *,
+    others: str = "keep",
+) -> dict[str, str | None]:
+    """Apply `changes` to the topic's overrides (None removes one); the other overrides are
+    kept, or with `others="remove"` (a form holding every override) removed, sensitive
+    ones aside. Returns the overrides as they were."""
     async with admin_client(cluster) as admin:
-        await _existing(admin, name)
+        await existing(admin, name)
         current = await _configs(admin, name)
+        before = {c["name"]: c["value"] for c in current if c["is_override"]}
+        changes = dict(changes)
+        if others == "remove":
+            for config in current:
+                if config["is_override"] and not config["sensitive"]:
+                    changes.setdefault(config["name"], None)
         sensitive = {c["name"] for c in current if c["sensitive"] and c["is_override"]}
         if sensitive - set(changes):
             # Its value is never returned, so it cannot be sent back unchanged.
             names = ", ".join(sorted(sensitive - set(changes)))
             raise PlanError(f"configs: the topic has sensitive overrides ({names}); give them")
-        wanted = {c["name"]: c["value"] for c in current if c["is_override"]}
+        wanted = dict(before)
         wanted.update(changes)
         overrides = {k: v for k, v in wanted.items() if v is not None}
         resource = ConfigResource(ConfigResourceType.TOPIC, name, configs=overrides)
         responses = await admin.alter_configs([resource])
     for response in responses:
         for entry in response.resources:
-            _raise_for(entry[0], entry[1], f"change the configs of {name}")
+            refuse_on_error(entry[0], entry[1], f"change the configs of {name}")
+    return before
 
 
 async def add_partitions(cluster: ClusterConfig, name: str, total: int) -> int:
     """Grow the topic to `total` partitions; returns how many it had."""
     async with admin_client(cluster) as admin:
-        found = await _existing(admin, name)
+        found = await existing(admin, name)
         before = len(found.get("partitions", []))
         if total <= before:
             raise PlanError(f"partitions: the topic has {before}; a topic only grows")
         response = await admin.create_partitions({name: NewPartitions(total)})
     for entry in response.topic_errors:
-        _raise_for(entry[1], entry[2], f"add partitions to {name}")
+        refuse_on_error(entry[1], entry[2], f"add partitions to {name}")
     return before
 
 
 async def delete_records(cluster: ClusterConfig, name: str, partition: int, before: int) -> int:
     """Delete the partition's records before offset `before`; returns the new log start."""
     async with admin_client(cluster) as admin:
-        found = await _existing(admin, name)
+        found = await existing(admin, name)
         count = len(found.get("partitions", []))
         if partition >= count:
             raise PlanError(f"partition: topic {name} has partitions 0 to {count - 1}")
@@ -183,7 +177,9 @@ async def delete_records(cluster: ClusterConfig, name: str, partition: int, befo
     return low_watermark
 
 
-async def _existing(admin: AIOKafkaAdminClient, name: str) -> dict[str, Any]:
+async def existing(admin: AIOKafkaAdminClient, name: str) -> dict[str, Any]:
+    """The topic's metadata (partitions...), asked without creating it; PlanError when
+    there is no such topic."""
     described = await describe_existing_topics(admin, [name])
     found = next((t for t in described if t.get("topic") == name), None)
     if found is None or found.get("error_code", 0) != 0:
@@ -191,12 +187,20 @@ async def _existing(admin: AIOKafkaAdminClient, name: str) -> dict[str, Any]:
     return found
 
 
+async def max_message_bytes(admin: AIOKafkaAdminClient, name: str) -> int:
+    """The largest record batch the topic accepts (its override, or the broker's value)."""
+    for config in await _configs(admin, name):
+        if config["name"] == "max.message.bytes" and (config["value"] or "").isdigit():
+            return int(config["value"] or 0)
+    return DEFAULT_MAX_MESSAGE_BYTES
+
+
 async def _configs(admin: AIOKafkaAdminClient, name: str) -> list[ConfigJson]:
     responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
     found: list[ConfigJson] = []
     for response in responses:
         for resource in response.resources:
-            _raise_for(resource[0], resource[1], f"describe the configs of {name}")
+            refuse_on_error(resource[0], resource[1], f"describe the configs of {name}")
             for entry in resource[4]:
                 config_name, value, read_only, source, sensitive = entry[:5]
                 found.append(

@@ -16,7 +16,7 @@ from typing_extensions import TypedDict
 from collectors.config import ClusterConfig
 from console.auth.roles import ADMIN, VIEWER
 from console.operations import acls
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError
 from console.stores import audit
 from console.views.operating import cluster_of, kafka_refusals
 from console.web.endpoints import Call, Endpoint, Reply

@@ -21,7 +21,8 @@ from typing_extensions import TypedDict
 
 from console.auth.roles import OPERATOR
 from console.operations import group_offsets
-from console.operations.offset_plan import STRATEGIES, PlanError, parse_request
+from console.operations.fields import PlanError
+from console.operations.offset_plan import STRATEGIES, parse_request
 from console.stores import audit
 from console.stores import groups as group_store
 from console.views.operating import chosen_cluster, cluster_names, cluster_of, kafka_refusals
@@ -44,12 +45,6 @@ def _group(raw: Any) -> str:
     if not group or len(group) > 249:
         raise HTTPException(400, "group: a consumer group id of 1 to 249 characters")
     return group
-
-
-async def _kafka_says(action: Any) -> Any:
-    """Run a Kafka operation; its refusals and errors become a 400/502 with Kafka's words."""
-    with kafka_refusals():
-        return await action
 
 
 def _audit_reset(call: Call, result: group_offsets.ResetResultJson) -> None:
@@ -112,11 +107,9 @@ async def reset_form(call: Call) -> Reply:
     form = await call.request.form()
     group = _group(form.get("group"))
     raw = {name: form.get(name) for name in REQUEST_FIELDS}
-    try:
+    with kafka_refusals():
         request = parse_request(raw, cluster_names(call), group)
-    except PlanError as exc:
-        raise HTTPException(400, str(exc)) from None
-    result = await _kafka_says(group_offsets.apply(cluster_of(call, request.cluster), request))
+        result = await group_offsets.apply(cluster_of(call, request.cluster), request)
     await run_in_threadpool(_audit_reset, call, result)
     page = {"group_url": urls.group(request.cluster, group)}
     return Reply(result, page=page, template="group_reset_done.html")
@@ -124,14 +117,12 @@ async def reset_form(call: Call) -> Reply:
 
 async def reset_api(call: Call) -> Reply:
     body = await call.json_object(MAX_BODY)
-    try:
+    with kafka_refusals():
         request = parse_request(body, cluster_names(call), _group(body.get("group")))
-    except PlanError as exc:
-        raise HTTPException(400, str(exc)) from None
-    cluster = cluster_of(call, request.cluster)
-    if body.get("dry_run") is True:
-        return Reply(await _kafka_says(group_offsets.preview(cluster, request)))
-    result = await _kafka_says(group_offsets.apply(cluster, request))
+        cluster = cluster_of(call, request.cluster)
+        if body.get("dry_run") is True:
+            return Reply(await group_offsets.preview(cluster, request))
+        result = await group_offsets.apply(cluster, request)
     await run_in_threadpool(_audit_reset, call, result)
     return Reply(result, status=200 if result["error"] is None else 502)
 
@@ -146,7 +137,8 @@ async def delete_group(call: Call) -> Reply:
         if str(form.get("confirm") or "").strip() != group:
             raise HTTPException(400, f"type the group's name, {group}, to delete it")
     cluster = cluster_of(call, chosen_cluster(call, cluster_name))
-    await _kafka_says(group_offsets.delete_group(cluster, group))
+    with kafka_refusals():
+        await group_offsets.delete_group(cluster, group)
     await run_in_threadpool(
         audit.record, call.engine, call.actor, "group.delete", f"{cluster.name}/{group}", {},
         call.remote,

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from starlette.exceptions import HTTPException
 
 from collectors.config import ClusterConfig
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError
 from console.web.endpoints import Call
 
 

@@ -23,7 +23,7 @@ from collectors.schemas.wire import is_framed
 from console.actions.source import SourceRecord, index_copies, read_at, record_reader
 from console.auth.roles import OPERATOR
 from console.operations import produce
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError
 from console.stores import audit
 from console.stores.schemas import NoRegistry, clusters_with_registry, registry_of
 from console.views.operating import chosen_cluster, cluster_names, cluster_of, kafka_refusals

@@ -20,7 +20,7 @@ from typing_extensions import TypedDict
 from collectors.config import ClusterConfig
 from console.auth.roles import ADMIN
 from console.operations import topics
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError, topic_name, whole_number
 from console.stores import audit
 from console.views.operating import cluster_of, kafka_refusals
 from console.web import urls
@@ -70,7 +70,7 @@ async def _change(
     cluster = _cluster(call)
     fields = await _fields(call)
     with kafka_refusals():
-        name = topics.topic_name(fields.get("name") if new_topic else call.path["topic"])
+        name = topic_name(fields.get("name") if new_topic else call.path["topic"])
         detail = await act(cluster, name, fields)
     if not detail.get("validate_only"):
         await run_in_threadpool(
@@ -111,9 +111,9 @@ async def new_topic_page(call: Call) -> Reply:
 
 async def create_topic(call: Call) -> Reply:
     async def act(cluster: ClusterConfig, name: str, fields: dict[str, Any]) -> dict[str, Any]:
-        partitions = topics.whole_number(fields.get("partitions", 1), "partitions", 1,
+        partitions = whole_number(fields.get("partitions", 1), "partitions", 1,
                                          topics.MAX_PARTITIONS)  # fmt: skip
-        replication = topics.whole_number(fields.get("replication_factor", 1),
+        replication = whole_number(fields.get("replication_factor", 1),
                                           "replication_factor", 1, 100)  # fmt: skip
         configs = topics.parse_configs(fields.get("configs"))
         validate_only = fields.get("validate_only") in (True, "1", "on", "true")
@@ -126,25 +126,21 @@ async def create_topic(call: Call) -> Reply:
 
 async def alter_configs(call: Call) -> Reply:
     async def act(cluster: ClusterConfig, name: str, fields: dict[str, Any]) -> dict[str, Any]:
-        raw = fields.get("configs")
-        changes = topics.parse_configs(raw)
-        if not call.api:  # the form holds every override: one missing from it is removed
-            before = await topics.configs(cluster, name)
-            for config in before:
-                if config["is_override"] and not config["sensitive"]:
-                    changes.setdefault(config["name"], None)
-        before_map = {c["name"]: c["value"] for c in await topics.configs(cluster, name)
-                      if c["is_override"]}  # fmt: skip
-        await topics.alter(cluster, name, changes)
-        return {"changes": {k: {"before": before_map.get(k), "after": v}
-                            for k, v in changes.items() if before_map.get(k) != v}}  # fmt: skip
+        changes = topics.parse_configs(fields.get("configs"))
+        # The form holds every override: one missing from it is removed.
+        before = await topics.alter(cluster, name, changes, others="keep" if call.api else "remove")
+        after = {k: v for k, v in before.items() if k not in changes or changes[k] is not None}
+        after.update({k: v for k, v in changes.items() if v is not None})
+        return {"changes": {k: {"before": before.get(k), "after": after.get(k)}
+                            for k in before.keys() | after.keys()
+                            if before.get(k) != after.get(k)}}  # fmt: skip
 
     return await _change(call, "configs", act)
 
 
 async def add_partitions(call: Call) -> Reply:
     async def act(cluster: ClusterConfig, name: str, fields: dict[str, Any]) -> dict[str, Any]:
-        total = topics.whole_number(fields.get("total"), "total", 1, topics.MAX_PARTITIONS)
+        total = whole_number(fields.get("total"), "total", 1, topics.MAX_PARTITIONS)
         before = await topics.add_partitions(cluster, name, total)
         return {"before": before, "after": total}
 
@@ -153,8 +149,8 @@ async def add_partitions(call: Call) -> Reply:
 
 async def delete_records(call: Call) -> Reply:
     async def act(cluster: ClusterConfig, name: str, fields: dict[str, Any]) -> dict[str, Any]:
-        partition = topics.whole_number(fields.get("partition"), "partition", 0, 2**31 - 1)
-        before = topics.whole_number(fields.get("before"), "before", 0, 2**63 - 1)
+        partition = whole_number(fields.get("partition"), "partition", 0, 2**31 - 1)
+        before = whole_number(fields.get("before"), "before", 0, 2**63 - 1)
         start = await topics.delete_records(cluster, name, partition, before)
         return {"partition": partition, "before_offset": before, "log_start_after": start}
 

@@ -17,7 +17,7 @@ from collectors.kafka import local_broker
 from collectors.kafka.local_broker import LocalBroker
 from console.app import create_app
 from console.operations import acls
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError
 from tests.conftest import free_port, make_settings, serve_in_thread
 from tests.console.views.test_actions import csrf_headers
 from tests.kafka_helpers import create_topic

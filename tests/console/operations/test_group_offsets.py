@@ -14,7 +14,8 @@ from collectors.config import ClusterConfig
 from collectors.kafka.admin import admin_client
 from collectors.kafka.lag_look import look_at_group
 from console.operations import group_offsets
-from console.operations.offset_plan import PlanError, ResetRequest
+from console.operations.fields import PlanError
+from console.operations.offset_plan import ResetRequest
 from tests.kafka_helpers import create_topic, joined_consumer, produce
 
 pytestmark = pytest.mark.kafka

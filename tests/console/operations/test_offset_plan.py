@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from console.operations.offset_plan import PlanError, ResetRequest, Targets, parse_request, plan
+from console.operations.fields import PlanError
+from console.operations.offset_plan import ResetRequest, Targets, parse_request, plan
 
 T = "orders"
 

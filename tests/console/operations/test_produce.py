@@ -16,7 +16,7 @@ from collectors.config import ClusterConfig
 from collectors.kafka.admin import admin_client
 from collectors.schemas.registry import RegisteredSchema
 from collectors.schemas.wire import read_frame
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError
 from console.operations.produce import encode_value, parse_request, send
 from tests.kafka_helpers import create_topic
 

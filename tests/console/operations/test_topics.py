@@ -9,7 +9,7 @@ import pytest
 from collectors.config import ClusterConfig
 from collectors.kafka.admin import admin_client
 from console.operations import topics
-from console.operations.offset_plan import PlanError
+from console.operations.fields import PlanError, topic_name, whole_number
 from tests.kafka_helpers import produce
 
 pytestmark = pytest.mark.kafka
@@ -18,9 +18,9 @@ pytestmark = pytest.mark.kafka
 def test_names_numbers_and_configs_are_checked_before_kafka() -> None:
     for bad in ("", "a b", "..", "x" * 250):
         with pytest.raises(PlanError, match="topic:"):
-            topics.topic_name(bad)
+            topic_name(bad)
     with pytest.raises(PlanError, match="from 1 to 10,000"):
-        topics.whole_number("0", "partitions", 1, 10_000)
+        whole_number("0", "partitions", 1, 10_000)
     assert topics.parse_configs("retention.ms=60000\n\ncleanup.policy = compact\nx.y=") == {
         "retention.ms": "60000", "cleanup.policy": "compact", "x.y": None,
     }  # fmt: skip
