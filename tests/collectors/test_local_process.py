@@ -75,7 +75,9 @@ def test_a_pid_file_counts_only_while_its_process_runs_the_service(tmp_path: Pat
     pid_file = tmp_path / "service.pid"
     pid_file.write_text(str(pid))
     deadline = time.monotonic() + 5
-    while b"sleep" not in Path(f"/proc/{pid}/cmdline").read_bytes():  # the shell execs sleep
+    # The shell's own command line names sleep too, and reads empty while it execs: wait
+    # until the process is sleep itself.
+    while not Path(f"/proc/{pid}/cmdline").read_bytes().startswith(b"sleep\0"):
         assert time.monotonic() < deadline
         time.sleep(0.05)
     assert local_process.pid_from_file(pid_file, b"sleep") == pid
