@@ -50,6 +50,20 @@ class SchemaRegistryConfig:
 
 
 @dataclass(frozen=True)
+class ConnectConfig:
+    """A Kafka Connect cluster writing to or reading from this Kafka cluster: its REST API,
+    basic auth, TLS checked against `ca_file` if given."""
+
+    name: str
+    url: str
+    username: str | None = None
+    password: str | None = None
+    ca_file: str | None = None
+    verify: bool = True
+    timeout_s: float = 10.0
+
+
+@dataclass(frozen=True)
 class SchemaFileConfig:
     """A schema for one part (value or key) of one topic's records, read from a file, for
     records written without a registry: an Avro schema (.avsc) or a Protobuf descriptor set
@@ -81,6 +95,14 @@ class ClusterConfig:
     exclude: tuple[str, ...] = ()
     schema_registry: SchemaRegistryConfig | None = None
     topic_schemas: Mapping[str, TopicSchemasConfig] = field(default_factory=dict)
+    connect: tuple[ConnectConfig, ...] = ()
+
+    def connect_cluster(self, name: str) -> ConnectConfig:
+        """The Connect cluster `name`; KeyError when none has that name."""
+        for connect in self.connect:
+            if connect.name == name:
+                return connect
+        raise KeyError(name)
 
 
 @dataclass(frozen=True)
@@ -262,8 +284,11 @@ def _cluster_from_mapping(name: str, body: Any) -> ClusterConfig:
         raise ConfigError(prefix, "must be a table")
     if "bootstrap" not in body:
         raise ConfigError(f"{prefix}.bootstrap", "missing (host:port[,host:port...])")
-    plain = {k: v for k, v in body.items() if k not in ("schema_registry", "topic_schemas")}
+    nested = ("schema_registry", "topic_schemas", "connect")
+    plain = {k: v for k, v in body.items() if k not in nested}
     fixed: dict[str, Any] = {"name": name}
+    if "connect" in body:
+        fixed["connect"] = _connect(f"{prefix}.connect", body["connect"])
     if "schema_registry" in body:
         fixed["schema_registry"] = _schema_registry(f"{prefix}.schema_registry", body)
     if "topic_schemas" in body:
@@ -278,6 +303,27 @@ def _schema_registry(prefix: str, cluster_body: Mapping[str, Any]) -> SchemaRegi
     if not isinstance(body, Mapping) or "url" not in body:
         raise ConfigError(f"{prefix}.url", "missing (http[s]://host:port[/path])")
     return _section(SchemaRegistryConfig, prefix, body)
+
+
+def _connect(prefix: str, body: Any) -> tuple[ConnectConfig, ...]:
+    """`connect = "http://..."` (one cluster named "connect") or a list of tables."""
+    if isinstance(body, str):
+        body = [{"name": "connect", "url": body}]
+    if isinstance(body, Mapping):
+        body = [body]
+    if not isinstance(body, list):
+        raise ConfigError(prefix, "must be a URL or a list of tables with `name` and `url`")
+    found: list[ConnectConfig] = []
+    for number, item in enumerate(body):
+        where = f"{prefix}[{number}]"
+        if not isinstance(item, Mapping) or "url" not in item:
+            raise ConfigError(f"{where}.url", "missing (http[s]://host:port)")
+        name = item.get("name", "connect" if len(body) == 1 else None)
+        if not isinstance(name, str):
+            raise ConfigError(f"{where}.name", "missing: each Connect cluster needs a name")
+        rest = {key: value for key, value in item.items() if key != "name"}
+        found.append(_section(ConnectConfig, where, rest, fixed={"name": name}))
+    return tuple(found)
 
 
 def _topic_schemas(prefix: str, body: Any) -> dict[str, TopicSchemasConfig]:
@@ -395,6 +441,7 @@ def _validate(settings: Settings) -> None:
                 raise ConfigError(f"{prefix}.sasl_username", "SASL needs a username and password")
         if cluster.schema_registry is not None:
             _check_schema_registry(f"{prefix}.schema_registry", cluster.schema_registry)
+        _check_connect(f"{prefix}.connect", cluster.connect)
         for topic, parts in cluster.topic_schemas.items():
             for part in ("value", "key"):
                 spec = getattr(parts, part)
@@ -416,6 +463,26 @@ def _check_schema_registry(prefix: str, registry: SchemaRegistryConfig) -> None:
         raise ConfigError(f"{prefix}.timeout_s", "must be > 0")
     if registry.ca_file is not None and not Path(registry.ca_file).is_file():
         raise ConfigError(f"{prefix}.ca_file", f"file not found: {registry.ca_file}")
+
+
+def _check_connect(prefix: str, clusters: tuple[ConnectConfig, ...]) -> None:
+    names: set[str] = set()
+    for number, connect in enumerate(clusters):
+        where = f"{prefix}[{number}]"
+        if not connect.name or not connect.name.replace("-", "").replace("_", "").isalnum():
+            raise ConfigError(f"{where}.name", "use letters, digits, '-' and '_'")
+        if connect.name in names:
+            raise ConfigError(f"{where}.name", f"{connect.name!r} is named twice")
+        names.add(connect.name)
+        parts = urlsplit(connect.url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(f"{where}.url", f"expected http[s]://host:port, got {connect.url!r}")
+        if connect.password is not None and not connect.username:
+            raise ConfigError(f"{where}.username", "a password needs a username")
+        if connect.timeout_s <= 0:
+            raise ConfigError(f"{where}.timeout_s", "must be > 0")
+        if connect.ca_file is not None and not Path(connect.ca_file).is_file():
+            raise ConfigError(f"{where}.ca_file", f"file not found: {connect.ca_file}")
 
 
 def _check_schema_file(prefix: str, spec: SchemaFileConfig) -> None:
@@ -502,6 +569,16 @@ def _apply_environment(settings: Settings, env: Mapping[str, str]) -> Settings:
             else SchemaRegistryConfig(url=registry_url)
         )
         clusters[0] = replace(clusters[0], schema_registry=registry)
+    connect_url = env.get("EVENTSCOPE_CONNECT_URL")
+    if connect_url and clusters:
+        # And for its first Kafka Connect cluster (named "connect" when none is configured).
+        first = clusters[0].connect
+        connect = (
+            (replace(first[0], url=connect_url), *first[1:])
+            if first
+            else (ConnectConfig(name="connect", url=connect_url),)
+        )
+        clusters[0] = replace(clusters[0], connect=connect)
     settings = replace(settings, server=server, index=index, clusters=tuple(clusters))
     try:
         _validate(settings)
@@ -526,6 +603,8 @@ def _name_environment_variable(exc: ConfigError, env: Mapping[str, str]) -> Conf
         variable = "EVENTSCOPE_KAFKA_BOOTSTRAP"
     if variable is None and exc.key.endswith(".schema_registry.url"):
         variable = "EVENTSCOPE_SCHEMA_REGISTRY_URL"
+    if variable is None and exc.key.endswith(".connect[0].url"):
+        variable = "EVENTSCOPE_CONNECT_URL"
     if variable and env.get(variable):
         return ConfigError(variable, exc.message)
     return exc

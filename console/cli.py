@@ -5,6 +5,7 @@ eventscope console          web console only (shared PostgreSQL index)
 eventscope collect          collectors only (shared PostgreSQL index)
 eventscope kafka start|stop|status
 eventscope registry start|stop|status   a local schema registry (Confluent-compatible API)
+eventscope connect start|stop|status    a local Kafka Connect worker
 eventscope demo             a small event-driven shop, with Kafka and the console
 eventscope config check
 eventscope index upgrade|status
@@ -26,6 +27,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import Engine
 
 if TYPE_CHECKING:
+    from collectors.kafka.local_connect import LocalConnect
     from collectors.schemas.local_registry import LocalRegistry
 
 from collectors.config import ConfigError, Settings, redacted
@@ -109,6 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
          ("status", registry_status, "is the local schema registry running and answering?")),
         port_help="API port (default: the one the data directory last used, else 8081; "
         "health checks use --port + 1)",
+    )  # fmt: skip
+    connect_commands = _local_service_commands(
+        commands, "connect", "a local Kafka Connect worker (file connectors) for trying things out",
+        (("start", connect_start, "fetch (once) and start a Connect worker on loopback"),
+         ("stop", connect_stop, "stop the local Connect worker"),
+         ("status", connect_status, "is the local Connect worker running and answering?")),
+        port_help="REST port (default: the one the data directory last used, else 8083)",
+    )  # fmt: skip
+    connect_commands["start"].add_argument(
+        "--bootstrap", default=None,
+        help="the Kafka cluster it joins (default: the one the data directory last used, else "
+             "$EVENTSCOPE_KAFKA_BOOTSTRAP, else 127.0.0.1:9092)",
     )  # fmt: skip
 
     demo = commands.add_parser(
@@ -378,6 +392,49 @@ def registry_status(args: argparse.Namespace) -> int:
     from collectors.schemas.local_registry import status
 
     return _report_status(status(_registry(args)))
+
+
+def _connect(args: argparse.Namespace) -> LocalConnect:
+    from collectors.kafka import local_connect
+
+    data_dir = Path(args.data_dir) if args.data_dir else local_connect.default_data_dir()
+    port, bootstrap = local_connect.recorded(data_dir) or (None, None)
+    bootstrap = (
+        getattr(args, "bootstrap", None) or bootstrap
+        or os.environ.get("EVENTSCOPE_KAFKA_BOOTSTRAP") or "127.0.0.1:9092"
+    )  # fmt: skip
+    port = args.port or port or local_connect.DEFAULT_PORT
+    return local_connect.LocalConnect(data_dir=data_dir, bootstrap=bootstrap, port=port)
+
+
+def connect_start(args: argparse.Namespace) -> int:
+    from collectors.kafka.local_connect import ConnectStartError, start
+
+    worker = _connect(args)
+    try:
+        pid = start(worker)
+    except ConnectStartError as exc:
+        print(f"eventscope connect: {exc}", file=sys.stderr)
+        return 1
+    print(f"Kafka Connect is ready at {worker.url} (pid {pid}, Kafka at {worker.bootstrap})")
+    print(
+        f'  configure it as clusters.<name>.connect = [{{ name = "local", url = "{worker.url}" }}]'
+    )
+    return 0
+
+
+def connect_stop(args: argparse.Namespace) -> int:
+    from collectors.kafka.local_connect import stop
+
+    worker = _connect(args)
+    running = f"Kafka Connect at {worker.url}"
+    return _report_stop(stop(worker), running, "Connect worker", worker.data_dir)
+
+
+def connect_status(args: argparse.Namespace) -> int:
+    from collectors.kafka.local_connect import status
+
+    return _report_status(status(_connect(args)))
 
 
 def run_demo(args: argparse.Namespace) -> int:

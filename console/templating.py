@@ -27,6 +27,7 @@ NAVIGATION = (
     ("Consumer groups", "/groups", True),
     ("DLQ", "/dlq", True),
     ("Schemas", "/schemas", True),
+    ("Connect", "/connect", True),
     ("Replay", "/actions", True),
     ("Sagas", "/sagas", True),
     ("Alerts", "/alerts", True),

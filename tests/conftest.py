@@ -4,6 +4,8 @@
   EVENTSCOPE_TEST_KAFKA names a running broker (host:port).
 - Schema registry: `eventscope registry start` (Apicurio) unless EVENTSCOPE_TEST_REGISTRY
   names one; started only by the tests that ask for it.
+- Kafka Connect: `eventscope connect start` unless EVENTSCOPE_TEST_CONNECT names a worker;
+  started only by the tests that ask for it.
 - PostgreSQL: scripts/postgres.sh starts a throwaway cluster unless EVENTSCOPE_TEST_PG_URL
   names a server; every index test gets a database of its own.
 - Chromium: Debian's /usr/bin/chromium driven by Playwright (see tests/browser.py).
@@ -85,14 +87,15 @@ def session_dir() -> Iterator[Path]:
 
 
 @contextmanager
-def started_by_the_cli(service: str, data_dir: Path, port: int) -> Iterator[None]:
-    """`eventscope <service> start` (kafka, registry) on `port` for as long as the block
-    runs; a failed start fails the tests, quoting the service's log."""
+def started_by_the_cli(service: str, data_dir: Path, port: int, *start_args: str) -> Iterator[None]:
+    """`eventscope <service> start` (kafka, registry, connect) on `port` for as long as the
+    block runs; a failed start fails the tests, quoting the service's log."""
     command = [sys.executable, "-m", "console.cli", service]
     args = ["--port", str(port), "--data-dir", str(data_dir)]
     result = subprocess.run(
-        [*command, "start", *args], capture_output=True, text=True, cwd=ROOT, check=False
-    )
+        [*command, "start", *args, *start_args], capture_output=True, text=True, cwd=ROOT,
+        check=False,
+    )  # fmt: skip
     if result.returncode != 0:
         log = data_dir / f"{service}.log"
         tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
@@ -128,6 +131,20 @@ def schema_registry_url(session_dir: Path) -> Iterator[str]:
     port = free_port(span=2)
     with started_by_the_cli("registry", session_dir / "registry", port):
         yield f"http://127.0.0.1:{port}/apis/ccompat/v7"
+
+
+@pytest.fixture(scope="session")
+def connect_url(session_dir: Path, kafka_bootstrap: str) -> Iterator[str]:
+    """A real Kafka Connect worker (distributed mode, the file connectors) on the session's
+    broker: `eventscope connect start` unless EVENTSCOPE_TEST_CONNECT names one."""
+    external = os.environ.get("EVENTSCOPE_TEST_CONNECT")
+    if external:
+        yield external
+        return
+    port = free_port()
+    with started_by_the_cli("connect", session_dir / "connect", port,
+                            "--bootstrap", kafka_bootstrap):  # fmt: skip
+        yield f"http://127.0.0.1:{port}"
 
 
 @pytest.fixture(scope="session")

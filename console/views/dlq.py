@@ -6,6 +6,7 @@ Pages under /dlq, JSON twins under /api/dlq; the queries are in console/stores/d
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -57,11 +58,39 @@ class SagaRefJson(TypedDict):
     link: str
 
 
+class ConnectSourceJson(TypedDict):
+    """The Kafka Connect connector and task that dead-lettered the record (its
+    `__connect.errors.*` headers), and the Connect page that shows it."""
+
+    connector: str
+    task: int | None
+    link: str
+
+
 class DlqMessageDetailJson(EventJson):
     redrive: RedriveState | None
     history: list[RedriveRound]
     original_link: str | None
     saga: SagaRefJson | None
+    connect: ConnectSourceJson | None
+
+
+def connect_source(cluster: str, headers: Any) -> ConnectSourceJson | None:
+    """From the record's headers (JSON `[[name, value], ...]`, as indexed)."""
+    try:
+        entries = json.loads(headers) if isinstance(headers, str) else headers
+    except ValueError:
+        return None
+    found = {
+        entry[0]: entry[1] for entry in entries or []
+        if isinstance(entry, list) and len(entry) == 2 and isinstance(entry[1], str)
+    }  # fmt: skip
+    name = found.get("__connect.errors.connector.name", "").strip()[:200]
+    if not name:
+        return None
+    task = found.get("__connect.errors.task.id", "").strip()
+    return ConnectSourceJson(connector=name, task=int(task) if task.isdigit() else None,
+                             link=urls.connectors(cluster=cluster, q=name))  # fmt: skip
 
 
 def message_json(row: dict[str, Any]) -> DlqMessageJson:
@@ -134,6 +163,7 @@ async def dlq_message_page(call: Call) -> Reply:
     data = DlqMessageDetailJson(
         **event_json(shown, full=True), redrive=found.redrive, history=found.history,
         schemas=schemas, original_link=original_path, saga=saga,
+        connect=connect_source(cluster, shown.get("headers")),
     )  # fmt: skip
     page = {
         "event": {**shown, "path": event_path(shown),
@@ -142,7 +172,7 @@ async def dlq_message_page(call: Call) -> Reply:
         "payload": payload_view(shown["value"]), "decoded": decoded_view(shown),
         "schemas": schemas,
         "status": found.redrive, "history": found.history, "original_path": original_path,
-        "saga": saga,
+        "saga": saga, "connect": data["connect"],
         "redrive_url": urls.new_job(kind="redrive", cluster=cluster,
                                     item=f"{topic}/{partition}/{offset}"),
     }  # fmt: skip

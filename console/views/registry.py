@@ -17,6 +17,7 @@ from console.views import (
     audit,
     auth,
     clusters,
+    connect,
     dlq,
     events,
     group_offsets,
@@ -40,8 +41,8 @@ from console.web.endpoints import Endpoint
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
     overview, topic_admin, acls, clusters, events, groups, group_offsets, dlq, sagas, trace,
-    lineage, topology, schemas, actions, produce, alerts, alert_rules, alert_receivers, auth,
-    admin, audit, masking, openapi,
+    lineage, topology, schemas, connect, actions, produce, alerts, alert_rules, alert_receivers,
+    auth, admin, audit, masking, openapi,
 )  # fmt: skip
 
 

@@ -99,3 +99,26 @@ def groups_list(**filters: object | None) -> str:
 
 def reset_offsets(cluster: str, group_id: str, **fields: object | None) -> str:
     return _with_query("/reset-offsets", {"cluster": cluster, "group": group_id, **fields})
+
+
+def connectors(**filters: object | None) -> str:
+    """The Kafka Connect page, filtered (cluster, q, state)."""
+    return _with_query("/connect", filters)
+
+
+def connector(cluster: str, connect: str, name: str, *, api: bool = False) -> str:
+    return _path("connect", cluster, connect, "connectors", name, api=api)
+
+
+def connector_config(cluster: str, connect: str, name: str | None = None) -> str:
+    """The config form of a connector, or of a new one when `name` is None."""
+    return _with_query(_path("connect", cluster, connect, "config"), {"connector": name})
+
+
+def connect_plugins(cluster: str, connect: str, *, api: bool = False) -> str:
+    return _path("connect", cluster, connect, "plugins", api=api)
+
+
+def connect_form(cluster: str, connect: str, form: str) -> str:
+    """Where a Connect form posts: `action`, `delete` or `config`."""
+    return _path("connect", cluster, connect, form)
