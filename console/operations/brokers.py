@@ -37,7 +37,7 @@ class BrokerNodeJson(TypedDict):
     controller: bool
 
 
-class BrokerJson(BrokerNodeJson):
+class BrokerWithLogDirsJson(BrokerNodeJson):
     log_dirs: list[LogDirJson]
     log_dirs_error: str | None  # why the broker's log directories could not be read
 
@@ -46,7 +46,7 @@ class BrokersJson(TypedDict):
     cluster: str
     cluster_id: str | None
     controller_id: int | None
-    brokers: list[BrokerJson]
+    brokers: list[BrokerWithLogDirsJson]
 
 
 class BrokerConfigsJson(TypedDict):
@@ -73,9 +73,9 @@ async def brokers(cluster: ClusterConfig, with_log_dirs: bool = True) -> Brokers
     async with admin_client(cluster) as admin:
         description = await admin.describe_cluster()
         controller = description.get("controller_id")
-        found: list[BrokerJson] = []
+        found: list[BrokerWithLogDirsJson] = []
         for raw in sorted(description.get("brokers", []), key=lambda b: b["node_id"]):
-            broker = BrokerJson(
+            broker = BrokerWithLogDirsJson(
                 id=raw["node_id"], host=raw["host"], port=raw["port"], rack=raw.get("rack"),
                 controller=raw["node_id"] == controller, log_dirs=[], log_dirs_error=None,
             )  # fmt: skip
