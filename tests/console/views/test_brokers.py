@@ -1,11 +1,20 @@
 """The brokers pages against the real broker: reached from the cluster's page, the log
-directories, a broker's configs filtered by name with sensitive values hidden; the JSON
-twins and their errors in words."""
+directories, a broker's configs filtered by name with sensitive values hidden (a password
+in a broker's own config reaches neither the page nor the JSON twin); the JSON twins and
+their errors in words."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import httpx
 import pytest
+
+from collectors.config import ClusterConfig
+from collectors.kafka import local_broker
+from collectors.kafka.local_broker import LocalBroker
+from console.app import create_app
+from tests.conftest import free_port, make_settings, serve_in_thread
 
 pytestmark = [pytest.mark.kafka]
 
@@ -64,3 +73,36 @@ async def test_the_brokers_page_and_a_brokers_configs_in_the_browser(live_server
     await page.get_by_role("link", name="Brokers").click()
     await page.wait_for_url("**/clusters/local/brokers")
     assert page.problems == []
+
+
+PASSWORD = "s3cret-Never-Shown"
+
+
+@pytest.fixture(scope="module")
+def sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalBroker]:
+    """A broker whose static config holds a password (its SASL listener's JAAS config)."""
+    broker = LocalBroker(
+        data_dir=tmp_path_factory.mktemp("sasl-kafka"), port=free_port(span=3),
+        sasl_plain_users=(("alice", PASSWORD),),
+    )  # fmt: skip
+    local_broker.start(broker, timeout_s=60, quiet=True)
+    try:
+        yield broker
+    finally:
+        local_broker.stop(broker)
+
+
+def test_a_password_in_the_brokers_config_reaches_neither_page_nor_twin(
+    sasl_broker: LocalBroker, tmp_path
+) -> None:
+    cluster = ClusterConfig(name="secured", bootstrap=sasl_broker.bootstrap)
+    app = create_app(make_settings(cluster, f"sqlite:///{tmp_path / 'index.db'}"), mode="console")
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=20) as client:
+        answer = client.get("/api/clusters/secured/brokers/1", params={"q": "jaas"})
+        assert answer.status_code == 200, answer.text
+        jaas = [c for c in answer.json()["configs"] if c["name"].endswith("sasl.jaas.config")]
+        assert jaas and all(c["sensitive"] and c["value"] is None for c in jaas)
+        page = client.get("/clusters/secured/brokers/1", params={"q": "jaas"})
+        assert page.status_code == 200 and "(hidden)" in page.text
+        for text in (answer.text, page.text, client.get("/api/clusters/secured/brokers/1").text):
+            assert PASSWORD not in text and "alice" not in text
