@@ -12,6 +12,8 @@ import httpx
 import pytest
 from aiokafka import TopicPartition
 
+from console.app import create_app
+from tests.conftest import make_settings, role_tokens, serve_in_thread
 from tests.console.operations.test_group_offsets import committed, group_at
 from tests.console.views.test_actions import csrf_headers
 from tests.kafka_helpers import create_topic, joined_consumer
@@ -68,3 +70,25 @@ async def test_the_json_twin_deletes_a_topics_offsets_and_refuses_in_words(
         assert mine[0]["detail"]["partitions"][0] == {
             "partition": 0, "before": 7, "after": None, "error": None,
         }  # fmt: skip
+
+
+def test_viewers_see_the_brokers_and_only_operators_delete_offsets(kafka_cluster, tmp_path) -> None:
+    settings = make_settings(kafka_cluster, f"sqlite:///{tmp_path / 'index.db'}",
+                             server={"auth": "on"})  # fmt: skip
+    app = create_app(settings, mode="console")
+    body = {"topic": "t-x", "confirm": "t-x"}
+    with serve_in_thread(app) as url, httpx.Client(base_url=url, timeout=20) as client:
+        tokens = role_tokens(app.state.eventscope.engine)
+
+        def as_role(role: str) -> dict[str, str]:
+            return {"Authorization": f"Bearer {tokens[role]}"}
+
+        assert client.get("/api/clusters/local/brokers").status_code == 401
+        assert (
+            client.get("/api/clusters/local/brokers", headers=as_role("viewer")).status_code == 200
+        )
+        refused = client.post(url_of("g-x"), json=body, headers=as_role("viewer"))
+        assert refused.status_code == 403
+        allowed = client.post(url_of(f"g-none-{uuid.uuid4().hex[:8]}"), json=body,
+                              headers=as_role("operator"))  # fmt: skip
+        assert allowed.status_code == 404  # past the role check: no such group
