@@ -69,24 +69,30 @@ def _log_dir_json(found: LogDir) -> LogDirJson:
 
 
 async def brokers(cluster: ClusterConfig, with_log_dirs: bool = True) -> BrokersJson:
-    """Every broker, by id; a broker whose log directories cannot be read says why."""
+    """Every broker, by id; a broker whose log directories cannot be read says why (the
+    brokers are asked at once, so one that does not answer delays the page by its timeout
+    only)."""
     async with admin_client(cluster) as admin:
         description = await admin.describe_cluster()
         controller = description.get("controller_id")
-        found: list[BrokerWithLogDirsJson] = []
-        for raw in sorted(description.get("brokers", []), key=lambda b: b["node_id"]):
-            broker = BrokerWithLogDirsJson(
+        found = [
+            BrokerWithLogDirsJson(
                 id=raw["node_id"], host=raw["host"], port=raw["port"], rack=raw.get("rack"),
                 controller=raw["node_id"] == controller, log_dirs=[], log_dirs_error=None,
-            )  # fmt: skip
-            if with_log_dirs:
-                try:
-                    async with asyncio.timeout(LOG_DIRS_TIMEOUT_S):
-                        dirs = await log_dirs(admin, raw["node_id"])
-                    broker["log_dirs"] = [_log_dir_json(d) for d in dirs]
-                except Exception as exc:  # shown on the page: the others still answer
-                    broker["log_dirs_error"] = f"{type(exc).__name__}: {exc}"[:300]
-            found.append(broker)
+            )
+            for raw in sorted(description.get("brokers", []), key=lambda b: b["node_id"])
+        ]  # fmt: skip
+
+        async def fill(broker: BrokerWithLogDirsJson) -> None:
+            try:
+                async with asyncio.timeout(LOG_DIRS_TIMEOUT_S):
+                    dirs = await log_dirs(admin, broker["id"])
+                broker["log_dirs"] = [_log_dir_json(d) for d in dirs]
+            except Exception as exc:  # shown on the page: the others still answer
+                broker["log_dirs_error"] = f"{type(exc).__name__}: {exc}"[:300]
+
+        if with_log_dirs:
+            await asyncio.gather(*(fill(broker) for broker in found))
     return BrokersJson(
         cluster=cluster.name, cluster_id=description.get("cluster_id"),
         controller_id=controller, brokers=found,
