@@ -198,6 +198,7 @@ def pages(ids: TourIds) -> list[tuple[str, str, str]]:
         ("topic-settings", f"/clusters/{cluster}/topics/{ids.topic}/settings", ids.topic),
         ("new-topic", f"/clusters/{cluster}/new-topic", "New topic"),
         ("acls", f"/clusters/{cluster}/acls", "ACLs"),
+        ("brokers", f"/clusters/{cluster}/brokers", "Brokers"),
         ("admin", "/admin", "Administration"),
         ("admin-masking", "/admin/masking", "Data masking"),
         ("audit", "/audit", "Audit log"),

@@ -20,30 +20,17 @@ from aiokafka import TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewPartitions, NewTopic, RecordsToDelete
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import KafkaError
-from typing_extensions import TypedDict
 
 from collectors.config import ClusterConfig
 from collectors.kafka.admin import admin_client, describe_existing_topics
+from console.operations.configs import ConfigJson
+from console.operations.configs import describe as describe_configs
 from console.operations.fields import PlanError, refuse_on_error
 
 CONFIG_NAME = re.compile(r"^[a-z0-9.]{1,100}$")
 MAX_PARTITIONS = 10_000
 DEFAULT_MAX_MESSAGE_BYTES = 1_048_588  # Kafka's default for message.max.bytes
 MAX_CONFIGS = 100
-DYNAMIC_TOPIC_CONFIG = 1  # DescribeConfigs' config_source for a topic's own override
-SOURCES = {
-    1: "topic override", 2: "broker (dynamic)", 3: "default broker (dynamic)",
-    4: "broker (static)", 5: "default", 6: "broker logger",
-}  # fmt: skip
-
-
-class ConfigJson(TypedDict):
-    name: str
-    value: str | None  # None when sensitive
-    source: str
-    is_override: bool
-    read_only: bool
-    sensitive: bool
 
 
 def parse_configs(raw: Any) -> dict[str, str | None]:
@@ -196,19 +183,4 @@ async def max_message_bytes(admin: AIOKafkaAdminClient, name: str) -> int:
 
 
 async def _configs(admin: AIOKafkaAdminClient, name: str) -> list[ConfigJson]:
-    responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, name)])
-    found: list[ConfigJson] = []
-    for response in responses:
-        for resource in response.resources:
-            refuse_on_error(resource[0], resource[1], f"describe the configs of {name}")
-            for entry in resource[4]:
-                config_name, value, read_only, source, sensitive = entry[:5]
-                found.append(
-                    ConfigJson(
-                        name=config_name, value=None if sensitive else value,
-                        source=SOURCES.get(source, str(source)),
-                        is_override=source == DYNAMIC_TOPIC_CONFIG, read_only=bool(read_only),
-                        sensitive=bool(sensitive),
-                    )
-                )  # fmt: skip
-    return sorted(found, key=lambda c: c["name"])
+    return await describe_configs(admin, ConfigResourceType.TOPIC, name)

@@ -1,10 +1,13 @@
-"""Changing a consumer group: reset its offsets (previewed first), or delete it.
+"""Changing a consumer group: reset its offsets (previewed first), delete its offsets for
+one topic, or delete it.
 
 Pages: /reset-offsets?cluster=&group= (the form; its preview is an htmx partial; POST
-applies and shows per partition what Kafka holds now) and the delete form on the group's
-page (POST /delete-group, the group's name typed to confirm). JSON twins:
-POST /api/reset-offsets (``dry_run`` previews) and DELETE /api/groups/{group}.
-Both are operator actions and leave an audit row with the offsets before and after.
+applies and shows per partition what Kafka holds now) and, on the group's page, the forms
+that delete a topic's offsets (POST /delete-group-offsets, the topic's name typed to
+confirm) and the group (POST /delete-group, the group's name typed to confirm). JSON twins:
+POST /api/reset-offsets (``dry_run`` previews),
+POST /api/clusters/{cluster}/groups/{group}/offsets/delete and DELETE /api/groups/{group}.
+All are operator actions and leave an audit row with the offsets before and after.
 
 The pages take the group in the query string, not in the path: a group id may contain
 "/", so `/groups/{group}/reset` could not be told from the page of a group named
@@ -20,15 +23,15 @@ from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
 from console.auth.roles import OPERATOR
-from console.operations import group_offsets
-from console.operations.fields import PlanError
+from console.operations import group_offsets, offset_delete
+from console.operations.fields import PlanError, topic_name
 from console.operations.offset_plan import STRATEGIES, parse_request
 from console.stores import audit
 from console.stores import groups as group_store
 from console.views.operating import chosen_cluster, cluster_names, cluster_of, kafka_refusals
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
-from console.web.schema import BOOLEAN, INTEGER, STRING, Schema, array_of, enum, p, q
+from console.web.schema import BOOLEAN, INTEGER, STRING, Schema, array_of, enum, p, q, shape
 
 MAX_BODY = 64 * 1024
 REQUEST_FIELDS = ("cluster", "strategy", "value", "topic", "partitions")
@@ -149,6 +152,32 @@ async def delete_group(call: Call) -> Reply:
     )
 
 
+async def delete_offsets(call: Call) -> Reply:
+    """Delete the group's committed offsets for one topic: the group page's form (the
+    topic's name typed again) or its JSON twin (the same fields in the body)."""
+    if call.api:
+        fields: dict[str, Any] = await call.json_object(MAX_BODY)
+        group, cluster_name = _group(call.path.get("group")), str(call.path["cluster"])
+        cluster = cluster_of(call, cluster_name, 404)
+    else:
+        fields = dict(await call.request.form())
+        group = _group(fields.get("group"))
+        cluster = cluster_of(call, chosen_cluster(call, str(fields.get("cluster") or "")))
+    with kafka_refusals():
+        topic = topic_name(fields.get("topic"))
+        if str(fields.get("confirm") or "").strip() != topic:
+            raise PlanError(f"confirm: type the topic's name, {topic}, to delete its offsets")
+        try:
+            result = await offset_delete.delete_offsets(cluster, group, topic)
+        except offset_delete.NotFound as exc:
+            raise HTTPException(404, str(exc)) from None
+    await run_in_threadpool(
+        audit.record, call.engine, call.actor, "group.offsets.delete",
+        f"{cluster.name}/{group}", offset_delete.as_audit_detail(result), call.remote,
+    )  # fmt: skip
+    return Reply(result, redirect=urls.group(cluster.name, group))
+
+
 RESET_REQUEST: Schema = {
     "type": "object",
     "properties": {
@@ -182,6 +211,20 @@ ENDPOINTS = [
         other_responses=((200, "dry run: the plan per partition",
                           group_offsets.ResetPreviewJson),),
         errors=(400, 413, 502),
+    ),
+    Endpoint(
+        delete_offsets, OPERATOR, path="/delete-group-offsets", method="POST",
+        api="/api/clusters/{cluster}/groups/{group:text}/offsets/delete",
+        summary="Delete a consumer group's committed offsets for one topic (all its "
+                "partitions).",
+        description="Kafka refuses while an active member of the group is subscribed to the "
+                    "topic; the answer names the members. Each partition reports the offset "
+                    "that was committed and what Kafka holds afterwards (null: none).",
+        params=(p("cluster", STRING, "the cluster's name"),
+                p("group", STRING, "the consumer group id")),
+        body=shape(topic=STRING, confirm={"type": "string",
+                                          "description": "the topic's name again"}),
+        response=offset_delete.OffsetDeleteResultJson, errors=(400, 404, 413, 502),
     ),
     Endpoint(
         delete_group, OPERATOR, path="/delete-group", method="POST",

@@ -16,6 +16,7 @@ from console.views import (
     alerts,
     audit,
     auth,
+    brokers,
     clusters,
     connect,
     dlq,
@@ -40,8 +41,9 @@ from console.web.endpoints import Endpoint
 
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
-    overview, topic_admin, acls, clusters, events, groups, group_offsets, dlq, sagas, trace,
-    lineage, topology, schemas, connect, actions, produce, alerts, alert_rules, alert_receivers,
+    overview, topic_admin, acls, brokers, clusters, events, groups, group_offsets, dlq, sagas,
+    trace, lineage, topology, schemas, connect, actions, produce, alerts, alert_rules,
+    alert_receivers,
     auth, admin, audit, masking, openapi,
 )  # fmt: skip
 

@@ -20,6 +20,7 @@ from typing_extensions import TypedDict
 from collectors.config import ClusterConfig
 from console.auth.roles import ADMIN
 from console.operations import topics
+from console.operations.configs import ConfigJson
 from console.operations.fields import PlanError, topic_name, whole_number
 from console.stores import audit
 from console.views.operating import cluster_of, kafka_refusals
@@ -33,7 +34,7 @@ MAX_BODY = 256 * 1024
 class TopicConfigsJson(TypedDict):
     cluster: str
     topic: str
-    configs: list[topics.ConfigJson]
+    configs: list[ConfigJson]
 
 
 class TopicChangeJson(TypedDict):

@@ -88,13 +88,22 @@ def json_schema(shape_or_type: Any, components: dict[str, Schema]) -> Schema:
         return shape_or_type
     schema = TypeAdapter(shape_or_type).json_schema(ref_template=COMPONENT_REF)
     for name, definition in schema.pop("$defs", {}).items():
-        components[name] = _untitled(definition)
+        _add(components, name, _untitled(definition))
     name = getattr(shape_or_type, "__name__", None)
     if name and schema.get("type") == "object":
-        components[name] = _untitled(schema)
+        _add(components, name, _untitled(schema))
         return ref(name)
     untitled: Schema = _untitled(schema)
     return untitled
+
+
+def _add(components: dict[str, Schema], name: str, schema: Schema) -> None:
+    """A component by its TypedDict's name: two different shapes of one name (in two
+    modules) would otherwise share one, and every answer of the first would be described
+    by the second."""
+    if components.get(name, schema) != schema:
+        raise ValueError(f"two different response shapes are named {name}: rename one")
+    components[name] = schema
 
 
 def _untitled(schema: Any) -> Any:

@@ -29,6 +29,14 @@ def cluster(name: str, *, api: bool = False) -> str:
     return _path("clusters", name, api=api)
 
 
+def brokers(cluster: str, *, api: bool = False) -> str:
+    return _path("clusters", cluster, "brokers", api=api)
+
+
+def broker(cluster: str, broker_id: int, *, api: bool = False, **query: object | None) -> str:
+    return _with_query(_path("clusters", cluster, "brokers", broker_id, api=api), query)
+
+
 def topic(cluster: str, name: str, *, api: bool = False) -> str:
     return _path("clusters", cluster, "topics", name, api=api)
 

@@ -296,3 +296,38 @@ async def test_reset_offsets_with_a_preview_then_delete_the_group_in_the_browser
         look = await look_at_group(admin, group)
     assert look is None or look.committed == {}
     assert page.problems == []
+
+
+@pytest.mark.browser
+async def test_a_topics_offsets_are_deleted_from_the_group_page_in_the_browser(
+    lag_server, kafka_cluster, page
+) -> None:
+    from collectors.kafka.admin import admin_client
+    from collectors.kafka.lag_look import look_at_group
+
+    suffix = uuid.uuid4().hex[:8]
+    group, topic = f"g-offdel-<i>'\"-{suffix}", f"t-offdel-{suffix}"
+    await _lagging_group(kafka_cluster.bootstrap, group, topic)  # committed 2 and 2
+    _wait_for_group(lag_server, group)
+    await page.goto(f"{lag_server.url}/groups/{quote(group, safe='')}?cluster=local")
+    await page.locator("#group-actions summary").click()
+    form = page.locator(f".delete-offsets-form[data-topic='{topic}']")
+    await form.locator("input[name=confirm]").fill("not-the-topic")
+    await form.get_by_role("button", name="Delete offsets").click()
+    assert f"type the topic's name, {topic}" in await page.locator("body").inner_text()
+    async with admin_client(kafka_cluster) as admin:
+        look = await look_at_group(admin, group)
+    assert look is not None and look.committed == {(topic, 0): 2, (topic, 1): 2}
+
+    await page.go_back()
+    await page.locator("#group-actions summary").click()
+    await form.locator("input[name=confirm]").fill(topic)
+    await form.get_by_role("button", name="Delete offsets").click()
+    await page.wait_for_url("**/groups/*?cluster=local")
+    assert group in await page.locator("h1").inner_text()
+    changes = await page.locator("#group-changes").inner_text()
+    assert f"Offsets deleted for topic {topic} (2 partitions)" in changes
+    async with admin_client(kafka_cluster) as admin:
+        look = await look_at_group(admin, group)
+    assert look is None or look.committed == {}
+    assert page.problems == []
