@@ -63,6 +63,7 @@ from console.alerts.webhook_format import (
     fingerprint,
     group_key,
 )
+from console.operations.connectors import ConnectClusterJson, connect_clusters
 from console.stores.alerts import (
     ACTIVE_STATES,
     PENDING,
@@ -519,7 +520,12 @@ class AlertEvaluator(PeriodicService):
         if "collector_delay" in kinds:
             delays = self.collector_delays()
         problems = self.collector_problems() if "index_writes" in kinds else {}
-        return Probes(tuple(c.name for c in self.clusters), reachable, delays, problems)
+        found: dict[str, list[ConnectClusterJson]] = {}
+        if "connector_failed" in kinds:
+            with_connect = [c for c in self.clusters if c.connect]
+            listed = await asyncio.gather(*(connect_clusters(c) for c in with_connect))
+            found = {c.name: rows for c, rows in zip(with_connect, listed, strict=True)}
+        return Probes(tuple(c.name for c in self.clusters), reachable, delays, problems, found)
 
     async def evaluate_once(self) -> PassReport:
         probes = await self.probes(await asyncio.to_thread(self._all_rules))

@@ -66,6 +66,11 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         (),
     ),
     "cluster_unreachable": ("the cluster does not answer", (), ()),
+    "connector_failed": (
+        "a Kafka Connect connector, or one of its tasks, is FAILED",
+        (),
+        ("connector",),
+    ),
     "index_writes": ("a collector's index writes hang or fail", (), ()),
 }
 COMMON_KEYS = (
@@ -106,6 +111,7 @@ class Rule:
     group: str = "*"
     topic: str = "*"
     saga_type: str = "*"
+    connector: str = "*"
     threshold: float = 0.0
     window_s: float = 0.0
     statuses: tuple[str, ...] = ()
@@ -128,6 +134,7 @@ class Rule:
             "group": self.group,
             "topic": self.topic,
             "saga_type": self.saga_type,
+            "connector": self.connector,
             "threshold": self.threshold,
             "window": format_duration(self.window_s),
             "statuses": list(self.statuses),
@@ -218,6 +225,7 @@ def rule_from_mapping(data: Any, source: str = "config") -> Rule:
         "group": _glob(data, "group"),
         "topic": _glob(data, "topic"),
         "saga_type": _glob(data, "saga_type"),
+        "connector": _glob(data, "connector"),
         "labels": _pairs(data, "labels", labels=True),
         "annotations": _pairs(data, "annotations", labels=False),
         "receivers": _names(data, "receivers"),

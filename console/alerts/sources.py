@@ -9,7 +9,7 @@ description, and the console page that shows it (the alert's generatorURL).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlencode
 
@@ -19,6 +19,8 @@ from collectors.index.lag_models import lag_groups_table
 from collectors.index.models import EVENTS_IS_DLQ, events_table, positions_table
 from collectors.index.saga_models import sagas_table
 from console.alerts.rules import Rule, format_value, glob_match
+from console.operations.connectors import ConnectClusterJson, needs_attention
+from console.web import urls
 
 MAX_SAMPLES_PER_RULE = 500  # a rule matching more instances than this is a bad rule
 
@@ -39,6 +41,8 @@ class Probes:
     reachable: Mapping[str, tuple[bool, str | None]] = field(default_factory=dict)
     collector_delay_s: Mapping[str, float | None] = field(default_factory=dict)
     index_write_problems: Mapping[str, str] = field(default_factory=dict)
+    # Kafka Connect's connectors per cluster, read when a connector_failed rule exists.
+    connectors: Mapping[str, Sequence[ConnectClusterJson]] = field(default_factory=dict)
 
 
 def samples(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
@@ -218,6 +222,30 @@ def _cluster_unreachable(
     ]
 
 
+def _connector_failed(
+    connection: Connection, rule: Rule, now_ms: int, probes: Probes
+) -> list[Sample]:
+    out = []
+    for cluster, connect_clusters in probes.connectors.items():
+        for connect in connect_clusters:
+            for row in connect["connectors"]:
+                if not needs_attention(row) or not glob_match(rule.connector, row["name"]):
+                    continue
+                failed = [task for task in row["tasks"] if task["state"] == "FAILED"]
+                what = (f"connector {row['name']} is FAILED" if row["state"] == "FAILED"
+                        else f"{len(failed)} of {len(row['tasks'])} tasks of connector "
+                             f"{row['name']} are FAILED")  # fmt: skip
+                trace = row["trace"] or next((t["trace"] for t in failed if t["trace"]), None)
+                why = f": {trace.splitlines()[0]}" if trace else ""
+                out.append(Sample(
+                    {"cluster": cluster, "connect": connect["name"], "connector": row["name"]},
+                    float(len(failed) + (row["state"] == "FAILED")),
+                    f"{what} (Kafka Connect {connect['name']}){why}"[:500],
+                    urls.connector(cluster, connect["name"], row["name"]),
+                ))  # fmt: skip
+    return out
+
+
 _READERS = {
     "group_status": _group_status,
     "offset_lag": _offset_lag,
@@ -228,4 +256,5 @@ _READERS = {
     "collector_delay": _collector_delay,
     "cluster_unreachable": _cluster_unreachable,
     "index_writes": _index_writes,
+    "connector_failed": _connector_failed,
 }

@@ -10,12 +10,14 @@ import json
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 
 from collectors.config import ClusterConfig, ConnectConfig
+from console.alerts.rules import rule_from_mapping
+from console.alerts.sources import Probes, samples
 from console.operations import connectors
 from console.operations.connect_client import ConnectClient, ConnectError
 from console.operations.connectors import HIDDEN, ConfigRefused
@@ -135,6 +137,18 @@ async def test_a_failed_task_shows_its_trace_and_runs_once_restarted(
     listed = await connectors.connect_clusters(connect_cluster)
     row = next(r for r in listed[0]["connectors"] if r["name"] == name)
     assert row["failed_tasks"] == 1 and listed[0]["version"]
+    # The connector_failed alert rule sees it, named by cluster, Connect cluster and connector.
+    rule = rule_from_mapping({"name": "ConnectorFailed", "kind": "connector_failed",
+                              "connector": name})  # fmt: skip
+    probes = Probes(connectors={"local": listed})
+    found = samples(cast(Any, None), rule, 0, probes)
+    assert [dict(s.labels) for s in found] == [
+        {"cluster": "local", "connect": "main", "connector": name}
+    ]
+    assert "1 of 1 tasks" in found[0].description and "Couldn't find" in found[0].description
+    assert found[0].path == f"/connect/local/main/connectors/{name}"
+    other = rule_from_mapping({"name": "Other", "kind": "connector_failed", "connector": "x-*"})
+    assert samples(cast(Any, None), other, 0, probes) == []
     out.parent.mkdir()
     before, after = await connectors.act(connect_cluster, "main", name, "restart-task", 0)
     assert before["tasks"][0]["state"] == "FAILED" and after is not None
