@@ -43,6 +43,7 @@ ORIGIN_SPANS = "spans"
 ORIGIN_HEADERS = "headers"
 ORIGIN_ASSIGNMENTS = "assignments"
 ORIGIN_DEAD_LETTERS = "dead letters"
+ORIGIN_CONNECT = "kafka connect"
 
 MAX_DEAD_LETTERS_READ = 20_000  # DLQ rows parsed per request; the rest are counted only
 MAX_MEMBERS_SHOWN = 20
@@ -67,6 +68,7 @@ class Node:
     records: int = 0  # topics: records indexed in the window
     group: dict[str, Any] | None = None  # groups: the lag sampler's latest look
     synthetic: bool = False  # a group named after its service: consumer spans without a group
+    connect: tuple[str, str] | None = None  # a Kafka Connect connector: (cluster, Connect name)
 
 
 @dataclass
@@ -167,6 +169,34 @@ def learn(engine: Engine, since_ms: int) -> Topology:
     known = [int(first) for first in firsts if first is not None]
     topology.first_ms = min(known) if known else None
     return topology
+
+
+@dataclass(frozen=True)
+class ConnectorUse:
+    """A Kafka Connect connector as the topology draws it: a service that writes its topics
+    (a source) or reads them (a sink, through its consumer group `connect-<name>`)."""
+
+    cluster: str
+    connect: str
+    name: str
+    kind: str  # source or sink
+    topics: tuple[str, ...]
+
+
+def add_connectors(topology: Topology, connectors: Iterable[ConnectorUse]) -> None:
+    for use in connectors:
+        service = topology.node("service", use.name, use.cluster)
+        service.connect = (use.cluster, use.connect)
+        for topic_name in use.topics:
+            topic = topology.node("topic", topic_name, use.cluster)
+            if use.kind == "source":
+                topology.edge(service, topic).add(ORIGIN_CONNECT, topic.records)
+                continue
+            group = topology.node("group", f"connect-{use.name}", use.cluster)
+            for source, target in ((topic, group), (group, service)):
+                edge = topology.edge(source, target)
+                edge.counts[ORIGIN_CONNECT] = max(edge.counts.get(ORIGIN_CONNECT, 0),
+                                                  topic.records)  # fmt: skip
 
 
 def _span_query(since_ms: int) -> Any:

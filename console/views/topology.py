@@ -2,7 +2,9 @@
 
 Page /topology?window=<minutes>, JSON twin /api/topology (nodes and edges with kinds,
 rates, error rates and origins). What is learned, and from where, is in
-collectors/topology.py. The page draws the map as SVG (static/js/graph.js) from the
+collectors/topology.py; Kafka Connect's connectors are added as services that write (source)
+or read (sink, through their `connect-<name>` group) the topics their configs name. The
+page draws the map as SVG (static/js/graph.js) from the
 drawing computed here (console/graph_layout.py): services where they produce, topics,
 consumer groups, services where they consume, left to right. The edge table below it
 lists the same edges for reading and for screen readers.
@@ -10,7 +12,9 @@ lists the same edges for reading and for screen readers.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -18,16 +22,19 @@ from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
 from collectors import topology as learned
+from collectors.config import ClusterConfig
 from collectors.topology import Edge, Node, NodeKey, Topology
 from console import graph_layout as layout
 from console.auth.roles import VIEWER
 from console.graph_layout import Box, DrawingJson, Link
+from console.operations import connectors
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import integer, q
 
 DEFAULT_WINDOW_MIN = 60
 MAX_WINDOW_MIN = 7 * 24 * 60
+CONNECT_WAIT_S = 3.0
 
 
 def _window(call: Call) -> int:
@@ -48,6 +55,8 @@ def node_id(key: NodeKey) -> str:
 def node_url(node: Node, default_cluster: str | None) -> str | None:
     """Where a click on the node leads: topic page, group page, the service's events."""
     cluster = min(node.clusters) if node.clusters else default_cluster
+    if node.connect is not None:
+        return urls.connector(node.connect[0], node.connect[1], node.name)
     if node.kind == "service":
         return urls.events(source=node.name)
     if node.kind == "topic":
@@ -105,6 +114,8 @@ def _box(box_id: str, key: NodeKey, node: Node, column: int, window_s: float, ro
         detail = f"{node.group.get('status') or '?'} · lag {node.group.get('total_lag')}"
     elif node.kind == "group" and node.synthetic:
         detail = "no group id in spans"
+    if node.connect is not None:
+        detail = f"connector · {detail}"
     if detail:
         lines.append(layout.line(detail))
     title = layout.capped_title(f"{node.kind}: {node.name}", detail,
@@ -195,11 +206,32 @@ def topology_json(
     )
 
 
+async def _connectors(clusters: Sequence[ClusterConfig]) -> list[learned.ConnectorUse]:
+    """Every configured Connect cluster's connectors, if they answer within a few seconds:
+    the map is drawn without those that do not."""
+    with_connect = [cluster for cluster in clusters if cluster.connect]
+    try:
+        found = await asyncio.wait_for(
+            asyncio.gather(*(connectors.connect_clusters(c) for c in with_connect)),
+            CONNECT_WAIT_S,
+        )
+    except TimeoutError:
+        return []
+    return [
+        learned.ConnectorUse(cluster.name, connect["name"], row["name"], row["type"],
+                             tuple(t for t in row["topics"] if not t.startswith("/")))
+        for cluster, listed in zip(with_connect, found, strict=True)
+        for connect in listed
+        for row in connect["connectors"]
+    ]  # fmt: skip
+
+
 async def topology_page(call: Call) -> Reply:
     minutes = _window(call)
     now_ms = int(time.time() * 1000)
     graph = await run_in_threadpool(learned.learn, call.engine, now_ms - minutes * 60_000)
     clusters = call.settings.clusters
+    learned.add_connectors(graph, await _connectors(clusters))
     body = topology_json(graph, minutes, clusters[0].name if clusters else None, now_ms)
     by_id = {node["id"]: node for node in body["nodes"]}
     page = {"edges": body["edges"], "nodes": body["nodes"], "by_id": by_id, "window": minutes,

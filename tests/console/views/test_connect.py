@@ -115,6 +115,13 @@ def test_the_json_twins_refuse_what_cannot_work(connect_server, tmp_path) -> Non
         wait_for_task(client, name, "RUNNING")
         listed = client.get("/api/connect", params={"q": name}).json()["clusters"][0]
         assert [c["name"] for c in listed["connect"][0]["connectors"]] == [name]
+        # The topology map draws the sink as a service reading its topic through its group.
+        topology = client.get("/api/topology").json()
+        node = next(n for n in topology["nodes"] if n["id"] == f"service:{name}")
+        assert node["url"] == f"/connect/local/main/connectors/{name}"
+        edges = {(e["source"], e["target"]) for e in topology["edges"]}
+        assert {(f"topic:{topic}", f"group:connect-{name}"),
+                (f"group:connect-{name}", f"service:{name}")} <= edges  # fmt: skip
         assert "hunter2" not in client.get(f"/api/connect/local/main/connectors/{name}").text
         paused = client.post("/api/connect/local/main/action",
                              json={"connector": name, "action": "pause"})  # fmt: skip
