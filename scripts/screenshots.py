@@ -1,11 +1,12 @@
 """Take the user guide's screenshots from the demo shop's traffic.
 
     .venv/bin/python scripts/screenshots.py [--bootstrap HOST:PORT] [--schema-registry URL]
-        [--out docs/screenshots]
+        [--connect URL] [--out docs/screenshots]
 
-Starts a local Kafka broker and schema registry in a temporary folder (unless
---bootstrap and --schema-registry name running ones), the console on a temporary SQLite
-index and the demo shop, waits until every page has
+Starts a local Kafka broker, schema registry and Kafka Connect worker in a temporary folder
+(unless --bootstrap, --schema-registry and --connect name running ones), the console on a
+temporary SQLite index and the demo shop with two file sink connectors (one whose task
+fails: its file's folder is missing), waits until every page has
 something to show (console/demo/tour.py), and saves each page in Debian's Chromium at
 1440x900 (OUT/NAME.png, the ones the guide shows) and at 390x844 (OUT/narrow/NAME.png),
 in the light theme, and again in the dark one (OUT/dark/NAME.png, OUT/dark/narrow/NAME.png).
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import sys
 import tempfile
 import uuid
@@ -27,10 +29,12 @@ from typing import Literal
 import httpx
 from playwright.async_api import async_playwright
 
-from collectors.kafka import local_broker
+from collectors.config import ConnectConfig
+from collectors.kafka import local_broker, local_connect
 from collectors.schemas import local_registry
 from console import assets
 from console.demo import tour
+from console.operations.connect_client import ConnectClient, ConnectError
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import free_port
 
@@ -70,11 +74,51 @@ def _registry(url: str | None, scratch: Path) -> Iterator[str]:
         local_registry.stop(registry)
 
 
-async def _tour(bootstrap: str, registry: str, scratch: Path, out: Path, prefix: str) -> int:
-    demo = tour.running_demo(bootstrap, scratch, prefix, free_port(), registry_url=registry)
+@contextlib.contextmanager
+def _connect(url: str | None, bootstrap: str, scratch: Path) -> Iterator[str]:
+    if url:
+        yield url
+        return
+    worker = local_connect.LocalConnect(scratch / "connect", bootstrap, port=free_port())
+    local_connect.start(worker)
+    try:
+        yield worker.url
+    finally:
+        local_connect.stop(worker)
+
+
+async def _connectors(connect_url: str, topic: str, scratch: Path) -> str:
+    """An archive of the orders that runs, and an export whose task fails; its name."""
+    failing = f"{topic.split('.')[0]}-orders-export"
+    async with ConnectClient(ConnectConfig(name="connect", url=connect_url)) as client:
+        for name, file in ((f"{topic.split('.')[0]}-orders-archive", scratch / "orders.txt"),
+                           (failing, scratch / "missing" / "orders.txt")):  # fmt: skip
+            await client.put_config(name, {
+                "connector.class": "FileStreamSink", "topics": topic, "file": str(file),
+                "errors.tolerance": "all",
+                "errors.deadletterqueue.topic.name": f"{topic}.connect-dlq",
+                "errors.deadletterqueue.topic.replication.factor": "1",
+                "errors.deadletterqueue.context.headers.enable": "true",
+            })  # fmt: skip
+        for _ in range(120):
+            with contextlib.suppress(ConnectError):  # no status yet, just after its creation
+                tasks = (await client.status(failing)).get("tasks") or []
+                if any(task.get("state") == "FAILED" for task in tasks):
+                    return failing
+            await asyncio.sleep(0.5)
+    raise RuntimeError(f"the connector {failing} never failed")
+
+
+async def _tour(
+    bootstrap: str, registry: str, connect: str, scratch: Path, out: Path, prefix: str
+) -> int:
+    demo = tour.running_demo(bootstrap, scratch, prefix, free_port(), registry_url=registry,
+                             connect_url=connect)  # fmt: skip
     async with demo as (url, shop):
         async with httpx.AsyncClient(base_url=url, timeout=15) as client:
             ids = await tour.wait_for_traffic(client, shop, prefix)
+        connector = await _connectors(connect, shop.topics.orders, scratch)
+        ids = dataclasses.replace(ids, connector=connector)
         async with async_playwright() as playwright:
             browser = await playwright.chromium.launch(executable_path=CHROMIUM,
                                                        args=CHROMIUM_ARGS)  # fmt: skip
@@ -99,6 +143,9 @@ def main() -> int:
     parser.add_argument(
         "--schema-registry", help="a running registry's URL (default: start a local one)"
     )
+    parser.add_argument(
+        "--connect", help="a running Kafka Connect worker's URL (default: start a local one)"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "screenshots"))
     args = parser.parse_args()
     problem = assets.ensure()
@@ -112,9 +159,10 @@ def main() -> int:
         with (
             _broker(args.bootstrap, scratch) as bootstrap,
             _registry(args.schema_registry, scratch) as registry,
+            _connect(args.connect, bootstrap, scratch) as connect,
         ):
             out = Path(args.out).absolute()
-            return asyncio.run(_tour(bootstrap, registry, scratch, out, prefix))
+            return asyncio.run(_tour(bootstrap, registry, connect, scratch, out, prefix))
 
 
 if __name__ == "__main__":

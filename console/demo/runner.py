@@ -81,13 +81,18 @@ def check_options(options: DemoOptions) -> None:
 
 
 def demo_settings(
-    bootstrap: str, options: DemoOptions, registry_url: str | None = None
+    bootstrap: str,
+    options: DemoOptions,
+    registry_url: str | None = None,
+    connect_url: str | None = None,
 ) -> Settings:
     """The console's settings: loopback without login, lag sampled every 2 s, shop topics only."""
     prefix = options.topic_prefix
     cluster: dict[str, object] = {"bootstrap": bootstrap, "include": [rf"{prefix}\..*"]}
     if registry_url is not None:
         cluster["schema_registry"] = {"url": registry_url}
+    if connect_url is not None:
+        cluster["connect"] = connect_url
     return settings_from_mapping({
         "server": {"host": "127.0.0.1", "port": options.port, "auth": "off"},
         "index": {"url": options.index_url},

@@ -51,13 +51,14 @@ async def running_demo(
     port: int,
     seed: int = 5,
     registry_url: str | None = None,
+    connect_url: str | None = None,
 ) -> AsyncIterator[tuple[str, Shop]]:
     """The demo's console (index in `folder`) on 127.0.0.1:`port` and a shop placing ten
     orders a second with frequent failures, its payment commands in Avro when a registry
     is given; (console URL, shop). Both stop on the way out."""
     options = DemoOptions(port=port, index_url=f"sqlite:///{folder / 'demo.db'}",
                           topic_prefix=prefix)  # fmt: skip
-    settings = demo_settings(bootstrap, options, registry_url)
+    settings = demo_settings(bootstrap, options, registry_url, connect_url)
     engine = create_index_engine(settings.index.url)
     app = create_app(settings, mode="all", engine=engine)
     server = _QuietServer(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
@@ -92,6 +93,7 @@ class TourIds:
     group: str
     avro_event: str | None = None  # cluster/topic/partition/offset of a decoded Avro record
     subject: str | None = None  # its registry subject
+    connector: str | None = None  # a Kafka Connect connector with a failed task
 
 
 async def _until(check: Callable[[], Awaitable[T | None]], what: str, timeout_s: float) -> T:
@@ -216,4 +218,13 @@ def pages(ids: TourIds) -> list[tuple[str, str, str]]:
             if ids.avro_event and ids.subject
             else []
         ),
-    ]
+        *(
+            [
+                ("connect", "/connect", "Kafka Connect"),
+                ("connector", f"/connect/{cluster}/connect/connectors/{quote(ids.connector)}",
+                 ids.connector),
+            ]
+            if ids.connector
+            else []
+        ),
+    ]  # fmt: skip
