@@ -94,6 +94,28 @@ def run_maven(pom: str, goal: list[str], what: str, work_parent: Path) -> None:
         raise LocalServiceError(f"Maven could not resolve {what}:\n{tail}")
 
 
+def copy_dependencies(libs: Path, pom: str, what: str, expected: str, *, quiet: bool) -> Path:
+    """`libs` filled with the runtime jars of `pom`'s dependencies, copied by Maven on first
+    use (into a staging folder, renamed when complete, so an interrupted fetch is redone);
+    `expected` is a glob that must match one of them."""
+    if (libs / ".complete").is_file():
+        return libs
+    if not quiet:
+        print(f"Resolving {what} from Maven Central (first use only)...")
+    staging = libs.parent / f"{libs.name}.staging"
+    shutil.rmtree(staging, ignore_errors=True)
+    goal = ["dependency:copy-dependencies", f"-DoutputDirectory={staging}",
+            "-DincludeScope=runtime"]  # fmt: skip
+    run_maven(pom, goal, what, libs.parent)
+    if not any(staging.glob(expected)):
+        raise LocalServiceError(f"Maven resolved {what} but no {expected} arrived")
+    (staging / ".complete").write_text(what, encoding="utf-8")
+    if libs.exists():
+        shutil.rmtree(libs)
+    staging.rename(libs)
+    return libs
+
+
 # --- a detached process -------------------------------------------------------------------
 
 

@@ -26,10 +26,10 @@ from pathlib import Path
 from collectors.cache import cache_dir
 from collectors.local_process import (
     LocalServiceError,
+    copy_dependencies,
     java_major_version,
     pid_from_file,
     port_is_free,
-    run_maven,
     spawn_detached,
     stop_pid,
     wait_for,
@@ -100,26 +100,11 @@ def default_data_dir() -> Path:
 def resolve_jars(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     """Return the folder holding the broker's jars, downloading them with Maven if needed."""
     libs = cache_dir() / f"kafka_2.13-{version}" / "libs"
-    marker = libs / ".complete"
-    if marker.is_file():
-        return libs
-    if not quiet:
-        print(f"Resolving Apache Kafka {version} from Maven Central (first use only)...")
-    staging = libs.parent / "libs.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    goal = ["dependency:copy-dependencies", f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime"]  # fmt: skip
     try:
-        run_maven(_pom(version), goal, f"Apache Kafka {version}", libs.parent)
+        return copy_dependencies(libs, _pom(version), f"Apache Kafka {version}",
+                                 "kafka_2.13-*.jar", quiet=quiet)  # fmt: skip
     except LocalServiceError as exc:
         raise BrokerError(str(exc)) from None
-    if not any(staging.glob("kafka_2.13-*.jar")):
-        raise BrokerError(f"Maven resolved Kafka {version} but no kafka_2.13 jar arrived")
-    (staging / ".complete").write_text(version, encoding="utf-8")
-    if libs.exists():
-        shutil.rmtree(libs)
-    staging.rename(libs)
-    return libs
 
 
 def _pom(version: str) -> str:

@@ -11,7 +11,6 @@ few seconds after the port opens, so "ready" means `GET /` returns the worker's 
 from __future__ import annotations
 
 import json
-import shutil
 import urllib.error
 import urllib.request
 from collections.abc import Callable
@@ -22,10 +21,10 @@ from collectors.cache import cache_dir
 from collectors.kafka.local_broker import KAFKA_VERSION, LOG4J2_PROPERTIES, SLF4J_BINDING
 from collectors.local_process import (
     LocalServiceError,
+    copy_dependencies,
     find_java,
     pid_from_file,
     port_is_free,
-    run_maven,
     spawn_detached,
     stop_pid,
     wait_for,
@@ -94,25 +93,11 @@ def recorded(data_dir: Path) -> tuple[int, str] | None:
 def resolve_jars(version: str = KAFKA_VERSION, *, quiet: bool = False) -> Path:
     """The folder holding the worker's jars, resolved with Maven on first use (~55 MB)."""
     libs = cache_dir() / f"kafka-connect-{version}" / "libs"
-    if (libs / ".complete").is_file():
-        return libs
-    if not quiet:
-        print(f"Resolving Kafka Connect {version} from Maven Central (first use only)...")
-    staging = libs.parent / "libs.staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    goal = ["dependency:copy-dependencies", f"-DoutputDirectory={staging}",
-            "-DincludeScope=runtime"]  # fmt: skip
     try:
-        run_maven(_pom(version), goal, f"Kafka Connect {version}", libs.parent)
+        return copy_dependencies(libs, _pom(version), f"Kafka Connect {version}",
+                                 "connect-runtime-*.jar", quiet=quiet)  # fmt: skip
     except LocalServiceError as exc:
         raise ConnectStartError(str(exc)) from None
-    if not any(staging.glob("connect-runtime-*.jar")):
-        raise ConnectStartError(f"Maven resolved Kafka Connect {version} without connect-runtime")
-    (staging / ".complete").write_text(version, encoding="utf-8")
-    if libs.exists():
-        shutil.rmtree(libs)
-    staging.rename(libs)
-    return libs
 
 
 def _pom(version: str) -> str:
