@@ -12,6 +12,8 @@ registry_java
 .venv/bin/eventscope assets fetch
 say "axe-core (the accessibility checker of the browser tests, into the cache folder)"
 .venv/bin/python -m tests.axe_core >/dev/null
+say "the AsyncAPI 3.0 schema (the catalog export's tests, into the cache folder)"
+.venv/bin/python -m tests.asyncapi_spec >/dev/null
 
 work="$(pwd)/.eventscope/test"
 mkdir -p "$work"

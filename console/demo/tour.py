@@ -173,6 +173,8 @@ def pages(ids: TourIds) -> list[tuple[str, str, str]]:
         ("trace", f"/trace/{correlation}", "Trace"),
         ("lineage", f"/lineage/{ids.event}", "Lineage"),
         ("topology", "/topology", "Topology"),
+        ("catalog", "/catalog", "Event catalog"),
+        ("catalog-type", f"/catalog/{cluster}/OrderPlaced", "OrderPlaced"),
         ("groups", "/groups", "Consumer groups"),
         ("group", f"/groups/{ids.group}?cluster={cluster}", ids.group),
         (

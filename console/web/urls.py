@@ -130,3 +130,15 @@ def connect_plugins(cluster: str, connect: str, *, api: bool = False) -> str:
 def connect_form(cluster: str, connect: str, form: str) -> str:
     """Where a Connect form posts: `action`, `delete` or `config`."""
     return _path("connect", cluster, connect, form)
+
+
+def catalog(**filters: object | None) -> str:
+    return _with_query("/catalog", filters)
+
+
+def catalog_type(cluster: str, event_type: str, *, api: bool = False) -> str:
+    return _path("catalog", cluster, event_type, api=api)
+
+
+def asyncapi(cluster: str) -> str:
+    return _path("api", "asyncapi", cluster)

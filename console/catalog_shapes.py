@@ -1,0 +1,116 @@
+"""The shape of an event type, learned from sample payloads: a JSON Schema that every
+sample satisfies (objects with their properties, arrays with their items, each value's
+types), and the same as a flat list of paths (`$.order.items[].sku: string`) for reading.
+
+Pure and bounded: payloads deeper than MAX_DEPTH or with more than MAX_PROPERTIES keys per
+object are cut (the schema then says so with `additionalProperties: true`), and a property
+is `required` only when every sample that had the object had it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+MAX_DEPTH = 8
+MAX_PROPERTIES = 100
+MAX_PATHS = 300
+
+_JSON_TYPES = (
+    (bool, "boolean"),  # before int: True is an int in Python
+    (int, "integer"),
+    (float, "number"),
+    (str, "string"),
+    (type(None), "null"),
+    (dict, "object"),
+    (list, "array"),
+)
+
+
+def json_type(value: Any) -> str:
+    for python_type, name in _JSON_TYPES:
+        if isinstance(value, python_type):
+            return name
+    return "string"
+
+
+class _Node:
+    """What the samples showed at one place of the payload."""
+
+    def __init__(self) -> None:
+        self.types: set[str] = set()
+        self.properties: dict[str, _Node] = {}
+        self.seen_in: dict[str, int] = {}  # property -> how many objects had it
+        self.objects = 0
+        self.items: _Node | None = None
+        self.cut = False
+
+    def add(self, value: Any, depth: int) -> None:
+        kind = json_type(value)
+        self.types.add(kind)
+        if depth >= MAX_DEPTH and kind in ("object", "array"):
+            self.cut = True
+            return
+        if kind == "object":
+            self.objects += 1
+            for key, item in list(value.items())[:MAX_PROPERTIES]:
+                name = str(key)
+                if name not in self.properties and len(self.properties) >= MAX_PROPERTIES:
+                    self.cut = True
+                    continue
+                self.properties.setdefault(name, _Node()).add(item, depth + 1)
+                self.seen_in[name] = self.seen_in.get(name, 0) + 1
+            self.cut |= len(value) > MAX_PROPERTIES
+        elif kind == "array":
+            for item in value[:MAX_PROPERTIES]:
+                if self.items is None:
+                    self.items = _Node()
+                self.items.add(item, depth + 1)
+
+    def schema(self) -> dict[str, Any]:
+        types = sorted(self.types)
+        found: dict[str, Any] = {"type": types[0] if len(types) == 1 else types}
+        if self.properties:
+            found["properties"] = {k: v.schema() for k, v in sorted(self.properties.items())}
+            required = sorted(k for k, n in self.seen_in.items() if n == self.objects)
+            if required:
+                found["required"] = required
+        if "object" in self.types and self.cut:
+            found["additionalProperties"] = True
+        if self.items is not None:
+            found["items"] = self.items.schema()
+        return found
+
+    def paths(self, prefix: str, out: list[tuple[str, str]]) -> None:
+        if len(out) >= MAX_PATHS:
+            return
+        out.append((prefix, " | ".join(sorted(self.types))))
+        for name, node in sorted(self.properties.items()):
+            node.paths(f"{prefix}.{name}", out)
+        if self.items is not None:
+            self.items.paths(f"{prefix}[]", out)
+
+
+def learn(samples: Iterable[Any]) -> _Node | None:
+    root: _Node | None = None
+    for sample in samples:
+        if root is None:
+            root = _Node()
+        root.add(sample, 0)
+    return root
+
+
+def json_schema(samples: Iterable[Any]) -> dict[str, Any]:
+    """A JSON Schema (draft 7 subset, as AsyncAPI payloads use) all samples satisfy; `{}`
+    (anything) when there are none."""
+    root = learn(samples)
+    return root.schema() if root is not None else {}
+
+
+def paths(samples: Iterable[Any]) -> list[tuple[str, str]]:
+    """[(path, its types)], `$` first, at most MAX_PATHS."""
+    root = learn(samples)
+    out: list[tuple[str, str]] = []
+    if root is not None:
+        root.paths("$", out)
+    return out
