@@ -30,6 +30,7 @@ NAVIGATION = (
     ("Connect", "/connect", True),
     ("Replay", "/actions", True),
     ("Sagas", "/sagas", True),
+    ("Event health", "/health/events", True),
     ("Alerts", "/alerts", True),
     ("Admin", "/admin", True),
     ("Audit", "/audit", True),

@@ -106,6 +106,7 @@ class SplitKeys:
     total: int  # keys on several partitions (the list holds at most MAX_FINDINGS)
     rows_read: int
     capped: bool
+    per_topic: list[tuple[str, str, int]] = field(default_factory=list)  # cluster, topic, keys
 
 
 @dataclass
@@ -275,7 +276,11 @@ def split_keys(connection: Connection, scope: Scope, limit: int = MAX_FINDINGS) 
         for k in keys:
             k.partitions.sort(key=lambda p: p.first_timestamp_ms)
         keys.sort(key=lambda k: -max(p.first_timestamp_ms for p in k.partitions))
-    return SplitKeys(keys, len(grouped), rows_read, rows_read >= scope.max_rows)
+    per_topic: dict[tuple[str, str], int] = defaultdict(int)
+    for found in grouped:
+        per_topic[(found.cluster, found.topic)] += 1
+    return SplitKeys(keys, len(grouped), rows_read, rows_read >= scope.max_rows,
+                     [(cl, t, n) for (cl, t), n in sorted(per_topic.items())])  # fmt: skip
 
 
 def sequence_topics(

@@ -130,3 +130,8 @@ def connect_plugins(cluster: str, connect: str, *, api: bool = False) -> str:
 def connect_form(cluster: str, connect: str, form: str) -> str:
     """Where a Connect form posts: `action`, `delete` or `config`."""
     return _path("connect", cluster, connect, form)
+
+
+def event_health(*, api: bool = False, **filters: object | None) -> str:
+    """The Event health page (duplicates, ordering breaks), filtered (cluster, topic, window)."""
+    return _with_query(_path("health", "events", api=api), filters)
