@@ -177,6 +177,7 @@ class Settings:
     sagas: Mapping[str, Any] = field(default_factory=dict)
     alerts: Mapping[str, Any] = field(default_factory=dict)
     masking: Mapping[str, Any] = field(default_factory=dict)
+    event_health: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
 
     def cluster(self, name: str) -> ClusterConfig:
@@ -227,7 +228,7 @@ def _read_toml(path: Path) -> dict[str, Any]:
 
 def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     known = {"server", "index", "collector", "lag", "clusters", "conventions", "sagas", "alerts",
-             "masking"}  # fmt: skip
+             "masking", "event_health"}  # fmt: skip
     for key in raw:
         if key not in known:
             raise ConfigError(key, f"unknown section (known: {', '.join(sorted(known))})")
@@ -247,6 +248,9 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
     masking = raw.get("masking", {})
     if not isinstance(masking, Mapping):
         raise ConfigError("masking", "must be a table")
+    event_health = raw.get("event_health", {})
+    if not isinstance(event_health, Mapping):
+        raise ConfigError("event_health", "must be a table")
     settings = Settings(
         server=_section(ServerConfig, "server", raw.get("server", {})),
         index=_section(IndexConfig, "index", raw.get("index", {})),
@@ -257,6 +261,7 @@ def settings_from_mapping(raw: Mapping[str, Any]) -> Settings:
         sagas=dict(sagas),
         alerts=dict(alerts),
         masking=dict(masking),
+        event_health=dict(event_health),
     )
     _validate(settings)
     return settings
@@ -652,6 +657,7 @@ def redacted(settings: Settings) -> dict[str, Any]:
         "sagas": settings.sagas,
         "alerts": settings.alerts,
         "masking": settings.masking,
+        "event_health": settings.event_health,
     }
     return {"source": settings.source or "(defaults and environment)", **redact(plain)}
 

@@ -153,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=None, help="seed the shop's random outcomes")
     demo.add_argument(
+        "--faults", default="", metavar="NAMES",
+        help="comma-separated faults for the Event health page: duplicates (a producer "
+        "re-sends events without idempotence), misrouted-keys (events written to another "
+        "partition than their key's); none by default",
+    )  # fmt: skip
+    demo.add_argument(
         "--schema-registry", default=None, metavar="URL",
         help="use this schema registry (default: $EVENTSCOPE_SCHEMA_REGISTRY_URL, else a local "
         "one, started beside the broker)",
@@ -438,6 +444,7 @@ def connect_status(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from console.demo.flows import Odds, with_faults
     from console.demo.runner import DemoError, DemoOptions, main_error, run
 
     if not args.verbose:  # the demo prints its own short summary
@@ -456,12 +463,18 @@ def run_demo(args: argparse.Namespace) -> int:
         kafka_port=args.kafka_port,
         topic_prefix=args.topic_prefix,
         seed=args.seed,
+        faults=tuple(name.strip() for name in args.faults.split(",") if name.strip()),
         shop_only=args.shop_only,
         traces_url=args.traces_url,
         schema_registry=args.schema_registry,
         registry_port=args.registry_port,
         no_registry=args.no_registry,
     )
+    try:
+        with_faults(Odds(), options.faults)
+    except ValueError as exc:
+        print(f"eventscope demo: --faults: {exc}", file=sys.stderr)
+        return 2
     try:
         return run(options)
     except DemoError as exc:

@@ -63,7 +63,8 @@ def background_services(state: AppState) -> list[Service]:
     services.append(
         AlertEvaluator(state.engine, alerting, settings.clusters,
                        external_url(settings), collector_delays_of(taps),
-                       collector_problems=collector_problems_of(taps))
+                       collector_problems=collector_problems_of(taps),
+                       event_health=state.areas.event_health)
     )  # fmt: skip
     services.append(DeliveryWorker(state.engine, alerting.retry))
     return services

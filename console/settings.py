@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from collectors import config
@@ -21,6 +21,7 @@ from collectors.config import ConfigError, Settings
 from collectors.conventions import Conventions
 from collectors.sagas import SagaOptions, saga_options
 from console.alerts.settings import AlertConfigError, AlertSettings, alert_settings
+from console.event_health import EventHealthConfigError, EventHealthSettings, event_health_settings
 from console.masking_rules import MaskingConfigError, MaskingSettings, masking_settings
 
 
@@ -32,6 +33,7 @@ class AreaSettings:
     masking: MaskingSettings
     sagas: SagaOptions
     conventions: Conventions  # with the collector's value cap
+    event_health: EventHealthSettings = field(default_factory=EventHealthSettings)
 
 
 def area_settings(settings: Settings) -> AreaSettings:
@@ -44,10 +46,14 @@ def area_settings(settings: Settings) -> AreaSettings:
         masking = masking_settings(settings.masking)
     except MaskingConfigError as exc:
         raise ConfigError(f"masking.{exc.key}", exc.message) from None
+    try:
+        event_health = event_health_settings(settings.event_health)
+    except EventHealthConfigError as exc:
+        raise ConfigError(f"event_health.{exc.key}", exc.message) from None
     conventions = Conventions.from_mapping(
         {**settings.conventions, "value_cap": settings.collector.value_cap}
     )
-    return AreaSettings(alerts, masking, saga_options(settings.sagas), conventions)
+    return AreaSettings(alerts, masking, saga_options(settings.sagas), conventions, event_health)
 
 
 def load_settings(

@@ -31,6 +31,7 @@ NAVIGATION = (
     ("Connect", "/connect", True),
     ("Replay", "/actions", True),
     ("Sagas", "/sagas", True),
+    ("Health", "/health/events", True),
     ("Alerts", "/alerts", True),
     ("Admin", "/admin", True),
     ("Audit", "/audit", True),

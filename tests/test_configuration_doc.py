@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from collectors import config, sagas
+from console import event_health
 from console.alerts import rules as alert_rules
 from console.alerts import settings as alert_settings
 from console.masking_rules import RULE_KEYS as MASKING_RULE_KEYS
@@ -50,9 +51,10 @@ def test_every_alert_saga_and_masking_key_is_documented() -> None:
     keys = [f"alerts.{key}" for key in alert_settings.KNOWN_KEYS]
     keys += [f"sagas.{key}" for key in (*sagas._OWN_KEYS, *sagas._RULE_KEYS)]
     keys += ["masking.apply_to", "masking.rules"]
+    keys += [f"event_health.{key}" for key in event_health.KNOWN_KEYS]
     missing = [key for key in keys if f"`{key}`" not in DOC]
     words = [*alert_settings.RECEIVER_KEYS, *alert_rules.COMMON_KEYS, *alert_rules.KINDS,
-             *MASKING_RULE_KEYS]  # fmt: skip
+             *MASKING_RULE_KEYS, *event_health.SEQUENCE_KEYS]  # fmt: skip
     missing += [word for word in words if f"`{word}`" not in DOC]
     assert missing == []
 

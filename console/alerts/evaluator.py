@@ -63,6 +63,7 @@ from console.alerts.webhook_format import (
     fingerprint,
     group_key,
 )
+from console.event_health import EventHealthSettings
 from console.operations.connectors import ConnectClusterJson, connect_clusters
 from console.stores.alerts import (
     ACTIVE_STATES,
@@ -488,6 +489,7 @@ class AlertEvaluator(PeriodicService):
         clock: Callable[[], float] = time.time,
         collector_problems: CollectorProblems = dict,
         index_down_after_s: float = INDEX_DOWN_AFTER_S,
+        event_health: EventHealthSettings | None = None,
     ) -> None:
         super().__init__()
         self.retry_s = settings.evaluate_interval_s
@@ -501,6 +503,7 @@ class AlertEvaluator(PeriodicService):
         self.alerts = AlertEngine(engine, settings, external_url)
         self.last_report: PassReport | None = None
         self.index_down = IndexDownNotifier(external_url, index_down_after_s, clock)
+        self.event_health = event_health or EventHealthSettings()
 
     async def start(self) -> None:
         await asyncio.to_thread(
@@ -525,7 +528,8 @@ class AlertEvaluator(PeriodicService):
             with_connect = [c for c in self.clusters if c.connect]
             listed = await asyncio.gather(*(connect_clusters(c) for c in with_connect))
             found = {c.name: rows for c, rows in zip(with_connect, listed, strict=True)}
-        return Probes(tuple(c.name for c in self.clusters), reachable, delays, problems, found)
+        return Probes(tuple(c.name for c in self.clusters), reachable, delays, problems, found,
+                      self.event_health)  # fmt: skip
 
     async def evaluate_once(self) -> PassReport:
         probes = await self.probes(await asyncio.to_thread(self._all_rules))

@@ -72,6 +72,18 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         ("connector",),
     ),
     "index_writes": ("a collector's index writes hang or fail", (), ()),
+    "duplicate_events": (
+        "more than `threshold` duplicate copies of events (one event id indexed again on a "
+        "topic; retry and dead-letter copies not counted) within `window` (default 1h)",
+        (),
+        ("topic", "threshold", "window"),
+    ),
+    "ordering_breaks": (
+        "more than `threshold` ordering breaks (keys on several partitions of a topic, or a "
+        "key's configured sequence going backwards) within `window` (default 1h)",
+        (),
+        ("topic", "threshold", "window"),
+    ),
 }
 COMMON_KEYS = (
     "name",
@@ -85,7 +97,12 @@ COMMON_KEYS = (
     "receivers",
     "enabled",
 )
-DEFAULT_WINDOW_S = {"dlq": 300.0, "saga": 3600.0}
+DEFAULT_WINDOW_S = {
+    "dlq": 300.0,
+    "saga": 3600.0,
+    "duplicate_events": 3600.0,
+    "ordering_breaks": 3600.0,
+}
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -235,7 +252,9 @@ def rule_from_mapping(data: Any, source: str = "config") -> Rule:
     }
     if "window" in data:
         values["window_s"] = parse_duration(data["window"], "window")
-        if kind == "topic_silent" and values["window_s"] <= 0:
+        if kind in ("topic_silent", "duplicate_events", "ordering_breaks") and (
+            values["window_s"] <= 0
+        ):
             raise RuleError("window", "must be longer than 0s")
     if "threshold" in data:
         values["threshold"] = _number(data, "threshold")

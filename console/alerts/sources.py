@@ -18,8 +18,10 @@ from sqlalchemy import Connection, and_, func, select
 from collectors.index.lag_models import lag_groups_table
 from collectors.index.models import EVENTS_IS_DLQ, events_table, positions_table
 from collectors.index.saga_models import sagas_table
-from console.alerts.rules import Rule, format_value, glob_match
+from console.alerts.rules import Rule, format_duration, format_value, glob_match
+from console.event_health import EventHealthSettings
 from console.operations.connectors import ConnectClusterJson, needs_attention
+from console.stores import event_health as health_store
 from console.web import urls
 
 MAX_SAMPLES_PER_RULE = 500  # a rule matching more instances than this is a bad rule
@@ -43,6 +45,8 @@ class Probes:
     index_write_problems: Mapping[str, str] = field(default_factory=dict)
     # Kafka Connect's connectors per cluster, read when a connector_failed rule exists.
     connectors: Mapping[str, Sequence[ConnectClusterJson]] = field(default_factory=dict)
+    # What the duplicate_events and ordering_breaks rules read (`[event_health]`).
+    event_health: EventHealthSettings = field(default_factory=EventHealthSettings)
 
 
 def samples(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
@@ -246,6 +250,58 @@ def _connector_failed(
     return out
 
 
+def _health_scope(rule: Rule, now_ms: int, probes: Probes) -> health_store.Scope:
+    return health_store.Scope(now_ms - int(rule.window_s * 1000), probes.event_health.max_rows)
+
+
+def _duplicate_events(
+    connection: Connection, rule: Rule, now_ms: int, probes: Probes
+) -> list[Sample]:
+    found = health_store.duplicates(connection, _health_scope(rule, now_ms, probes), limit=0)
+    per_topic: dict[tuple[str, str], int] = {}
+    for count in found.counts:
+        if glob_match(rule.topic, count.topic):
+            slot = (count.cluster, count.topic)
+            per_topic[slot] = per_topic.get(slot, 0) + count.extra_copies
+    window = format_duration(rule.window_s)
+    return [
+        Sample(
+            {"cluster": cluster, "topic": topic},
+            float(n),
+            f"{n} duplicate copies of events on {topic} within {window}"[:500],
+            urls.event_health(cluster=cluster, topic=topic, window=window),
+        )
+        for (cluster, topic), n in sorted(per_topic.items())
+        if n > rule.threshold
+    ]
+
+
+def _ordering_breaks(
+    connection: Connection, rule: Rule, now_ms: int, probes: Probes
+) -> list[Sample]:
+    scope = _health_scope(rule, now_ms, probes)
+    per_topic: dict[tuple[str, str], int] = {}
+    split = health_store.split_keys(connection, scope, limit=0)
+    for cluster, topic, n in split.per_topic:
+        per_topic[(cluster, topic)] = n
+    rules = probes.event_health.sequences
+    for cluster, topic, sequence in health_store.sequence_topics(connection, rules, None, None):
+        if glob_match(rule.topic, topic):
+            breaks = health_store.topic_breaks(connection, scope, cluster, topic, sequence)
+            per_topic[(cluster, topic)] = per_topic.get((cluster, topic), 0) + len(breaks.breaks)
+    window = format_duration(rule.window_s)
+    return [
+        Sample(
+            {"cluster": cluster, "topic": topic},
+            float(n),
+            f"{n} ordering breaks on {topic} within {window}"[:500],
+            urls.event_health(cluster=cluster, topic=topic, window=window),
+        )
+        for (cluster, topic), n in sorted(per_topic.items())
+        if glob_match(rule.topic, topic) and n > rule.threshold
+    ]
+
+
 _READERS = {
     "group_status": _group_status,
     "offset_lag": _offset_lag,
@@ -257,4 +313,6 @@ _READERS = {
     "cluster_unreachable": _cluster_unreachable,
     "index_writes": _index_writes,
     "connector_failed": _connector_failed,
+    "duplicate_events": _duplicate_events,
+    "ordering_breaks": _ordering_breaks,
 }

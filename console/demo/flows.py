@@ -27,8 +27,9 @@ failed shipment is undone by the services themselves:
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -125,9 +126,15 @@ class Odds:
     carrier_failure: float = 0.06
     max_payment_attempts: int = 3
     retry_backoff_s: float = 0.5
+    # Faults for the Event health page, off unless `eventscope demo --faults` turns them on:
+    # a producer re-sending an event without idempotence (the same event id twice), and an
+    # event written to another partition than its key's (its order can be broken).
+    resend: float = 0.0
+    misroute: float = 0.0
 
     def __post_init__(self) -> None:
-        for name in ("out_of_stock", "card_declined", "gateway_timeout", "carrier_failure"):
+        for name in ("out_of_stock", "card_declined", "gateway_timeout", "carrier_failure",
+                     "resend", "misroute"):  # fmt: skip
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability between 0 and 1")
         if self.max_payment_attempts < 1:
@@ -177,6 +184,12 @@ class Dice:
     def carrier_accepts(self) -> bool:
         return not self._chance(self.odds.carrier_failure)
 
+    def resend(self) -> bool:
+        return self.odds.resend > 0 and self._chance(self.odds.resend)
+
+    def misroute(self) -> bool:
+        return self.odds.misroute > 0 and self._chance(self.odds.misroute)
+
     def basket(self) -> list[dict[str, int | str]]:
         """One to three catalog items with quantities."""
         chosen = self._random.sample(CATALOG, k=self._random.randint(1, 3))
@@ -214,3 +227,18 @@ class SlowPace:
     def delay_s(self, elapsed_s: float) -> float:
         in_cycle = elapsed_s % self.period_s
         return self.slow_delay_s if in_cycle < self.slow_for_s else self.fast_delay_s
+
+
+# `eventscope demo --faults ...`: each name turns one fault on, at these odds.
+FAULTS = {"duplicates": ("resend", 0.03), "misrouted-keys": ("misroute", 0.03)}
+
+
+def with_faults(odds: Odds, faults: tuple[str, ...]) -> Odds:
+    """`odds` with the named faults (FAULTS) on; ValueError names an unknown one."""
+    changes: dict[str, Any] = {}
+    for name in faults:
+        if name not in FAULTS:
+            raise ValueError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
+        field_name, probability = FAULTS[name]
+        changes[field_name] = probability
+    return replace(odds, **changes)

@@ -36,6 +36,7 @@ from collectors.kafka import local_broker
 from collectors.kafka.local_broker import BrokerError, LocalBroker
 from collectors.local_process import port_is_free
 from collectors.schemas import local_registry
+from console.demo.flows import Odds, with_faults
 from console.demo.shop import Shop
 
 log = logging.getLogger("eventscope.demo")
@@ -60,6 +61,7 @@ class DemoOptions:
     kafka_port: int = local_broker.DEFAULT_PORT
     topic_prefix: str = "shop"
     seed: int | None = None
+    faults: tuple[str, ...] = ()  # flows.FAULTS: duplicates, misrouted-keys (off by default)
     # Only the shop, against a running broker and console (docker-compose's demo profile).
     shop_only: bool = False
     traces_url: str | None = None
@@ -257,7 +259,8 @@ async def _serve(bootstrap: str, options: DemoOptions, registry_url: str | None)
         if stopping.is_set():
             return
         shop = Shop(bootstrap, f"{url}/v1/traces", prefix=options.topic_prefix,
-                    rate=options.rate, seed=options.seed, registry_url=registry_url)  # fmt: skip
+                    rate=options.rate, seed=options.seed, registry_url=registry_url,
+                    odds=with_faults(Odds(), options.faults))  # fmt: skip
         try:
             await shop.start()
         except Exception as exc:
@@ -291,7 +294,8 @@ async def _shop_only(bootstrap: str, options: DemoOptions) -> None:
         else (options.schema_registry or os.environ.get("EVENTSCOPE_SCHEMA_REGISTRY_URL"))
     )
     shop = Shop(bootstrap, options.traces_url, prefix=options.topic_prefix, rate=options.rate,
-                seed=options.seed, registry_url=registry_url)  # fmt: skip
+                seed=options.seed, registry_url=registry_url,
+                odds=with_faults(Odds(), options.faults))  # fmt: skip
     try:
         await shop.start()
     except Exception as exc:

@@ -23,6 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.partitioner import murmur2
 from opentelemetry import trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
@@ -190,7 +191,10 @@ class ShopService:
             headers = envelope.headers(messages.AVRO_CONTENT_TYPE)
         else:
             value, headers = messages.encode_data(data), envelope.headers()
-        await self._send(topic, key.encode(), value, headers, message_id=envelope.id)
+        await self._send(topic, key.encode(), value, headers, message_id=envelope.id,
+                         misroute=self.dice.misroute())  # fmt: skip
+        if self.dice.resend():  # the fault: sent again without idempotence, same event id
+            await self._send(topic, key.encode(), value, headers, message_id=envelope.id)
         self.runtime.sent[event_type] += 1
         return envelope
 
@@ -210,6 +214,15 @@ class ShopService:
         await self._send(topic, record.key, record.value, headers, message_id=message.envelope.id)
         self.runtime.sent[topic] += 1
 
+    async def _other_partition(self, topic: str, key: bytes | None) -> int | None:
+        """The partition after the one the default partitioner picks for `key` (None: the
+        topic has one partition, so the key cannot move)."""
+        count = await _partitions(self.runtime.producer, topic)
+        if count < 2 or key is None:
+            return None
+        natural: int = (murmur2(key) & 0x7FFFFFFF) % count
+        return (natural + 1) % count
+
     async def _send(
         self,
         topic: str,
@@ -218,7 +231,10 @@ class ShopService:
         headers: Headers,
         *,
         message_id: str,
+        misroute: bool = False,
     ) -> None:
+        """Send one record; `misroute` (a fault) writes it to the partition after its key's."""
+        partition = await self._other_partition(topic, key) if misroute else None
         attributes = {
             "messaging.system": "kafka",
             "messaging.operation.name": "send",
@@ -230,7 +246,9 @@ class ShopService:
             f"send {topic}", kind=SpanKind.PRODUCER, attributes=attributes
         ) as span:
             inject(headers)
-            sent = await self.runtime.producer.send_and_wait(topic, value, key=key, headers=headers)
+            sent = await self.runtime.producer.send_and_wait(
+                topic, value, key=key, headers=list(headers), partition=partition
+            )
             span.set_attribute("messaging.destination.partition.id", str(sent.partition))
             span.set_attribute("messaging.kafka.offset", sent.offset)
 
@@ -465,6 +483,10 @@ class NotificationService(ShopService):
 
 
 # --- the whole shop --------------------------------------------------------------------------
+
+
+async def _partitions(producer: Any, topic: str) -> int:
+    return len(await producer.partitions_for(topic) or ())
 
 
 class Shop:

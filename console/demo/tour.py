@@ -175,6 +175,7 @@ def pages(ids: TourIds) -> list[tuple[str, str, str]]:
         ("topology", "/topology", "Topology"),
         ("catalog", "/catalog", "Event catalog"),
         ("catalog-type", f"/catalog/{cluster}/OrderPlaced", "OrderPlaced"),
+        ("event-health", "/health/events", "Event health"),
         ("groups", "/groups", "Consumer groups"),
         ("group", f"/groups/{ids.group}?cluster={cluster}", ids.group),
         (

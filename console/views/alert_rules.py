@@ -138,6 +138,7 @@ async def _probes_for(state: AppState, rule: Rule) -> Any:
             state.areas.alerts,
             state.settings.clusters,
             external_url(state.settings),
+            event_health=state.areas.event_health,
         )
     return await evaluator.probes([rule])
 

@@ -21,6 +21,7 @@ from console.views import (
     clusters,
     connect,
     dlq,
+    event_health,
     events,
     group_offsets,
     groups,
@@ -43,9 +44,8 @@ from console.web.endpoints import Endpoint
 COLLECTOR_AREAS = (health, metrics, otlp)
 CONSOLE_AREAS = (
     overview, topic_admin, acls, brokers, clusters, events, groups, group_offsets, dlq, sagas,
-    trace, lineage, topology, catalog, schemas, connect, actions, produce, alerts, alert_rules,
-    alert_receivers,
-    auth, admin, audit, masking, openapi,
+    trace, lineage, topology, catalog, schemas, connect, actions, produce, event_health, alerts,
+    alert_rules, alert_receivers, auth, admin, audit, masking, openapi,
 )  # fmt: skip
 
 

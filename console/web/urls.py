@@ -142,3 +142,8 @@ def catalog_type(cluster: str, event_type: str, *, api: bool = False) -> str:
 
 def asyncapi(cluster: str) -> str:
     return _path("api", "asyncapi", cluster)
+
+
+def event_health(*, api: bool = False, **filters: object | None) -> str:
+    """The Event health page (duplicates, ordering breaks), filtered (cluster, topic, window)."""
+    return _with_query(_path("health", "events", api=api), filters)

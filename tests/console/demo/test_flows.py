@@ -196,3 +196,14 @@ def test_the_saga_view_reads_each_story_as_intended(story: list[tuple[str, str]]
         ref = SagaEventRef(f"e{index}", event_type, getattr(TOPICS, attribute), 1000 + index * 10)
         saga.apply(ref, rules)
     assert saga.evaluate(2000, rules) is status
+
+
+def test_event_health_faults_are_off_by_default_and_named() -> None:
+    from console.demo.flows import Dice, Odds, with_faults
+
+    quiet = Dice(Odds(), seed=1)
+    assert not any(quiet.resend() or quiet.misroute() for _ in range(1000))
+    noisy = with_faults(Odds(), ("duplicates", "misrouted-keys"))
+    assert noisy.resend > 0 and noisy.misroute > 0 and noisy.out_of_stock == Odds().out_of_stock
+    with pytest.raises(ValueError, match="unknown fault 'gremlins'"):
+        with_faults(Odds(), ("gremlins",))
