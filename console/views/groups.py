@@ -16,10 +16,13 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
+from console import stuck_records
 from console.auth.roles import VIEWER
 from console.stores import audit
 from console.stores import groups as store
 from console.stores.groups import GroupQuery
+from console.stores.masking import masker_for
+from console.stuck_records import StuckJson
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import STRING, SelfLink, enum, p, q, text
@@ -152,6 +155,7 @@ class GroupDetailJson(GroupJsonBase):
     series: LagSeriesJson
     history: list[StatusChangeJson]
     changes: list[dict[str, Any]]  # offset resets and deletions made from the console
+    stuck: list[StuckJson]  # stopped or stalled partitions: the record they are stuck at
 
 
 def detail_json(row: dict[str, Any]) -> dict[str, Any]:
@@ -228,6 +232,10 @@ async def group_page(call: Call) -> Reply:
         raise HTTPException(404, f"no consumer group {group_id!r}{where} has been sampled")
     row = rows[0]
     body = detail_json(row)
+    mask = await masker_for(call.request)
+    body["stuck"] = await run_in_threadpool(
+        stuck_records.find, call.engine, row["cluster"], group_id, body["partitions"], mask
+    )
     page = {
         "group": body,
         "row": row,
