@@ -114,3 +114,61 @@ def paths(samples: Iterable[Any]) -> list[tuple[str, str]]:
     if root is not None:
         root.paths("$", out)
     return out
+
+
+# --- drift ---------------------------------------------------------------------------------
+
+RECENT_SAMPLES = 20  # a path none of the newest this many had is reported as gone
+
+
+def signature(sample: Any) -> set[tuple[str, str]]:
+    """The (path, type) pairs of one payload."""
+    root = learn([sample])
+    out: list[tuple[str, str]] = []
+    if root is not None:
+        root.paths("$", out)
+    return set(out)
+
+
+def drift(samples: list[tuple[Any, Any]]) -> list[dict[str, Any]]:
+    """Where the shape changed, from (reference, payload) pairs oldest first: a path that
+    appears after the first sample (`added`), a path seen with a type it did not have
+    (`type`), each with the first sample that showed it; and a path none of the newest
+    RECENT_SAMPLES had while older ones did (`removed`), with the last sample that had it."""
+    if len(samples) < 2:
+        return []
+    first_types: dict[str, set[str]] = {}
+    for path, kind in signature(samples[0][1]):
+        first_types.setdefault(path, set()).add(kind)
+    seen = {path: set(kinds) for path, kinds in first_types.items()}
+    last_with: dict[str, Any] = {path: samples[0][0] for path in seen}
+    changes: list[dict[str, Any]] = []
+    for reference, payload in samples[1:]:
+        added_now: list[str] = []
+        for path, kind in sorted(signature(payload)):
+            known = seen.get(path)
+            if known is None:
+                if not any(_under(path, parent) for parent in added_now):  # its parent says it
+                    changes.append({"change": "added", "path": path, "types": kind,
+                                    "at": reference})  # fmt: skip
+                added_now.append(path)
+                seen[path] = {kind}
+            elif kind not in known:
+                changes.append({"change": "type", "path": path, "types": kind,
+                                "was": " | ".join(sorted(known)), "at": reference})  # fmt: skip
+                known.add(kind)
+            last_with[path] = reference
+    if len(samples) > RECENT_SAMPLES:
+        recent: set[str] = set()
+        for _, payload in samples[-RECENT_SAMPLES:]:
+            recent |= {path for path, _ in signature(payload)}
+        for path in sorted(set(seen) - recent):
+            if not any(_under(path, other) for other in set(seen) - recent):
+                changes.append({"change": "removed", "path": path,
+                                "types": " | ".join(sorted(seen[path])),
+                                "at": last_with[path]})  # fmt: skip
+    return changes[:MAX_PATHS]
+
+
+def _under(path: str, parent: str) -> bool:
+    return path.startswith(parent + ".") or path.startswith(parent + "[")

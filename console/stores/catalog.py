@@ -13,13 +13,14 @@ from typing import Any
 
 from sqlalchemy import Engine, and_, func, select
 
-from collectors.index.models import events_table
+from collectors.index.models import events_table, schema_usage_table
 from collectors.index.saga_models import sagas_table
 
 MAX_TYPES = 500
 MAX_SAMPLES = 50
 MAX_SAMPLE_BYTES = 256 * 1024
 MAX_SAGA_TYPES = 20
+MAX_DRIFT_SAMPLES = 400
 
 events = events_table
 sagas = sagas_table
@@ -98,3 +99,34 @@ def saga_types(engine: Engine, cluster: str, event_type: str, since_ms: int) -> 
     )  # fmt: skip
     with engine.connect() as connection:
         return sorted(str(name) for (name,) in connection.execute(query))
+
+
+def drift_samples(
+    engine: Engine, cluster: str, event_type: str, since_ms: int
+) -> list[dict[str, Any]]:
+    """The newest MAX_DRIFT_SAMPLES records of the type, oldest first, for shape changes."""
+    c = events.c
+    query = (
+        select(c.cluster, c.topic, c.partition, c.offset, c.timestamp_ms, c.value,
+               c.decoded_value)
+        .where(c.cluster == cluster, c.event_type == event_type, c.timestamp_ms >= since_ms,
+               c.is_dlq.is_(False))
+        .order_by(c.timestamp_ms.desc(), c.id.desc())
+        .limit(MAX_DRIFT_SAMPLES)
+    )  # fmt: skip
+    with engine.connect() as connection:
+        rows = [dict(row._mapping) for row in connection.execute(query)]
+    return rows[::-1]
+
+
+def schemas_in_use(engine: Engine, cluster: str, topics: list[str]) -> list[dict[str, Any]]:
+    """Per topic, the registry schema ids its values and keys were written with, and when."""
+    u = schema_usage_table.c
+    query = (
+        select(u.topic, u.part, u.schema_id, u.first_seen_ms, u.last_seen_ms)
+        .where(u.cluster == cluster, u.topic.in_(topics[:50]))
+        .order_by(u.topic, u.part, u.first_seen_ms)
+        .limit(200)
+    )  # fmt: skip
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]

@@ -68,9 +68,28 @@ class ShapePathJson(TypedDict):
     types: str
 
 
+class ShapeChangeJson(TypedDict):
+    change: str  # added, type (a path seen with another type) or removed
+    path: str
+    types: str
+    was: str | None  # the types before, for `type`
+    time: str
+    link: str  # the first record with the change (the last one with the path, for removed)
+
+
+class SchemaInUseJson(TypedDict):
+    topic: str
+    part: str
+    schema_id: int
+    first_seen: str
+    last_seen: str
+
+
 class CatalogTypeJson(CatalogEntryJson):
     samples: int
     shape: list[ShapePathJson]
+    shape_changes: list[ShapeChangeJson]  # over the newest 400 records of the window
+    schemas: list[SchemaInUseJson]
     schema: dict[str, Any]
     example: Any
     example_link: str | None
@@ -199,6 +218,9 @@ async def type_page(call: Call) -> Reply:
     rows = await run_in_threadpool(store.samples, call.engine, cluster, event_type, since)
     sagas = await run_in_threadpool(store.saga_types, call.engine, cluster, event_type, since)
     payloads = [found for found in (payload_of(row) for row in rows) if found is not None]
+    changes = await run_in_threadpool(_changes, call, cluster, event_type, since)
+    schemas = await run_in_threadpool(store.schemas_in_use, call.engine, cluster,
+                                      [t for t in types[0].topics])  # fmt: skip
     newest = rows[0] if rows else None
     at = ((newest["cluster"], newest["topic"], newest["partition"], newest["offset"])
           if newest else None)  # fmt: skip
@@ -209,8 +231,27 @@ async def type_page(call: Call) -> Reply:
         schema=catalog_shapes.json_schema(payloads), example=await _example(call, newest),
         example_link=urls.event(*at) if at else None,
         example_lineage=urls.lineage(*at) if at else None, sagas=sagas,
+        shape_changes=changes,
+        schemas=[SchemaInUseJson(topic=r["topic"], part=r["part"], schema_id=r["schema_id"],
+                                 first_seen=event_store.format_time(r["first_seen_ms"]),
+                                 last_seen=event_store.format_time(r["last_seen_ms"]))
+                 for r in schemas],
     )  # fmt: skip
     return Reply(body, page={"window": minutes})
+
+
+def _changes(call: Call, cluster: str, event_type: str, since: int) -> list[ShapeChangeJson]:
+    rows = store.drift_samples(call.engine, cluster, event_type, since)
+    readable = [(row, payload) for row in rows if (payload := payload_of(row)) is not None]
+    return [
+        ShapeChangeJson(
+            change=found["change"], path=found["path"], types=found["types"],
+            was=found.get("was"), time=event_store.format_time(found["at"]["timestamp_ms"]),
+            link=urls.event(found["at"]["cluster"], found["at"]["topic"],
+                            found["at"]["partition"], found["at"]["offset"]),
+        )
+        for found in catalog_shapes.drift(readable)
+    ]  # fmt: skip
 
 
 async def asyncapi_export(call: Call) -> JSONResponse:

@@ -175,3 +175,32 @@ async def test_the_catalog_pages_in_the_browser(
     await page.locator("#type-records").click()
     await page.wait_for_url("**/events?**")
     assert page.problems == []
+
+
+def test_shape_drift_is_found_with_the_record_that_showed_it() -> None:
+    samples = [(n, {"id": n, "old": {"x": 1}}) for n in range(5)]
+    samples += [(n, {"id": str(n), "extra": [1]}) for n in range(5, 30)]
+    found = catalog_shapes.drift(samples)
+    assert [(c["change"], c["path"], c["at"]) for c in found] == [
+        ("added", "$.extra", 5), ("type", "$.id", 5), ("removed", "$.old", 4)]  # fmt: skip
+    steady = [(n, {"id": n}) for n in range(30)]
+    assert catalog_shapes.drift(steady) == [] and catalog_shapes.drift(samples[:1]) == []
+
+
+async def test_a_changed_shape_is_reported_on_the_type(
+    catalog_server: LiveServer, kafka_bootstrap: str
+) -> None:
+    base = f"t-catalog-drift-{uuid.uuid4().hex[:8]}"
+    kind = f"{base}.Priced"
+    await create_topic(kafka_bootstrap, base)
+    await produce(kafka_bootstrap, base, [cloud_event(kind, "pricing", {"price": n})
+                                          for n in range(3)])  # fmt: skip
+    changed = cloud_event(kind, "pricing", {"price": "9.90", "currency": "EUR"})
+    await produce(kafka_bootstrap, base, [changed])
+    await wait_for_type(catalog_server.url, kind, 4)
+    async with httpx.AsyncClient(base_url=catalog_server.url, timeout=20) as client:
+        detail = (await client.get(f"/api/catalog/local/{kind}")).json()
+    changes = {(c["change"], c["path"]): c for c in detail["shape_changes"]}
+    assert set(changes) == {("added", "$.currency"), ("type", "$.price")}
+    assert changes[("type", "$.price")]["was"] == "integer"
+    assert changes[("type", "$.price")]["link"].endswith(f"/{base}/0/3")
