@@ -84,6 +84,12 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         (),
         ("topic", "threshold", "window"),
     ),
+    "duplicate_processing": (
+        "more than `threshold` records processed more than once by one consumer group "
+        "(consumer spans naming the same record) within `window` (default 1h)",
+        (),
+        ("group", "topic", "threshold", "window"),
+    ),
 }
 COMMON_KEYS = (
     "name",
@@ -102,7 +108,10 @@ DEFAULT_WINDOW_S = {
     "saga": 3600.0,
     "duplicate_events": 3600.0,
     "ordering_breaks": 3600.0,
+    "duplicate_processing": 3600.0,
 }
+# Kinds that look at what happened within `window`: a window of 0 would see nothing.
+WINDOWED_KINDS = ("topic_silent", "duplicate_events", "ordering_breaks", "duplicate_processing")
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -252,9 +261,7 @@ def rule_from_mapping(data: Any, source: str = "config") -> Rule:
     }
     if "window" in data:
         values["window_s"] = parse_duration(data["window"], "window")
-        if kind in ("topic_silent", "duplicate_events", "ordering_breaks") and (
-            values["window_s"] <= 0
-        ):
+        if kind in WINDOWED_KINDS and values["window_s"] <= 0:
             raise RuleError("window", "must be longer than 0s")
     if "threshold" in data:
         values["threshold"] = _number(data, "threshold")

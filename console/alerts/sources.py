@@ -302,6 +302,30 @@ def _ordering_breaks(
     ]
 
 
+def _duplicate_processing(
+    connection: Connection, rule: Rule, now_ms: int, probes: Probes
+) -> list[Sample]:
+    found = health_store.reprocessing(connection, _health_scope(rule, now_ms, probes),
+                                      limit=health_store.MAX_FINDINGS)  # fmt: skip
+    per_group: dict[tuple[str, str], int] = {}
+    for record in found.records:
+        if glob_match(rule.group, record.group) and glob_match(rule.topic, record.topic):
+            slot = (record.group, record.topic)
+            per_group[slot] = per_group.get(slot, 0) + 1
+    window = format_duration(rule.window_s)
+    return [
+        Sample(
+            {"group": group, "topic": topic},
+            float(n),
+            f"{group} processed {n} record{'' if n == 1 else 's'} of {topic} more than once "
+            f"within {window}"[:500],
+            urls.event_health(topic=topic, window=window),
+        )
+        for (group, topic), n in sorted(per_group.items())
+        if n > rule.threshold
+    ]
+
+
 _READERS = {
     "group_status": _group_status,
     "offset_lag": _offset_lag,
@@ -315,4 +339,5 @@ _READERS = {
     "connector_failed": _connector_failed,
     "duplicate_events": _duplicate_events,
     "ordering_breaks": _ordering_breaks,
+    "duplicate_processing": _duplicate_processing,
 }

@@ -17,6 +17,8 @@ from sqlalchemy import Connection, Engine, case, false, func, or_, select
 
 from collectors.index.identity import hashed_in, narrowing_only
 from collectors.index.models import events_table, positions_table
+from collectors.index.trace_models import spans_table
+from collectors.traces import CONSUME_OPERATIONS, STATUS_ERROR
 from console.event_health import (
     SequenceBreak,
     SequencedRecord,
@@ -338,15 +340,90 @@ def ordering(connection: Connection, scope: Scope, rules: Sequence[SequenceRule]
 # --- what the view calls --------------------------------------------------------------------
 
 
+# --- duplicate processing ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ProcessingSpan:
+    trace_id: str
+    span_id: str
+    service: str | None
+    start_ns: int
+    failed: bool
+
+
+@dataclass
+class Reprocessed:
+    """One record that one consumer group processed more than once (consumer spans of the
+    same operation naming the same coordinates: a consumer that is not idempotent, or a
+    rebalance that replayed what was processed but not committed)."""
+
+    group: str
+    topic: str
+    partition: int
+    offset: int
+    operation: str
+    spans: list[ProcessingSpan] = field(default_factory=list)
+
+
+@dataclass
+class Reprocessing:
+    records: list[Reprocessed]
+    total: int  # records processed more than once, listed or not
+    rows_read: int
+    capped: bool
+
+
+def reprocessing(connection: Connection, scope: Scope, limit: int = MAX_FINDINGS) -> Reprocessing:
+    """Records processed more than once by one group, from the newest consumer spans of the
+    window (`scope.max_rows` at most). Spans carry no cluster: a cluster filter is not
+    applied; a topic filter is."""
+    s = spans_table.c
+    where = [s.start_ns >= scope.since_ms * 1_000_000, s.offset.is_not(None),
+             s.consumer_group.is_not(None), s.topic.is_not(None),
+             s.messaging_operation.in_(sorted(CONSUME_OPERATIONS))]  # fmt: skip
+    if scope.topic is not None:
+        where.append(s.topic == scope.topic)
+    recent = (
+        select(s.consumer_group, s.topic, s.partition, s.offset, s.messaging_operation,
+               s.start_ns)
+        .where(*where).order_by(s.start_ns.desc()).limit(scope.max_rows).subquery()
+    )  # fmt: skip
+    r = recent.c
+    rows_read = connection.execute(select(func.count()).select_from(recent)).scalar_one()
+    keys = (r.consumer_group, r.topic, r.partition, r.offset, r.messaging_operation)
+    grouped = connection.execute(
+        select(*keys, func.max(r.start_ns).label("last")).group_by(*keys)
+        .having(func.count() > 1).order_by(func.max(r.start_ns).desc())
+    ).all()  # fmt: skip
+    records: list[Reprocessed] = []
+    for row in grouped[:limit]:
+        found = Reprocessed(row.consumer_group, row.topic, row.partition, row.offset,
+                            row.messaging_operation)  # fmt: skip
+        spans = connection.execute(
+            select(s.trace_id, s.span_id, s.service_name, s.start_ns, s.status_code)
+            .where(s.topic == row.topic, s.partition == row.partition, s.offset == row.offset,
+                   s.consumer_group == row.consumer_group,
+                   s.messaging_operation == row.messaging_operation)
+            .order_by(s.start_ns).limit(MAX_COPIES)
+        ).all()  # fmt: skip
+        found.spans = [ProcessingSpan(x.trace_id, x.span_id, x.service_name, x.start_ns,
+                                      x.status_code == STATUS_ERROR) for x in spans]  # fmt: skip
+        records.append(found)
+    return Reprocessing(records, len(grouped), rows_read, rows_read >= scope.max_rows)
+
+
 @dataclass
 class EventHealth:
     duplicates: Duplicates
     ordering: Ordering
+    reprocessing: Reprocessing
 
 
 def event_health(engine: Engine, scope: Scope, rules: Sequence[SequenceRule]) -> EventHealth:
     with engine.connect() as connection:
-        return EventHealth(duplicates(connection, scope), ordering(connection, scope, rules))
+        return EventHealth(duplicates(connection, scope), ordering(connection, scope, rules),
+                           reprocessing(connection, scope))  # fmt: skip
 
 
 def clusters_and_topics(engine: Engine) -> dict[str, list[str]]:

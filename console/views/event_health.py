@@ -21,6 +21,7 @@ from console.auth.roles import VIEWER
 from console.event_health import Sequence
 from console.payload_view import display_key
 from console.stores import event_health as store
+from console.stores import events as event_store
 from console.stores.masking import masker_for
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
@@ -121,6 +122,31 @@ class OrderingJson(TypedDict):
     sequences: list[SequenceTopicJson]
 
 
+class ProcessingSpanJson(TypedDict):
+    service: str | None
+    time: str
+    failed: bool
+    link: str  # its trace
+
+
+class ReprocessedJson(TypedDict):
+    group: str
+    topic: str
+    partition: int
+    offset: int
+    operation: str
+    times: int
+    spans: list[ProcessingSpanJson]
+    record: str  # the events page at these coordinates
+
+
+class ReprocessingJson(TypedDict):
+    total: int
+    records: list[ReprocessedJson]
+    rows_read: int
+    capped: bool
+
+
 class EventHealthJson(TypedDict):
     cluster: str | None
     topic: str | None
@@ -130,6 +156,7 @@ class EventHealthJson(TypedDict):
     max_rows: int
     duplicates: DuplicatesJson
     ordering: OrderingJson
+    reprocessing: ReprocessingJson  # records one group processed more than once (spans)
 
 
 def _window(raw: str | None) -> float:
@@ -273,6 +300,25 @@ def _search_key(key: bytes) -> str | None:
         return None
 
 
+def reprocessing_json(found: store.Reprocessing, cluster: str | None) -> ReprocessingJson:
+    return ReprocessingJson(
+        total=found.total, rows_read=found.rows_read, capped=found.capped,
+        records=[
+            ReprocessedJson(
+                group=_short(r.group), topic=r.topic, partition=r.partition, offset=r.offset,
+                operation=r.operation, times=len(r.spans),
+                spans=[ProcessingSpanJson(
+                    service=_producer(x.service), failed=x.failed,
+                    time=event_store.format_time(x.start_ns // 1_000_000),
+                    link=urls.trace(x.trace_id)) for x in r.spans],
+                record=urls.events(cluster=cluster, topic=r.topic, partition=r.partition,
+                                   offset_from=r.offset, offset_to=r.offset),
+            )
+            for r in found.records
+        ],
+    )  # fmt: skip
+
+
 async def event_health_page(call: Call) -> Reply:
     cluster = (call.query.get("cluster") or "").strip() or None
     topic = (call.query.get("topic") or "").strip() or None
@@ -292,6 +338,7 @@ async def event_health_page(call: Call) -> Reply:
     data = EventHealthJson(
         cluster=cluster, topic=topic, window=window, window_s=window_s, since_ms=since_ms,
         max_rows=settings.max_rows, duplicates=duplicates, ordering=ordering,
+        reprocessing=reprocessing_json(found.reprocessing, cluster),
     )  # fmt: skip
     page = {
         "clusters": names,
