@@ -154,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=None, help="seed the shop's random outcomes")
     demo.add_argument(
         "--faults", default="", metavar="NAMES",
-        help="comma-separated faults for the Event health page: duplicates (a producer "
-        "re-sends events without idempotence), misrouted-keys (events written to another "
-        "partition than their key's); none by default",
+        help="comma-separated faults for the Event health and catalog pages: duplicates (a "
+        "producer re-sends events without idempotence), misrouted-keys (events written to "
+        "another partition than their key's), reprocessing (the notification service "
+        "handles some records twice), shape-drift (the shipping service adds a field to "
+        "some events); 'random' picks two; none by default",
     )  # fmt: skip
     demo.add_argument(
         "--schema-registry", default=None, metavar="URL",
@@ -444,7 +446,7 @@ def connect_status(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
-    from console.demo.flows import Odds, with_faults
+    from console.demo.flows import Odds, chosen_faults, with_faults
     from console.demo.runner import DemoError, DemoOptions, main_error, run
 
     if not args.verbose:  # the demo prints its own short summary
@@ -463,7 +465,7 @@ def run_demo(args: argparse.Namespace) -> int:
         kafka_port=args.kafka_port,
         topic_prefix=args.topic_prefix,
         seed=args.seed,
-        faults=tuple(name.strip() for name in args.faults.split(",") if name.strip()),
+        faults=chosen_faults(tuple(n.strip() for n in args.faults.split(",") if n.strip())),
         shop_only=args.shop_only,
         traces_url=args.traces_url,
         schema_registry=args.schema_registry,

@@ -131,10 +131,15 @@ class Odds:
     # event written to another partition than its key's (its order can be broken).
     resend: float = 0.0
     misroute: float = 0.0
+    # ... a notification handled twice (a consumer that is not idempotent: the duplicate
+    # processing check sees two process spans of one record), and the shipping service
+    # adding a field to some of its ShipmentBooked events (the catalog's shape changes).
+    reprocess: float = 0.0
+    new_field: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("out_of_stock", "card_declined", "gateway_timeout", "carrier_failure",
-                     "resend", "misroute"):  # fmt: skip
+                     "resend", "misroute", "reprocess", "new_field"):  # fmt: skip
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability between 0 and 1")
         if self.max_payment_attempts < 1:
@@ -190,6 +195,12 @@ class Dice:
     def misroute(self) -> bool:
         return self.odds.misroute > 0 and self._chance(self.odds.misroute)
 
+    def reprocess(self) -> bool:
+        return self.odds.reprocess > 0 and self._chance(self.odds.reprocess)
+
+    def new_field(self) -> bool:
+        return self.odds.new_field > 0 and self._chance(self.odds.new_field)
+
     def basket(self) -> list[dict[str, int | str]]:
         """One to three catalog items with quantities."""
         chosen = self._random.sample(CATALOG, k=self._random.randint(1, 3))
@@ -230,7 +241,25 @@ class SlowPace:
 
 
 # `eventscope demo --faults ...`: each name turns one fault on, at these odds.
-FAULTS = {"duplicates": ("resend", 0.03), "misrouted-keys": ("misroute", 0.03)}
+FAULTS = {
+    "duplicates": ("resend", 0.03),
+    "misrouted-keys": ("misroute", 0.03),
+    "reprocessing": ("reprocess", 0.05),
+    "shape-drift": ("new_field", 0.3),
+}
+
+
+RANDOM_FAULTS = 2  # how many `--faults random` turns on
+
+
+def chosen_faults(names: tuple[str, ...], rng: random.Random | None = None) -> tuple[str, ...]:
+    """The names given, with `random` replaced by RANDOM_FAULTS others picked at random."""
+    if "random" not in names:
+        return names
+    given = tuple(name for name in names if name != "random")
+    left = sorted(set(FAULTS) - set(given))
+    dice = rng or random.Random()  # noqa: S311 (a demo's choice, not security)
+    return given + tuple(dice.sample(left, min(RANDOM_FAULTS, len(left))))
 
 
 def with_faults(odds: Odds, faults: tuple[str, ...]) -> Odds:

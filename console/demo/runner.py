@@ -61,7 +61,7 @@ class DemoOptions:
     kafka_port: int = local_broker.DEFAULT_PORT
     topic_prefix: str = "shop"
     seed: int | None = None
-    faults: tuple[str, ...] = ()  # flows.FAULTS: duplicates, misrouted-keys (off by default)
+    faults: tuple[str, ...] = ()  # flows.FAULTS, off by default
     # Only the shop, against a running broker and console (docker-compose's demo profile).
     shop_only: bool = False
     traces_url: str | None = None
@@ -269,6 +269,8 @@ async def _serve(bootstrap: str, options: DemoOptions, registry_url: str | None)
         _say(f"  console  {url}/")
         _say(f"  index    {options.index_url}")
         _say(f"  shop     {options.rate:g} orders/s on topics {options.topic_prefix}.*")
+        if options.faults:
+            _say(f"  faults   {', '.join(options.faults)} (see Health and Catalog)")
         _say("  The console and the shop log warnings here (-v for more).")
         _say("Press Ctrl-C to stop.")
         await _announce_first_order(shop, url, stopping)

@@ -91,6 +91,7 @@ class ShopService:
 
     name = "service"  # OpenTelemetry service.name and CloudEvents source
     group_suffix = "service"
+    handles_twice = False  # whether the reprocessing fault applies to this service
 
     def __init__(self, runtime: ShopRuntime) -> None:
         self.runtime = runtime
@@ -171,6 +172,12 @@ class ShopService:
             await self.handle(
                 Received(record, envelope, data or messages.decode_data(record.value))
             )
+        if self.handles_twice and self.dice.reprocess():  # the fault: the record once more
+            self.handles_twice = False  # once per run of the loop, not forever
+            try:
+                await self._process(record)
+            finally:
+                self.handles_twice = True
 
     async def emit(
         self,
@@ -436,12 +443,14 @@ class ShippingService(ShopService):
         await asyncio.sleep(self.dice.latency_s())
         if self.dice.carrier_accepts():
             tracking = f"PP{uuid.uuid4().int % 10**10:010d}"
+            extra = {"eta_days": 2} if self.dice.new_field() else {}  # the shape-drift fault
             await self.follow_up(
                 message,
                 self.topics.shipments,
                 "ShipmentBooked",
                 carrier="parcelpost",
                 tracking_number=tracking,
+                **extra,
             )
             if not self.runtime.first_completed.done():
                 self.runtime.first_completed.set_result(message.envelope.correlation_id)
@@ -456,6 +465,7 @@ class NotificationService(ShopService):
 
     name = "notification-service"
     group_suffix = "notification"
+    handles_twice = True  # what the reprocessing fault makes it do to some records
     TEMPLATES = {
         "ShipmentBooked": "order-shipped",
         "OrderCancelled": "order-cancelled",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from collections import Counter
 
 import pytest
@@ -199,7 +200,7 @@ def test_the_saga_view_reads_each_story_as_intended(story: list[tuple[str, str]]
 
 
 def test_event_health_faults_are_off_by_default_and_named() -> None:
-    from console.demo.flows import Dice, Odds, with_faults
+    from console.demo.flows import FAULTS, Dice, Odds, chosen_faults, with_faults
 
     quiet = Dice(Odds(), seed=1)
     assert not any(quiet.resend() or quiet.misroute() for _ in range(1000))
@@ -207,3 +208,9 @@ def test_event_health_faults_are_off_by_default_and_named() -> None:
     assert noisy.resend > 0 and noisy.misroute > 0 and noisy.out_of_stock == Odds().out_of_stock
     with pytest.raises(ValueError, match="unknown fault 'gremlins'"):
         with_faults(Odds(), ("gremlins",))
+    assert not any(quiet.reprocess() or quiet.new_field() for _ in range(1000))
+    picked = chosen_faults(("duplicates", "random"), random.Random(3))
+    assert picked[0] == "duplicates" and len(set(picked)) == 3 and set(picked) <= set(FAULTS)
+    assert chosen_faults(("shape-drift",)) == ("shape-drift",)
+    drifting = with_faults(Odds(), ("reprocessing", "shape-drift"))
+    assert drifting.reprocess > 0 and drifting.new_field > 0
