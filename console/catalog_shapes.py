@@ -9,12 +9,32 @@ is `required` only when every sample that had the object had it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import json
+from collections.abc import Iterable, Mapping
 from typing import Any
+
+from console.payload_view import parsed_json
 
 MAX_DEPTH = 8
 MAX_PROPERTIES = 100
 MAX_PATHS = 300
+MAX_PAYLOAD_BYTES = 256 * 1024
+
+
+def payload_of(row: Mapping[str, Any]) -> Any:
+    """A record's payload as data: its decoded form, else its value read as JSON (None when
+    it is neither, or larger than MAX_PAYLOAD_BYTES)."""
+    decoded = parsed_json(row.get("decoded_value"))
+    if decoded is not None:
+        return decoded
+    value = row.get("value")
+    if not value or len(value) > MAX_PAYLOAD_BYTES:
+        return None
+    try:
+        return json.loads(value)
+    except (ValueError, RecursionError, UnicodeDecodeError):
+        return None
+
 
 _JSON_TYPES = (
     (bool, "boolean"),  # before int: True is an int in Python
@@ -114,6 +134,11 @@ def paths(samples: Iterable[Any]) -> list[tuple[str, str]]:
     if root is not None:
         root.paths("$", out)
     return out
+
+
+def readable(rows: Iterable[Mapping[str, Any]]) -> list[tuple[Mapping[str, Any], Any]]:
+    """(row, its payload) for the rows whose payload can be read as data."""
+    return [(row, payload) for row in rows if (payload := payload_of(row)) is not None]
 
 
 # --- drift ---------------------------------------------------------------------------------

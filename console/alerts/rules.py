@@ -84,6 +84,12 @@ KINDS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         (),
         ("topic", "threshold", "window"),
     ),
+    "shape_drift": (
+        "an event type's payload shape changed (a field added, gone or with another type) "
+        "more than `threshold` times within `window` (default 1h), on topics matching `topic`",
+        (),
+        ("topic", "threshold", "window"),
+    ),
     "duplicate_processing": (
         "more than `threshold` records processed more than once by one consumer group "
         "(consumer spans naming the same record) within `window` (default 1h)",
@@ -109,9 +115,11 @@ DEFAULT_WINDOW_S = {
     "duplicate_events": 3600.0,
     "ordering_breaks": 3600.0,
     "duplicate_processing": 3600.0,
+    "shape_drift": 3600.0,
 }
 # Kinds that look at what happened within `window`: a window of 0 would see nothing.
-WINDOWED_KINDS = ("topic_silent", "duplicate_events", "ordering_breaks", "duplicate_processing")
+WINDOWED_KINDS = ("topic_silent", "duplicate_events", "ordering_breaks", "duplicate_processing",
+                  "shape_drift")  # fmt: skip
 
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _LABEL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")

@@ -18,9 +18,11 @@ from sqlalchemy import Connection, and_, func, select
 from collectors.index.lag_models import lag_groups_table
 from collectors.index.models import EVENTS_IS_DLQ, events_table, positions_table
 from collectors.index.saga_models import sagas_table
+from console import catalog_shapes
 from console.alerts.rules import Rule, format_duration, format_value, glob_match
 from console.event_health import EventHealthSettings
 from console.operations.connectors import ConnectClusterJson, needs_attention
+from console.stores import catalog as catalog_store
 from console.stores import event_health as health_store
 from console.web import urls
 
@@ -326,6 +328,30 @@ def _duplicate_processing(
     ]
 
 
+MAX_DRIFT_TYPES = 20  # event types a shape_drift rule looks at per pass (the busiest)
+DRIFT_SAMPLES = 100  # records of each
+
+
+def _shape_drift(connection: Connection, rule: Rule, now_ms: int, probes: Probes) -> list[Sample]:
+    since = now_ms - int(rule.window_s * 1000)
+    types = [seen for seen in catalog_store.types_seen(connection, since)
+             if any(glob_match(rule.topic, topic) for topic in seen.topics)]  # fmt: skip
+    found = []
+    for seen in types[:MAX_DRIFT_TYPES]:
+        rows = catalog_store.drift_samples(connection, seen.cluster, seen.event_type, since,
+                                           DRIFT_SAMPLES)  # fmt: skip
+        changes = catalog_shapes.drift(catalog_shapes.readable(rows))
+        if len(changes) > rule.threshold:
+            what = "; ".join(f"{c['change']} {c['path']}" for c in changes[:5])
+            found.append(Sample(
+                {"cluster": seen.cluster, "event_type": seen.event_type[:200]},
+                float(len(changes)),
+                f"the shape of {seen.event_type} changed: {what}"[:500],
+                urls.catalog_type(seen.cluster, seen.event_type),
+            ))  # fmt: skip
+    return found
+
+
 _READERS = {
     "group_status": _group_status,
     "offset_lag": _offset_lag,
@@ -340,4 +366,5 @@ _READERS = {
     "duplicate_events": _duplicate_events,
     "ordering_breaks": _ordering_breaks,
     "duplicate_processing": _duplicate_processing,
+    "shape_drift": _shape_drift,
 }

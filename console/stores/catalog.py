@@ -11,14 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, select
+from sqlalchemy import Connection, and_, func, select
 
 from collectors.index.models import events_table, schema_usage_table
 from collectors.index.saga_models import sagas_table
 
 MAX_TYPES = 500
 MAX_SAMPLES = 50
-MAX_SAMPLE_BYTES = 256 * 1024
 MAX_SAGA_TYPES = 20
 MAX_DRIFT_SAMPLES = 400
 
@@ -38,7 +37,7 @@ class TypeSeen:
 
 
 def types_seen(
-    engine: Engine, since_ms: int, cluster: str | None = None, event_type: str | None = None
+    connection: Connection, since_ms: int, cluster: str | None = None, event_type: str | None = None
 ) -> list[TypeSeen]:
     """Event types with their topics and producers since `since_ms`, most records first."""
     c = events.c
@@ -53,8 +52,7 @@ def types_seen(
         .where(and_(*conditions))
         .group_by(c.cluster, c.event_type, c.topic, c.source)
     )  # fmt: skip
-    with engine.connect() as connection:
-        rows = connection.execute(query).all()
+    rows = connection.execute(query).all()
     found: dict[tuple[str, str], TypeSeen] = {}
     for row in rows:
         key = (row.cluster, row.event_type)
@@ -70,7 +68,7 @@ def types_seen(
 
 
 def samples(
-    engine: Engine, cluster: str, event_type: str, since_ms: int, limit: int = MAX_SAMPLES
+    connection: Connection, cluster: str, event_type: str, since_ms: int, limit: int = MAX_SAMPLES
 ) -> list[dict[str, Any]]:
     """The newest records of the type (coordinates and payload columns), newest first."""
     c = events.c
@@ -82,11 +80,10 @@ def samples(
         .order_by(c.timestamp_ms.desc())
         .limit(min(limit, MAX_SAMPLES))
     )  # fmt: skip
-    with engine.connect() as connection:
-        return [dict(row._mapping) for row in connection.execute(query)]
+    return [dict(row._mapping) for row in connection.execute(query)]
 
 
-def saga_types(engine: Engine, cluster: str, event_type: str, since_ms: int) -> list[str]:
+def saga_types(connection: Connection, cluster: str, event_type: str, since_ms: int) -> list[str]:
     """The saga types whose sagas had an event of this type."""
     c, s = events.c, sagas.c
     query = (
@@ -97,12 +94,15 @@ def saga_types(engine: Engine, cluster: str, event_type: str, since_ms: int) -> 
                c.saga_id.is_not(None), s.saga_type.is_not(None))
         .limit(MAX_SAGA_TYPES)
     )  # fmt: skip
-    with engine.connect() as connection:
-        return sorted(str(name) for (name,) in connection.execute(query))
+    return sorted(str(name) for (name,) in connection.execute(query))
 
 
 def drift_samples(
-    engine: Engine, cluster: str, event_type: str, since_ms: int
+    connection: Connection,
+    cluster: str,
+    event_type: str,
+    since_ms: int,
+    limit: int = MAX_DRIFT_SAMPLES,
 ) -> list[dict[str, Any]]:
     """The newest MAX_DRIFT_SAMPLES records of the type, oldest first, for shape changes."""
     c = events.c
@@ -112,14 +112,13 @@ def drift_samples(
         .where(c.cluster == cluster, c.event_type == event_type, c.timestamp_ms >= since_ms,
                c.is_dlq.is_(False))
         .order_by(c.timestamp_ms.desc(), c.id.desc())
-        .limit(MAX_DRIFT_SAMPLES)
+        .limit(min(limit, MAX_DRIFT_SAMPLES))
     )  # fmt: skip
-    with engine.connect() as connection:
-        rows = [dict(row._mapping) for row in connection.execute(query)]
+    rows = [dict(row._mapping) for row in connection.execute(query)]
     return rows[::-1]
 
 
-def schemas_in_use(engine: Engine, cluster: str, topics: list[str]) -> list[dict[str, Any]]:
+def schemas_in_use(connection: Connection, cluster: str, topics: list[str]) -> list[dict[str, Any]]:
     """Per topic, the registry schema ids its values and keys were written with, and when."""
     u = schema_usage_table.c
     query = (
@@ -128,5 +127,4 @@ def schemas_in_use(engine: Engine, cluster: str, topics: list[str]) -> list[dict
         .order_by(u.topic, u.part, u.first_seen_ms)
         .limit(200)
     )  # fmt: skip
-    with engine.connect() as connection:
-        return [dict(row._mapping) for row in connection.execute(query)]
+    return [dict(row._mapping) for row in connection.execute(query)]

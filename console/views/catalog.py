@@ -15,7 +15,7 @@ import json
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -25,7 +25,6 @@ from typing_extensions import TypedDict
 from collectors import topology as learned
 from console import asyncapi, catalog_shapes
 from console.auth.roles import VIEWER
-from console.payload_view import parsed_json
 from console.stores import catalog as store
 from console.stores import events as event_store
 from console.stores.masking import masker_for
@@ -34,6 +33,7 @@ from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import STRING, integer, p, q, text
 
+T = TypeVar("T")
 DEFAULT_WINDOW_MIN = 24 * 60
 MAX_WINDOW_MIN = 7 * 24 * 60
 MAX_EXAMPLE_CHARS = 16 * 1024
@@ -97,6 +97,16 @@ class CatalogTypeJson(CatalogEntryJson):
     sagas: list[str]
 
 
+async def _read(call: Call, query: Callable[..., T], *args: Any) -> T:
+    """A store query on a connection of its own, in the thread pool."""
+
+    def run() -> T:
+        with call.engine.connect() as connection:
+            return query(connection, *args)
+
+    return await run_in_threadpool(run)
+
+
 def _window(call: Call) -> int:
     raw = call.query.get("window") or str(DEFAULT_WINDOW_MIN)
     try:
@@ -154,7 +164,8 @@ def _entry(seen: store.TypeSeen, topology: learned.Topology, minutes: int) -> Ca
 def _gather(call: Call, minutes: int, cluster: str | None, event_type: str | None = None,
             ) -> tuple[list[store.TypeSeen], learned.Topology]:  # fmt: skip
     since = int(time.time() * 1000) - minutes * 60_000
-    types = store.types_seen(call.engine, since, cluster, event_type)
+    with call.engine.connect() as connection:
+        types = store.types_seen(connection, since, cluster, event_type)
     return types, learned.learn(call.engine, since)
 
 
@@ -179,20 +190,6 @@ def _searchable(entry: CatalogEntryJson) -> str:
     return "\n".join(names).lower()
 
 
-def payload_of(row: dict[str, Any]) -> Any:
-    """A record's payload as data: its decoded form, else its value read as JSON."""
-    decoded = parsed_json(row.get("decoded_value"))
-    if decoded is not None:
-        return decoded
-    value = row.get("value")
-    if not value or len(value) > store.MAX_SAMPLE_BYTES:
-        return None
-    try:
-        return json.loads(value)
-    except (ValueError, RecursionError, UnicodeDecodeError):
-        return None
-
-
 async def _example(call: Call, newest: dict[str, Any] | None) -> Any:
     """The newest sample as this caller may see it (the masking rules apply)."""
     if newest is None:
@@ -202,7 +199,7 @@ async def _example(call: Call, newest: dict[str, Any] | None) -> Any:
     if row is None:
         return None
     mask: Callable[[dict[str, Any]], dict[str, Any]] = await masker_for(call.request)
-    example = payload_of(mask(row))
+    example = catalog_shapes.payload_of(mask(row))
     return example if len(json.dumps(example, default=str)) <= MAX_EXAMPLE_CHARS else None
 
 
@@ -215,11 +212,13 @@ async def type_page(call: Call) -> Reply:
         raise HTTPException(404, f"no event of type {event_type[:200]!r} on {cluster} in the "
                                  f"last {minutes} minutes")  # fmt: skip
     since = int(time.time() * 1000) - minutes * 60_000
-    rows = await run_in_threadpool(store.samples, call.engine, cluster, event_type, since)
-    sagas = await run_in_threadpool(store.saga_types, call.engine, cluster, event_type, since)
-    payloads = [found for found in (payload_of(row) for row in rows) if found is not None]
+    rows = await _read(call, store.samples, cluster, event_type, since)
+    sagas = await _read(call, store.saga_types, cluster, event_type, since)
+    payloads = [
+        found for found in (catalog_shapes.payload_of(row) for row in rows) if found is not None
+    ]
     changes = await run_in_threadpool(_changes, call, cluster, event_type, since)
-    schemas = await run_in_threadpool(store.schemas_in_use, call.engine, cluster,
+    schemas = await _read(call, store.schemas_in_use, cluster,
                                       [t for t in types[0].topics])  # fmt: skip
     newest = rows[0] if rows else None
     at = ((newest["cluster"], newest["topic"], newest["partition"], newest["offset"])
@@ -241,8 +240,11 @@ async def type_page(call: Call) -> Reply:
 
 
 def _changes(call: Call, cluster: str, event_type: str, since: int) -> list[ShapeChangeJson]:
-    rows = store.drift_samples(call.engine, cluster, event_type, since)
-    readable = [(row, payload) for row in rows if (payload := payload_of(row)) is not None]
+    with call.engine.connect() as connection:
+        rows = store.drift_samples(connection, cluster, event_type, since)
+    readable = [
+        (row, payload) for row in rows if (payload := catalog_shapes.payload_of(row)) is not None
+    ]
     return [
         ShapeChangeJson(
             change=found["change"], path=found["path"], types=found["types"],
@@ -259,12 +261,14 @@ async def asyncapi_export(call: Call) -> JSONResponse:
     minutes = _window(call)
     cluster = cluster_of(call, call.path["cluster"], 404)
     since = int(time.time() * 1000) - minutes * 60_000
-    types = await run_in_threadpool(store.types_seen, call.engine, since, cluster.name)
+    types = await _read(call, store.types_seen, since, cluster.name)
     messages = []
     for seen in types:
-        rows = await run_in_threadpool(store.samples, call.engine, cluster.name,
+        rows = await _read(call, store.samples, cluster.name,
                                        seen.event_type, since)  # fmt: skip
-        payloads = [found for found in (payload_of(row) for row in rows) if found is not None]
+        payloads = [
+            found for found in (catalog_shapes.payload_of(row) for row in rows) if found is not None
+        ]
         messages.append(asyncapi.CatalogMessage(
             event_type=seen.event_type, topics=tuple(seen.topics),
             producers=tuple(sorted(seen.producers)),

@@ -20,6 +20,8 @@ from aiokafka import TopicPartition
 from collectors.config import settings_from_mapping
 from collectors.index.engine import create_index_engine
 from console import asyncapi, catalog_shapes
+from console.alerts.rules import rule_from_mapping
+from console.alerts.sources import Probes, samples
 from console.app import create_app
 from tests.asyncapi_spec import asyncapi_3_schema
 from tests.conftest import LiveServer, serve_in_thread
@@ -204,3 +206,9 @@ async def test_a_changed_shape_is_reported_on_the_type(
     assert set(changes) == {("added", "$.currency"), ("type", "$.price")}
     assert changes[("type", "$.price")]["was"] == "integer"
     assert changes[("type", "$.price")]["link"].endswith(f"/{base}/0/3")
+    rule = rule_from_mapping({"name": "ShapeDrift", "kind": "shape_drift", "topic": base,
+                              "window": "10m"})  # fmt: skip
+    with catalog_server.engine.connect() as connection:
+        fired = samples(connection, rule, int(time.time() * 1000), Probes())
+    assert [dict(f.labels) for f in fired] == [{"cluster": "local", "event_type": kind}]
+    assert "added $.currency" in fired[0].description and fired[0].value == 2
