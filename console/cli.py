@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         "producer re-sends events without idempotence), misrouted-keys (events written to "
         "another partition than their key's), reprocessing (the notification service "
         "handles some records twice), shape-drift (the shipping service adds a field to "
-        "some events); 'random' picks two; none by default",
+        "some events), poison-pill (a ledger service stalls on one order); 'random' picks "
+        "two; none by default",
     )  # fmt: skip
     demo.add_argument(
         "--schema-registry", default=None, metavar="URL",

@@ -24,6 +24,7 @@ STUCK_STATUSES = ("STOP", "STALL")
 MAX_PARTITIONS = 10
 MAX_ATTEMPTS = 20
 MAX_MESSAGE_CHARS = 500
+SENTENCE_REASON_CHARS = 160
 
 
 class AttemptJson(TypedDict):
@@ -117,7 +118,9 @@ def find(
             copies = event_store.search_events(engine, search).events
             attempts = [_attempt(mask(copy)) for copy in reversed(copies)]  # oldest first
         failures = [a for a in attempts if a["kind"] != "original" or a["error_class"]]
-        error = next((a["error_class"] for a in reversed(failures) if a["error_class"]), None)
+        latest = next((a for a in reversed(failures) if a["error_class"]), None)
+        error = latest["error_class"] if latest else None
+        why = latest["error_message"] if latest else None
         since = failures[0]["time"] if failures else None
         reference = row.get("correlation_id") or row.get("trace_id")
         sentence = f"{group} is stuck at {where}: this record"
@@ -126,6 +129,7 @@ def find(
         if since:
             sentence += f", failing since {since}"
             sentence += f" with {error}" if error else f" ({len(failures)} retries or dead letters)"
+            sentence += f": {why[:SENTENCE_REASON_CHARS]}" if why else ""
         found.append(StuckJson(
             topic=topic, partition=partition, offset=offset, status=part["status"],
             indexed=True, event_type=row.get("event_type"), event_id=row.get("event_id"),

@@ -61,6 +61,11 @@ class Topics:
         return f"{self.payment_commands}-dlt"
 
     @property
+    def ledger_dlt(self) -> str:
+        """Where the ledger service (the poison-pill fault) dead-letters what it cannot book."""
+        return f"{self.orders}.ledger-dlt"
+
+    @property
     def checkout_replies(self) -> str:
         return f"{self.prefix}.checkout.replies"
 
@@ -136,10 +141,13 @@ class Odds:
     # adding a field to some of its ShipmentBooked events (the catalog's shape changes).
     reprocess: float = 0.0
     new_field: float = 0.0
+    # ... and a ledger service that cannot get past one order (a poison pill): its group
+    # stalls on that record while the record's dead letter says why.
+    poison: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("out_of_stock", "card_declined", "gateway_timeout", "carrier_failure",
-                     "resend", "misroute", "reprocess", "new_field"):  # fmt: skip
+                     "resend", "misroute", "reprocess", "new_field", "poison"):  # fmt: skip
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability between 0 and 1")
         if self.max_payment_attempts < 1:
@@ -201,6 +209,9 @@ class Dice:
     def new_field(self) -> bool:
         return self.odds.new_field > 0 and self._chance(self.odds.new_field)
 
+    def poison(self) -> bool:
+        return self.odds.poison > 0 and self._chance(self.odds.poison)
+
     def basket(self) -> list[dict[str, int | str]]:
         """One to three catalog items with quantities."""
         chosen = self._random.sample(CATALOG, k=self._random.randint(1, 3))
@@ -246,6 +257,7 @@ FAULTS = {
     "misrouted-keys": ("misroute", 0.03),
     "reprocessing": ("reprocess", 0.05),
     "shape-drift": ("new_field", 0.3),
+    "poison-pill": ("poison", 0.02),
 }
 
 

@@ -217,6 +217,19 @@ def dead_letter_headers(
     ]
 
 
+def ledger_null_amount(order_id: str) -> Failure:
+    """What the ledger service (the poison-pill fault) fails with, every time."""
+    cause = "java.lang.NullPointerException"
+    message = f'Cannot read field "amount" because "order.payment" is null ({order_id})'
+    listener = "org.springframework.kafka.listener.ListenerExecutionFailedException"
+    stacktrace = (
+        f"{listener}: Listener method 'book' threw exception\n"
+        f"Caused by: {cause}: {message}\n"
+        "\tat com.example.shop.ledger.LedgerListener.book(LedgerListener.java:57)\n"
+    )
+    return Failure(listener, cause, f"Listener failed; {message}", stacktrace)
+
+
 def gateway_timeout(attempts: int, timeout_ms: int) -> Failure:
     """The failure the payment service dead-letters after its last attempt."""
     cause = "com.example.shop.payment.GatewayTimeoutException"

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.partitioner import murmur2
 from opentelemetry import trace
@@ -460,6 +460,66 @@ class ShippingService(ShopService):
             await self.follow_up(message, self.topics.shipments, "ShipmentFailed", reason=reason)
 
 
+class LedgerService(ShopService):
+    """Books every placed order: only there with the poison-pill fault. One order it can
+    never book (a NullPointerException every time): it dead-letters it once, then keeps
+    trying that partition every few seconds without committing past it, as a listener whose
+    error handler retries forever does. Its group stalls there; other partitions go on."""
+
+    name = "ledger-service"
+    group_suffix = "ledger"
+    RETRY_EVERY_S = 5.0
+    DEAD_LETTER_AFTER = 3  # attempts
+
+    def __init__(self, runtime: ShopRuntime) -> None:
+        super().__init__(runtime)
+        self.poisoned: tuple[str, int, int] | None = None
+        self.attempts = 0
+
+    def subscriptions(self) -> Sequence[str]:
+        return (self.topics.orders,)
+
+    async def start(self) -> None:
+        await create_topics(self.runtime.bootstrap, {self.topics.ledger_dlt: 1})
+        self._consumer = AIOKafkaConsumer(
+            *self.subscriptions(), bootstrap_servers=self.runtime.bootstrap,
+            group_id=self.group_id, client_id=self.group_id, auto_offset_reset="earliest",
+            enable_auto_commit=False,
+        )  # fmt: skip
+        await self._consumer.start()
+        self._tasks.append(asyncio.create_task(self._book(self._consumer)))
+
+    async def _book(self, consumer: AIOKafkaConsumer) -> None:
+        while True:
+            record = await consumer.getone()
+            place = (record.topic, record.partition, record.offset)
+            envelope = Envelope.from_headers(record.headers)
+            if self.poisoned is None and envelope is not None \
+                    and envelope.type == "OrderPlaced" and self.dice.poison():  # fmt: skip
+                self.poisoned = place
+            partition = TopicPartition(record.topic, record.partition)
+            if place == self.poisoned and envelope is not None:
+                await self._fail(consumer, record, envelope, partition)
+                continue
+            await consumer.commit({partition: record.offset + 1})
+
+    async def _fail(self, consumer: AIOKafkaConsumer, record: ConsumerRecord[bytes, bytes],
+                    envelope: Envelope, partition: TopicPartition) -> None:  # fmt: skip
+        self.attempts += 1
+        message = Received(record, envelope, messages.decode_data(record.value))
+        if self.attempts == self.DEAD_LETTER_AFTER:
+            failure = messages.ledger_null_amount(message.order.get("order_id", "?"))
+            dead_letter = messages.dead_letter_headers(
+                topic=record.topic, partition=record.partition, offset=record.offset,
+                timestamp_ms=record.timestamp, group=self.group_id, failure=failure,
+                attempts=self.attempts,
+            )  # fmt: skip
+            await self.forward(message, self.topics.ledger_dlt, dead_letter)
+        consumer.seek(partition, record.offset)  # read it again ...
+        consumer.pause(partition)  # ... a little later
+        asyncio.get_running_loop().call_later(self.RETRY_EVERY_S, consumer.resume, partition)
+
+
 class NotificationService(ShopService):
     """Emails customers. Deliberately slow in phases, so that its consumer lag moves."""
 
@@ -562,6 +622,7 @@ class Shop:
             PaymentRetryService(self.runtime),
             ShippingService(self.runtime),
             NotificationService(self.runtime),
+            *([LedgerService(self.runtime)] if self.dice.odds.poison > 0 else []),
             OrderService(self.runtime, self.rate),  # started last: it makes the traffic
         ]
         *reactors, orders = self.services
