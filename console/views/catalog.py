@@ -29,6 +29,7 @@ from console.stores import catalog as store
 from console.stores import events as event_store
 from console.stores.masking import masker_for
 from console.views.operating import cluster_of
+from console.views.requests import window_minutes
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import STRING, integer, p, q, text
@@ -108,14 +109,7 @@ async def _read(call: Call, query: Callable[..., T], *args: Any) -> T:
 
 
 def _window(call: Call) -> int:
-    raw = call.query.get("window") or str(DEFAULT_WINDOW_MIN)
-    try:
-        minutes = int(raw)
-    except ValueError:
-        raise HTTPException(400, f"window: not a number of minutes: {raw[:40]!r}") from None
-    if not 1 <= minutes <= MAX_WINDOW_MIN:
-        raise HTTPException(400, f"window: between 1 and {MAX_WINDOW_MIN} minutes")
-    return minutes
+    return window_minutes(call.request, DEFAULT_WINDOW_MIN, MAX_WINDOW_MIN)
 
 
 def _counts(found: dict[str, int]) -> list[CountJson]:

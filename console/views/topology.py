@@ -18,7 +18,6 @@ from collections.abc import Sequence
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
 from collectors import topology as learned
@@ -28,6 +27,7 @@ from console import graph_layout as layout
 from console.auth.roles import VIEWER
 from console.graph_layout import Box, DrawingJson, Link
 from console.operations import connectors
+from console.views.requests import window_minutes
 from console.web import urls
 from console.web.endpoints import Call, Endpoint, Reply
 from console.web.schema import integer, q
@@ -38,14 +38,7 @@ CONNECT_WAIT_S = 3.0
 
 
 def _window(call: Call) -> int:
-    raw = call.query.get("window") or str(DEFAULT_WINDOW_MIN)
-    try:
-        minutes = int(raw)
-    except ValueError:
-        raise HTTPException(400, f"window: not a number of minutes: {raw[:40]!r}") from None
-    if not 1 <= minutes <= MAX_WINDOW_MIN:
-        raise HTTPException(400, f"window: between 1 and {MAX_WINDOW_MIN} minutes")
-    return minutes
+    return window_minutes(call.request, DEFAULT_WINDOW_MIN, MAX_WINDOW_MIN)
 
 
 def node_id(key: NodeKey) -> str:
