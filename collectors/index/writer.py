@@ -102,8 +102,8 @@ class BatchWriter:
         # Whether to call `prepare` when idle. On SQLite the open transaction holds the
         # database's one write lock from its first insert, so flushing early holds nothing
         # longer. On PostgreSQL a flush may take locks of its own until the commit (the saga
-        # hook does, collectors/sagas.lock_sagas): flushing early would hold them for the
-        # whole transaction, and several collectors would write in turns.
+        # hook does, collectors/sagas.lock_sagas, though no tap runs it any more): flushing
+        # early would hold them for the whole transaction, and writers would take turns.
         self.flushes_ahead = is_sqlite(engine)
         self.commit_rows = commit_rows
         self.cluster = cluster

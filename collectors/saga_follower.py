@@ -1,0 +1,232 @@
+"""The saga follower: sagas derived from committed events, after the tap's commit.
+
+Why not inside the tap's transaction: deriving there cost ~11 us of CPU per record on the
+ingest path, and on PostgreSQL a cluster-wide saga lock made collectors commit in turns.
+Sagas now trail ingest a little; the saga pages say how far (`follower_lag`).
+
+How: a durable cursor (the `saga_cursor` row): every events row with an id up to
+`last_id` has been derived. Each pass is one transaction: claim the cursor row (an UPDATE,
+so a second follower, in another collector process, waits for this one; on SQLite the pass
+holds the write lock from its start), read the next rows with a saga id after the cursor in
+id order (at most `batch_rows`, none past the settled horizon below), derive their sagas
+(collectors/sagas.derive_sagas) and move the cursor. The sagas and the cursor commit
+together: a kill -9 anywhere leaves both or neither, so no event is lost or derived twice
+(and deriving one twice would change nothing anyway: a saga keys its steps by the event).
+
+Ids that commit out of order (PostgreSQL): a row draws its id from a sequence when it is
+inserted but becomes visible when its transaction commits, so one tap's uncommitted id 100
+may sit below another tap's visible 101; a cursor moved past 101 would skip 100 for good.
+So `CommitHorizon` lets the follower read only up to a settled id. It notes the newest
+visible id H, then the transactions holding a write lock on `events` (pg_locks: a writer
+takes RowExclusiveLock before it draws an id and keeps it until it ends). Every id up to H
+was drawn before H committed, hence by one of those transactions or by one already over;
+once none of them is running any more (checked at the next passes), every id up to H is
+final: committed, or never to be (rolled back, or burnt by ON CONFLICT DO NOTHING: gaps the
+cursor passes). The wait is about one tap transaction (a group commit). SQLite has one
+writer at a time, so its ids commit in order and every visible row is settled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine, func, select, update
+
+from collectors.index.engine import is_sqlite
+from collectors.index.models import events_table
+from collectors.index.saga_models import saga_cursor_table
+from collectors.saga_state import SagaEventRef
+from collectors.sagas import SagaOptions, derive_sagas, saga_event
+from collectors.services import PeriodicService
+
+log = logging.getLogger("eventscope.sagas")
+
+CURSOR = "sagas"
+BATCH_ROWS = 5_000  # events rows with a saga id per pass (one transaction)
+IDLE_S = 0.1  # between passes once caught up
+FAR_BEHIND_S = 60.0  # past this the pipeline banner and /readyz say so
+
+_EVENT_COLUMNS = (
+    events_table.c.id,
+    events_table.c.cluster,
+    events_table.c.saga_id,
+    events_table.c.topic,
+    events_table.c.partition,
+    events_table.c.offset,
+    events_table.c.event_type,
+    events_table.c.timestamp_ms,
+    events_table.c.source,
+)
+
+
+@dataclass(frozen=True)
+class FollowerLag:
+    """How far the sagas trail the index: `behind_s` is the age (by indexed_at_ms) of the
+    oldest indexed event not derived yet, 0 when every event is; `cursor` the last id."""
+
+    behind_s: float
+    cursor: int
+    pending: bool  # some indexed event is not derived yet
+
+
+def follower_lag(connection: Connection, now_ms: int) -> FollowerLag:
+    """The follower's lag as the index tells it (two look-ups by primary key)."""
+    cursor = connection.execute(
+        select(saga_cursor_table.c.last_id).where(saga_cursor_table.c.name == CURSOR)
+    ).scalar()
+    last_id = int(cursor or 0)
+    oldest = connection.execute(
+        select(events_table.c.indexed_at_ms)
+        .where(events_table.c.id > last_id)
+        .order_by(events_table.c.id)
+        .limit(1)
+    ).scalar()
+    if oldest is None:
+        return FollowerLag(0.0, last_id, False)
+    return FollowerLag(max(now_ms - int(oldest), 0) / 1000, last_id, True)
+
+
+class CommitHorizon:
+    """On PostgreSQL, the highest events id below which no row can still commit (see the
+    module's docstring); on SQLite None, meaning every visible row."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.settled = 0
+        self._pending: tuple[int, list[str]] | None = None  # (H, writers running then)
+
+    def current(self) -> int | None:
+        if is_sqlite(self.engine):
+            return None
+        with self.engine.connect() as connection:
+            if self._pending is not None:
+                newest, writers = self._pending
+                if not _any_running(connection, writers):
+                    self.settled, self._pending = max(self.settled, newest), None
+            if self._pending is None:
+                # In this order: the newest visible id first, then who may hold ids below it.
+                newest = connection.execute(select(func.max(events_table.c.id))).scalar() or 0
+                writers = _events_writers(connection)
+                if writers:
+                    self._pending = (int(newest), writers)
+                else:
+                    self.settled = max(self.settled, int(newest))
+            connection.rollback()
+        return self.settled
+
+
+def _events_writers(connection: Connection) -> list[str]:
+    """The virtual transaction ids of the other transactions holding (or awaiting) a write
+    lock on `events`."""
+    rows = connection.exec_driver_sql(
+        "SELECT DISTINCT virtualtransaction FROM pg_locks "
+        "WHERE locktype = 'relation' AND relation = 'events'::regclass "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "AND mode = 'RowExclusiveLock' AND pid IS DISTINCT FROM pg_backend_pid()"
+    ).all()
+    return [row[0] for row in rows if row[0]]
+
+
+def _any_running(connection: Connection, writers: list[str]) -> bool:
+    """Whether any of these transactions is still running (each holds its own vxid lock)."""
+    row = connection.exec_driver_sql(
+        "SELECT 1 FROM pg_locks WHERE locktype = 'virtualxid' AND virtualxid = ANY(%s) LIMIT 1",
+        (writers,),
+    ).first()
+    return row is not None
+
+
+def follow_in(
+    connection: Connection,
+    options: SagaOptions,
+    horizon: int | None,
+    now_ms: int,
+    batch_rows: int = BATCH_ROWS,
+) -> tuple[int, int]:
+    """One pass inside the caller's open transaction: derive the next events after the
+    cursor (up to `horizon`, None: every visible row) and move the cursor; return (events
+    derived, cursor). The caller commits; a rollback undoes the sagas and the cursor."""
+    table = saga_cursor_table
+    claimed = connection.execute(
+        update(table).where(table.c.name == CURSOR).values(updated_at_ms=now_ms)
+    )
+    if claimed.rowcount == 0:  # an index migrated without its row (never, but cheap to mend)
+        connection.execute(table.insert().values(name=CURSOR, last_id=0, updated_at_ms=now_ms))
+    cursor = int(connection.execute(select(table.c.last_id).where(table.c.name == CURSOR)).one()[0])
+    if horizon is None:  # SQLite: this pass holds the write lock, no row can appear meanwhile
+        horizon = int(connection.execute(select(func.max(events_table.c.id))).scalar() or 0)
+    if horizon <= cursor:
+        return 0, cursor
+    c = events_table.c
+    rows = connection.execute(
+        select(*_EVENT_COLUMNS)
+        .where(c.id > cursor, c.id <= horizon, c.saga_id.is_not(None))
+        .order_by(c.id)
+        .limit(batch_rows)
+    ).all()
+    by_cluster: dict[str, dict[str, list[SagaEventRef]]] = {}
+    for _id, cluster, saga_id, *ref_columns in rows:
+        if not saga_id:
+            continue
+        key, ref = saga_event(cluster, saga_id, *ref_columns)
+        by_cluster.setdefault(cluster, {}).setdefault(key, []).append(ref)
+    for cluster in sorted(by_cluster):  # one lock order for every follower
+        derive_sagas(connection, cluster, by_cluster[cluster], options, now_ms)
+    moved = rows[-1][0] if len(rows) == batch_rows else horizon
+    connection.execute(update(table).where(table.c.name == CURSOR).values(last_id=moved))
+    return len(rows), moved
+
+
+class SagaFollower(PeriodicService):
+    """Background service: keeps the `sagas` table in step with the committed events."""
+
+    name = "saga-follower"
+
+    def __init__(
+        self,
+        engine: Engine,
+        options: SagaOptions,
+        batch_rows: int = BATCH_ROWS,
+        idle_s: float = IDLE_S,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__()
+        self.engine = engine
+        self.options = options
+        self.batch_rows = batch_rows
+        self.idle_s = idle_s
+        self.clock = clock
+        self.horizon = CommitHorizon(engine)
+        self.derived = 0  # events derived since start
+        self.lag: FollowerLag | None = None  # after the last pass
+
+    def follow_once(self) -> int:
+        """One pass (a transaction); return how many events it derived."""
+        horizon = self.horizon.current()
+        with self.engine.begin() as connection:
+            derived, _cursor = follow_in(
+                connection, self.options, horizon, int(self.clock() * 1000), self.batch_rows
+            )
+        self.derived += derived
+        with self.engine.connect() as connection:
+            self.lag = follower_lag(connection, int(time.time() * 1000))
+        return derived
+
+    async def step(self) -> float:
+        derived = await asyncio.to_thread(self.follow_once)
+        return 0.0 if derived >= self.batch_rows else self.idle_s
+
+    def pipeline_problem(self, now: float) -> str | None:
+        """Sagas far behind the index (collectors/services.ServiceGroup.problems)."""
+        health = self.health
+        last_ms = health.last_success_ms
+        if health.last_error and (last_ms is None or now - last_ms / 1000 >= FAR_BEHIND_S):
+            return f"the saga follower is failing: {health.last_error}"
+        lag = self.lag
+        if lag is None or lag.behind_s < FAR_BEHIND_S:
+            return None
+        return f"sagas are {lag.behind_s:.0f} s behind the index (the saga follower is catching up)"
