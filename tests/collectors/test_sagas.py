@@ -444,3 +444,18 @@ def test_two_followers_at_once_derive_each_event_once(index_db) -> None:
     assert errors == []
     stored = sagas(index_db.engine)
     assert len(stored) == 500 and {saga["version"] for saga in stored.values()} == {1}
+
+
+def test_a_follower_far_behind_says_so_in_the_pipeline_problems(index_db) -> None:
+    now = time.time()
+    rows = one_event_sagas(3)
+    for row in rows:
+        row["indexed_at_ms"] = int((now - 120) * 1000)  # indexed two minutes ago
+    write_batch(index_db.engine, "local", rows, {}, T0)
+    follower = SagaFollower(index_db.engine, saga_options({}), batch_rows=1)
+    follower.follow_once()
+    assert follower.lag is not None and follower.lag.behind_s >= 119
+    assert "sagas are 1" in (follower.pipeline_problem(now) or "")
+    follow(index_db.engine, saga_options({}), T0)
+    follower.follow_once()
+    assert follower.pipeline_problem(now) is None
