@@ -24,15 +24,28 @@ once none of them is running any more (checked at the next passes), every id up 
 final: committed, or never to be (rolled back, or burnt by ON CONFLICT DO NOTHING: gaps the
 cursor passes). The wait is about one tap transaction (a group commit). SQLite has one
 writer at a time, so its ids commit in order and every visible row is settled.
+
+Where it runs: in a process of its own (`python -m collectors.saga_follower`, started and
+watched by the `SagaFollower` service, restarted when it dies), for the reason the index
+writer has one (collectors/index/writer_process.py): derivation is CPU work, and in the
+collector's process it would share the GIL with the consumer and the normaliser. The child
+exits when its pipe closes, including when its parent is killed. An in-memory SQLite index
+cannot be shared, so there the service runs the passes itself, as it does with
+`in_process=True` (tests).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from multiprocessing.connection import Connection as Pipe
 
 from sqlalchemy import Connection, Engine, func, select, update
 
@@ -49,6 +62,8 @@ CURSOR = "sagas"
 BATCH_ROWS = 5_000  # events rows with a saga id per pass (one transaction)
 IDLE_S = 0.1  # between passes once caught up
 FAR_BEHIND_S = 60.0  # past this the pipeline banner and /readyz say so
+WATCH_S = 1.0  # how often the service looks at its child and the lag
+MAX_BACKOFF_S = 60.0
 
 _EVENT_COLUMNS = (
     events_table.c.id,
@@ -182,7 +197,8 @@ def follow_in(
 
 
 class SagaFollower(PeriodicService):
-    """Background service: keeps the `sagas` table in step with the committed events."""
+    """Background service: keeps the `sagas` table in step with the committed events, from
+    a child process (see the module's docstring) or, `in_process`, by itself."""
 
     name = "saga-follower"
 
@@ -193,6 +209,7 @@ class SagaFollower(PeriodicService):
         batch_rows: int = BATCH_ROWS,
         idle_s: float = IDLE_S,
         clock: Callable[[], float] = time.time,
+        in_process: bool = False,
     ) -> None:
         super().__init__()
         self.engine = engine
@@ -200,9 +217,30 @@ class SagaFollower(PeriodicService):
         self.batch_rows = batch_rows
         self.idle_s = idle_s
         self.clock = clock
+        url = engine.url
+        in_memory = url.get_backend_name() == "sqlite" and url.database in (None, "", ":memory:")
+        self.in_process = in_process or in_memory
         self.horizon = CommitHorizon(engine)
-        self.derived = 0  # events derived since start
-        self.lag: FollowerLag | None = None  # after the last pass
+        self.derived = 0  # events derived since start (in this process)
+        self.lag: FollowerLag | None = None  # after the last pass or look
+        self._child: FollowerProcess | None = None
+
+    async def stop(self) -> None:
+        await super().stop()
+        if self._child is not None:
+            await asyncio.to_thread(self._child.stop)
+            self._child = None
+
+    def watch(self) -> None:
+        """Start the child, or start it again if it died (saying so); read the lag."""
+        if self._child is None:
+            url = self.engine.url.render_as_string(hide_password=False)
+            self._child = FollowerProcess(url, self.options, self.batch_rows, self.idle_s)
+        exited = self._child.ensure_running()
+        with self.engine.connect() as connection:
+            self.lag = follower_lag(connection, int(time.time() * 1000))
+        if exited is not None:
+            raise RuntimeError(f"the saga follower process exited ({exited}); started again")
 
     def follow_once(self) -> int:
         """One pass (a transaction); return how many events it derived."""
@@ -217,6 +255,9 @@ class SagaFollower(PeriodicService):
         return derived
 
     async def step(self) -> float:
+        if not self.in_process:
+            await asyncio.to_thread(self.watch)
+            return WATCH_S
         derived = await asyncio.to_thread(self.follow_once)
         return 0.0 if derived >= self.batch_rows else self.idle_s
 
@@ -230,3 +271,91 @@ class SagaFollower(PeriodicService):
         if lag is None or lag.behind_s < FAR_BEHIND_S:
             return None
         return f"sagas are {lag.behind_s:.0f} s behind the index (the saga follower is catching up)"
+
+
+class FollowerProcess:
+    """The follower's child process: started with its settings over a pipe, stopped by
+    closing the pipe (the child exits when it reads end-of-file)."""
+
+    def __init__(self, url: str, options: SagaOptions, batch_rows: int, idle_s: float) -> None:
+        self.settings = (url, options, batch_rows, idle_s)
+        self._process: subprocess.Popen[bytes] | None = None
+        self._pipe: Pipe | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def ensure_running(self) -> int | None:
+        """Start the child if none runs; return the exit code of one that had died."""
+        exited = None
+        if self._process is not None and self._process.poll() is not None:
+            exited = self._process.returncode
+            self._close()
+        if self._process is None:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "collectors.saga_follower"],
+                stdin=subprocess.PIPE,
+                close_fds=True,
+            )
+            assert process.stdin is not None
+            pipe = Pipe(os.dup(process.stdin.fileno()), readable=False)
+            process.stdin.close()
+            self._process, self._pipe = process, pipe
+            pipe.send(self.settings)
+        return exited
+
+    def stop(self, timeout_s: float = 10.0) -> None:
+        process = self._process
+        self._close()
+        if process is None:
+            return
+        try:
+            process.wait(timeout_s)  # it ends its pass, then sees the pipe closed
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def _close(self) -> None:
+        if self._pipe is not None:
+            self._pipe.close()
+        self._pipe, self._process = None, None
+
+
+def _follow_until_closed(pipe: Pipe) -> None:
+    """The child's loop: passes one after another until the parent closes the pipe."""
+    from collectors.index.engine import create_index_engine
+
+    url, options, batch_rows, idle_s = pipe.recv()
+    engine = create_index_engine(url)
+    follower = SagaFollower(engine, options, batch_rows, idle_s, in_process=True)
+    backoff = 0.0
+    try:
+        while True:
+            try:
+                derived = follower.follow_once()
+                backoff, wait = 0.0, (0.0 if derived >= batch_rows else idle_s)
+            except Exception as exc:  # the index is away: log, back off, try again
+                backoff = min(max(backoff * 2, 1.0), MAX_BACKOFF_S)
+                log.warning("saga follower pass failed (next in %.0f s): %s", backoff, exc)
+                wait = backoff
+            if pipe.poll(wait):
+                try:
+                    pipe.recv()
+                except EOFError:
+                    return
+    finally:
+        engine.dispose()
+
+
+def main() -> None:
+    """Entry point of the child (`python -m collectors.saga_follower`). Signals to the
+    process group are left to the parent, which stops the child by closing the pipe."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    logging.basicConfig(level=logging.WARNING)
+    _follow_until_closed(Pipe(0, writable=False))
+
+
+if __name__ == "__main__":
+    main()

@@ -3,6 +3,7 @@ on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -459,3 +460,33 @@ def test_a_follower_far_behind_says_so_in_the_pipeline_problems(index_db) -> Non
     follow(index_db.engine, saga_options({}), T0)
     follower.follow_once()
     assert follower.pipeline_problem(now) is None
+
+
+async def test_the_service_follows_from_a_child_process_and_restarts_it(index_db) -> None:
+    """The service runs the passes in a child process; one killed is started again and
+    catches up without deriving anything twice."""
+    write_batch(index_db.engine, "local", one_event_sagas(50), {}, T0)
+    service = SagaFollower(index_db.engine, saga_options({}), batch_rows=10)
+    assert not service.in_process
+    await service.start()
+    try:
+        await wait_for(lambda: cursor_of(index_db.engine) == 50, "the first events derived")
+        child = service._child
+        assert child is not None and child.pid is not None
+        killed = child.pid
+        os.kill(killed, signal.SIGKILL)
+        write_batch(index_db.engine, "local", one_event_sagas(50, start=50), {}, T0)
+        await wait_for(lambda: cursor_of(index_db.engine) == 100, "the child started again")
+        assert child.pid != killed and service.lag is not None
+        assert service.health.errors == 1  # the restart is reported
+    finally:
+        await service.stop()
+    stored = sagas(index_db.engine)
+    assert len(stored) == 100 and {saga["version"] for saga in stored.values()} == {1}
+
+
+async def wait_for(condition, what: str, timeout_s: float = 30) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
+        await asyncio.sleep(0.05)
