@@ -22,8 +22,10 @@ takes RowExclusiveLock before it draws an id and keeps it until it ends). Every 
 was drawn before H committed, hence by one of those transactions or by one already over;
 once none of them is running any more (checked at the next passes), every id up to H is
 final: committed, or never to be (rolled back, or burnt by ON CONFLICT DO NOTHING: gaps the
-cursor passes). The wait is about one tap transaction (a group commit). SQLite has one
-writer at a time, so its ids commit in order and every visible row is settled.
+cursor passes). A writer that declared, when it began, that it only draws ids above H
+(collectors/index/writer.ID_FLOOR_KEY) is not waited for: without that, every horizon would
+wait for the tap transaction that opened right after the commit that made H visible. SQLite
+has one writer at a time, so its ids commit in order and every visible row is settled.
 
 Where it runs: in a process of its own (`python -m collectors.saga_follower`, started and
 watched by the `SagaFollower` service, restarted when it dies), for the reason the index
@@ -52,6 +54,7 @@ from sqlalchemy import Connection, Engine, func, select, update
 from collectors.index.engine import is_sqlite
 from collectors.index.models import events_table
 from collectors.index.saga_models import saga_cursor_table
+from collectors.index.writer import ID_FLOOR_KEY
 from collectors.saga_state import SagaEventRef
 from collectors.sagas import SagaOptions, derive_sagas, saga_event
 from collectors.services import PeriodicService
@@ -125,7 +128,7 @@ class CommitHorizon:
             if self._pending is None:
                 # In this order: the newest visible id first, then who may hold ids below it.
                 newest = connection.execute(select(func.max(events_table.c.id))).scalar() or 0
-                writers = _events_writers(connection)
+                writers = _events_writers(connection, int(newest))
                 if writers:
                     self._pending = (int(newest), writers)
                 else:
@@ -134,16 +137,22 @@ class CommitHorizon:
         return self.settled
 
 
-def _events_writers(connection: Connection) -> list[str]:
+def _events_writers(connection: Connection, newest: int) -> list[str]:
     """The virtual transaction ids of the other transactions holding (or awaiting) a write
-    lock on `events`."""
+    lock on `events`, but those that declared they draw only ids above `newest`."""
     rows = connection.exec_driver_sql(
-        "SELECT DISTINCT virtualtransaction FROM pg_locks "
-        "WHERE locktype = 'relation' AND relation = 'events'::regclass "
-        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-        "AND mode = 'RowExclusiveLock' AND pid IS DISTINCT FROM pg_backend_pid()"
+        "WITH here AS (SELECT oid FROM pg_database WHERE datname = current_database()) "
+        "SELECT w.virtualtransaction, max((f.classid::bigint << 32) | f.objid::bigint) "
+        "FROM pg_locks w LEFT JOIN pg_locks f ON f.virtualtransaction = w.virtualtransaction "
+        "AND f.locktype = 'advisory' AND f.objsubid = 1 AND f.mode = 'ShareLock' "
+        "AND f.database = (SELECT oid FROM here) AND f.classid >= %s "
+        "WHERE w.locktype = 'relation' AND w.relation = 'events'::regclass "
+        "AND w.database = (SELECT oid FROM here) "
+        "AND w.mode = 'RowExclusiveLock' AND w.pid IS DISTINCT FROM pg_backend_pid() "
+        "GROUP BY w.virtualtransaction",
+        (ID_FLOOR_KEY >> 32,),
     ).all()
-    return [row[0] for row in rows if row[0]]
+    return [vxid for vxid, key in rows if vxid and (key is None or key - ID_FLOOR_KEY < newest)]
 
 
 def _any_running(connection: Connection, writers: list[str]) -> bool:

@@ -69,6 +69,18 @@ CHUNK_ROWS = 5_000
 # Rows per commit when batches queue up faster than they are written (BatchWriter).
 GROUP_COMMIT_ROWS = 20_000
 
+# PostgreSQL: every writing transaction first declares the lowest row id it may draw, as a
+# shared advisory lock on ID_FLOOR_KEY + the last id drawn so far, held until it ends.
+# Why: a reader following events by id (collectors/saga_follower.CommitHorizon) must know
+# that no running transaction can still commit an id below the ones it has seen; without
+# the declaration it waits for every running writer, with it only for those that began
+# before the ids it wants to read. One statement per transaction, not per row.
+ID_FLOOR_KEY = 1 << 62
+_DECLARE_ID_FLOOR_SQL = (
+    "SELECT pg_advisory_xact_lock_shared(%s + last_value - CASE WHEN is_called THEN 0 ELSE 1 END)"
+    " FROM events_id_seq"
+)
+
 
 def _insert(engine: Engine, table: Any) -> Any:
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
@@ -142,10 +154,12 @@ class BatchWriter:
             row if isinstance(row, tuple) else event_row(**row) for row in rows
         ]
         connection = self._connection
-        if connection is None:
-            connection = self._connection = self.engine.connect()
-            connection.begin()
         try:
+            if connection is None:
+                connection = self._connection = self.engine.connect()
+                connection.begin()
+                if not self.flushes_ahead:  # PostgreSQL
+                    connection.exec_driver_sql(_DECLARE_ID_FLOOR_SQL, (ID_FLOOR_KEY,))
             for start in range(0, len(tuples), CHUNK_ROWS):
                 chunk = tuples[start : start + CHUNK_ROWS]
                 result = connection.exec_driver_sql(self._events_sql, chunk)

@@ -490,3 +490,26 @@ async def wait_for(condition, what: str, timeout_s: float = 30) -> None:
     while not condition():
         assert time.monotonic() < deadline, f"{what}: not within {timeout_s} s"
         await asyncio.sleep(0.05)
+
+
+@pytest.mark.parametrize("index_db", ["postgresql"], indirect=True)
+def test_a_writer_that_began_after_a_commit_does_not_hold_its_rows_back(index_db) -> None:
+    """PostgreSQL: a tap opens its next transaction right after a commit. It declared that
+    it draws only higher ids, so the committed rows are derived without waiting for it."""
+    with index_db.engine.connect() as connection:
+        sequence = connection.exec_driver_sql("SELECT pg_get_serial_sequence('events', 'id')")
+        assert sequence.scalar() == "public.events_id_seq"  # the writer's declaration reads it
+    options = saga_options({})
+    write_batch(index_db.engine, "local", one_event_sagas(3), {}, T0)
+    follower = SagaFollower(index_db.engine, options, clock=clock_at(T0))
+    next_one = BatchWriter(index_db.engine, "local", commit_rows=None)
+    try:
+        next_one.add(one_event_sagas(1, start=3), {}, T0)  # open, uncommitted: id 4
+        follower.follow_once()
+        assert cursor_of(index_db.engine) == 3 and len(sagas(index_db.engine)) == 3
+        next_one.commit()
+    finally:
+        next_one.close()
+    for _ in range(2):
+        follower.follow_once()
+    assert cursor_of(index_db.engine) == 4
