@@ -117,6 +117,7 @@ class BatchWriter:
         # hook does, collectors/sagas.lock_sagas, though no tap runs it any more): flushing
         # early would hold them for the whole transaction, and writers would take turns.
         self.flushes_ahead = is_sqlite(engine)
+        self.declares_id_floor = not is_sqlite(engine)  # ID_FLOOR_KEY
         self.commit_rows = commit_rows
         self.cluster = cluster
         self.hooks = list(hooks)
@@ -158,7 +159,7 @@ class BatchWriter:
             if connection is None:
                 connection = self._connection = self.engine.connect()
                 connection.begin()
-                if not self.flushes_ahead:  # PostgreSQL
+                if self.declares_id_floor:
                     connection.exec_driver_sql(_DECLARE_ID_FLOOR_SQL, (ID_FLOOR_KEY,))
             for start in range(0, len(tuples), CHUNK_ROWS):
                 chunk = tuples[start : start + CHUNK_ROWS]
