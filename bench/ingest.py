@@ -3,7 +3,7 @@
     python bench/ingest.py --bootstrap 127.0.0.1:9092 [--records 1000000]
         [--backends sqlite,postgresql] [--pg-url postgresql+psycopg://...]
         [--lookup-sizes 1000000,10000000] [--topic NAME] [--repeat N]
-        [--format json|avro|protobuf] [--schema-registry URL]
+        [--format json|avro|protobuf] [--schema-registry URL] [--saga-freshness]
 
 1. Produces N records with realistic headers (CloudEvents binary mode, traceparent,
    correlation id) and ~500-byte JSON values to a fresh topic; with --format avro or
@@ -12,6 +12,11 @@
 2. Measures the raw aiokafka consume rate of that topic (no indexing), then the
    collector's end-to-end indexing rate: a real `eventscope collect` process per backend,
    timed from start until every record is in the index, with its peak RSS.
+   With --saga-freshness it also measures how long the sagas trail ingest: every 0.1 s
+   it notes the newest visible events row and the saga follower's cursor; an event's
+   freshness is the time from the poll that first saw it committed to the first poll
+   whose cursor covers it (p50/p95 over the run, ±0.1 s), plus how long after the last
+   row the sagas caught up. Every record of the run carries a saga id (its correlation id).
 3. Measures look-up latency (p50/p95) by correlation id, event id and trace id on indexes
    of the given sizes (filled past N with rows written the way the collector writes them).
 
@@ -50,6 +55,7 @@ from collectors.index.engine import create_index_engine  # noqa: E402
 from collectors.index.event_row import EVENT_COLUMNS, event_row  # noqa: E402
 from collectors.index.identity import text_hash  # noqa: E402
 from collectors.index.models import events_table, positions_table  # noqa: E402
+from collectors.index.saga_models import saga_cursor_table  # noqa: E402
 from collectors.index.writer import write_batch  # noqa: E402
 from collectors.kafka.tap import to_row  # noqa: E402
 from console.stores.events import EventFilter, search_events  # noqa: E402
@@ -181,6 +187,31 @@ def indexed_so_far(engine, topic: str) -> int:
     return int(total)  # PostgreSQL sums BIGINT as NUMERIC
 
 
+def saga_progress(engine) -> tuple[int, int]:
+    """(the newest visible events row id, the saga follower's cursor): two key look-ups."""
+    with engine.connect() as connection:
+        newest = connection.execute(select(func.max(events_table.c.id))).scalar()
+        cursor = connection.execute(select(saga_cursor_table.c.last_id)).scalar()
+    return int(newest or 0), int(cursor or 0)
+
+
+def freshness_latencies(samples: list[tuple[float, int, int]]) -> list[float]:
+    """From polls (time, newest id, cursor): for each poll that saw new rows, the seconds
+    until the first poll whose cursor reached its newest id."""
+    latencies = []
+    seen, j = 0, 0
+    for t, newest, _cursor in samples:
+        if newest <= seen:
+            continue
+        seen = newest
+        while j < len(samples) and samples[j][2] < newest:
+            j += 1
+        if j == len(samples):
+            break
+        latencies.append(max(samples[j][0] - t, 0.0))
+    return latencies
+
+
 def collector_rate(
     bootstrap: str,
     topic: str,
@@ -189,10 +220,12 @@ def collector_rate(
     work: Path,
     writer: str,
     registry_url: str | None = None,
+    saga_freshness: bool = False,
 ) -> dict:
     """Run a real `eventscope collect` until the topic is indexed; rate and peak RSS.
 
-    RSS is the collector's and its writer process's together, sampled every 0.1 s.
+    RSS is the collector's and its writer process's together, sampled every 0.1 s. With
+    `saga_freshness`, also how long the saga follower trails (the module's docstring).
     """
     engine = create_index_engine(index_url)
     migrate.upgrade(engine)
@@ -211,11 +244,15 @@ def collector_rate(
     started = None
     cpu_start: dict[int, float] = {}
     cpu_end: dict[int, float] = {}
+    samples: list[tuple[float, int, int]] = []  # (time, newest id, saga cursor)
+    caught_up_s = float("nan")
     try:
         while True:
             tree = _process_tree(process.pid)
             peak_rss = max(peak_rss, sum(map(_rss_bytes, tree)))
             done = indexed_so_far(engine, topic)
+            if saga_freshness:
+                samples.append((time.perf_counter(), *saga_progress(engine)))
             if started is None and done > 0:
                 started = time.perf_counter()
                 first = done
@@ -228,6 +265,13 @@ def collector_rate(
                 raise RuntimeError("the collector exited")
             time.sleep(0.1)
         elapsed = time.perf_counter() - (started or time.perf_counter())
+        if saga_freshness:  # until the sagas reflect the last row too (at most 5 minutes)
+            last_row = time.perf_counter()
+            while samples[-1][2] < samples[-1][1] and time.perf_counter() - last_row < 300:
+                time.sleep(0.1)
+                samples.append((time.perf_counter(), *saga_progress(engine)))
+            if samples[-1][2] >= samples[-1][1]:
+                caught_up_s = samples[-1][0] - last_row
     finally:
         process.terminate()
         process.wait(30)
@@ -244,7 +288,13 @@ def collector_rate(
         100 * (cpu_end[pid] - cpu_start.get(pid, 0.0)) / elapsed if timed else float("nan")
         for pid in sorted(cpu_end)
     ]
-    return {"rate": rate, "peak_rss_mb": peak_rss / 2**20, "cpu_percent": busy}
+    result = {"rate": rate, "peak_rss_mb": peak_rss / 2**20, "cpu_percent": busy}
+    if saga_freshness:
+        latencies = freshness_latencies(samples)
+        if len(latencies) >= 2:
+            cuts = statistics.quantiles(latencies, n=100)
+            result["freshness"] = (cuts[49], cuts[94], len(latencies), caught_up_s)
+    return result
 
 
 def _cpu_seconds(pid: int) -> float:
@@ -380,6 +430,10 @@ def main() -> int:
         help="the values' wire format (avro and protobuf through a registry)",
     )
     parser.add_argument("--schema-registry", help="a registry's URL (default: start a local one)")
+    parser.add_argument(
+        "--saga-freshness", action="store_true",
+        help="also measure how long the sagas trail ingest (p50/p95 from commit to saga)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
@@ -422,8 +476,9 @@ def main() -> int:
                 for attempt in range(1, args.repeat + 1):
                     url = fresh_url(backend, f"{writer}-{attempt}")
                     result = collector_rate(
-                        bootstrap, topic, args.records, url, work, writer, registry_url
-                    )
+                        bootstrap, topic, args.records, url, work, writer, registry_url,
+                        args.saga_freshness,
+                    )  # fmt: skip
                     _drop_sqlite_files(url)
                     rates.append(result["rate"])
                     label = f" #{attempt}" if args.repeat > 1 else ""
@@ -433,6 +488,13 @@ def main() -> int:
                          f"peak RSS {result['peak_rss_mb']:.0f} MB, CPU "
                          + " + ".join(f"{p:.0f}%" for p in result["cpu_percent"]))
                     )  # fmt: skip
+                    if "freshness" in result:
+                        p50, p95, polls, caught_up = result["freshness"]
+                        rows.append(
+                            (f"saga freshness -> {backend}{label}",
+                             f"p50 {p50:.2f} s, p95 {p95:.2f} s ({polls} polls), caught up "
+                             f"{caught_up:.1f} s after the last row")
+                        )  # fmt: skip
                 if args.repeat > 1:
                     rows.append(
                         (f"collector -> {backend} (writer {writer}), {args.repeat} runs",

@@ -1,12 +1,16 @@
-"""Saga instances kept up to date in the index as events arrive.
+"""Saga instances kept up to date in the index from the indexed events.
 
 - `saga_options` reads the `[sagas]` configuration table: the classification rules and saga
   definitions of collectors/saga_rules.py plus two settings of its own, `stuck_after_s` (when
   a saga without a timeout of its own counts as stuck) and `evaluate_interval_s`.
-- `SagaHook` is a batch hook of the tap (collectors/index/writer.py): it groups the new rows
-  of every batch by saga id and, when its writer flushes (before the commit, or earlier when
-  the writer is idle), loads those sagas' states in one query, applies the events and
-  upserts the sagas in one executemany. Rows without a saga id cost a dictionary look-up.
+- `derive_sagas` is the one derivation: given new events grouped by saga id, it loads those
+  sagas' states in one query, applies the events and upserts the sagas in one executemany.
+  Applying an event a saga already holds changes nothing (SagaState keys its steps by the
+  event's coordinates), so deriving an event twice is harmless.
+- Who calls it: the saga follower (collectors/saga_follower.py) for committed events in
+  row-id order, off the tap's write path; and `SagaHook`, a batch hook
+  (collectors/index/writer.py) that the re-decode pass uses for rows that gain a saga id
+  when they are decoded after the follower has passed them.
 - `SagaEvaluator` is a background service: statuses that change with the clock alone (stuck,
   compensation incomplete, completed after a quiet period) are re-evaluated every
   `evaluate_interval_s` for the sagas that could have changed.
@@ -231,9 +235,40 @@ def load_states(
     return states
 
 
+def derive_sagas(
+    connection: Connection,
+    cluster: str,
+    grouped: Mapping[str, Sequence[SagaEventRef]],
+    options: SagaOptions,
+    now_ms: int,
+) -> int:
+    """Apply new events (saga id -> its events) to the stored sagas of a cluster inside the
+    open transaction; return how many sagas were written."""
+    if not grouped:
+        return 0
+    lock_sagas(connection, cluster)
+    rules = options.rules
+    states = load_states(connection, cluster, grouped, options)
+    changed = []
+    for saga_id, refs in grouped.items():
+        state = states.get(saga_id) or new_state(saga_id)
+        state.apply_all(refs, rules, assess=False)  # evaluate() assesses next
+        state.evaluate(now_ms, rules, options.stuck_after_s)
+        changed.append(saga_row(cluster, state, now_ms))
+    upsert_sagas(connection, changed)
+    return len(changed)
+
+
+def saga_event(cluster: str, saga_id: str, *ref_columns: Any) -> tuple[str, SagaEventRef]:
+    """The (saga id, event) an events row gives `derive_sagas`, from its saga id and its
+    topic, partition, offset, event type, timestamp and source."""
+    return saga_id[:MAX_KEY_CHARS], _ref(cluster, *ref_columns)
+
+
 class SagaHook:
-    """The tap's batch hook (collectors/index/writer.BatchHook): keeps the `sagas` table in
-    step with the indexed events, deriving each saga once per flush."""
+    """A batch hook (collectors/index/writer.BatchHook) deriving the sagas of the rows it
+    sees when its writer flushes: the re-decode pass's, for rows that were written before
+    their saga id could be read."""
 
     def __init__(self, options: SagaOptions, clock: Callable[[], float] = time.time) -> None:
         self.options = options
@@ -250,19 +285,7 @@ class SagaHook:
 
     def flush(self, connection: Connection, cluster: str) -> None:
         grouped, self._pending = self._pending, {}
-        if not grouped:
-            return
-        lock_sagas(connection, cluster)
-        now_ms = int(self.clock() * 1000)
-        rules = self.options.rules
-        states = load_states(connection, cluster, grouped, self.options)
-        changed = []
-        for saga_id, refs in grouped.items():
-            state = states.get(saga_id) or new_state(saga_id)
-            state.apply_all(refs, rules, assess=False)  # evaluate() assesses next
-            state.evaluate(now_ms, rules, self.options.stuck_after_s)
-            changed.append(saga_row(cluster, state, now_ms))
-        upsert_sagas(connection, changed)
+        derive_sagas(connection, cluster, grouped, self.options, int(self.clock() * 1000))
 
     def discard(self) -> None:
         self._pending = {}
@@ -271,12 +294,12 @@ class SagaHook:
 def lock_sagas(connection: Connection, cluster: str) -> None:
     """On PostgreSQL, wait for the cluster's saga lock, held until the transaction ends.
 
-    Why: several collectors split the partitions, so two of them may index events of one
-    saga at the same moment. Each reads the stored state, adds its events and writes the
-    state back; without the lock the second write drops the first one's events. Flushes of
-    one cluster take turns; only the flush and commit hold the lock, not the inserts. One
-    lock rather than one per saga: a commit touches thousands of sagas, and PostgreSQL's
-    lock table holds a few thousand locks in all. SQLite has one writer at a time.
+    Why: the follower and the re-decode pass (of every collector process) may derive events
+    of one saga at the same moment. Each reads the stored state, adds its events and writes
+    the state back; without the lock the second write drops the first one's events. One
+    lock rather than one per saga: a pass touches thousands of sagas, and PostgreSQL's lock
+    table holds a few thousand locks in all. SQLite has one writer at a time. The taps never
+    take it: they do not derive sagas.
     """
     if connection.dialect.name == "postgresql":
         key = text_hash(f"eventscope sagas\x00{cluster}")
@@ -292,8 +315,8 @@ def evaluate_due(engine: Engine, options: SagaOptions, now_ms: int) -> int:
     """Re-evaluate the sagas the clock may have changed; return how many changed.
 
     Only sagas in a time-dependent status whose first event is older than the shortest
-    limit are read (every limit runs from an event at or after the first one). A saga the
-    hook rewrote meanwhile (its version moved) is left alone: the hook evaluated it too.
+    limit are read (every limit runs from an event at or after the first one). A saga
+    derived meanwhile (its version moved) is left alone: the derivation evaluated it too.
     """
     limit_ms = options.shortest_limit_s() * 1000
     if not math.isfinite(limit_ms):

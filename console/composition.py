@@ -14,6 +14,7 @@ from collectors.config import Settings
 from collectors.index.retention import RetentionPolicy, RetentionService
 from collectors.kafka.lag import LagSampler
 from collectors.kafka.tap import Tap
+from collectors.saga_follower import SagaFollower
 from collectors.sagas import SagaEvaluator, SagaHook
 from collectors.schemas.decoding import RecordDecoder
 from collectors.schemas.redecode import Redecoder
@@ -35,12 +36,13 @@ def background_services(state: AppState) -> list[Service]:
     conventions, sagas = state.areas.conventions, state.areas.sagas
     decoders = {cluster.name: RecordDecoder.for_cluster(cluster) for cluster in settings.clusters}
     services: list[Service] = [
-        # A hook holds what it collected until its writer commits: one per tap.
-        Tap(cluster, state.engine, conventions, settings.collector, hooks=[SagaHook(sagas)],
+        # Sagas are not derived here but by the follower below, after the commit.
+        Tap(cluster, state.engine, conventions, settings.collector,
             decoder=decoders[cluster.name])
         for cluster in settings.clusters
     ]  # fmt: skip
-    # Records indexed while the registry was out of reach are decoded when it answers.
+    # Records indexed while the registry was out of reach are decoded when it answers; a
+    # hook holds what it collected until its writer commits: one per writer.
     services += [
         Redecoder(cluster.name, state.engine, conventions, decoders[cluster.name],
                   hooks=[SagaHook(sagas), SchemaUsageHook()])
@@ -48,6 +50,8 @@ def background_services(state: AppState) -> list[Service]:
     ]  # fmt: skip
     if settings.server.otlp_port:  # a receiver too; first, so that a busy port fails fast
         services.insert(0, OtlpListener(state))
+    # Sagas from the committed events (collectors/saga_follower.py), then their clock.
+    services.append(SagaFollower(state.engine, sagas))
     services.append(SagaEvaluator(state.engine, sagas))
     # The lag sampler starts after the taps (it reads the positions they write).
     services += [

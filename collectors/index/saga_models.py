@@ -1,9 +1,10 @@
-"""Saga instances, materialized from the events as they are indexed (collectors/sagas.py).
+"""Saga instances, materialized from the indexed events (collectors/sagas.py), and how far
+the saga follower has read the events (collectors/saga_follower.py).
 
 One row per (cluster, saga id). The whole reconstructed history -- each event with its step,
 outcome and the rule that decided -- is the JSON document in `state` (collectors/saga_rules.py
 reads and writes it); the other columns repeat what the list page filters and sorts on.
-`version` grows with every write of the batch hook, so the periodic re-evaluation never
+`version` grows with every derivation, so the periodic re-evaluation never
 overwrites a newer state with an older one.
 
 Every change here needs a migration in `migrations/versions/`.
@@ -42,3 +43,18 @@ class Saga(SQLModel, table=True):
 
 
 sagas_table = Saga.__table__  # type: ignore[attr-defined]
+
+
+class SagaCursor(SQLModel, table=True):
+    """The follower's durable cursor: every events row up to `last_id` has been derived.
+    It moves in the transaction that writes the sagas it derived, so a crash loses nothing
+    and derives nothing twice. One row, named 'sagas' (the migration creates it)."""
+
+    __tablename__ = "saga_cursor"
+
+    name: str = Field(sa_column=Column(Text, primary_key=True))
+    last_id: int = Field(sa_column=Column(BigInteger, nullable=False))
+    updated_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+saga_cursor_table = SagaCursor.__table__  # type: ignore[attr-defined]

@@ -69,6 +69,18 @@ CHUNK_ROWS = 5_000
 # Rows per commit when batches queue up faster than they are written (BatchWriter).
 GROUP_COMMIT_ROWS = 20_000
 
+# PostgreSQL: every writing transaction first declares the lowest row id it may draw, as a
+# shared advisory lock on ID_FLOOR_KEY + the last id drawn so far, held until it ends.
+# Why: a reader following events by id (collectors/saga_follower.CommitHorizon) must know
+# that no running transaction can still commit an id below the ones it has seen; without
+# the declaration it waits for every running writer, with it only for those that began
+# before the ids it wants to read. One statement per transaction, not per row.
+ID_FLOOR_KEY = 1 << 62
+_DECLARE_ID_FLOOR_SQL = (
+    "SELECT pg_advisory_xact_lock_shared(%s + last_value - CASE WHEN is_called THEN 0 ELSE 1 END)"
+    " FROM events_id_seq"
+)
+
 
 def _insert(engine: Engine, table: Any) -> Any:
     dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
@@ -102,9 +114,10 @@ class BatchWriter:
         # Whether to call `prepare` when idle. On SQLite the open transaction holds the
         # database's one write lock from its first insert, so flushing early holds nothing
         # longer. On PostgreSQL a flush may take locks of its own until the commit (the saga
-        # hook does, collectors/sagas.lock_sagas): flushing early would hold them for the
-        # whole transaction, and several collectors would write in turns.
+        # hook does, collectors/sagas.lock_sagas, though no tap runs it any more): flushing
+        # early would hold them for the whole transaction, and writers would take turns.
         self.flushes_ahead = is_sqlite(engine)
+        self.declares_id_floor = not is_sqlite(engine)  # ID_FLOOR_KEY
         self.commit_rows = commit_rows
         self.cluster = cluster
         self.hooks = list(hooks)
@@ -142,10 +155,12 @@ class BatchWriter:
             row if isinstance(row, tuple) else event_row(**row) for row in rows
         ]
         connection = self._connection
-        if connection is None:
-            connection = self._connection = self.engine.connect()
-            connection.begin()
         try:
+            if connection is None:
+                connection = self._connection = self.engine.connect()
+                connection.begin()
+                if self.declares_id_floor:
+                    connection.exec_driver_sql(_DECLARE_ID_FLOOR_SQL, (ID_FLOOR_KEY,))
             for start in range(0, len(tuples), CHUNK_ROWS):
                 chunk = tuples[start : start + CHUNK_ROWS]
                 result = connection.exec_driver_sql(self._events_sql, chunk)

@@ -5,9 +5,10 @@ knowing the id) was indexed with its raw bytes and `decode_state = 'pending'`. T
 service walks those rows of one cluster (a partial index holds exactly them), rebuilds
 each Kafka record from the stored key, value and headers, normalizes it again with the
 same conventions and decoder as the tap, and writes the new derived columns back (the
-coordinates, bytes and headers stay as they are), with the tap's batch hooks (sagas,
-schema usage) seeing the rows as if they had just arrived. Nothing is inserted, so
-nothing can be duplicated; a row still pending stays for the next round.
+coordinates, bytes and headers stay as they are), with batch hooks seeing the rows as if
+they had just arrived: schema usage, and the sagas (the saga follower may have passed a
+row while it had no saga id yet; deriving an event twice changes nothing). Nothing is
+inserted, so nothing can be duplicated; a row still pending stays for the next round.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
-"""The sagas' store: saga instances with counts by type and status, and one saga's state
-with the ids that link it to its trace (collectors/sagas.py writes the table).
+"""The sagas' store: saga instances with counts by type and status, one saga's state
+with the ids that link it to its trace (collectors/sagas.py writes the table), and how far
+the sagas trail the index (collectors/saga_follower.py derives them after ingest).
 
 Statuses that depend on the clock are evaluated again at read time, so an answer is never
 older than the request.
@@ -16,6 +17,7 @@ from sqlalchemy import Engine, case, func, select
 from collectors.index.identity import identity_equals
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
+from collectors.saga_follower import FollowerLag, follower_lag
 from collectors.saga_rules import Outcome, SagaStatus
 from collectors.saga_state import SagaState
 from collectors.sagas import TIME_DEPENDENT, SagaOptions, rebuild_state
@@ -219,3 +221,9 @@ def load_saga(
                 .limit(1)
             ).scalar()
     return state, ids
+
+
+def saga_freshness(engine: Engine, now_ms: int) -> FollowerLag:
+    """How far behind the index the sagas are (the follower's cursor against the events)."""
+    with engine.connect() as connection:
+        return follower_lag(connection, now_ms)

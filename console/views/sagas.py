@@ -3,7 +3,9 @@
 Pages: /sagas (counts by type and status, filters, sort; stuck ones first) and
 /sagas/{saga_id} (a Gantt of its steps and compensations, its steps and events).
 JSON twins: /api/sagas and /api/sagas/{saga_id}. Statuses that depend on the clock are
-evaluated again at read time, so a page is never older than the request.
+evaluated again at read time, so a page is never older than the request; the sagas are
+derived from the events after ingest (collectors/saga_follower.py), so every page and twin
+says how far they trail the index ("sagas up to 0.4 s ago").
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 from typing_extensions import TypedDict
 
+from collectors.saga_follower import FollowerLag
 from collectors.saga_state import StepProgress, StepRecord
 from console.auth.roles import VIEWER
 from console.saga_timeline import build_timeline, event_link
@@ -117,6 +120,18 @@ def parse_filter(params: QueryParams) -> SagaFilter:
 # --------------------------------------------------------------------------- JSON
 
 
+class FreshnessJson(TypedDict):
+    """How far the sagas trail the index: the age of the oldest indexed event they do not
+    reflect yet (0 and up_to_date when they reflect every one)."""
+
+    behind_s: float
+    up_to_date: bool
+
+
+def freshness_json(lag: FollowerLag) -> FreshnessJson:
+    return FreshnessJson(behind_s=round(lag.behind_s, 3), up_to_date=not lag.pending)
+
+
 class SagaLinks(TypedDict):
     self: str
     page: str
@@ -158,6 +173,7 @@ class SagaCountsJson(TypedDict):
 
 class SagasJson(TypedDict):
     sagas: list[SagaItemJson]
+    freshness: FreshnessJson
     counts: SagaCountsJson
     limit: int
     offset: int
@@ -211,6 +227,7 @@ class SagaDetailJson(SagaJsonBase):
     steps: list[StepJson]
     events: list[RecordJson]
     timeline: list[BarJson]
+    freshness: FreshnessJson
     links: SagaDetailLinks
 
 
@@ -279,9 +296,11 @@ async def sagas_page(call: Call) -> Reply:
     result = await run_in_threadpool(
         store.list_sagas, call.engine, f, call.state.areas.sagas, now_ms
     )
+    lag = await run_in_threadpool(store.saga_freshness, call.engine, now_ms)
     next_args = f.query_args(offset=f.offset + f.limit) if result.has_more else None
     data = SagasJson(
         sagas=[list_item_json(row, now_ms) for row in result.rows],
+        freshness=freshness_json(lag),
         counts=SagaCountsJson(
             by_type=result.counts,  # type: ignore[typeddict-item]
             by_status=result.status_totals,
@@ -297,6 +316,7 @@ async def sagas_page(call: Call) -> Reply:
         "now_ms": now_ms,
         "query": call.query,
         "next_url": _with_query("/sagas", next_args),
+        "freshness": lag,
     }
     return Reply(data, page=_page_context(page))
 
@@ -333,6 +353,7 @@ async def saga_detail(call: Call) -> Reply:
         store.load_saga, call.engine, row["cluster"], row["saga_id"], row["state"], options
     )
     now_ms = int(time.time() * 1000)
+    lag = await run_in_threadpool(store.saga_freshness, call.engine, now_ms)
     status = str(saga.evaluate(now_ms, options.rules, options.stuck_after_s))
     progress = saga.step_progress(options.rules)
     open_ended = status in ("running", "stuck")
@@ -362,6 +383,7 @@ async def saga_detail(call: Call) -> Reply:
         steps=[step_json(step) for step in progress],
         events=[record_json(record) for record in saga.steps],
         timeline=[bar.as_json() for bar in timeline.bars],
+        freshness=freshness_json(lag),
         links=links,
     )
     page = {
@@ -373,6 +395,7 @@ async def saga_detail(call: Call) -> Reply:
         "badge": STATUS_BADGE,
         "event_link": event_link,
         "now_ms": now_ms,
+        "freshness": lag,
     }
     return Reply(data, page=page)
 

@@ -16,6 +16,7 @@ from collectors.index.models import (
     events_table,
     positions_table,
 )
+from collectors.index.saga_models import saga_cursor_table
 from collectors.index.tables import load_all
 from collectors.schemas.redecode import pending_count
 from console.stores.events import EventFilter, search_events
@@ -156,3 +157,37 @@ def test_upgrading_marks_framed_records_for_decoding(backend, tmp_path, request)
             ).all()
         assert states == [(0, "pending"), (1, None)]
         assert pending_count(engine, "c") == 1
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrading_starts_the_saga_follower_after_the_events_already_derived(
+    backend, tmp_path, request
+) -> None:
+    """0013: an index whose sagas were derived as its events were written starts the
+    follower's cursor at its newest event; a fresh one at 0."""
+    with index_at_revision(backend, "0012", tmp_path, request) as engine:
+        with engine.begin() as connection:
+            for offset in range(3):
+                connection.execute(
+                    text(
+                        'INSERT INTO events (cluster, topic, partition, "offset", timestamp_ms, '
+                        "indexed_at_ms, value_size, value_truncated, is_tombstone, content_type, "
+                        "headers, saga_id, is_dlq) VALUES ('c', 'old', 0, :offset, 0, 0, -1, "
+                        "false, true, 'binary', '[]', 'trip-1', false)"
+                    ),
+                    {"offset": offset},
+                )
+            newest = connection.execute(
+                select(events_table.c.id).order_by(events_table.c.id.desc())
+            ).scalar()
+        migrate.upgrade(engine)
+        with engine.connect() as connection:
+            cursor = connection.execute(
+                select(saga_cursor_table.c.name, saga_cursor_table.c.last_id)
+            ).all()
+        assert cursor == [("sagas", newest)]
+
+
+def test_a_fresh_index_follows_sagas_from_its_first_event(index_db) -> None:
+    with index_db.engine.connect() as connection:
+        assert connection.execute(select(saga_cursor_table.c.last_id)).all() == [(0,)]

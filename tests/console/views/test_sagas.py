@@ -170,6 +170,21 @@ async def test_orchestrated_trip_booking_is_compensated_in_reverse(saga_console,
     assert event["event_type"] == "FlightCancelled"
 
 
+async def test_the_pages_and_twins_say_how_far_the_sagas_trail_the_index(
+    saga_console, scenarios
+) -> None:
+    """Sagas are derived after ingest (collectors/saga_follower.py): each answer says how
+    far behind the index they are."""
+    await saga_json(saga_console, scenarios.trip, "compensated", 10)
+    listed = httpx.get(saga_console.url + "/api/sagas").json()["freshness"]
+    detail = httpx.get(f"{saga_console.url}/api/sagas/{quote(scenarios.trip, safe='')}").json()
+    for freshness in (listed, detail["freshness"]):
+        assert isinstance(freshness["up_to_date"], bool) and freshness["behind_s"] >= 0
+        assert freshness["up_to_date"] == (freshness["behind_s"] == 0)
+    page = httpx.get(saga_console.url + "/sagas").text
+    assert 'id="saga-freshness"' in page and ("Sagas up to" in page)
+
+
 async def test_choreographed_payment_flow_by_correlation_id(saga_console, scenarios) -> None:
     ok = await saga_json(saga_console, scenarios.ride_ok, "completed", 3)
     assert ok["saga_type"] is None and ok["correlation_id"] == scenarios.ride_ok
