@@ -27,6 +27,11 @@ cursor passes). A writer that declared, when it began, that it only draws ids ab
 wait for the tap transaction that opened right after the commit that made H visible. SQLite
 has one writer at a time, so its ids commit in order and every visible row is settled.
 
+On which index: PostgreSQL. On SQLite the tap's writer still derives the sagas inline
+(`derives_after_commit`): SQLite has one writer, so there is no cluster-wide lock to escape,
+and a follower's passes would take that one write lock from the tap in turns; measured,
+ingest on SQLite was 12% slower with the follower (docs/benchmarks.md).
+
 Where it runs: in a process of its own (`python -m collectors.saga_follower`, started and
 watched by the `SagaFollower` service, restarted when it dies), for the reason the index
 writer has one (collectors/index/writer_process.py): derivation is CPU work, and in the
@@ -79,6 +84,12 @@ _EVENT_COLUMNS = (
     events_table.c.timestamp_ms,
     events_table.c.source,
 )
+
+
+def derives_after_commit(engine: Engine) -> bool:
+    """Whether the follower derives the sagas (PostgreSQL) or the tap's hook does, inline
+    with the events it writes (SQLite)."""
+    return not is_sqlite(engine)
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ from collectors.config import Settings
 from collectors.index.retention import RetentionPolicy, RetentionService
 from collectors.kafka.lag import LagSampler
 from collectors.kafka.tap import Tap
-from collectors.saga_follower import SagaFollower
+from collectors.saga_follower import SagaFollower, derives_after_commit
 from collectors.sagas import SagaEvaluator, SagaHook
 from collectors.schemas.decoding import RecordDecoder
 from collectors.schemas.redecode import Redecoder
@@ -35,10 +35,12 @@ def background_services(state: AppState) -> list[Service]:
     settings = state.settings
     conventions, sagas = state.areas.conventions, state.areas.sagas
     decoders = {cluster.name: RecordDecoder.for_cluster(cluster) for cluster in settings.clusters}
+    follower = derives_after_commit(state.engine)
     services: list[Service] = [
-        # Sagas are not derived here but by the follower below, after the commit.
+        # On PostgreSQL the follower below derives the sagas after the commit; on SQLite the
+        # tap's hook does, inline (a hook holds what it collected until its writer commits).
         Tap(cluster, state.engine, conventions, settings.collector,
-            decoder=decoders[cluster.name])
+            hooks=[] if follower else [SagaHook(sagas)], decoder=decoders[cluster.name])
         for cluster in settings.clusters
     ]  # fmt: skip
     # Records indexed while the registry was out of reach are decoded when it answers; a
@@ -51,7 +53,8 @@ def background_services(state: AppState) -> list[Service]:
     if settings.server.otlp_port:  # a receiver too; first, so that a busy port fails fast
         services.insert(0, OtlpListener(state))
     # Sagas from the committed events (collectors/saga_follower.py), then their clock.
-    services.append(SagaFollower(state.engine, sagas))
+    if follower:
+        services.append(SagaFollower(state.engine, sagas))
     services.append(SagaEvaluator(state.engine, sagas))
     # The lag sampler starts after the taps (it reads the positions they write).
     services += [

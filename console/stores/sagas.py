@@ -17,7 +17,7 @@ from sqlalchemy import Engine, case, func, select
 from collectors.index.identity import identity_equals
 from collectors.index.models import events_table
 from collectors.index.saga_models import sagas_table
-from collectors.saga_follower import FollowerLag, follower_lag
+from collectors.saga_follower import FollowerLag, derives_after_commit, follower_lag
 from collectors.saga_rules import Outcome, SagaStatus
 from collectors.saga_state import SagaState
 from collectors.sagas import TIME_DEPENDENT, SagaOptions, rebuild_state
@@ -224,6 +224,9 @@ def load_saga(
 
 
 def saga_freshness(engine: Engine, now_ms: int) -> FollowerLag:
-    """How far behind the index the sagas are (the follower's cursor against the events)."""
+    """How far behind the index the sagas are (the follower's cursor against the events);
+    never behind where the tap derives them inline (SQLite)."""
+    if not derives_after_commit(engine):
+        return FollowerLag(0.0, 0, False)
     with engine.connect() as connection:
         return follower_lag(connection, now_ms)
