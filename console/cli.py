@@ -153,13 +153,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--seed", type=int, default=None, help="seed the shop's random outcomes")
     demo.add_argument(
-        "--faults", default="", metavar="NAMES",
+        "--faults", default="random", metavar="NAMES",
         help="comma-separated faults for the Event health and catalog pages: duplicates (a "
         "producer re-sends events without idempotence), misrouted-keys (events written to "
         "another partition than their key's), reprocessing (the notification service "
         "handles some records twice), shape-drift (the shipping service adds a field to "
         "some events), poison-pill (a ledger service stalls on one order); 'random' picks "
-        "two; none by default",
+        "two (the default); none: a healthy shop",
     )  # fmt: skip
     demo.add_argument(
         "--schema-registry", default=None, metavar="URL",

@@ -265,7 +265,10 @@ RANDOM_FAULTS = 2  # how many `--faults random` turns on
 
 
 def chosen_faults(names: tuple[str, ...], rng: random.Random | None = None) -> tuple[str, ...]:
-    """The names given, with `random` replaced by RANDOM_FAULTS others picked at random."""
+    """The names given, with `random` replaced by RANDOM_FAULTS others picked at random;
+    `none` alone: no fault."""
+    if names == ("none",):
+        return ()
     if "random" not in names:
         return names
     given = tuple(name for name in names if name != "random")

@@ -260,6 +260,12 @@ class ShopService:
             span.set_attribute("messaging.kafka.offset", sent.offset)
 
 
+def _resume(consumer: AIOKafkaConsumer, partition: TopicPartition) -> None:
+    """Resume a paused partition, unless the consumer stopped or lost it meanwhile."""
+    with contextlib.suppress(Exception):
+        consumer.resume(partition)
+
+
 def _fail_span(description: str) -> None:
     trace.get_current_span().set_status(Status(StatusCode.ERROR, description))
 
@@ -517,7 +523,7 @@ class LedgerService(ShopService):
             await self.forward(message, self.topics.ledger_dlt, dead_letter)
         consumer.seek(partition, record.offset)  # read it again ...
         consumer.pause(partition)  # ... a little later
-        asyncio.get_running_loop().call_later(self.RETRY_EVERY_S, consumer.resume, partition)
+        asyncio.get_running_loop().call_later(self.RETRY_EVERY_S, _resume, consumer, partition)
 
 
 class NotificationService(ShopService):

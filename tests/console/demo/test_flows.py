@@ -212,6 +212,7 @@ def test_event_health_faults_are_off_by_default_and_named() -> None:
     picked = chosen_faults(("duplicates", "random"), random.Random(3))
     assert picked[0] == "duplicates" and len(set(picked)) == 3 and set(picked) <= set(FAULTS)
     assert chosen_faults(("shape-drift",)) == ("shape-drift",)
+    assert chosen_faults(("none",)) == ()
     drifting = with_faults(Odds(), ("reprocessing", "shape-drift", "poison-pill"))
     assert drifting.reprocess > 0 and drifting.new_field > 0 and drifting.poison > 0
     assert not any(quiet.poison() for _ in range(1000))
