@@ -8,10 +8,11 @@ type lives.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-from sqlalchemy import Connection, and_, func, select
+from sqlalchemy import Connection, Engine, and_, func, select
 
 from collectors.index.models import events_table, schema_usage_table
 from collectors.index.saga_models import sagas_table
@@ -23,6 +24,17 @@ MAX_DRIFT_SAMPLES = 400
 
 events = events_table
 sagas = sagas_table
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+def read(engine: Engine, query: Callable[Concatenate[Connection, P], T], *args: P.args,
+         **kwargs: P.kwargs) -> T:  # fmt: skip
+    """One of the queries below on a connection of its own: the alert sources run several
+    on one connection, a page runs each where it needs it."""
+    with engine.connect() as connection:
+        return query(connection, *args, **kwargs)
 
 
 @dataclass

@@ -100,12 +100,7 @@ class CatalogTypeJson(CatalogEntryJson):
 
 async def _read(call: Call, query: Callable[..., T], *args: Any) -> T:
     """A store query on a connection of its own, in the thread pool."""
-
-    def run() -> T:
-        with call.engine.connect() as connection:
-            return query(connection, *args)
-
-    return await run_in_threadpool(run)
+    return await run_in_threadpool(store.read, call.engine, query, *args)
 
 
 def _window(call: Call) -> int:
@@ -158,8 +153,7 @@ def _entry(seen: store.TypeSeen, topology: learned.Topology, minutes: int) -> Ca
 def _gather(call: Call, minutes: int, cluster: str | None, event_type: str | None = None,
             ) -> tuple[list[store.TypeSeen], learned.Topology]:  # fmt: skip
     since = int(time.time() * 1000) - minutes * 60_000
-    with call.engine.connect() as connection:
-        types = store.types_seen(connection, since, cluster, event_type)
+    types = store.read(call.engine, store.types_seen, since, cluster, event_type)
     return types, learned.learn(call.engine, since)
 
 
@@ -234,8 +228,7 @@ async def type_page(call: Call) -> Reply:
 
 
 def _changes(call: Call, cluster: str, event_type: str, since: int) -> list[ShapeChangeJson]:
-    with call.engine.connect() as connection:
-        rows = store.drift_samples(connection, cluster, event_type, since)
+    rows = store.read(call.engine, store.drift_samples, cluster, event_type, since)
     readable = [
         (row, payload) for row in rows if (payload := catalog_shapes.payload_of(row)) is not None
     ]

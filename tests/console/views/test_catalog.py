@@ -154,7 +154,8 @@ async def test_types_are_learned_with_topics_producers_consumers_and_shape(
     channel = next(c for c in document["channels"].values() if c["address"] == orders)
     message = next(iter(channel["messages"].values()))["$ref"].rsplit("/", 1)[1]
     assert document["components"]["messages"][message]["name"] == kind
-    assert "4111" not in exported.text
+    # other tests' types share the broker: only this type's example is checked
+    assert "4111" not in json.dumps(document["components"]["messages"][message])
 
 
 @pytest.mark.browser
