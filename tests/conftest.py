@@ -152,6 +152,31 @@ def kafka_cluster(kafka_bootstrap: str) -> ClusterConfig:
     return ClusterConfig(name="local", bootstrap=kafka_bootstrap)
 
 
+# --- figures the tests measure ----------------------------------------------------------------
+
+FIGURES = pytest.StashKey[list[str]]()
+
+
+@pytest.fixture
+def report_figure(request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """Say what a test measured (a fault's time to visible, recovery's time to caught up):
+    the lines are printed together at the end of the run, where CI's log keeps them."""
+    found = request.config.stash.setdefault(FIGURES, [])
+
+    def report(text: str) -> None:
+        found.append(f"{request.node.name}: {text.strip()}")
+
+    return report
+
+
+def pytest_terminal_summary(terminalreporter: Any, config: pytest.Config) -> None:
+    found = config.stash.get(FIGURES, [])
+    if found:
+        terminalreporter.section("figures the tests measured")
+        for line in found:
+            terminalreporter.write_line(line)
+
+
 @pytest.fixture
 def unique_topic(request: pytest.FixtureRequest) -> str:
     base = "".join(c if c.isalnum() else "-" for c in request.node.name)[:40]

@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -75,7 +75,10 @@ def console_with_only_a_tap(cluster: ClusterConfig, index_url: str):  # type: ig
 
 
 async def test_a_stopped_writer_is_visible_and_loses_nothing(
-    kafka_cluster: ClusterConfig, unique_topic: str, tmp_path: Path
+    kafka_cluster: ClusterConfig,
+    unique_topic: str,
+    tmp_path: Path,
+    report_figure: Callable[[str], None],
 ) -> None:
     cluster = replace(kafka_cluster, include=(re.escape(unique_topic),))
     settings = make_settings(
@@ -129,8 +132,8 @@ async def test_a_stopped_writer_is_visible_and_loses_nothing(
         )
         await asyncio.sleep(1.0)  # anything duplicated would arrive now
         assert 'id="pipeline-banner"' not in httpx.get(f"{url}/events", timeout=20).text
-    print(
-        f"\nwriter stopped: visible (readyz 503, banner) after {visible_s:.1f} s "
+    report_figure(
+        f"writer stopped: visible (readyz 503, banner) after {visible_s:.1f} s "
         f"(stall_after_s={STALL_AFTER_S}), IndexWritesFailing firing after {alert_s:.1f} s; "
         f"caught up {caught_up_s:.1f} s after it resumed"
     )
@@ -138,7 +141,10 @@ async def test_a_stopped_writer_is_visible_and_loses_nothing(
 
 
 async def test_a_postgresql_index_that_refuses_connections_is_visible_and_loses_nothing(
-    kafka_cluster: ClusterConfig, unique_topic: str, postgres_url: str
+    kafka_cluster: ClusterConfig,
+    unique_topic: str,
+    postgres_url: str,
+    report_figure: Callable[[str], None],
 ) -> None:
     index_url, name = fresh_postgres_database(postgres_url)
     cluster = replace(kafka_cluster, include=(re.escape(unique_topic),))
@@ -172,8 +178,8 @@ async def test_a_postgresql_index_that_refuses_connections_is_visible_and_loses_
                 lambda: _all_indexed_and_ready(engine, unique_topic, url, 1_000), "caught up"
             )
             await asyncio.sleep(1.0)  # anything duplicated would arrive now
-        print(
-            f"\nPostgreSQL refusing connections: visible (readyz 503, banner) after "
+        report_figure(
+            f"PostgreSQL refusing connections: visible (readyz 503, banner) after "
             f"{visible_s:.1f} s; caught up {caught_up_s:.1f} s after it accepted them again"
         )
         assert_each_record_once(engine, unique_topic, 1_000)
@@ -191,6 +197,7 @@ def _broker(action: str, data_dir: Path, port: int, check: bool = True) -> None:
 
 async def test_a_broker_that_stops_and_starts_again_is_visible_and_loses_nothing(
     tmp_path: Path,
+    report_figure: Callable[[str], None],
 ) -> None:
     """A broker of its own (the session's is shared): stopped during ingest, started again."""
     port, data_dir = free_port(span=2), tmp_path / "kafka"
@@ -223,8 +230,8 @@ async def test_a_broker_that_stops_and_starts_again_is_visible_and_loses_nothing
             )
             caught_up_s = time.monotonic() - started_at
             await asyncio.sleep(1.0)  # anything duplicated would arrive now
-        print(
-            f"\nbroker stopped: visible (readyz 503) {visible_s:.1f} s after the stop began; "
+        report_figure(
+            f"broker stopped: visible (readyz 503) {visible_s:.1f} s after the stop began; "
             f"caught up {caught_up_s:.1f} s after it was started again"
         )
         assert_each_record_once(engine, topic, 1_000)
@@ -249,7 +256,10 @@ def small_file_system(path: Path, size: str) -> Iterator[None]:
 
 
 async def test_a_full_disk_is_visible_and_loses_nothing_once_there_is_room(
-    kafka_cluster: ClusterConfig, unique_topic: str, tmp_path: Path
+    kafka_cluster: ClusterConfig,
+    unique_topic: str,
+    tmp_path: Path,
+    report_figure: Callable[[str], None],
 ) -> None:
     disk = tmp_path / "disk"
     with small_file_system(disk, "3m"):
@@ -287,8 +297,8 @@ async def test_a_full_disk_is_visible_and_loses_nothing_once_there_is_room(
             await asyncio.sleep(1.0)  # anything duplicated would arrive now
             offsets = [(r["partition"], r["offset"]) for r in rows_of(engine, unique_topic)]
         engine.dispose()
-    print(
-        f"\ndisk full after {stored:,} of {total:,} records: visible (readyz 503, banner) "
+    report_figure(
+        f"disk full after {stored:,} of {total:,} records: visible (readyz 503, banner) "
         f"{visible_s:.1f} s after the records were sent; caught up {caught_up_s:.1f} s after "
         "the file system grew"
     )
@@ -296,7 +306,10 @@ async def test_a_full_disk_is_visible_and_loses_nothing_once_there_is_room(
 
 
 async def test_a_collector_with_a_full_disk_stops_within_seconds(
-    kafka_cluster: ClusterConfig, unique_topic: str, tmp_path: Path
+    kafka_cluster: ClusterConfig,
+    unique_topic: str,
+    tmp_path: Path,
+    report_figure: Callable[[str], None],
 ) -> None:
     disk = tmp_path / "disk"
     with small_file_system(disk, "2m"):
@@ -314,5 +327,5 @@ async def test_a_collector_with_a_full_disk_stops_within_seconds(
             await tap.stop()
             stop_s = time.monotonic() - started
             engine.dispose()
-    print(f"\ncollector stopped in {stop_s:.1f} s with its index writes failing (disk full)")
+    report_figure(f"collector stopped in {stop_s:.1f} s with its index writes failing (disk full)")
     assert stop_s < 5

@@ -88,7 +88,11 @@ async def test_a_caught_up_tap_has_nothing_waiting_even_after_transaction_marker
 
 
 async def test_a_tap_stuck_before_writing_is_reported_with_the_records_waiting(
-    kafka_bootstrap: str, unique_topic: str, sqlite_engine: Any, monkeypatch: pytest.MonkeyPatch
+    kafka_bootstrap: str,
+    unique_topic: str,
+    sqlite_engine: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    report_figure: Callable[[str], None],
 ) -> None:
     await create_topic(kafka_bootstrap, unique_topic, partitions=2)
     tap = quick_tap(kafka_bootstrap, sqlite_engine, unique_topic)
@@ -114,7 +118,7 @@ async def test_a_tap_stuck_before_writing_is_reported_with_the_records_waiting(
         released.set()
         await wait_for_rows(sqlite_engine, unique_topic, 400)
         await until(lambda: tap.pipeline_problem(time.time()) is None, "cleared", 30)
-        print(f"\nreading side stuck: reported {visible_s:.1f} s after the records were sent")
+        report_figure(f"reading side stuck: reported {visible_s:.1f} s after the records were sent")
     finally:
         released.set()
         await tap.stop()

@@ -41,7 +41,10 @@ async def wait_for(predicate, timeout: float, what: str):
 
 
 async def test_kill_9_mid_redrive_resumes_and_sends_each_message_once(
-    index_db, kafka_bootstrap, unique_topic
+    index_db,
+    kafka_bootstrap,
+    unique_topic,
+    report_figure,
 ) -> None:
     original, dlt = f"{unique_topic}-orig", f"{unique_topic}-dlt"
     await create_topic(kafka_bootstrap, original, partitions=3)
@@ -82,7 +85,9 @@ async def test_kill_9_mid_redrive_resumes_and_sends_each_message_once(
     finally:
         second.kill()
         second.wait()
-    print(f"\njob taken over {takeover_s:.1f} s after its runner was killed (lease {LEASE_S:g} s)")
+    report_figure(
+        f"job taken over {takeover_s:.1f} s after its runner was killed (lease {LEASE_S:g} s)"
+    )
     assert takeover_s < LEASE_S + 2
     assert (job["status"], job["sent"], job["failed"]) == ("done", COUNT, 0)
 

@@ -87,6 +87,7 @@ async def test_a_short_outage_is_never_told_and_a_new_one_starts_afresh() -> Non
 @pytest.mark.kafka
 async def test_a_postgresql_index_refusing_connections_is_told_to_the_receivers(
     postgres_url: str,
+    report_figure: Callable[[str], None],
 ) -> None:
     index_url, name = fresh_postgres_database(postgres_url)
     engine = create_index_engine(index_url)
@@ -115,8 +116,8 @@ async def test_a_postgresql_index_refusing_connections_is_told_to_the_receivers(
         assert firing["status"] == "firing" and resolved["status"] == "resolved"
         assert firing["alerts"][0]["labels"]["alertname"] == ALERT_NAME
         assert "Error" in firing["alerts"][0]["annotations"]["description"]
-        print(
-            f"\nindex refusing connections: receiver told {told_s:.1f} s later (grace 0.5 s); "
+        report_figure(
+            f"index refusing connections: receiver told {told_s:.1f} s later (grace 0.5 s); "
             f"told it was over {resolved_s:.1f} s after connections were allowed again"
         )
     finally:
