@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         "producer re-sends events without idempotence), misrouted-keys (events written to "
         "another partition than their key's), reprocessing (the notification service "
         "handles some records twice), shape-drift (the shipping service adds a field to "
-        "some events), poison-pill (a ledger service stalls on one order); 'random' picks "
+        "some events), poison-pill (a ledger service stalls on one order), stale-updates "
+        "(the order service publishes some updates with an older version); 'random' picks "
         "two (the default); none: a healthy shop",
     )  # fmt: skip
     demo.add_argument(

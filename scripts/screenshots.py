@@ -34,6 +34,7 @@ from collectors.kafka import local_broker, local_connect
 from collectors.schemas import local_registry
 from console import assets
 from console.demo import tour
+from console.demo.flows import with_faults
 from console.operations.connect_client import ConnectClient, ConnectError
 from tests.browser import CHROMIUM, CHROMIUM_ARGS
 from tests.conftest import free_port
@@ -112,8 +113,10 @@ async def _connectors(connect_url: str, topic: str, scratch: Path) -> str:
 async def _tour(
     bootstrap: str, registry: str, connect: str, scratch: Path, out: Path, prefix: str
 ) -> int:
+    # Two of the demo's faults, so that the Event health page has findings to show.
+    odds = with_faults(tour.TOUR_ODDS, ("duplicates", "stale-updates"))
     demo = tour.running_demo(bootstrap, scratch, prefix, free_port(), registry_url=registry,
-                             connect_url=connect)  # fmt: skip
+                             connect_url=connect, odds=odds)  # fmt: skip
     async with demo as (url, shop):
         async with httpx.AsyncClient(base_url=url, timeout=15) as client:
             ids = await tour.wait_for_traffic(client, shop, prefix)

@@ -112,6 +112,11 @@ CHECKOUT_NEXT: dict[str, tuple[str, str]] = {
 }
 
 
+# The version of an order each event on the orders topic carries (`$.version`, the demo's
+# sequence field for the Event health page): it only ever grows along an order's saga.
+ORDER_VERSIONS = {"OrderPlaced": 1, "OrderConfirmed": 2, "OrderRejected": 2, "OrderCancelled": 3}
+
+
 def next_checkout_step(reply_type: str, topics: Topics) -> tuple[str, str] | None:
     """(message type, topic) the orchestrator sends after a reply, or None for others."""
     step = CHECKOUT_NEXT.get(reply_type)
@@ -144,10 +149,14 @@ class Odds:
     # ... and a ledger service that cannot get past one order (a poison pill): its group
     # stalls on that record while the record's dead letter says why.
     poison: float = 0.0
+    # ... and an order service that publishes an update computed from a stale copy of the
+    # order (its version goes back: an ordering break on the orders topic).
+    stale_update: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("out_of_stock", "card_declined", "gateway_timeout", "carrier_failure",
-                     "resend", "misroute", "reprocess", "new_field", "poison"):  # fmt: skip
+                     "resend", "misroute", "reprocess", "new_field", "poison",
+                     "stale_update"):  # fmt: skip
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be a probability between 0 and 1")
         if self.max_payment_attempts < 1:
@@ -212,6 +221,9 @@ class Dice:
     def poison(self) -> bool:
         return self.odds.poison > 0 and self._chance(self.odds.poison)
 
+    def stale_update(self) -> bool:
+        return self.odds.stale_update > 0 and self._chance(self.odds.stale_update)
+
     def basket(self) -> list[dict[str, int | str]]:
         """One to three catalog items with quantities."""
         chosen = self._random.sample(CATALOG, k=self._random.randint(1, 3))
@@ -258,6 +270,7 @@ FAULTS = {
     "reprocessing": ("reprocess", 0.05),
     "shape-drift": ("new_field", 0.3),
     "poison-pill": ("poison", 0.02),
+    "stale-updates": ("stale_update", 0.05),
 }
 
 

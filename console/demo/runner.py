@@ -106,6 +106,8 @@ def demo_settings(
         # A named saga type, so that the sagas page can say what each saga is.
         "sagas": {"definitions": [{"name": "checkout", "first_event_type": "OrderPlaced",
                                    "final_event_types": ["OrderConfirmed"]}]},
+        # Order events carry the order's version: the Event health page checks it per key.
+        "event_health": {"sequences": [{"topic": f"{prefix}.orders", "field": "$.version"}]},
     })  # fmt: skip
 
 

@@ -30,6 +30,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from console.demo import messages
 from console.demo.avro_payments import PaymentCodec
 from console.demo.flows import (
+    ORDER_VERSIONS,
     Dice,
     Odds,
     PaymentOutcome,
@@ -321,7 +322,9 @@ class OrderService(ShopService):
             "POST /checkout", kind=SpanKind.SERVER, attributes=http
         ):
             data = {"order": order}
-            placed = await self.emit(self.topics.orders, "OrderPlaced", data, key=order_id, ids=ids)
+            placed = await self.emit(self.topics.orders, "OrderPlaced",
+                                     {**data, "version": ORDER_VERSIONS["OrderPlaced"]},
+                                     key=order_id, ids=ids)  # fmt: skip
             await self.emit(
                 self.topics.inventory_commands,
                 "ReserveInventory",
@@ -337,10 +340,19 @@ class OrderService(ShopService):
             step = next_checkout_step(event_type, self.topics)
             if step is not None:
                 next_type, topic = step
-                await self.follow_up(message, topic, next_type)
+                if topic != self.topics.orders:
+                    await self.follow_up(message, topic, next_type)
+                    return
+                await self.follow_up(message, topic, next_type, version=ORDER_VERSIONS[next_type])
+                if next_type == "OrderConfirmed" and self.dice.stale_update():
+                    # The fault: an update computed from the order as it was placed lands
+                    # after its confirmation, carrying that older version.
+                    await self.follow_up(message, topic, "OrderUpdated", note="gift wrap",
+                                         version=ORDER_VERSIONS["OrderPlaced"])  # fmt: skip
         elif event_type == "PaymentRefunded":
             reason = "shipment failed, payment refunded"
-            await self.follow_up(message, self.topics.orders, "OrderCancelled", reason=reason)
+            await self.follow_up(message, self.topics.orders, "OrderCancelled", reason=reason,
+                                 version=ORDER_VERSIONS["OrderCancelled"])  # fmt: skip
 
 
 class InventoryService(ShopService):

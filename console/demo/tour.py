@@ -52,10 +52,11 @@ async def running_demo(
     seed: int = 5,
     registry_url: str | None = None,
     connect_url: str | None = None,
+    odds: Odds = TOUR_ODDS,
 ) -> AsyncIterator[tuple[str, Shop]]:
     """The demo's console (index in `folder`) on 127.0.0.1:`port` and a shop placing ten
-    orders a second with frequent failures, its payment commands in Avro when a registry
-    is given; (console URL, shop). Both stop on the way out."""
+    orders a second with frequent failures (`odds`), its payment commands in Avro when a
+    registry is given; (console URL, shop). Both stop on the way out."""
     options = DemoOptions(port=port, index_url=f"sqlite:///{folder / 'demo.db'}",
                           topic_prefix=prefix)  # fmt: skip
     settings = demo_settings(bootstrap, options, registry_url, connect_url)
@@ -70,7 +71,7 @@ async def running_demo(
             await asyncio.sleep(0.05)
         url = f"http://127.0.0.1:{port}"
         shop = Shop(bootstrap, f"{url}/v1/traces", prefix=prefix, rate=10, seed=seed,
-                    odds=TOUR_ODDS, pace=TOUR_PACE, registry_url=registry_url)  # fmt: skip
+                    odds=odds, pace=TOUR_PACE, registry_url=registry_url)  # fmt: skip
         await shop.start()
         try:
             yield url, shop

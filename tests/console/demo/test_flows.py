@@ -216,3 +216,18 @@ def test_event_health_faults_are_off_by_default_and_named() -> None:
     drifting = with_faults(Odds(), ("reprocessing", "shape-drift", "poison-pill"))
     assert drifting.reprocess > 0 and drifting.new_field > 0 and drifting.poison > 0
     assert not any(quiet.poison() for _ in range(1000))
+    assert not any(quiet.stale_update() for _ in range(1000))
+    assert with_faults(Odds(), ("stale-updates",)).stale_update > 0
+
+
+def test_an_order_version_only_grows_along_its_saga() -> None:
+    from console.demo.flows import ORDER_VERSIONS
+
+    lives = [("OrderPlaced", "OrderConfirmed"), ("OrderPlaced", "OrderRejected"),
+             ("OrderPlaced", "OrderCancelled"),
+             ("OrderPlaced", "OrderConfirmed", "OrderCancelled")]  # fmt: skip
+    for life in lives:
+        versions = [ORDER_VERSIONS[event_type] for event_type in life]
+        assert versions == sorted(set(versions)), life
+    on_orders = {name for name, topic in CHECKOUT_NEXT.values() if topic == "orders"}
+    assert on_orders | {"OrderPlaced", "OrderCancelled"} == set(ORDER_VERSIONS)

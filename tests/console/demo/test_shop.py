@@ -11,6 +11,7 @@ import httpx
 import pytest
 
 from console.demo import tour
+from console.demo.flows import with_faults
 from tests.conftest import free_port, wait_until
 
 pytestmark = pytest.mark.kafka
@@ -73,3 +74,37 @@ async def test_the_shop_fills_every_page_a_newcomer_opens(
                 return None
 
             await wait_until(slow_group)
+
+            # Healthy traffic gives no finding: each order's version only grows, and every
+            # key stays on its partition.
+            health = (await client.get("/api/health/events", params={
+                "topic": shop.topics.orders, "window": "15m"})).json()  # fmt: skip
+            [orders] = health["ordering"]["sequences"]
+            assert (orders["field"], orders["breaks"]) == ("$.version", [])
+            assert orders["rows_read"] > 0 and health["ordering"]["split_keys_total"] == 0
+            assert health["duplicates"]["total_extra_copies"] == 0
+
+
+async def test_the_demo_faults_show_on_the_event_health_page(
+    kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    prefix = f"t-faults-{uuid.uuid4().hex[:8]}"
+    odds = with_faults(tour.TOUR_ODDS, ("duplicates", "misrouted-keys", "stale-updates"))
+    demo = tour.running_demo(kafka_bootstrap, tmp_path, prefix, free_port(), seed=5, odds=odds)
+    async with demo as (url, shop), httpx.AsyncClient(base_url=url, timeout=10) as client:
+
+        async def every_fault_found() -> dict[str, Any] | None:
+            health = (await client.get("/api/health/events", params={"window": "15m"})).json()
+            orders = [s for s in health["ordering"]["sequences"]
+                      if s["topic"] == shop.topics.orders]  # fmt: skip
+            # A re-sent payment command can also be charged after its order was cancelled
+            # (3, then 2): the stale update is the break that goes back to version 1.
+            stale = [b for b in (orders[0]["breaks"] if orders else []) if b["after"] == "1"]
+            found = (health["duplicates"]["total_extra_copies"] > 0,
+                     health["ordering"]["split_keys_total"] > 0, bool(stale))  # fmt: skip
+            return stale[0] if all(found) else None
+
+        stale = await wait_until(every_fault_found, timeout_s=60)
+        assert (stale["kind"], stale["before"]) == ("backwards", "2")
+        detail = (await client.get(stale["link"].replace("/events/", "/api/events/", 1))).json()
+        assert detail["event_type"] == "OrderUpdated"
