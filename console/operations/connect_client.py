@@ -9,6 +9,7 @@ Answers are capped in size: a worker is trusted no more than a record is.
 
 from __future__ import annotations
 
+import asyncio
 import ssl
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,7 @@ from collectors.config import ConnectConfig
 
 MAX_RESPONSE_BYTES = 8 * 1024 * 1024
 MAX_MESSAGE_CHARS = 2_000
+READ_RETRY_PAUSES_S = (0.25, 0.5, 1.0)  # a read that meets a rebalance is asked again
 Query = list[tuple[str, str | int | float | bool | None]]
 
 
@@ -139,6 +141,26 @@ class ConnectClient:
         params: Query | None = None,
         json: Any = None,
     ) -> Any:
+        """Connect's answer. A read that meets a rebalance (409) is asked again after a short
+        pause, a few times: stopping or resuming a connector starts one, and the page that
+        follows should not fail for it. Actions are never repeated: the caller decides."""
+        for pause in READ_RETRY_PAUSES_S if method == "GET" else ():
+            try:
+                return await self._once(method, path, params=params, json=json)
+            except ConnectError as exc:
+                if exc.status != 409:
+                    raise
+            await asyncio.sleep(pause)
+        return await self._once(method, path, params=params, json=json)
+
+    async def _once(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Query | None = None,
+        json: Any = None,
+    ) -> Any:
         where = f"Kafka Connect {self.config.name!r}"
         try:
             response = await self._http.request(method, path, params=params, json=json)
@@ -162,6 +184,8 @@ class ConnectClient:
         status = response.status_code
         if status == 500 and "BadRequestException" in text:
             status = 400  # what validation answers for a plugin it does not know
+        elif status == 500 and "rebalance is expected" in text:
+            status = 409  # a worker about to rebalance: the same wait as one rebalancing
         raise ConnectError(f"{where} refused: {text} (HTTP {response.status_code})", status)
 
 

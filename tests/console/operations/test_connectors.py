@@ -12,6 +12,7 @@ import uuid
 from pathlib import Path
 from typing import Any, cast
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer
 
@@ -90,6 +91,33 @@ def test_connector_names_that_cannot_be_addressed_are_refused() -> None:
         with pytest.raises(PlanError, match="name:"):
             connectors.connector_name(bad)
     assert connectors.connector_name("  orders-sink.v2 ") == "orders-sink.v2"
+
+
+async def test_a_read_waits_out_a_rebalance_and_an_action_is_never_repeated() -> None:
+    """Connect's own answers while a worker rebalances (a 500 'a rebalance is expected', a
+    409), replayed in order: a read is asked again, an action is not."""
+    answers = {
+        "GET": [(500, "Request cannot be completed because a rebalance is expected"),
+                (409, "Cannot complete request momentarily due to no known leader URL, "
+                      "likely because a rebalance was underway."),
+                (200, "")],
+        "PUT": [(409, "Cannot complete request because of a conflicting operation")],
+    }  # fmt: skip
+    asked: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        asked.append(request.method)
+        status, message = answers[request.method].pop(0)
+        if status == 200:
+            return httpx.Response(200, json={"name": "c", "config": {}, "tasks": []})
+        return httpx.Response(status, json={"error_code": status, "message": message})
+
+    config = ConnectConfig(name="main", url="http://connect.invalid")
+    async with ConnectClient(config, transport=httpx.MockTransport(answer)) as client:
+        assert (await client.info("c"))["name"] == "c"
+        with pytest.raises(ConnectError) as refused:
+            await client.pause("c")
+    assert refused.value.status == 409 and asked == ["GET", "GET", "GET", "PUT"]
 
 
 # --- a real worker ----------------------------------------------------------------------
