@@ -18,7 +18,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Any, NotRequired, Protocol
 
 from typing_extensions import TypedDict
 
@@ -34,6 +34,7 @@ class ServiceStatus(TypedDict):
     last_error: str | None  # cleared by the next success
     last_error_ms: int | None
     errors: int  # since start
+    partitions: NotRequired[list[str]]  # the tap's: the topic:partition pairs it reads now
 
 
 class Service(Protocol):

@@ -11,6 +11,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
 MIGRATIONS = Path(__file__).with_name("migrations")
+MIGRATION_LOCK_KEY = 0x65766D6967  # PostgreSQL advisory lock held while migrating ("evmig")
 
 
 def alembic_config(engine: Engine) -> Config:

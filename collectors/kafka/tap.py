@@ -58,6 +58,7 @@ METADATA_REFRESH_MS = 3_000  # new topics are picked up within a few seconds
 WRITE_RETRY_MAX_S = 5.0  # a failing index is tried again at least this often, so recovery is quick
 REWIND_RETRY_S = 1.0
 BACKLOG_SAMPLE_S = 5.0  # how often the partitions' end offsets are read (see backlog.py)
+MAX_PARTITIONS_SHOWN = 2_000  # in /readyz, where the tap's partitions are listed
 
 
 def subscription_pattern(include: Iterable[str], exclude: Iterable[str]) -> re.Pattern[str]:
@@ -237,7 +238,10 @@ class Tap:
         self.health.running = True
 
     def status(self) -> ServiceStatus:
-        return self.health.status()
+        """With the partitions this collector holds: several collectors split them."""
+        found = self.health.status()
+        found["partitions"] = self.stats.assigned[:MAX_PARTITIONS_SHOWN]
+        return found
 
     def delay_s(self, now: float) -> float | None:
         """How late records reach the index: how old the newest record of the last batch was
@@ -315,7 +319,10 @@ class Tap:
 
     async def seek_to_stored_positions(self, assigned: list[TopicPartition]) -> None:
         consumer = self._consumer
-        if consumer is None or not assigned:
+        if consumer is None:
+            return
+        self.stats.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
+        if not assigned:
             return
         keys = [(tp.topic, tp.partition) for tp in assigned]
         stored = await asyncio.to_thread(read_positions, self.engine, self.cluster.name, keys)
@@ -333,7 +340,6 @@ class Tap:
                 self._indexed[(tp.topic, tp.partition)] = offset
         if fresh:
             await consumer.seek_to_beginning(*fresh)
-        self.stats.assigned = sorted(f"{tp.topic}:{tp.partition}" for tp in consumer.assignment())
         log.info(
             "%s reads %d partitions from their stored positions (%d from the start)",
             self.name, len(assigned), len(fresh),

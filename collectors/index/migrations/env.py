@@ -2,6 +2,7 @@
 
 from alembic import context
 
+from collectors.index.migrate import MIGRATION_LOCK_KEY
 from collectors.index.tables import load_all
 
 config = context.config
@@ -12,6 +13,10 @@ if engine is None:
     engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
 
 with engine.begin() as connection:
+    if connection.dialect.name == "postgresql":
+        # Several processes starting at once on a fresh index (collectors, consoles) take
+        # turns: the next one finds the schema at head and has nothing left to do.
+        connection.exec_driver_sql("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK_KEY,))
     context.configure(
         connection=connection,
         target_metadata=load_all(),

@@ -1,3 +1,5 @@
+import subprocess
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,7 +22,7 @@ from collectors.index.saga_models import saga_cursor_table
 from collectors.index.tables import load_all
 from collectors.schemas.redecode import pending_count
 from console.stores.events import EventFilter, search_events
-from tests.conftest import _drop_postgres_database, fresh_postgres_database
+from tests.conftest import ROOT, _drop_postgres_database, fresh_postgres_database
 
 
 @contextmanager
@@ -191,3 +193,23 @@ def test_upgrading_starts_the_saga_follower_after_the_events_already_derived(
 def test_a_fresh_index_follows_sagas_from_its_first_event(index_db) -> None:
     with index_db.engine.connect() as connection:
         assert connection.execute(select(saga_cursor_table.c.last_id)).all() == [(0,)]
+
+
+def test_processes_starting_at_once_on_a_fresh_postgresql_index_take_turns(postgres_url) -> None:
+    """Two collectors started together on a new index both migrate it: without the lock one
+    of them failed (`duplicate key value violates unique constraint "pg_type_typname..."`,
+    two CREATE TABLEs of one name) and exited."""
+    url, name = fresh_postgres_database(postgres_url)
+    script = ("import sys\nfrom collectors.index import migrate\n"
+              "from collectors.index.engine import create_index_engine\n"
+              "migrate.upgrade(create_index_engine(sys.argv[1]))\n")  # fmt: skip
+    engine = create_index_engine(url)
+    try:  # processes: Alembic's context is one per process
+        starts = [subprocess.Popen([sys.executable, "-c", script, url], cwd=ROOT,
+                                   stderr=subprocess.PIPE) for _ in range(4)]  # fmt: skip
+        failures = [p.communicate(timeout=120)[1].decode()[-800:] for p in starts]
+        assert [p.returncode for p in starts] == [0, 0, 0, 0], failures
+        assert migrate.current_revision(engine) == migrate.head_revision()
+    finally:
+        engine.dispose()
+        _drop_postgres_database(postgres_url, name)

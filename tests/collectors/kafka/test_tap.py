@@ -11,8 +11,10 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 
@@ -236,34 +238,68 @@ async def test_a_dead_writer_process_loses_nothing_it_had_not_committed(
     assert len(offsets) == len(set(offsets)) == total
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
-async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
-    backend, kafka_bootstrap, unique_topic, tmp_path, request
-) -> None:
-    """A real `eventscope collect` process is killed mid-ingest and started again."""
-    total = 30_000
-    await create_topic(kafka_bootstrap, unique_topic, partitions=3)
+async def _produce_numbered(bootstrap: str, topic: str, numbers: range) -> None:
     payload = b'{"n": %d, "pad": "' + b"p" * 200 + b'"}'
-    await produce(
-        kafka_bootstrap,
-        unique_topic,
-        [(b"k%d" % i, payload % i, [("ce_id", b"id-%d" % i)]) for i in range(total)],
-    )
-    if backend == "sqlite":
-        index_url = f"sqlite:///{tmp_path / 'crash.db'}"
-    else:
-        index_url, _ = fresh_postgres_database(request.getfixturevalue("postgres_url"))
+    records = [(b"k%d" % i, payload % i, [("ce_id", b"id-%d" % i)]) for i in numbers]
+    await produce(bootstrap, topic, records)
+
+
+def collector_command(tmp_path: Path, bootstrap: str, topic: str, index_url: str) -> list[str]:
+    """`eventscope collect` for `topic` alone, in a consumer group of its own."""
     config = tmp_path / "eventscope.toml"
     config.write_text(
-        f'[clusters.local]\nbootstrap = "{kafka_bootstrap}"\n'
-        f"include = ['{re.escape(unique_topic)}']\n"
+        f'[clusters.local]\nbootstrap = "{bootstrap}"\n'
+        f"include = ['{re.escape(topic)}']\n"
         f'[collector]\ngroup_id = "crash-{uuid.uuid4().hex[:8]}"\nbatch_max_records = 2000\n'
         f'[index]\nurl = "{index_url}"\n'
     )
-    env = {**os.environ, "EVENTSCOPE_PORT": str(free_port())}
-    command = [sys.executable, "-m", "console.cli", "--config", str(config), "collect"]
-    engine = create_index_engine(index_url)
+    return [sys.executable, "-m", "console.cli", "--config", str(config), "collect"]
 
+
+async def wait_for_count(engine, topic: str, at_least: int, timeout_s: float = 120) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            found = count_rows(engine, topic)
+            if found >= at_least:
+                return found
+        except Exception:
+            pass  # the tables may not exist yet
+        await asyncio.sleep(0.05)
+    return count_rows(engine, topic)
+
+
+def assert_each_offset_once(engine, topic: str, total: int) -> None:
+    with engine.connect() as connection:
+        stats = connection.execute(
+            select(
+                events_table.c.partition,
+                func.count(),
+                func.min(events_table.c.offset),
+                func.max(events_table.c.offset),
+                func.count(func.distinct(events_table.c.event_id)),
+            )
+            .where(events_table.c.topic == topic)
+            .group_by(events_table.c.partition)
+        ).all()
+    assert sum(s[1] for s in stats) == total
+    assert sum(s[4] for s in stats) == total
+    for _partition, count, low, high, _distinct in stats:
+        assert (low, high) == (0, count - 1)  # no gap, no duplicate
+
+
+async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
+    kafka_bootstrap, unique_topic, tmp_path
+) -> None:
+    """A real `eventscope collect` process on SQLite is killed mid-ingest and started again
+    (on PostgreSQL: the two-collector test below)."""
+    total = 30_000
+    await create_topic(kafka_bootstrap, unique_topic, partitions=3)
+    await _produce_numbered(kafka_bootstrap, unique_topic, range(total))
+    index_url = f"sqlite:///{tmp_path / 'crash.db'}"
+    command = collector_command(tmp_path, kafka_bootstrap, unique_topic, index_url)
+    env = {**os.environ, "EVENTSCOPE_PORT": str(free_port())}
+    engine = create_index_engine(index_url)
     log = (tmp_path / "collector.log").open("ab")
 
     def start_collector() -> subprocess.Popen:
@@ -273,15 +309,7 @@ async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
     collector = start_collector()
     try:
         for threshold in (3_000, 12_000, 22_000):
-            deadline = time.monotonic() + 120
-            while time.monotonic() < deadline:
-                try:
-                    if count_rows(engine, unique_topic) >= threshold:
-                        break
-                except Exception:
-                    pass  # the tables may not exist yet
-                await asyncio.sleep(0.05)
-            if count_rows(engine, unique_topic) >= total:
+            if await wait_for_count(engine, unique_topic, threshold) >= total:
                 break
             collector.send_signal(signal.SIGKILL)
             collector.wait()
@@ -294,20 +322,73 @@ async def test_kill_9_during_ingest_leaves_every_record_exactly_once(
         collector.wait()
     log.close()
     assert kills >= 1, (tmp_path / "collector.log").read_text()[-2000:]
-    with engine.connect() as connection:
-        stats = connection.execute(
-            select(
-                events_table.c.partition,
-                func.count(),
-                func.min(events_table.c.offset),
-                func.max(events_table.c.offset),
-                func.count(func.distinct(events_table.c.event_id)),
-            )
-            .where(events_table.c.topic == unique_topic)
-            .group_by(events_table.c.partition)
-        ).all()
+    assert_each_offset_once(engine, unique_topic, total)
     engine.dispose()
-    assert sum(s[1] for s in stats) == total
-    assert sum(s[4] for s in stats) == total
-    for _partition, count, low, high, _distinct in stats:
-        assert (low, high) == (0, count - 1)  # no gap, no duplicate
+
+
+async def test_two_collectors_split_the_partitions_and_a_kill_9_loses_nothing(
+    kafka_bootstrap: str,
+    unique_topic: str,
+    tmp_path: Path,
+    postgres_url: str,
+    report_figure: Callable[[str], None],
+) -> None:
+    """Two real `eventscope collect` processes on one PostgreSQL index, one consumer group:
+    Kafka splits the partitions between them. One is killed mid-ingest; the other takes its
+    partitions over (once the broker's session timeout evicts the dead member) while more
+    records arrive; it starts again and the partitions are split again. Every record is
+    indexed exactly once."""
+    half = 15_000
+    await create_topic(kafka_bootstrap, unique_topic, partitions=4)
+    await _produce_numbered(kafka_bootstrap, unique_topic, range(half))
+    index_url, _ = fresh_postgres_database(postgres_url)
+    command = collector_command(tmp_path, kafka_bootstrap, unique_topic, index_url)
+    ports = {"a": free_port(), "b": free_port()}
+    engine = create_index_engine(index_url)
+    log = (tmp_path / "collectors.log").open("ab")
+
+    def start(name: str) -> subprocess.Popen:
+        env = {**os.environ, "EVENTSCOPE_PORT": str(ports[name])}
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=log)
+
+    def partitions(name: str) -> set[str]:
+        try:
+            body = httpx.get(f"http://127.0.0.1:{ports[name]}/readyz", timeout=5).json()
+        except (httpx.HTTPError, ValueError):
+            return set()
+        return {p for s in body["services"].values() for p in s.get("partitions", [])}
+
+    async def split(wanted: dict[str, int], timeout_s: float = 60) -> float:
+        """Until each named collector holds that many partitions; how long it took."""
+        began = time.monotonic()
+        while True:
+            held = {name: partitions(name) for name in wanted}
+            if all(len(held[name]) == count for name, count in wanted.items()):
+                assert not set.intersection(*held.values()) or len(held) == 1, held
+                return time.monotonic() - began
+            assert time.monotonic() - began < timeout_s, held
+            await asyncio.sleep(0.2)
+
+    collectors = {"a": start("a"), "b": start("b")}
+    try:
+        await split({"a": 2, "b": 2})
+        assert await wait_for_count(engine, unique_topic, 4_000) >= 4_000
+        collectors["a"].send_signal(signal.SIGKILL)
+        collectors["a"].wait()
+        await _produce_numbered(kafka_bootstrap, unique_topic, range(half, 2 * half))
+        takeover_s = await split({"b": 4})
+        collectors["a"] = start("a")
+        rejoin_s = await split({"a": 2, "b": 2})
+        await wait_for_rows(engine, unique_topic, 2 * half, timeout_s=120)
+        await asyncio.sleep(1.5)  # anything duplicated would arrive now
+    finally:
+        for process in collectors.values():
+            process.send_signal(signal.SIGKILL)
+            process.wait()
+        log.close()
+    report_figure(
+        f"two collectors on PostgreSQL: the survivor held every partition {takeover_s:.1f} s "
+        f"after the other's kill -9; split again {rejoin_s:.1f} s after its restart"
+    )
+    assert_each_offset_once(engine, unique_topic, 2 * half)
+    engine.dispose()
