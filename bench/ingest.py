@@ -4,6 +4,7 @@
         [--backends sqlite,postgresql] [--pg-url postgresql+psycopg://...]
         [--lookup-sizes 1000000,10000000] [--topic NAME] [--repeat N]
         [--format json|avro|protobuf] [--schema-registry URL] [--saga-freshness]
+        [--collectors N]
 
 1. Produces N records with realistic headers (CloudEvents binary mode, traceparent,
    correlation id) and ~500-byte JSON values to a fresh topic; with --format avro or
@@ -221,10 +222,12 @@ def collector_rate(
     writer: str,
     registry_url: str | None = None,
     saga_freshness: bool = False,
+    collectors: int = 1,
 ) -> dict:
-    """Run a real `eventscope collect` until the topic is indexed; rate and peak RSS.
+    """Run real `eventscope collect` processes (`collectors` of them, one consumer group)
+    until the topic is indexed; rate and peak RSS.
 
-    RSS is the collector's and its writer process's together, sampled every 0.1 s. With
+    RSS is the collectors' and their child processes' together, sampled every 0.1 s. With
     `saga_freshness`, also how long the saga follower trails (the module's docstring).
     """
     engine = create_index_engine(index_url)
@@ -236,10 +239,12 @@ def collector_rate(
         f'[collector]\ngroup_id = "bench-{uuid.uuid4().hex[:8]}"\nwriter = "{writer}"\n'
         f'[index]\nurl = "{index_url}"\n'
     )
-    env = {**os.environ, "EVENTSCOPE_PORT": str(free_port())}
     command = [sys.executable, "-m", "console.cli", "--config", str(config), "collect"]
-    process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)  # fmt: skip
+    processes = [
+        subprocess.Popen(command, cwd=ROOT, env={**os.environ, "EVENTSCOPE_PORT": str(free_port())},
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(collectors)
+    ]  # fmt: skip
     peak_rss = 0
     started = None
     cpu_start: dict[int, float] = {}
@@ -248,7 +253,7 @@ def collector_rate(
     caught_up_s = float("nan")
     try:
         while True:
-            tree = _process_tree(process.pid)
+            tree = [pid for process in processes for pid in _process_tree(process.pid)]
             peak_rss = max(peak_rss, sum(map(_rss_bytes, tree)))
             done = indexed_so_far(engine, topic)
             if saga_freshness:
@@ -261,8 +266,8 @@ def collector_rate(
                 cpu_end.update({pid: _cpu_seconds(pid) for pid in tree})
             if done >= count:
                 break
-            if process.poll() is not None:
-                raise RuntimeError("the collector exited")
+            if any(process.poll() is not None for process in processes):
+                raise RuntimeError("a collector exited")
             time.sleep(0.1)
         elapsed = time.perf_counter() - (started or time.perf_counter())
         if saga_freshness:  # until the sagas reflect the last row too (at most 5 minutes)
@@ -273,8 +278,10 @@ def collector_rate(
             if samples[-1][2] >= samples[-1][1]:
                 caught_up_s = samples[-1][0] - last_row
     finally:
-        process.terminate()
-        process.wait(30)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
     indexed = count_rows(engine, topic)
     if indexed != count:
         raise RuntimeError(f"{indexed:,} rows indexed for {count:,} records")
@@ -431,12 +438,18 @@ def main() -> int:
     )
     parser.add_argument("--schema-registry", help="a registry's URL (default: start a local one)")
     parser.add_argument(
+        "--collectors", type=int, default=1,
+        help="eventscope collect processes sharing the work (one consumer group)",
+    )  # fmt: skip
+    parser.add_argument(
         "--saga-freshness", action="store_true",
         help="also measure how long the sagas trail ingest (p50/p95 from commit to saga)",
     )  # fmt: skip
     args = parser.parse_args()
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if not 1 <= args.collectors <= PARTITIONS:
+        parser.error(f"--collectors must be between 1 and {PARTITIONS} (the topic's partitions)")
     backends = [b for b in args.backends.split(",") if b]
     if "postgresql" in backends and not args.pg_url:
         parser.error("--pg-url (or EVENTSCOPE_BENCH_PG_URL) is needed for the postgresql backend")
@@ -477,11 +490,12 @@ def main() -> int:
                     url = fresh_url(backend, f"{writer}-{attempt}")
                     result = collector_rate(
                         bootstrap, topic, args.records, url, work, writer, registry_url,
-                        args.saga_freshness,
+                        args.saga_freshness, args.collectors,
                     )  # fmt: skip
                     _drop_sqlite_files(url)
                     rates.append(result["rate"])
                     label = f" #{attempt}" if args.repeat > 1 else ""
+                    label += f" x{args.collectors} collectors" if args.collectors > 1 else ""
                     rows.append(
                         (f"collector -> {backend} (writer {writer}){label}",
                          f"{result['rate']:,.0f} events/s ({result['rate'] / raw:.0%} of raw), "
