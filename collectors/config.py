@@ -150,6 +150,9 @@ class CollectorConfig:
     retention_unfinished_sagas_s: float = 30 * 86_400.0  # 0 keeps them forever
     writer: str = "process"  # "process": index writes in a child process; "thread": in-process
     stall_after_s: float = 30.0  # a write not done after this long makes readiness false
+    # How long the broker waits before it gives a silent collector's partitions to another
+    # (Kafka's session.timeout.ms; the broker bounds it by group.min/max.session.timeout.ms).
+    session_timeout_ms: int = 10_000
 
 
 @dataclass(frozen=True)
@@ -419,6 +422,8 @@ def _validate(settings: Settings) -> None:
         raise ConfigError("collector.stall_after_s", "must be > 0")
     if collector.batch_max_records < 1:
         raise ConfigError("collector.batch_max_records", "must be >= 1")
+    if not 1_000 <= collector.session_timeout_ms <= 1_800_000:
+        raise ConfigError("collector.session_timeout_ms", "must be between 1000 and 1800000")
     _check_conventions(settings.conventions)
     _check_sagas(settings.sagas)
     if settings.lag.interval_s <= 0:

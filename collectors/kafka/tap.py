@@ -221,6 +221,8 @@ class Tap:
             auto_offset_reset="earliest",
             metadata_max_age_ms=METADATA_REFRESH_MS,
             isolation_level="read_committed",
+            session_timeout_ms=self.settings.session_timeout_ms,
+            heartbeat_interval_ms=min(3_000, self.settings.session_timeout_ms // 3),
             max_partition_fetch_bytes=1024 * 1024,
             fetch_max_bytes=16 * 1024 * 1024,
             **client_options(self.cluster),

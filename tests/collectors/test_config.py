@@ -59,6 +59,7 @@ def test_kafka_bootstrap_variable_defines_or_overrides_the_first_cluster(
             "[collector]\nretention_unfinished_sagas_s = -1\n",
             "collector.retention_unfinished_sagas_s",
         ),
+        ("[collector]\nsession_timeout_ms = 500\n", "collector.session_timeout_ms"),
         ("[lag]\nwindow = 1\n", "lag.window"),
     ],
 )

@@ -244,13 +244,17 @@ async def _produce_numbered(bootstrap: str, topic: str, numbers: range) -> None:
     await produce(bootstrap, topic, records)
 
 
-def collector_command(tmp_path: Path, bootstrap: str, topic: str, index_url: str) -> list[str]:
-    """`eventscope collect` for `topic` alone, in a consumer group of its own."""
+def collector_command(
+    tmp_path: Path, bootstrap: str, topic: str, index_url: str, collector: str = ""
+) -> list[str]:
+    """`eventscope collect` for `topic` alone, in a consumer group of its own; `collector`:
+    more lines of its [collector] table."""
     config = tmp_path / "eventscope.toml"
     config.write_text(
         f'[clusters.local]\nbootstrap = "{bootstrap}"\n'
         f"include = ['{re.escape(topic)}']\n"
         f'[collector]\ngroup_id = "crash-{uuid.uuid4().hex[:8]}"\nbatch_max_records = 2000\n'
+        f"{collector}"
         f'[index]\nurl = "{index_url}"\n'
     )
     return [sys.executable, "-m", "console.cli", "--config", str(config), "collect"]
@@ -335,14 +339,16 @@ async def test_two_collectors_split_the_partitions_and_a_kill_9_loses_nothing(
 ) -> None:
     """Two real `eventscope collect` processes on one PostgreSQL index, one consumer group:
     Kafka splits the partitions between them. One is killed mid-ingest; the other takes its
-    partitions over (once the broker's session timeout evicts the dead member) while more
+    partitions over (once the session timeout, 6 s here, evicts the dead member) while more
     records arrive; it starts again and the partitions are split again. Every record is
     indexed exactly once."""
     half = 15_000
     await create_topic(kafka_bootstrap, unique_topic, partitions=4)
     await _produce_numbered(kafka_bootstrap, unique_topic, range(half))
     index_url, _ = fresh_postgres_database(postgres_url)
-    command = collector_command(tmp_path, kafka_bootstrap, unique_topic, index_url)
+    # The broker's shortest session (group.min.session.timeout.ms): a quicker takeover.
+    command = collector_command(tmp_path, kafka_bootstrap, unique_topic, index_url,
+                                "session_timeout_ms = 6000\n")  # fmt: skip
     ports = {"a": free_port(), "b": free_port()}
     engine = create_index_engine(index_url)
     log = (tmp_path / "collectors.log").open("ab")
@@ -377,6 +383,7 @@ async def test_two_collectors_split_the_partitions_and_a_kill_9_loses_nothing(
         collectors["a"].wait()
         await _produce_numbered(kafka_bootstrap, unique_topic, range(half, 2 * half))
         takeover_s = await split({"b": 4})
+        assert takeover_s < 10  # the default session (10 s) would not have ended yet
         collectors["a"] = start("a")
         rejoin_s = await split({"a": 2, "b": 2})
         await wait_for_rows(engine, unique_topic, 2 * half, timeout_s=120)
@@ -387,7 +394,8 @@ async def test_two_collectors_split_the_partitions_and_a_kill_9_loses_nothing(
             process.wait()
         log.close()
     report_figure(
-        f"two collectors on PostgreSQL: the survivor held every partition {takeover_s:.1f} s "
+        f"two collectors on PostgreSQL (session timeout 6 s): the survivor held every partition "
+        f"{takeover_s:.1f} s "
         f"after the other's kill -9; split again {rejoin_s:.1f} s after its restart"
     )
     assert_each_offset_once(engine, unique_topic, 2 * half)
