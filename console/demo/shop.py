@@ -305,6 +305,14 @@ class OrderService(ShopService):
             next_at = max(next_at + interval, time.monotonic())
             await asyncio.sleep(next_at - time.monotonic())
 
+    async def emit(
+        self, topic: str, event_type: str, data: dict[str, Any], *, key: str, ids: FlowIds
+    ) -> Envelope:
+        """Events on the orders topic carry the order's version (ORDER_VERSIONS)."""
+        if topic == self.topics.orders and event_type in ORDER_VERSIONS:
+            data = {**data, "version": ORDER_VERSIONS[event_type]}
+        return await super().emit(topic, event_type, data, key=key, ids=ids)
+
     async def place_order(self) -> str:
         """A customer checks out: OrderPlaced, then the saga's first command."""
         order_id = f"ord-{uuid.uuid4().hex[:10]}"
@@ -322,9 +330,7 @@ class OrderService(ShopService):
             "POST /checkout", kind=SpanKind.SERVER, attributes=http
         ):
             data = {"order": order}
-            placed = await self.emit(self.topics.orders, "OrderPlaced",
-                                     {**data, "version": ORDER_VERSIONS["OrderPlaced"]},
-                                     key=order_id, ids=ids)  # fmt: skip
+            placed = await self.emit(self.topics.orders, "OrderPlaced", data, key=order_id, ids=ids)
             await self.emit(
                 self.topics.inventory_commands,
                 "ReserveInventory",
@@ -340,10 +346,7 @@ class OrderService(ShopService):
             step = next_checkout_step(event_type, self.topics)
             if step is not None:
                 next_type, topic = step
-                if topic != self.topics.orders:
-                    await self.follow_up(message, topic, next_type)
-                    return
-                await self.follow_up(message, topic, next_type, version=ORDER_VERSIONS[next_type])
+                await self.follow_up(message, topic, next_type)
                 if next_type == "OrderConfirmed" and self.dice.stale_update():
                     # The fault: an update computed from the order as it was placed lands
                     # after its confirmation, carrying that older version.
@@ -351,8 +354,7 @@ class OrderService(ShopService):
                                          version=ORDER_VERSIONS["OrderPlaced"])  # fmt: skip
         elif event_type == "PaymentRefunded":
             reason = "shipment failed, payment refunded"
-            await self.follow_up(message, self.topics.orders, "OrderCancelled", reason=reason,
-                                 version=ORDER_VERSIONS["OrderCancelled"])  # fmt: skip
+            await self.follow_up(message, self.topics.orders, "OrderCancelled", reason=reason)
 
 
 class InventoryService(ShopService):

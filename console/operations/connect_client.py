@@ -146,21 +146,14 @@ class ConnectClient:
         follows should not fail for it. Actions are never repeated: the caller decides."""
         for pause in READ_RETRY_PAUSES_S if method == "GET" else ():
             try:
-                return await self._once(method, path, params=params, json=json)
+                return await self._once(method, path, params, json)
             except ConnectError as exc:
                 if exc.status != 409:
                     raise
             await asyncio.sleep(pause)
-        return await self._once(method, path, params=params, json=json)
+        return await self._once(method, path, params, json)
 
-    async def _once(
-        self,
-        method: str,
-        path: str,
-        *,
-        params: Query | None = None,
-        json: Any = None,
-    ) -> Any:
+    async def _once(self, method: str, path: str, params: Query | None, json: Any) -> Any:
         where = f"Kafka Connect {self.config.name!r}"
         try:
             response = await self._http.request(method, path, params=params, json=json)
