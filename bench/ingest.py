@@ -465,7 +465,7 @@ def main() -> int:
     def fresh_url(backend: str, label: str) -> str:
         if backend == "sqlite":
             return f"sqlite:///{work / f'bench-{label}.db'}"
-        return _fresh_pg_database(args.pg_url)
+        return fresh_pg_database(args.pg_url)
 
     urls = {backend: fresh_url(backend, "lookups") for backend in backends}
     if not args.skip_ingest:
@@ -539,7 +539,7 @@ def _drop_sqlite_files(url: str) -> None:
 _PG_DATABASES: list[tuple[str, str]] = []  # (server url, name) made by this run
 
 
-def _fresh_pg_database(server_url: str) -> str:
+def fresh_pg_database(server_url: str) -> str:
     """A new database on the server, dropped when the benchmark exits."""
     from sqlalchemy.engine import make_url
 

@@ -1,11 +1,13 @@
-"""Index writer benchmark: the cost of a row in SQLite as the index grows, without Kafka.
+"""Index writer benchmark: the cost of a row as the index grows, without Kafka.
 
     python bench/writer.py [--rows 1000000] [--window 200000] [--no-saga]
-        [--cache-kib 16384] [--random-ids] [--summary FILE]
+        [--cache-kib 16384] [--random-ids] [--pg-url URL] [--summary FILE]
 
 Normalises the records bench/ingest.py produces (same headers and values) and adds them
 in batches of 500 through `BatchWriter`, as the collector's writer process does (group
-commit every 20,000 rows, the saga hook unless --no-saga), into a fresh SQLite file. Only
+commit every 20,000 rows, the saga hook unless --no-saga), into a fresh SQLite file, or
+with --pg-url into a new database on that PostgreSQL server, dropped at the end (no saga
+hook there: on PostgreSQL the saga follower derives sagas after the commit). Only
 the writer's time is counted. Prints microseconds per row for every window of rows, so
 that a cost growing with the index shows. Nothing is asserted.
 """
@@ -21,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.harness import report, scratch_dir  # noqa: E402
-from bench.ingest import PARTITIONS, record  # noqa: E402
+from bench.ingest import PARTITIONS, fresh_pg_database, record  # noqa: E402
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
 from collectors.index import engine as index_engine  # noqa: E402
 from collectors.index import migrate  # noqa: E402
@@ -43,6 +45,7 @@ def main() -> int:
     parser.add_argument("--no-saga", action="store_true", help="without the saga hook")
     parser.add_argument("--cache-kib", type=int, default=index_engine.SQLITE_CACHE_KIB)
     parser.add_argument("--random-ids", action="store_true", help="UUID event and correlation ids")
+    parser.add_argument("--pg-url", help="write to a new database on this PostgreSQL server")
     parser.add_argument("--summary", help="also write the result rows to this JSON file")
     args = parser.parse_args()
     if args.rows < BATCH or args.window < BATCH:
@@ -50,7 +53,11 @@ def main() -> int:
 
     index_engine.SQLITE_CACHE_KIB = args.cache_kib  # read when a connection opens
     path = scratch_dir() / "writer.db"
-    engine = index_engine.create_index_engine(f"sqlite:///{path}")
+    if args.pg_url:
+        engine = index_engine.create_index_engine(fresh_pg_database(args.pg_url))
+        args.no_saga = True
+    else:
+        engine = index_engine.create_index_engine(f"sqlite:///{path}")
     migrate.upgrade(engine)
     hooks = [] if args.no_saga else [SagaHook(SagaOptions())]
     writer = BatchWriter(engine, "bench", hooks)
@@ -66,7 +73,7 @@ def main() -> int:
             raw = RawRecord(TOPIC, i % PARTITIONS, i // PARTITIONS, BASE_MS + i, key, value,
                             headers)  # fmt: skip
             batch.append(to_row("bench", normalize(raw, conventions), BASE_MS))
-        positions = {(TOPIC, row[2]): row[3] + 1 for row in batch}
+        positions = {(TOPIC, row[3]): row[4] + 1 for row in batch}
         began = time.perf_counter()
         writer.add(batch, positions, BASE_MS)
         took = time.perf_counter() - began
@@ -85,8 +92,11 @@ def main() -> int:
     engine.dispose()
     rows.append(("all rows", f"{total_s / args.rows * 1e6:.1f} us/row"))
     label = "no saga hook" if args.no_saga else "saga hook"
-    size_mb = path.stat().st_size >> 20
-    rows.append(("setup", f"{label}, {args.cache_kib:,} KiB page cache, {size_mb:,} MB file"))
+    if args.pg_url:
+        rows.append(("setup", f"PostgreSQL, {label}"))
+    else:
+        size_mb = path.stat().st_size >> 20
+        rows.append(("setup", f"{label}, {args.cache_kib:,} KiB page cache, {size_mb:,} MB file"))
     report("writer", rows, args.summary)
     return 0
 
