@@ -19,7 +19,8 @@
    whose cursor covers it (p50/p95 over the run, ±0.1 s), plus how long after the last
    row the sagas caught up. Every record of the run carries a saga id (its correlation id).
 3. Measures look-up latency (p50/p95) by correlation id, event id and trace id on indexes
-   of the given sizes (filled past N with rows written the way the collector writes them).
+   of the given sizes (filled past N with rows written the way the collector writes them,
+   stamped over the last 30 days: on PostgreSQL 30 day partitions and more).
 
 Prints a table; nothing is asserted. Without --bootstrap it starts the local broker.
 """
@@ -51,7 +52,7 @@ sys.path.insert(0, str(ROOT))
 from bench.formats import FORMATS, ValueEncoder, start_local_registry  # noqa: E402
 from bench.harness import free_port, report, scratch_dir, start_local_broker  # noqa: E402
 from collectors.conventions import Conventions, RawRecord, normalize  # noqa: E402
-from collectors.index import migrate  # noqa: E402
+from collectors.index import migrate, partitions  # noqa: E402
 from collectors.index.engine import create_index_engine  # noqa: E402
 from collectors.index.event_row import EVENT_COLUMNS, event_row  # noqa: E402
 from collectors.index.identity import text_hash  # noqa: E402
@@ -337,13 +338,19 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
-def fill_index(engine, target: int, run: str) -> None:
+def fill_index(engine, target: int, run: str, days: int = 30) -> None:
     """Add synthetic rows until the index holds `target`.
 
     A few thousand records are normalized the collector's way; every row after that is
     one of them with fresh coordinates and identities (event, correlation, causation and
     trace ids, key), so that filling 10 million rows costs the inserts, not the Python.
+    Row i of `target` is stamped i/target of the way through the `days` before now; on
+    PostgreSQL every one of those days has its partition (collectors/index/partitions.py).
     """
+    now_ms = int(time.time() * 1000)
+    first_ms = now_ms - days * partitions.DAY_MS
+    partitions.ensure_days(engine, first_ms, now_ms + partitions.DAY_MS)
+    step_ms = days * partitions.DAY_MS / max(target, 1)
     conventions = Conventions()
     with engine.connect() as connection:
         have = connection.execute(select(func.count()).select_from(events_table)).scalar_one()
@@ -354,7 +361,7 @@ def fill_index(engine, target: int, run: str) -> None:
         raw = RawRecord(topic, 0, i, 0, key, value, headers)
         row = to_row("bench", normalize(raw, conventions), 0)
         templates.append(dict(zip(EVENT_COLUMNS, row, strict=True)))
-    offset = 0
+    offset = have  # after the rows of a smaller size: new coordinates
     batch = 20_000
     while have < target:
         n = min(batch, target - have)
@@ -365,7 +372,7 @@ def fill_index(engine, target: int, run: str) -> None:
             row = templates[i % TEMPLATES] | {
                 "partition": i % PARTITIONS,
                 "offset": i,
-                "timestamp_ms": 1_700_000_000_000 + i,
+                "timestamp_ms": first_ms + int(i * step_ms),
                 "key": key,
                 "key_hash": text_hash(key),
                 "event_id": f"{run}-fill-evt-{i}",
@@ -520,6 +527,10 @@ def main() -> int:
         migrate.upgrade(engine)
         for size in [int(s) for s in args.lookup_sizes.split(",") if s]:
             fill_index(engine, size, run)
+            if backend == "postgresql":
+                with engine.connect() as connection:
+                    days = len(partitions.list_partitions(connection))
+                rows.append((f"partitions @ {size:,} (postgresql)", f"{days} (a day each)"))
             for name, (p50, p95) in lookup_latencies(engine, run, size).items():
                 rows.append(
                     (f"lookup {name} @ {size:,} ({backend})", f"p50 {p50:.2f} ms, p95 {p95:.2f} ms")

@@ -107,7 +107,14 @@ class Event(SQLModel, table=True):
     saga_hash: int | None = Field(default=None, sa_column=Column(BigInteger))
 
     __table_args__ = (
-        Index("ux_events_coordinates", "cluster", "topic", "partition", "offset", unique=True),
+        # A record once: by its coordinates on SQLite; on PostgreSQL, whose `events` is
+        # partitioned by time (collectors/index/partitions.py), a unique index must hold
+        # the partition key, and a record has one timestamp. `info["dialect"]` names the
+        # one backend an index exists on (collectors/index/tables.exists_on).
+        Index("ux_events_coordinates", "cluster", "topic", "partition", "offset", unique=True,
+              info={"dialect": "sqlite"}),
+        Index("ux_events_record", "cluster", "topic", "partition", "offset", "timestamp_ms",
+              unique=True, info={"dialect": "postgresql"}),
         Index("ix_events_timestamp", "timestamp_ms"),
         *(Index(f"ix_events_{column}", text(f"(id / {SEGMENT_ROWS})"), column,
                 sqlite_where=text(f"{column} IS NOT NULL"),

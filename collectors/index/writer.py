@@ -84,7 +84,8 @@ def _pg_stage_sql() -> tuple[str, str, str, str]:
     copy = f"COPY {_STAGE_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)"
     move = (
         f"INSERT INTO events ({columns}) SELECT {columns} FROM {_STAGE_TABLE} "
-        'ON CONFLICT ("cluster", "topic", "partition", "offset") DO NOTHING'
+        # ux_events_record: the coordinates and the time partitions' key
+        'ON CONFLICT ("cluster", "topic", "partition", "offset", "timestamp_ms") DO NOTHING'
     )
     return create, copy, move, f"TRUNCATE {_STAGE_TABLE}"
 

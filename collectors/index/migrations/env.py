@@ -3,7 +3,7 @@
 from alembic import context
 
 from collectors.index.migrate import MIGRATION_LOCK_KEY
-from collectors.index.tables import load_all
+from collectors.index.tables import exists_on, load_all
 
 config = context.config
 engine = config.attributes.get("engine")
@@ -20,6 +20,7 @@ with engine.begin() as connection:
     context.configure(
         connection=connection,
         target_metadata=load_all(),
+        include_object=exists_on(connection.dialect.name),
         render_as_batch=connection.dialect.name == "sqlite",
     )
     with context.begin_transaction():
