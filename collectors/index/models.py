@@ -38,7 +38,9 @@ IDENTITY_HASH_COLUMNS = {
     "saga_id": "saga_hash",
 }
 
-# Rows per segment of the hash indexes: small enough that the newest segment's part of
+HASH_COLUMNS = ("key_hash", *IDENTITY_HASH_COLUMNS.values())
+
+# Rows per segment of the hash indexes (SQLite's): small enough that the newest segment's part of
 # every hash index stays in the page cache, large enough that a look-up probing every
 # segment stays fast (80 probes at 10M events; docs/benchmarks.md). Changing it needs a
 # migration that rebuilds the indexes.
@@ -116,10 +118,14 @@ class Event(SQLModel, table=True):
         Index("ux_events_record", "cluster", "topic", "partition", "offset", "timestamp_ms",
               unique=True, info={"dialect": "postgresql"}),
         Index("ix_events_timestamp", "timestamp_ms"),
+        # The hash indexes: by segment of row ids on SQLite; on PostgreSQL the day
+        # partitions do what the segments do (collectors/index/identity.py).
         *(Index(f"ix_events_{column}", text(f"(id / {SEGMENT_ROWS})"), column,
-                sqlite_where=text(f"{column} IS NOT NULL"),
-                postgresql_where=text(f"{column} IS NOT NULL"))
-          for column in ("key_hash", *IDENTITY_HASH_COLUMNS.values())),
+                sqlite_where=text(f"{column} IS NOT NULL"), info={"dialect": "sqlite"})
+          for column in HASH_COLUMNS),
+        *(Index(f"ix_events_{column}_day", column,
+                postgresql_where=text(f"{column} IS NOT NULL"), info={"dialect": "postgresql"})
+          for column in HASH_COLUMNS),
         Index("ix_events_dlq", "is_dlq", "timestamp_ms", sqlite_where=text("is_dlq"),
               postgresql_where=text("is_dlq")),
         Index("ix_events_decode_pending", "cluster", "id",

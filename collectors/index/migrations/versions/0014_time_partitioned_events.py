@@ -6,13 +6,16 @@ retention drops a whole day of events instead of deleting it row by row
 partitioned table's unique indexes must hold the partition key: the primary key becomes
 (id, timestamp_ms) and the coordinates' unique index `ux_events_record` (cluster, topic,
 partition, offset, timestamp_ms); a record has one timestamp, so it still finds a record
-written twice. SQLite is unchanged.
+written twice. The hash indexes lose their segment (0010): each day partition has its own
+(`ix_events_<column>_day`), which keeps ingest in the newest part as the segments did, and
+a look-up probes each partition once. SQLite is unchanged.
 
 The existing table is kept as it is, rows and indexes, and attached as the partition of
 everything before the end of the day of its newest event (rows stamped later than a day
 ahead of now move to the default partition first, so that partitions of the coming days
-can exist). Attaching scans the table once and builds its two new unique indexes: about
-N s per million events (docs/benchmarks.md). An empty table is simply replaced.
+can exist). Attaching scans the table once and builds its two new unique indexes and its
+six hash indexes: about N s per million events (docs/benchmarks.md). An empty table is
+simply replaced.
 
 Revision ID: 0014
 Revises: 0013
@@ -35,7 +38,7 @@ log = logging.getLogger("eventscope.migrations")
 
 # Frozen here: later changes of the models or of partitions.py must not change this.
 DAY_MS = 86_400_000
-SEGMENT_ROWS = 131_072
+SEGMENT_ROWS = 131_072  # of 0010's hash indexes, which the downgrade makes again
 HASH_COLUMNS = (
     "key_hash",
     "event_id_hash",
@@ -58,8 +61,7 @@ def _parent_indexes() -> list[str]:
         " WHERE decode_state = 'pending'",
     ]
     statements += [
-        f"CREATE INDEX ix_events_{column} ON events ((id / {SEGMENT_ROWS}), {column})"
-        f" WHERE {column} IS NOT NULL"
+        f"CREATE INDEX ix_events_{column}_day ON events ({column}) WHERE {column} IS NOT NULL"
         for column in HASH_COLUMNS
     ]
     return statements
@@ -100,9 +102,12 @@ def upgrade() -> None:
         f"WITH moved AS (DELETE FROM {LEGACY} WHERE timestamp_ms >= {end_ms} RETURNING *) "
         "INSERT INTO events SELECT * FROM moved"
     )
-    # Its primary key and unique index give way to the parent's, built on it when attached.
+    # Its primary key, unique index and hash indexes give way to the parent's, built on it
+    # when attached.
     op.execute(f"ALTER TABLE {LEGACY} DROP CONSTRAINT {LEGACY}_pkey")
     op.execute(f"DROP INDEX {LEGACY}_coordinates")
+    for column in HASH_COLUMNS:
+        op.execute(f"DROP INDEX {LEGACY}_{column}")
     op.execute(
         f"ALTER TABLE events ATTACH PARTITION {LEGACY} FOR VALUES FROM (MINVALUE) TO ({end_ms})"
     )
@@ -131,5 +136,10 @@ def downgrade() -> None:
         "CREATE UNIQUE INDEX ux_events_coordinates"
         ' ON events (cluster, topic, "partition", "offset")'
     )
-    for statement in _parent_indexes()[2:]:
+    for statement in _parent_indexes()[2:5]:  # timestamp, dead letters, pending decodes
         op.execute(statement)
+    for column in HASH_COLUMNS:  # as 0010 made them
+        op.execute(
+            f"CREATE INDEX ix_events_{column} ON events ((id / {SEGMENT_ROWS}), {column})"
+            f" WHERE {column} IS NOT NULL"
+        )
