@@ -22,6 +22,9 @@ from collectors.index.event_row import COLUMN_INDEX, EVENT_COLUMNS, EventTuple, 
 from collectors.index.models import events_table, positions_table
 
 PositionKey = tuple[str, int]  # (topic, partition)
+_CLUSTER, _TOPIC, _PARTITION, _OFFSET, _TIME = (
+    COLUMN_INDEX[name] for name in ("cluster", "topic", "partition", "offset", "timestamp_ms")
+)
 
 
 class BatchHook(Protocol):
@@ -74,8 +77,9 @@ def _insert_events_sql() -> str:
 _STAGE_TABLE = "eventscope_events_stage"
 
 
-def _pg_stage_sql() -> tuple[str, str, str, str]:
-    """The stage's CREATE, the COPY into it, the INSERT from it and its TRUNCATE."""
+def _pg_stage_sql() -> tuple[str, str, str, str, str]:
+    """The stage's CREATE, the COPY into it, the INSERT from it and its TRUNCATE, and the
+    COPY straight into `events`."""
     columns = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
     create = (
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} ON COMMIT DELETE ROWS"
@@ -87,7 +91,19 @@ def _pg_stage_sql() -> tuple[str, str, str, str]:
         # ux_events_record: the coordinates and the time partitions' key
         'ON CONFLICT ("cluster", "topic", "partition", "offset", "timestamp_ms") DO NOTHING'
     )
-    return create, copy, move, f"TRUNCATE {_STAGE_TABLE}"
+    direct = f"COPY events ({columns}) FROM STDIN (FORMAT BINARY)"
+    return create, copy, move, f"TRUNCATE {_STAGE_TABLE}", direct
+
+
+# Whether any row of a batch is in the index already: for each (topic, partition) of the
+# batch, its range of offsets, within the batch's range of timestamps (a record has one
+# timestamp, and the range skips the other days' partitions).
+_PG_ANY_INDEXED_SQL = (
+    "SELECT 1 FROM unnest(%s::text[], %s::text[], %s::int[], %s::bigint[], %s::bigint[])"
+    " AS b(cluster, topic, part, lo, hi) JOIN events e ON e.cluster = b.cluster"
+    ' AND e.topic = b.topic AND e."partition" = b.part AND e."offset" BETWEEN b.lo AND b.hi'
+    " AND e.timestamp_ms BETWEEN %s AND %s LIMIT 1"
+)
 
 
 def _pg_copy_types() -> list[str]:
@@ -160,7 +176,8 @@ class BatchWriter:
         self._events_sql = _insert_events_sql()
         self.copies = engine.dialect.name == "postgresql"  # _STAGE_TABLE
         if self.copies:
-            self._stage_sql, self._copy_sql, self._move_sql, self._empty_sql = _pg_stage_sql()
+            (self._stage_sql, self._copy_sql, self._move_sql, self._empty_sql,
+             self._direct_sql) = _pg_stage_sql()  # fmt: skip
             self._copy_types = _pg_copy_types()
         self._positions: dict[PositionKey, int] = {}  # written at the commit
         self._positions_at_ms = 0
@@ -279,13 +296,17 @@ class BatchWriter:
         driver = connection.connection.driver_connection
         assert driver is not None
         dbapi = connection.dialect.loaded_dbapi
-        statement = self._copy_sql
+        statement = _PG_ANY_INDEXED_SQL
         try:
             with driver.cursor() as cursor:
+                direct = self._all_new(cursor, rows)
+                statement = self._direct_sql if direct else self._copy_sql
                 with cursor.copy(statement) as copy:
                     copy.set_types(self._copy_types)
                     for row in rows:
                         copy.write_row(row)
+                if direct:
+                    return len(rows)
                 statement = self._move_sql
                 cursor.execute(statement)
                 inserted: int = max(cursor.rowcount, 0)
@@ -296,6 +317,36 @@ class BatchWriter:
             raise DBAPIError.instance(
                 statement, None, error, dbapi.Error, dialect=connection.dialect
             ) from error
+
+    def _all_new(self, cursor: Any, rows: Sequence[EventTuple]) -> bool:
+        """Whether no row of `rows` is in the index (nor twice in `rows`): then they go
+        straight into `events`, without the stage and its conflict rule.
+
+        Another collector may still write some of them meanwhile (two owning a partition
+        for a moment during a rebalance): the COPY then fails on the unique index, the
+        transaction is rolled back, and the tap reads the records again from the stored
+        positions, as after any failed write; the check finds them then.
+        """
+        ranges: dict[tuple[str, str, int], list[int]] = {}
+        coordinates: set[tuple[tuple[str, str, int], int]] = set()
+        first_ms = last_ms = rows[0][_TIME] if rows else 0
+        for row in rows:
+            key = (row[_CLUSTER], row[_TOPIC], row[_PARTITION])
+            offset, timestamp_ms = row[_OFFSET], row[_TIME]
+            coordinates.add((key, offset))
+            span = ranges.setdefault(key, [offset, offset])
+            span[0], span[1] = min(span[0], offset), max(span[1], offset)
+            first_ms, last_ms = min(first_ms, timestamp_ms), max(last_ms, timestamp_ms)
+        if len(coordinates) < len(rows):
+            return False  # a record twice in the batch
+        keys = list(ranges)
+        cursor.execute(
+            _PG_ANY_INDEXED_SQL,
+            ([key[0] for key in keys], [key[1] for key in keys], [key[2] for key in keys],
+             [ranges[key][0] for key in keys], [ranges[key][1] for key in keys],
+             first_ms, last_ms),
+        )  # fmt: skip
+        return cursor.fetchone() is None
 
     def _write_positions(self, connection: Connection) -> None:
         """The positions after everything added, in one statement before the commit."""

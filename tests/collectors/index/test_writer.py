@@ -3,6 +3,9 @@ failure drops everything since the last commit -- rows, hooks' work and position
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.exc import IntegrityError
@@ -133,3 +136,31 @@ def test_columns_getter_reads_event_tuples() -> None:
     assert get(values) == ("orders", 7, "trip-1")
     with pytest.raises(ValueError):
         columns_getter("topic")
+
+
+@pytest.mark.parametrize("index_db", ["postgresql"], indirect=True)
+def test_two_writers_of_the_same_records_index_them_once(index_db) -> None:
+    """PostgreSQL copies rows that are not in the index yet straight into `events`. Two
+    collectors owning a partition for a moment may write the same records at once: the
+    second waits for the first, fails when it commits, and finds them indexed when it
+    writes them again (as the tap does, from the stored positions)."""
+    first = BatchWriter(index_db.engine, "local")
+    second = BatchWriter(index_db.engine, "local")
+    rows = [event_row("race", offset) for offset in range(3)]
+    try:
+        first.add(rows, {("race", 0): 3}, 1)
+        with ThreadPoolExecutor(1) as pool:
+            waiting = pool.submit(second.add, rows, {("race", 0): 3}, 1)
+            time.sleep(0.5)
+            assert not waiting.done()  # held by the first writer's rows
+            assert first.commit() == 3
+            with pytest.raises(IntegrityError):
+                waiting.result(timeout=30)
+        assert second.pending_rows == 0
+        second.add([*rows, event_row("race", 3)], {("race", 0): 4}, 2)
+        assert second.commit() == 1
+        assert count(index_db.engine, "race") == 4
+        assert read_positions(index_db.engine, "local", [("race", 0)]) == {("race", 0): 4}
+    finally:
+        first.close()
+        second.close()
