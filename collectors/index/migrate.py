@@ -10,6 +10,8 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine
 
+from collectors.index import partitions
+
 MIGRATIONS = Path(__file__).with_name("migrations")
 MIGRATION_LOCK_KEY = 0x65766D6967  # PostgreSQL advisory lock held while migrating ("evmig")
 
@@ -23,6 +25,10 @@ def alembic_config(engine: Engine) -> Config:
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
+    if revision == "head" and engine.dialect.name == "postgresql":
+        # Today's partition and the next days' before the first record arrives (retention
+        # rounds make them from then on).
+        partitions.maintain(engine, cutoff_ms=None)
 
 
 def current_revision(engine: Engine) -> str | None:
