@@ -2,11 +2,14 @@
 
     python bench/console_latency.py --bootstrap 127.0.0.1:9092 [--clients 20]
         [--duration 30] [--seed-records 50000] [--ingest-rate 2000] [--index-url ...]
+        [--backlog N] [--separate]
 
 1. Produces `--seed-records` records (CloudEvents headers, traceparent, correlation ids,
    ~500-byte JSON values, some of them dead letters) to fresh topics.
 2. Starts a real `eventscope serve` (console and collectors in one process, auth off on
-   loopback) and waits until the seed is indexed.
+   loopback), or with --separate `eventscope collect` and `eventscope console`, and waits
+   until the seed is indexed. With --backlog N, N more records are produced first: the
+   collector is still indexing them at its full rate while the clients measure.
 3. For `--duration` seconds, `--clients` concurrent clients request the pages an on-call
    engineer uses (events search, search by correlation id, event detail, correlation
    trace, lineage, consumer groups, DLQ, sagas, topology, clusters and their JSON twins)
@@ -99,7 +102,10 @@ async def create_topics(bootstrap: str, run: str) -> None:
     await admin.close()
 
 
-def start_console(bootstrap: str, run: str, index_url: str, port: int, work: Path):
+def start_console(
+    bootstrap: str, run: str, index_url: str, port: int, work: Path, command: str = "serve"
+):
+    """`eventscope serve` (console and collectors), or one of `console` and `collect`."""
     config = work / "console.toml"
     config.write_text(
         f'[server]\nhost = "127.0.0.1"\nport = {port}\nauth = "off"\n'
@@ -107,9 +113,9 @@ def start_console(bootstrap: str, run: str, index_url: str, port: int, work: Pat
         f'[collector]\ngroup_id = "bench-console-{run}"\n'
         f"[clusters.bench]\nbootstrap = \"{bootstrap}\"\ninclude = ['bench-.*-{run}.*']\n"
     )
-    command = [sys.executable, "-m", "console.cli", "--config", str(config), "serve"]
-    log = (work / "console.log").open("wb")
-    return subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    argv = [sys.executable, "-m", "console.cli", "--config", str(config), command]
+    log = (work / f"{command}.log").open("wb")
+    return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
 
 
 async def wait_indexed(engine: Engine, run: str, at_least: int, timeout_s: float) -> int:
@@ -124,6 +130,19 @@ async def wait_indexed(engine: Engine, run: str, at_least: int, timeout_s: float
             pass
         await asyncio.sleep(1)
     raise RuntimeError(f"only {total} of {at_least} records indexed in {timeout_s:.0f} s")
+
+
+async def wait_answering(client: httpx.AsyncClient, timeout_s: float = 60) -> None:
+    """Until the console answers (it may start after the seed is indexed)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            if (await client.get("/healthz", timeout=5)).status_code < 500:
+                return
+        except httpx.HTTPError:
+            if time.monotonic() > deadline:
+                raise
+        await asyncio.sleep(0.5)
 
 
 async def indexed_count(engine: Engine, run: str) -> int:
@@ -194,17 +213,23 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     work = scratch_dir("eventscope-bench-console-")
     index_url = args.index_url or f"sqlite:///{work / 'index.db'}"
     await create_topics(bootstrap, run_id)
-    print(f"producing {args.seed_records:,} seed records ...", flush=True)
-    await produce(bootstrap, run_id, 0, args.seed_records, 0)
+    print(f"producing {args.seed_records + args.backlog:,} records ...", flush=True)
+    await produce(bootstrap, run_id, 0, args.seed_records + args.backlog, 0)
     port = free_port()
-    console = start_console(bootstrap, run_id, index_url, port, work)
+    engine = create_index_engine(index_url)
+    if args.separate:  # the collector first: it makes the index; then the console
+        processes = [start_console(bootstrap, run_id, index_url, port, work, "collect")]
+        await wait_indexed(engine, run_id, 1, timeout_s=120)
+        processes.append(start_console(bootstrap, run_id, index_url, port, work, "console"))
+    else:
+        processes = [start_console(bootstrap, run_id, index_url, port, work)]
     base = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
-    engine = create_index_engine(index_url)
     try:
         async with httpx.AsyncClient(base_url=base, limits=limits) as client:
             print("waiting for the seed to be indexed ...", flush=True)
             await wait_indexed(engine, run_id, args.seed_records, timeout_s=600)
+            await wait_answering(client)
             pages = page_requests(run_id, args.seed_records)
             timings: dict[str, list[float]] = {name: [] for name in pages}
             errors: dict[str, int] = {}
@@ -213,7 +238,7 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
             until = time.monotonic() + args.duration
             ingest = asyncio.create_task(
                 produce(
-                    bootstrap, run_id, args.seed_records,
+                    bootstrap, run_id, args.seed_records + args.backlog,
                     int(args.ingest_rate * args.duration), args.ingest_rate,
                 )
             )  # fmt: skip
@@ -223,8 +248,10 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
             after = await indexed_count(engine, run_id)
             ingest.cancel()
     finally:
-        console.terminate()
-        console.wait(30)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(30)
         engine.dispose()
     rows: list[tuple[str, str]] = []
     everything = [t for values in timings.values() for t in values]
@@ -256,6 +283,15 @@ def main() -> int:
     parser.add_argument("--seed-records", type=int, default=50_000)
     parser.add_argument("--ingest-rate", type=float, default=2_000.0)
     parser.add_argument("--index-url", default="")
+    parser.add_argument(
+        "--backlog", type=int, default=0,
+        help="records produced beyond the seed before the console starts: the collector is "
+        "still indexing them at its full rate while the clients measure",
+    )  # fmt: skip
+    parser.add_argument(
+        "--separate", action="store_true",
+        help="the console and the collector as two processes (eventscope console, collect)",
+    )  # fmt: skip
     parser.add_argument("--summary", help="also write the result rows to this JSON file")
     args = parser.parse_args()
     rows = asyncio.run(run(args))

@@ -249,6 +249,8 @@ def collector_rate(
     peak_rss = 0
     started = None
     cpu_start: dict[int, float] = {}
+    server_start: dict[int, float] = {}
+    server_end: dict[int, float] = {}
     cpu_end: dict[int, float] = {}
     samples: list[tuple[float, int, int]] = []  # (time, newest id, saga cursor)
     caught_up_s = float("nan")
@@ -263,8 +265,10 @@ def collector_rate(
                 started = time.perf_counter()
                 first = done
                 cpu_start = {pid: _cpu_seconds(pid) for pid in tree}
+                server_start = {pid: _cpu_seconds(pid) for pid in _postgres_pids()}
             if started is not None:
                 cpu_end.update({pid: _cpu_seconds(pid) for pid in tree})
+                server_end.update({pid: _cpu_seconds(pid) for pid in _postgres_pids()})
             if done >= count:
                 break
             if any(process.poll() is not None for process in processes):
@@ -296,7 +300,10 @@ def collector_rate(
         100 * (cpu_end[pid] - cpu_start.get(pid, 0.0)) / elapsed if timed else float("nan")
         for pid in sorted(cpu_end)
     ]
-    result = {"rate": rate, "peak_rss_mb": peak_rss / 2**20, "cpu_percent": busy}
+    # PostgreSQL's processes on this machine (none for SQLite), all of them together.
+    server = sum(end - server_start.get(pid, 0.0) for pid, end in server_end.items())
+    result = {"rate": rate, "peak_rss_mb": peak_rss / 2**20, "cpu_percent": busy,
+              "server_cpu_percent": 100 * server / elapsed if timed else float("nan")}  # fmt: skip
     if saga_freshness:
         latencies = freshness_latencies(samples)
         if len(latencies) >= 2:
@@ -312,6 +319,19 @@ def _cpu_seconds(pid: int) -> float:
     except (OSError, IndexError):
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes running on this machine (Linux /proc)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "comm").read_text().strip() == "postgres":
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
 
 
 def _rss_bytes(pid: int) -> int:
@@ -507,7 +527,9 @@ def main() -> int:
                         (f"collector -> {backend} (writer {writer}){label}",
                          f"{result['rate']:,.0f} events/s ({result['rate'] / raw:.0%} of raw), "
                          f"peak RSS {result['peak_rss_mb']:.0f} MB, CPU "
-                         + " + ".join(f"{p:.0f}%" for p in result["cpu_percent"]))
+                         + " + ".join(f"{p:.0f}%" for p in result["cpu_percent"])
+                         + (f", PostgreSQL {result['server_cpu_percent']:.0f}%"
+                            if backend == "postgresql" else ""))
                     )  # fmt: skip
                     if "freshness" in result:
                         p50, p95, polls, caught_up = result["freshness"]

@@ -1,7 +1,7 @@
 """Every benchmark in one run, on the local broker, with one table at the end.
 
     python bench/run.py [--bootstrap HOST:PORT] [--pg-url postgresql+psycopg://...]
-        [--quick] [--only ingest,writer,lag,redrive,console,lineage,http,formats]
+        [--quick] [--only ingest,writer,lag,redrive,console,lineage,http,formats,partitioning]
 
 Without --bootstrap it starts eventscope's local Apache Kafka broker. With --pg-url the
 ingest and look-up figures are taken on PostgreSQL too. --quick runs small sizes (a few
@@ -42,7 +42,7 @@ def plan(args: argparse.Namespace, bootstrap: str) -> dict[str, list[str]]:
     ]  # fmt: skip
     if args.pg_url:
         ingest += ["--pg-url", args.pg_url]
-    return {
+    commands = {
         "ingest": ingest,
         "writer": ["writer.py", "--rows", "100000" if quick else "1000000"],
         "lag": [
@@ -66,6 +66,12 @@ def plan(args: argparse.Namespace, bootstrap: str) -> dict[str, list[str]]:
         # decoding cost per format; it starts a local schema registry (Java 21+)
         "formats": ["formats.py", "--records", "5000" if quick else "20000"],
     }  # fmt: skip
+    if args.pg_url:  # migration 0014 on an index made before partitioning
+        commands["partitioning"] = [
+            "partitioning.py", "--pg-url", args.pg_url,
+            "--rows", "100000" if quick else "1000000",
+        ]  # fmt: skip
+    return commands
 
 
 def machine() -> str:
