@@ -37,7 +37,7 @@ import httpx
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from sqlalchemy import Engine, func, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -115,7 +115,9 @@ def start_console(
     )
     argv = [sys.executable, "-m", "console.cli", "--config", str(config), command]
     log = (work / f"{command}.log").open("wb")
-    return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    # A collector on its own serves its health on the port too: another one for it.
+    env = {**os.environ, "EVENTSCOPE_PORT": str(free_port())} if command == "collect" else None
+    return subprocess.Popen(argv, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
 
 
 async def wait_indexed(engine: Engine, run: str, at_least: int, timeout_s: float) -> int:
@@ -126,7 +128,7 @@ async def wait_indexed(engine: Engine, run: str, at_least: int, timeout_s: float
             total = await indexed_count(engine, run)
             if total >= at_least:
                 return total
-        except OperationalError:  # the console has not created the tables yet
+        except (OperationalError, ProgrammingError):  # the tables are not made yet
             pass
         await asyncio.sleep(1)
     raise RuntimeError(f"only {total} of {at_least} records indexed in {timeout_s:.0f} s")

@@ -63,6 +63,7 @@ def main() -> int:
     writer = BatchWriter(engine, "bench", hooks)
     conventions = Conventions()
 
+    wal_start = _wal_bytes(engine) if args.pg_url else 0
     rows: list[tuple[str, str]] = []
     window_s = total_s = 0.0
     window_start = 0
@@ -89,8 +90,12 @@ def main() -> int:
     began = time.perf_counter()
     writer.commit()
     total_s += time.perf_counter() - began
-    engine.dispose()
     rows.append(("all rows", f"{total_s / args.rows * 1e6:.1f} us/row"))
+    if args.pg_url:
+        wal = _wal_bytes(engine) - wal_start
+        rows.append(("WAL written", f"{wal / args.rows:,.0f} bytes/row"))
+        rows.append(("events on disk", f"{_events_bytes(engine) / args.rows:,.0f} bytes/row"))
+    engine.dispose()
     label = "no saga hook" if args.no_saga else "saga hook"
     if args.pg_url:
         rows.append(("setup", f"PostgreSQL, {label}"))
@@ -99,6 +104,23 @@ def main() -> int:
         rows.append(("setup", f"{label}, {args.cache_kib:,} KiB page cache, {size_mb:,} MB file"))
     report("writer", rows, args.summary)
     return 0
+
+
+def _wal_bytes(engine) -> int:
+    """PostgreSQL's WAL position, in bytes since the cluster began."""
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql(
+            "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), '0/0')"
+        ).scalar_one())  # fmt: skip
+
+
+def _events_bytes(engine) -> int:
+    """The events' partitions with their indexes and TOAST, in bytes."""
+    with engine.connect() as connection:
+        return int(connection.exec_driver_sql(
+            "SELECT coalesce(sum(pg_total_relation_size(inhrelid)), 0) FROM pg_inherits"
+            " WHERE inhparent = 'events'::regclass"
+        ).scalar_one())  # fmt: skip
 
 
 if __name__ == "__main__":

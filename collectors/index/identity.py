@@ -13,7 +13,8 @@ each segment from the oldest row's to the newest's, a list the database derives 
 min(id) and max(id) (both ends of the primary key) in a recursive CTE. On PostgreSQL the
 day partitions already keep ingest in the newest part of each index, and a look-up probes
 each partition's index once: the segments there would multiply the probes by the
-partitions (2,500 of them at 10M events over 33 days: 14-16 ms a look-up instead of ...).
+partitions (2,500 of them at 10M events over 33 days: 14-16 ms a look-up against 4.6 ms,
+docs/benchmarks.md).
 
 `saga_hash` is stored only when the saga id differs from the correlation id (most
 sagas are identified by their correlation id, which is indexed already).

@@ -2,9 +2,11 @@
 
 This is what makes ingest exactly-once: the rows of a batch and the positions after them
 commit together, and the collector seeks to the stored positions when it is assigned a
-partition. The unique index on the coordinates plus ON CONFLICT DO NOTHING is a second
-line of defence (two collectors briefly owning a partition during a rebalance), and the
-position only ever moves forward.
+partition. The unique index on the coordinates is a second line of defence (two
+collectors briefly owning a partition during a rebalance): a row already indexed is
+skipped by ON CONFLICT DO NOTHING, or on PostgreSQL, where rows not indexed yet are copied
+without that rule, makes the transaction fail and be read again. The position only ever
+moves forward.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ The existing table is kept as it is, rows and indexes, and attached as the parti
 everything before the end of the day of its newest event (rows stamped later than a day
 ahead of now move to the default partition first, so that partitions of the coming days
 can exist). Attaching scans the table once and builds its two new unique indexes and its
-six hash indexes: about N s per million events (docs/benchmarks.md). An empty table is
+six hash indexes: 4.1 s for a million events (bench/partitioning.py). An empty table is
 simply replaced.
 
 Revision ID: 0014
