@@ -113,10 +113,13 @@ def store_spans(engine: Engine, spans: Sequence[SpanRecord], received_at_ms: int
     """Insert spans and their links in one transaction; return how many spans were new."""
     if not spans:
         return 0
-    dialect = postgresql if engine.dialect.name == "postgresql" else sqlite
+    on_postgresql = engine.dialect.name == "postgresql"
+    dialect = postgresql if on_postgresql else sqlite
+    # ux_spans_trace_span, or on PostgreSQL ux_spans_trace_span_start (its day partitions)
+    unique = ["trace_id", "span_id", *(["start_ns"] if on_postgresql else [])]
     span_insert = (
         dialect.insert(spans_table)
-        .on_conflict_do_nothing(index_elements=["trace_id", "span_id"])
+        .on_conflict_do_nothing(index_elements=unique)
         .returning(spans_table.c.id)
     )
     link_insert = dialect.insert(span_links_table).on_conflict_do_nothing(

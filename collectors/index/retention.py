@@ -6,7 +6,7 @@ that. Running, stuck and compensating sagas are problems to look into: they are 
 until their last event is older than `unfinished_saga_max_age_s` (30 days by default;
 without that bound every saga that never finishes would stay forever). Each chunk is its
 own short transaction followed by a pause, so the tap's batch writes and the OTLP receiver
-(SQLite has one writer at a time) are never held up for long. On PostgreSQL the events are
+(SQLite has one writer at a time) are never held up for long. On PostgreSQL events and spans are
 partitioned by day: a round first drops the days wholly past the cutoff and makes the
 coming days' partitions (collectors/index/partitions.py); the chunks delete the rest.
 Positions are never touched: a deleted record is not consumed again.
@@ -159,8 +159,8 @@ def _in_chunks(delete_chunk: Callable[[], int], policy: RetentionPolicy) -> int:
 @dataclass
 class RetentionRound:
     events: int = 0  # with those of the partitions dropped (PostgreSQL's estimate)
-    partitions: int = 0
-    spans: int = 0
+    partitions: int = 0  # dropped, of events and spans
+    spans: int = 0  # likewise
     sagas: int = 0
 
 
@@ -173,10 +173,13 @@ def run_round(
     chunk = policy.chunk_rows
     cutoff_ms = None if policy.max_age_s is None else int((now_s - policy.max_age_s) * 1000)
     if engine.dialect.name == "postgresql":  # whole days first (collectors/index/partitions.py)
-        result.partitions, result.events = partitions.maintain(engine, cutoff_ms, int(now_s * 1000))
+        days = partitions.maintain(engine, cutoff_ms, int(now_s * 1000))
+        result.partitions, result.events, result.spans = days.partitions, days.events, days.spans
     if cutoff_ms is not None:
         result.events += _in_chunks(lambda: delete_older_than(engine, cutoff_ms, chunk), policy)
-        result.spans = _in_chunks(lambda: delete_spans_older_than(engine, cutoff_ms, chunk), policy)
+        result.spans += _in_chunks(
+            lambda: delete_spans_older_than(engine, cutoff_ms, chunk), policy
+        )
         result.sagas = _in_chunks(
             lambda: delete_sagas_before(engine, cutoff_ms, chunk, FINISHED_SAGA_STATUSES), policy
         )

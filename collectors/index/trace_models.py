@@ -56,7 +56,13 @@ class Span(SQLModel, table=True):
     received_at_ms: int = Field(sa_column=Column(BigInteger, nullable=False))
 
     __table_args__ = (
-        Index("ux_spans_trace_span", "trace_id", "span_id", unique=True),
+        # A span once. On PostgreSQL `spans` is partitioned by day of its start (collectors/
+        # index/partitions.py) and a unique index must hold the partition key: a retried
+        # export carries the same start.
+        Index("ux_spans_trace_span", "trace_id", "span_id", unique=True,
+              info={"dialect": "sqlite"}),
+        Index("ux_spans_trace_span_start", "trace_id", "span_id", "start_ns", unique=True,
+              info={"dialect": "postgresql"}),
         Index("ix_spans_start", "start_ns"),
         Index("ix_spans_coordinates", "topic", "partition", "offset",
               sqlite_where=text('"offset" IS NOT NULL'),

@@ -1,17 +1,21 @@
-"""PostgreSQL's time partitions of `events`: migration, creation ahead, retention by day."""
+"""PostgreSQL's time partitions of `events` and `spans`: migration, creation ahead,
+retention by day."""
 
 import time
 
 import pytest
 from sqlalchemy import func, insert, select, text
 
+from collectors import traces
 from collectors.index import migrate, partitions
 from collectors.index.event_row import event_row
 from collectors.index.models import events_table
 from collectors.index.retention import RetentionPolicy, run_round
+from collectors.index.trace_models import spans_table
 from collectors.index.writer import write_batch
 from console.stores.events import EventFilter, search_events
 from tests.collectors.index.test_migrations import index_at_revision
+from tests.collectors.trace_fixtures import BASE_NS, span
 
 DAY = partitions.DAY_MS
 NOW_MS = 1_796_000_000_000 // DAY * DAY + DAY // 2  # noon of a day in December 2026
@@ -141,3 +145,62 @@ def test_upgrading_an_unpartitioned_index_keeps_every_row(tmp_path, request) -> 
             partitions.day_name(now_ms + 3 * DAY),
             partitions.DEFAULT_PARTITION,
         ]
+
+
+def span_ids(engine) -> list[str]:
+    with engine.connect() as connection:
+        return sorted(connection.execute(text("SELECT span_id FROM spans")).scalars())
+
+
+def link_count(engine) -> int:
+    with engine.connect() as connection:
+        return connection.execute(text("SELECT count(*) FROM span_links")).scalar_one()
+
+
+@on_postgresql
+def test_retention_drops_days_of_spans_with_their_links(pg_index) -> None:
+    partitions.ensure_days(pg_index, NOW_MS - 9 * DAY, NOW_MS + DAY, partitions.SPANS)
+    ages = range(10)  # a batch consumer's span a day, 0 to 9 days old, linking its producer
+    records = [
+        span(f"{age:032x}", f"{age:016x}", start_ms=NOW_MS - age * DAY - BASE_NS // 1_000_000,
+             links=[(f"{age + 100:032x}", f"{age + 100:016x}")])
+        for age in ages
+    ]  # fmt: skip
+    assert traces.store_spans(pg_index, records, NOW_MS) == 10
+    assert link_count(pg_index) == 10
+
+    result = run_round(pg_index, RetentionPolicy(max_age_s=3.5 * 86_400, pause_s=0),
+                       now_s=NOW_MS / 1000)  # fmt: skip
+
+    assert result.spans == 6
+    assert span_ids(pg_index) == [f"{age:016x}" for age in range(4)]
+    assert link_count(pg_index) == 4  # the links of the dropped days' spans went with them
+    with pg_index.connect() as connection:
+        names = {p.name for p in partitions.list_partitions(connection, partitions.SPANS)}
+    assert partitions.day_name(NOW_MS - 5 * DAY, partitions.SPANS) not in names
+    assert partitions.day_name(NOW_MS, partitions.SPANS) in names
+    # A span stored again is still stored once.
+    assert traces.store_spans(pg_index, records[:2], NOW_MS) == 0
+    with pg_index.connect() as connection:
+        assert len(traces.spans_of_traces(connection, [f"{1:032x}"], 10)) == 1
+
+
+def test_upgrading_unpartitioned_spans_keeps_every_span(tmp_path, request) -> None:
+    """0015: the spans of an index made before partitioning all stay, and new ones come."""
+    with index_at_revision("postgresql", "0014", tmp_path, request) as engine:
+        now_ms = int(time.time() * 1000) // DAY * DAY
+        base_ms = BASE_NS // 1_000_000
+        old = [span(f"{i:032x}", f"{i:016x}", start_ms=now_ms - i * DAY - base_ms)
+               for i in range(3)]  # fmt: skip
+        with engine.begin() as connection:  # as that release wrote them
+            rows = [traces.span_row(record, now_ms) for record in old]
+            connection.execute(insert(spans_table), rows)
+        before = span_ids(engine)
+
+        migrate.upgrade(engine)
+
+        with engine.connect() as connection:
+            assert partitions.is_partitioned(connection, partitions.SPANS)
+        assert span_ids(engine) == before
+        assert traces.store_spans(engine, [*old, span("f" * 32, "f" * 16)], now_ms) == 1
+        assert len(span_ids(engine)) == 4
