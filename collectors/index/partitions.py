@@ -56,8 +56,6 @@ class Table:
 EVENTS = Table("events", "timestamp_ms", 1)
 SPANS = Table("spans", "start_ns", 1_000_000)
 TABLES = (EVENTS, SPANS)
-DEFAULT_PARTITION = EVENTS.default
-UNPARTITIONED = EVENTS.unpartitioned
 
 _DAY_NAME = re.compile(r"(events|spans)_p\d{8}")
 _BOUND = re.compile(r"FOR VALUES FROM \((?P<lo>[^)]*)\) TO \((?P<hi>[^)]*)\)")

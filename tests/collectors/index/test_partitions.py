@@ -71,7 +71,7 @@ def test_retention_drops_whole_days_and_look_ups_still_work(pg_index) -> None:
     with pg_index.connect() as connection:
         names = {p.name for p in partitions.list_partitions(connection)}
     assert not any(partitions.day_name(ts // DAY * DAY) in names for ts in days[4:])
-    assert partitions.DEFAULT_PARTITION in names
+    assert partitions.EVENTS.default in names
     # The coming days exist ahead of their records.
     assert partitions.day_name(NOW_MS // DAY * DAY + 2 * DAY) in names
     # Look-ups by id go through every remaining partition's indexes.
@@ -95,12 +95,12 @@ def test_a_day_made_after_its_records_arrived_takes_them_from_the_default_partit
 ) -> None:
     ahead = NOW_MS + 20 * DAY  # a producer's clock three weeks ahead
     write_batch(pg_index, "c", [record(0, ahead), record(1, NOW_MS)], {}, NOW_MS)
-    assert rows_by_partition(pg_index) == {partitions.DEFAULT_PARTITION: 2}
+    assert rows_by_partition(pg_index) == {partitions.EVENTS.default: 2}
 
     made = partitions.ensure_days(pg_index, ahead, ahead + 1)
 
     assert made == [partitions.day_name(ahead // DAY * DAY)]
-    assert rows_by_partition(pg_index) == {made[0]: 1, partitions.DEFAULT_PARTITION: 1}
+    assert rows_by_partition(pg_index) == {made[0]: 1, partitions.EVENTS.default: 1}
     found = search_events(pg_index, EventFilter(correlation_id="order-0")).events
     assert [event["timestamp_ms"] for event in found] == [ahead]
     assert partitions.ensure_days(pg_index, ahead, ahead + 1) == []  # already there
@@ -125,8 +125,8 @@ def test_upgrading_an_unpartitioned_index_keeps_every_row(tmp_path, request) -> 
             assert partitions.is_partitioned(connection)
         assert after == before
         assert rows_by_partition(engine) == {
-            partitions.UNPARTITIONED: 3,
-            partitions.DEFAULT_PARTITION: 1,  # stamped beyond the days that may exist
+            partitions.EVENTS.unpartitioned: 3,
+            partitions.EVENTS.default: 1,  # stamped beyond the days that may exist
         }
         found = search_events(engine, EventFilter(correlation_id="order-1")).events
         assert [event["event_id"] for event in found] == ["evt-orders-1"]
@@ -141,9 +141,9 @@ def test_upgrading_an_unpartitioned_index_keeps_every_row(tmp_path, request) -> 
         with engine.connect() as connection:
             names = [p.name for p in partitions.list_partitions(connection)]
         assert names == [
-            partitions.UNPARTITIONED,
+            partitions.EVENTS.unpartitioned,
             partitions.day_name(now_ms + 3 * DAY),
-            partitions.DEFAULT_PARTITION,
+            partitions.EVENTS.default,
         ]
 
 
