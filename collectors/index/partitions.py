@@ -109,8 +109,9 @@ def list_partitions(connection: Connection, table: Table = EVENTS) -> list[Parti
 
 
 def is_partition_name(name: str) -> bool:
-    special = {name for table in TABLES for name in (table.default, table.unpartitioned)}
-    return name in special or _DAY_NAME.fullmatch(name) is not None
+    if any(name in (table.default, table.unpartitioned) for table in TABLES):
+        return True
+    return _DAY_NAME.fullmatch(name) is not None
 
 
 def day_name(day_start_ms: int, table: Table = EVENTS) -> str:
