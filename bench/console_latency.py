@@ -102,7 +102,7 @@ async def create_topics(bootstrap: str, run: str) -> None:
     await admin.close()
 
 
-def start_console(
+def start_eventscope(
     bootstrap: str, run: str, index_url: str, port: int, work: Path, command: str = "serve"
 ):
     """`eventscope serve` (console and collectors), or one of `console` and `collect`."""
@@ -220,11 +220,11 @@ async def run(args: argparse.Namespace) -> list[tuple[str, str]]:
     port = free_port()
     engine = create_index_engine(index_url)
     if args.separate:  # the collector first: it makes the index; then the console
-        processes = [start_console(bootstrap, run_id, index_url, port, work, "collect")]
+        processes = [start_eventscope(bootstrap, run_id, index_url, port, work, "collect")]
         await wait_indexed(engine, run_id, 1, timeout_s=120)
-        processes.append(start_console(bootstrap, run_id, index_url, port, work, "console"))
+        processes.append(start_eventscope(bootstrap, run_id, index_url, port, work, "console"))
     else:
-        processes = [start_console(bootstrap, run_id, index_url, port, work)]
+        processes = [start_eventscope(bootstrap, run_id, index_url, port, work)]
     base = f"http://127.0.0.1:{port}"
     limits = httpx.Limits(max_connections=args.clients, max_keepalive_connections=args.clients)
     try:

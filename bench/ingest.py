@@ -249,7 +249,7 @@ def collector_rate(
     peak_rss = 0
     started = None
     cpu_start: dict[int, float] = {}
-    server_start: dict[int, float] = {}
+    server_start: dict[int, float] = {}  # PostgreSQL's processes
     server_end: dict[int, float] = {}
     cpu_end: dict[int, float] = {}
     samples: list[tuple[float, int, int]] = []  # (time, newest id, saga cursor)
@@ -268,8 +268,8 @@ def collector_rate(
                 server_start = {pid: _cpu_seconds(pid) for pid in _postgres_pids()}
             if started is not None:
                 cpu_end.update({pid: _cpu_seconds(pid) for pid in tree})
-                server_end.update({pid: _cpu_seconds(pid) for pid in _postgres_pids()})
-            if done >= count:
+            if done >= count:  # PostgreSQL's at the end only: a scan of /proc is no poll's
+                server_end = {pid: _cpu_seconds(pid) for pid in _postgres_pids()}
                 break
             if any(process.poll() is not None for process in processes):
                 raise RuntimeError("a collector exited")

@@ -128,7 +128,19 @@ def _segments() -> Select[tuple[int]]:
 ALL_SEGMENTS = _segments()
 
 
-class _OnSegmentedIndexes(ColumnElement[bool]):
+class _RenderedPerDialect(ColumnElement[bool]):
+    """A condition whose SQL depends on the dialect: each subclass registers how it is
+    rendered (`compiles`)."""
+
+    inherit_cache = True
+    type = Boolean()
+    _traverse_internals = [("condition", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, condition: ColumnElement[bool]) -> None:
+        self.condition = condition
+
+
+class _OnSegmentedIndexes(_RenderedPerDialect):
     """A condition that only SQLite's hash indexes need: PostgreSQL's are per day
     partition, led by the hash alone, and the condition renders as TRUE there."""
 
@@ -136,10 +148,6 @@ class _OnSegmentedIndexes(ColumnElement[bool]):
     # Untyped: SQLite would get a Boolean-typed element as `(...) = 1`, which its planner
     # does not match with the index expression.
     type = NullType()  # type: ignore[assignment]
-    _traverse_internals = [("condition", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, condition: ColumnElement[bool]) -> None:
-        self.condition = condition
 
 
 @compiles(_OnSegmentedIndexes)
@@ -166,15 +174,10 @@ def key_equals(key: bytes) -> ColumnElement[bool]:
     return and_(hashed_in(c.key_hash, [text_hash(key)]), same)
 
 
-class _Unselective(ColumnElement[bool]):
+class _Unselective(_RenderedPerDialect):
     """A condition SQLite's planner is told holds for nearly every row (narrowing_only)."""
 
     inherit_cache = True
-    type = Boolean()
-    _traverse_internals = [("condition", InternalTraversal.dp_clauseelement)]
-
-    def __init__(self, condition: ColumnElement[bool]) -> None:
-        self.condition = condition
 
 
 @compiles(_Unselective)

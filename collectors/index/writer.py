@@ -59,42 +59,38 @@ def columns_getter(*names: str) -> Callable[[EventTuple], tuple[Any, ...]]:
     return operator.itemgetter(*(COLUMN_INDEX[name] for name in names))
 
 
+# PostgreSQL: rows go in by binary COPY (BatchWriter._copy). Why: a row costs the server a
+# fraction of what a row of an INSERT costs (no statement per row, no parameter per
+# value), and the client sends each value in binary: 21-27 us a row against 48 us with
+# executemany (docs/benchmarks.md). A batch none of whose records is indexed yet is copied
+# straight into `events`; otherwise into a temporary stage, then into `events` by one
+# INSERT .. SELECT that applies the conflict rule, after which the stage is emptied
+# (TRUNCATE: faster than a DELETE .. RETURNING feeding the INSERT). The stage lives in
+# the connection, is made the first time a transaction needs it, empties itself at every
+# commit and is seen by no other session.
+_STAGE_TABLE = "eventscope_events_stage"
+_COLUMNS = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
+_PG_COPY_SQL = f"COPY events ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_PG_STAGE_SQL = (
+    f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} ON COMMIT DELETE ROWS"
+    f" AS SELECT {_COLUMNS} FROM events WITH NO DATA"
+)
+_PG_COPY_STAGE_SQL = f"COPY {_STAGE_TABLE} ({_COLUMNS}) FROM STDIN (FORMAT BINARY)"
+_PG_MOVE_SQL = (
+    f"INSERT INTO events ({_COLUMNS}) SELECT {_COLUMNS} FROM {_STAGE_TABLE} "
+    # ux_events_record: the coordinates and the time partitions' key
+    'ON CONFLICT ("cluster", "topic", "partition", "offset", "timestamp_ms") DO NOTHING'
+)
+_PG_EMPTY_STAGE_SQL = f"TRUNCATE {_STAGE_TABLE}"
+
+
 def _insert_events_sql() -> str:
     """SQLite's INSERT of one row (executemany)."""
-    columns = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
     values = ", ".join("?" for _ in EVENT_COLUMNS)
     return (
-        f"INSERT INTO events ({columns}) VALUES ({values}) "
+        f"INSERT INTO events ({_COLUMNS}) VALUES ({values}) "
         'ON CONFLICT ("cluster", "topic", "partition", "offset") DO NOTHING'
     )
-
-
-# PostgreSQL: rows go in by binary COPY into a temporary staging table, then into `events`
-# by one INSERT .. SELECT that applies the conflict rule, after which the stage is emptied.
-# Why: a row costs the server a fraction of what a row of an INSERT costs (no statement
-# per row, no parameter per value), and the client sends each value in binary: 24 us a
-# row against 48 us with executemany (docs/benchmarks.md). The stage lives in the
-# connection (temporary), empties itself at every commit and is seen by no other session.
-# TRUNCATE empties it faster than a DELETE .. RETURNING feeding the INSERT (29 us a row).
-_STAGE_TABLE = "eventscope_events_stage"
-
-
-def _pg_stage_sql() -> tuple[str, str, str, str, str]:
-    """The stage's CREATE, the COPY into it, the INSERT from it and its TRUNCATE, and the
-    COPY straight into `events`."""
-    columns = ", ".join(f'"{name}"' for name in EVENT_COLUMNS)
-    create = (
-        f"CREATE TEMPORARY TABLE IF NOT EXISTS {_STAGE_TABLE} ON COMMIT DELETE ROWS"
-        f" AS SELECT {columns} FROM events WITH NO DATA"
-    )
-    copy = f"COPY {_STAGE_TABLE} ({columns}) FROM STDIN (FORMAT BINARY)"
-    move = (
-        f"INSERT INTO events ({columns}) SELECT {columns} FROM {_STAGE_TABLE} "
-        # ux_events_record: the coordinates and the time partitions' key
-        'ON CONFLICT ("cluster", "topic", "partition", "offset", "timestamp_ms") DO NOTHING'
-    )
-    direct = f"COPY events ({columns}) FROM STDIN (FORMAT BINARY)"
-    return create, copy, move, f"TRUNCATE {_STAGE_TABLE}", direct
 
 
 # Whether any row of a batch is in the index already: for each (topic, partition) of the
@@ -176,11 +172,8 @@ class BatchWriter:
         self._inserted = 0  # of those, new to the index
         self._connection: Connection | None = None
         self._events_sql = _insert_events_sql()
-        self.copies = engine.dialect.name == "postgresql"  # _STAGE_TABLE
-        if self.copies:
-            (self._stage_sql, self._copy_sql, self._move_sql, self._empty_sql,
-             self._direct_sql) = _pg_stage_sql()  # fmt: skip
-            self._copy_types = _pg_copy_types()
+        self.copies = engine.dialect.name == "postgresql"  # _PG_COPY_SQL
+        self._copy_types = _pg_copy_types() if self.copies else []
         self._positions: dict[PositionKey, int] = {}  # written at the commit
         self._positions_at_ms = 0
         position_insert = _insert(engine, positions_table)
@@ -219,8 +212,6 @@ class BatchWriter:
                 connection.begin()
                 if self.declares_id_floor:
                     connection.exec_driver_sql(_DECLARE_ID_FLOOR_SQL, (ID_FLOOR_KEY,))
-                if self.copies:
-                    connection.exec_driver_sql(self._stage_sql)
             if self.copies:
                 self._inserted += self._copy(connection, tuples)
             else:
@@ -294,31 +285,38 @@ class BatchWriter:
         self.rollback()
 
     def _copy(self, connection: Connection, rows: Sequence[EventTuple]) -> int:
-        """Binary COPY of `rows` into the stage, then into `events`; return the new rows."""
+        """Binary COPY of `rows` into `events`, straight or through the stage (see
+        _PG_COPY_SQL); return the rows new to the index."""
         driver = connection.connection.driver_connection
         assert driver is not None
         dbapi = connection.dialect.loaded_dbapi
         statement = _PG_ANY_INDEXED_SQL
         try:
             with driver.cursor() as cursor:
-                direct = self._all_new(cursor, rows)
-                statement = self._direct_sql if direct else self._copy_sql
-                with cursor.copy(statement) as copy:
-                    copy.set_types(self._copy_types)
-                    for row in rows:
-                        copy.write_row(row)
-                if direct:
+                if self._all_new(cursor, rows):
+                    statement = _PG_COPY_SQL
+                    self._write_copy(cursor, statement, rows)
                     return len(rows)
-                statement = self._move_sql
+                statement = _PG_STAGE_SQL
+                cursor.execute(statement)
+                statement = _PG_COPY_STAGE_SQL
+                self._write_copy(cursor, statement, rows)
+                statement = _PG_MOVE_SQL
                 cursor.execute(statement)
                 inserted: int = max(cursor.rowcount, 0)
-                statement = self._empty_sql
+                statement = _PG_EMPTY_STAGE_SQL
                 cursor.execute(statement)
                 return inserted
         except dbapi.Error as error:  # as SQLAlchemy raises it for its own statements
             raise DBAPIError.instance(
                 statement, None, error, dbapi.Error, dialect=connection.dialect
             ) from error
+
+    def _write_copy(self, cursor: Any, statement: str, rows: Sequence[EventTuple]) -> None:
+        with cursor.copy(statement) as copy:
+            copy.set_types(self._copy_types)
+            for row in rows:
+                copy.write_row(row)
 
     def _all_new(self, cursor: Any, rows: Sequence[EventTuple]) -> bool:
         """Whether no row of `rows` is in the index (nor twice in `rows`): then they go
